@@ -1,0 +1,3 @@
+from splattalk.viewer.cli import main
+
+main()

@@ -1,0 +1,100 @@
+"""``splattalk doctor``: what was found, what is missing, and where to put it."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from dataclasses import dataclass
+
+from splattalk import assets
+
+
+@dataclass(frozen=True)
+class DoctorCommand:
+    """Report which head models, checkpoints, backends and media tools were found."""
+
+    check_files: bool = True
+    """Open the user-supplied files and validate them (slower; off: only look for them)."""
+
+
+def _line(ok: bool, name: str, detail: str) -> str:
+    return f"  [{'ok' if ok else '--'}] {name:<28} {detail}"
+
+
+def run(cmd: DoctorCommand) -> int:
+    print(f"user assets folder: {assets.assets_dir()}  (set $SPLATTALK_ASSETS to change)")
+    print("user-supplied assets (optional; embedded defaults are used without them):")
+    for asset in assets.USER_ASSETS:
+        path = asset.find()
+        if path is None:
+            print(_line(False, asset.filenames[0], f"not found — {asset.what}; get it from {asset.where}"))
+            continue
+        detail = str(path)
+        if cmd.check_files:
+            detail += "  " + _validate(asset, path)
+        print(_line(True, asset.filenames[0], detail))
+
+    print("embedded defaults:")
+    for name, path in _embedded():
+        print(_line(path.exists(), name, str(path) if path.exists() else f"missing: {path} (regenerate with scripts/)"))
+
+    print("backends:")
+    cuda = _cuda()
+    print(_line(cuda is not None, "CUDA", cuda or "not available: rendering and training use the CPU"))
+    gsplat = importlib.util.find_spec("gsplat") is not None
+    print(_line(gsplat, "gsplat", "installed" if gsplat else "not installed (pip install 'splattalk[gpu]' on a CUDA machine)"))
+    print(_line(True, "cpu rasterizer", "built in (numba)"))
+
+    print("media tools:")
+    for tool in ("ffmpeg", "ffprobe", "espeak-ng", "flite", "sox", "chromium"):
+        where = shutil.which(tool)
+        print(_line(where is not None, tool, where or "not on PATH"))
+    try:
+        import imageio_ffmpeg
+
+        print(_line(True, "imageio-ffmpeg", imageio_ffmpeg.get_ffmpeg_exe()))
+    except Exception as err:  # noqa: BLE001 - report whatever went wrong
+        print(_line(False, "imageio-ffmpeg", str(err)))
+    return 0
+
+
+def _embedded():
+    from splattalk.head import default as default_head
+
+    yield "default head", default_head.ASSET_PATH
+
+
+def _cuda() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_name(0)
+
+
+def _validate(asset: assets.UserAsset, path) -> str:
+    from splattalk.errors import SplattalkError
+
+    try:
+        if asset.key == "flame" and path.suffix == ".pkl":
+            from splattalk.head import flame
+
+            model = flame.load_flame(path)
+            return f"valid ({model.model_id}, {model.num_vertices} vertices)"
+        if asset.key == "flame" and path.suffix == ".npz":
+            from splattalk.head import flame
+
+            embedding = flame.load_mediapipe_embedding(path)
+            return f"valid ({len(embedding['lmk_ids'])} landmarks)"
+        if asset.key == "artalk":
+            from splattalk.talk import checkpoint
+
+            checkpoint.load_official_state_dict(path)
+            return "valid (strict key/shape check passed)"
+    except SplattalkError as err:
+        return f"INVALID: {err}"
+    except ImportError:
+        return "(validator not available in this build)"
+    return ""
