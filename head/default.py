@@ -18,6 +18,38 @@ from splattalk.errors import SplattalkError
 ASSET_PATH = Path(__file__).resolve().parent / "assets" / "default_head.npz"
 MODEL_ID = "default-head-v1"
 
+EXPR_NAMES = (
+    "mouth_open",  # lips part (on top of the jaw joint)
+    "mouth_stretch",  # mouth corners pulled outwards, lips thin
+    "mouth_pucker",  # lips pushed forward and together (as in "oo" closed, kiss)
+    "mouth_funnel",  # lips forward and rounded open (as in "oh", "sh")
+    "smile",  # corners up and back, cheeks up
+    "frown",  # corners down
+    "mouth_left",  # whole mouth shifts to the subject's left
+    "mouth_right",
+    "lips_press",  # lips pressed together (m, b, p closure)
+    "upper_lip_roll",  # upper lip rolls in (f, v against teeth)
+    "lower_lip_roll",  # lower lip rolls in / tucks under upper teeth (f, v)
+    "upper_lip_raise",  # upper lip lifts, showing upper teeth
+    "lower_lip_depress",  # lower lip pulled down, showing lower teeth
+    "cheek_puff",
+    "cheek_raise",  # cheeks lift (Duchenne smile, squint from below)
+    "nose_wrinkle",
+    "brow_inner_up",
+    "brow_outer_up",
+    "brow_down",
+    "brow_in",  # brows drawn together (frown/furrow)
+    "blink_left",  # 1.0 = subject's left eye closed
+    "blink_right",
+    "squint_left",
+    "squint_right",
+    "eyes_wide",
+    "jaw_forward",  # chin juts forward (small)
+)
+"""Named expression components of the default head; coefficient 1.0 is a full activation.
+"left"/"right" are the subject's own sides. Motion arrays for this head are
+``[T, 26 + 3 + 3]`` = expression, global rotation (axis-angle), jaw (axis-angle)."""
+
 
 def load_arrays(path: Path = ASSET_PATH) -> tuple[dict[str, np.ndarray], dict]:
     if not path.is_file():
