@@ -75,3 +75,16 @@ def load_default_head(path: Path = ASSET_PATH):
     regions = {k[len("region_"):]: v for k, v in arrays.items() if k.startswith("region_")}
     arrays = {k: v for k, v in arrays.items() if not k.startswith("region_")}
     return HeadModel(arrays, model_id=meta["model_id"], expr_names=tuple(meta["expr_names"]), regions=regions)
+
+
+TEXTURE_PATH = ASSET_PATH.with_name("default_head_texture.jpg")
+
+
+def load_texture(path: Path = TEXTURE_PATH) -> np.ndarray:
+    """The default head's texture atlas [H, W, 3] float32 in [0, 1] (matches the model's ``uvs``)."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SplattalkError(f"cannot read the default head texture {path}; regenerate it with `python scripts/build_default_head.py`.")
+    return image[:, :, ::-1].astype(np.float32) / 255.0

@@ -1,0 +1,1 @@
+"""Builder of the built-in default head (used by scripts/build_default_head.py only)."""
