@@ -62,6 +62,12 @@ FLAME_MEDIAPIPE_EMBEDDING = UserAsset(
     what="mediapipe landmark embedding for FLAME (tracking FLAME from mediapipe landmarks)",
     where="ships with FLAME-based trackers (e.g. metrical-tracker, VHAP: mediapipe_landmark_embedding.npz)",
 )
+FLAME_MASKS = UserAsset(
+    key="flame_masks",
+    filenames=("FLAME_masks.pkl", "FLAME_masks/FLAME_masks.pkl"),
+    what="FLAME vertex masks (lips, eyes, forehead, ... regions; lip-sync metrics in FLAME space)",
+    where="https://flame.is.tue.mpg.de (register, download FLAME Vertex Masks, copy FLAME_masks.pkl)",
+)
 ARTALK_CHECKPOINT = UserAsset(
     key="artalk",
     filenames=("ARTalk_wav2vec.pt",),
@@ -69,7 +75,7 @@ ARTALK_CHECKPOINT = UserAsset(
     where="the ARTalk project page (https://github.com/xg-chu/ARTalk): download ARTalk_wav2vec.pt and its config.json",
 )
 
-USER_ASSETS = (FLAME_2020, FLAME_2023, FLAME_MEDIAPIPE_EMBEDDING, ARTALK_CHECKPOINT)
+USER_ASSETS = (FLAME_2020, FLAME_2023, FLAME_MEDIAPIPE_EMBEDDING, FLAME_MASKS, ARTALK_CHECKPOINT)
 
 
 def data_path(*parts: str) -> Path:

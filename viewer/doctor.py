@@ -88,6 +88,10 @@ def _validate(asset: assets.UserAsset, path) -> str:
 
             embedding = flame.load_mediapipe_embedding(path)
             return f"valid ({len(embedding['lmk_ids'])} landmarks)"
+        if asset.key == "flame_masks":
+            from splattalk.head import flame
+
+            return f"valid ({len(flame.load_flame_masks(path))} regions)"
         if asset.key == "artalk":
             from splattalk.talk import checkpoint
 
