@@ -36,10 +36,10 @@ HOP = 160
 MELS_PER_FRAME = SAMPLES_PER_FRAME // HOP
 
 
-def xlsr_300m_config(layers: int = 24, hidden: int = 1024):
+def xlsr_300m_config(layers: int = 24, hidden: int = 1024, conv_dim: int = 512):
     """``transformers.Wav2Vec2Config`` of facebook/wav2vec2-xls-r-300m, built in code (nothing downloaded).
 
-    ``layers``/``hidden`` shrink it for tests only; the official model uses 24 / 1024.
+    ``layers``/``hidden``/``conv_dim`` shrink it for tests only; the official model uses 24 / 1024.
     """
     from transformers import Wav2Vec2Config
 
@@ -58,7 +58,7 @@ def xlsr_300m_config(layers: int = 24, hidden: int = 1024):
         layer_norm_eps=1e-5,
         feat_extract_norm="layer",
         feat_extract_activation="gelu",
-        conv_dim=(512,) * 7,
+        conv_dim=(conv_dim,) * 7,
         conv_stride=(5, 2, 2, 2, 2, 2, 2),
         conv_kernel=(10, 3, 3, 3, 3, 2, 2),
         conv_bias=True,
@@ -162,7 +162,7 @@ def build_audio_encoder(cfg: TalkConfig) -> nn.Module:
             raise ValueError("the wav2vec2 encoder encodes each window alone (audio_context_frames must be 0)")
         if cfg.audio_dim != cfg.wav2vec2_dim:
             raise ValueError(f"audio_dim ({cfg.audio_dim}) must equal wav2vec2_dim ({cfg.wav2vec2_dim})")
-        return wav2vec2_class()(xlsr_300m_config(cfg.wav2vec2_layers, cfg.wav2vec2_dim))
+        return wav2vec2_class()(xlsr_300m_config(cfg.wav2vec2_layers, cfg.wav2vec2_dim, cfg.wav2vec2_conv_dim))
     if cfg.audio_encoder == "logmel":
         return LogMelEncoder(cfg)
     raise ValueError(f"unknown audio encoder {cfg.audio_encoder!r} (expected 'wav2vec2' or 'logmel')")

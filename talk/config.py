@@ -83,6 +83,8 @@ class TalkConfig:
     """Transformer layers of wav2vec2 (XLS-R 300M: 24; fewer only for tests)."""
     wav2vec2_dim: int = 1024
     """Hidden size of wav2vec2 (XLS-R 300M: 1024; smaller only for tests)."""
+    wav2vec2_conv_dim: int = 512
+    """Channels of wav2vec2's convolutional feature extractor (XLS-R 300M: 512; smaller only for tests)."""
 
     # inference defaults
     cfg_scale: float = 1.1
