@@ -112,10 +112,15 @@ class AdaLNBlock(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 6 * dim))
 
-    def _modulation(self, cond: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def modulation(self, cond: torch.Tensor) -> torch.Tensor:
+        """Per-token AdaLN parameters ``[B, L, 6, C]`` from ``cond: [B, L, cond_dim]``.
+
+        Chunk order as in the official weights: gate1, gate2, scale1, scale2, shift1, shift2.
+        Inference computes it once per window for all tokens (one large matmul instead of
+        one small one per scale) and passes slices to :meth:`forward`.
+        """
         B, L, _ = cond.shape
-        # order of the six chunks as in the official weights: gates, scales, shifts
-        return self.ada_lin(cond).view(B, L, 6, -1).unbind(2)
+        return self.ada_lin(cond).view(B, L, 6, -1)
 
     def forward(
         self,
@@ -124,14 +129,16 @@ class AdaLNBlock(nn.Module):
         prefix: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         cache: LayerCache | None = None,
+        modulation: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``x: [B, L, C]`` tokens, ``cond: [B, L, cond_dim]``.
+        """``x: [B, L, C]`` tokens, ``cond: [B, L, cond_dim]`` (or ``modulation``, precomputed from it).
 
         Without ``cache``: keys/values over ``cat(prefix, x)`` under ``mask`` (training, and the
         official recompute-everything inference). With ``cache``: ``x`` are the tokens of one new
         scale; their keys/values are appended and they attend to everything cached plus themselves.
         """
-        gate1, gate2, scale1, scale2, shift1, shift2 = self._modulation(cond)
+        mod = self.modulation(cond) if modulation is None else modulation
+        gate1, gate2, scale1, scale2, shift1, shift2 = mod.unbind(2)
         h = F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + scale1) + shift1
         if cache is None:
             k, v = self.attn.keys_values(h if prefix is None else torch.cat([prefix, h], dim=1))
@@ -156,7 +163,10 @@ class AdaLNHead(nn.Module):
         super().__init__()
         self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 2 * dim))
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def modulation(self, cond: torch.Tensor) -> torch.Tensor:
         B, L, _ = cond.shape
-        scale, shift = self.ada_lin(cond).view(B, L, 2, -1).unbind(2)
+        return self.ada_lin(cond).view(B, L, 2, -1)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None, modulation: torch.Tensor | None = None) -> torch.Tensor:
+        scale, shift = (self.modulation(cond) if modulation is None else modulation).unbind(2)
         return F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + scale) + shift

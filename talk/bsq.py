@@ -70,13 +70,13 @@ def split_scales(x: torch.Tensor, scales: tuple[int, ...]) -> list[torch.Tensor]
 
 
 def quantize(
-    f: torch.Tensor, scales: tuple[int, ...]
+    f: torch.Tensor, scales: tuple[int, ...], losses: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Multi-scale residual BSQ of ``f: [B, T, C]`` (T = scales[-1]).
 
     Returns ``(f_hat [B, T, C], bits [B, L, C], losses)`` where ``f_hat`` is the
     straight-through quantized feature and ``losses`` holds ``commit`` and
-    ``entropy`` (sums over scales, for training).
+    ``entropy`` (sums over scales, for training; zeros when ``losses`` is False).
     """
     T = f.shape[1]
     if T != scales[-1]:
@@ -86,9 +86,10 @@ def quantize(
     for n in scales:
         r = pool(residual, n)
         codes, bits = bsq(r)
-        u = F.normalize(r, dim=-1)
-        commit = commit + ((codes.detach() - u) ** 2).sum(-1).mean()
-        entropy = entropy + entropy_penalty(u)
+        if losses:
+            u = F.normalize(r, dim=-1)
+            commit = commit + ((codes.detach() - u) ** 2).sum(-1).mean()
+            entropy = entropy + entropy_penalty(u)
         up = upsample(codes, T)
         residual = residual - up.detach()
         f_hat = f_hat + up

@@ -49,7 +49,7 @@ class TalkConfig:
     """Attention heads in the VQ-VAE."""
 
     # autoregressive generator
-    ar_dim: int = 192
+    ar_dim: int = 128
     """Width of the autoregressive transformer."""
     ar_depth: int = 6
     """Number of AdaLN blocks."""
@@ -71,7 +71,7 @@ class TalkConfig:
     # audio
     audio_encoder: str = "logmel"
     """"wav2vec2" (XLS-R 300M layout, official) or "logmel" (light front-end for our models)."""
-    audio_dim: int = 192
+    audio_dim: int = 128
     """Width of the audio features that condition the AR transformer (wav2vec2: 1024)."""
     audio_context_frames: int = 25
     """Audio before each window (in motion frames) the encoder also sees; 0 for the official model."""

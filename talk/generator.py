@@ -106,8 +106,8 @@ class TalkModel(nn.Module):
             x = block(x, audio_cond, prefix=prefix, mask=self.attn_bias_for_masking)
         return self._logits(x, audio_cond)
 
-    def _logits(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        logits = self.logits_head(self.cond_logits_head(x, cond))
+    def _logits(self, x: torch.Tensor, cond: torch.Tensor | None, modulation: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.logits_head(self.cond_logits_head(x, cond, modulation))
         return logits.view(x.shape[0], x.shape[1], -1, 2)
 
     # ---- inference ----------------------------------------------------------------------------
@@ -134,15 +134,17 @@ class TalkModel(nn.Module):
         if not use_cache:
             return self._sample_recompute(audio_cond, prefix, style, pos, temperature, generator)
         cache = KVCache([block.prefix_cache(prefix) for block in self.attn_blocks])
+        mods = [block.modulation(audio_cond) for block in self.attn_blocks]
+        head_mod = self.cond_logits_head.modulation(audio_cond)
         T = self.scales[-1]
         acc = torch.zeros(style.shape[0], T, self.cfg.code_dim, device=style.device)
         x_in, start, all_bits = style, 0, []
         for k, n in enumerate(self.scales):
             sl = slice(start, start + n)
-            x, cond = x_in + pos[:, sl], audio_cond[:, sl]
-            for block, layer_cache in zip(self.attn_blocks, cache.layers):
-                x = block(x, cond, cache=layer_cache)
-            bits = _choose(self._logits(x, cond), temperature, generator)
+            x = x_in + pos[:, sl]
+            for block, layer_cache, mod in zip(self.attn_blocks, cache.layers, mods):
+                x = block(x, None, cache=layer_cache, modulation=mod[:, sl])
+            bits = _choose(self._logits(x, None, head_mod[:, sl]), temperature, generator)
             all_bits.append(bits)
             if k + 1 < len(self.scales):
                 acc = acc + bsq.upsample(bsq.bits_to_codes(bits), T)

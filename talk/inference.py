@@ -44,7 +44,7 @@ def _device(model: TalkModel) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def start_session(
     model: TalkModel,
     style: np.ndarray | torch.Tensor | None = None,
@@ -68,7 +68,7 @@ def start_session(
     return Session(style_token, prev_bits, tokens, generator, float(temperature), use_cache)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def step_window(model: TalkModel, session: Session, audio: torch.Tensor) -> torch.Tensor:
     """Raw motion ``[W, D]`` of one window from ``audio: [context + W·640]`` samples; advances ``session``."""
     cond = model.audio_condition(audio[None].to(_device(model)))
@@ -99,7 +99,7 @@ def frames_for(samples: int) -> int:
     return math.ceil(samples / SAMPLES_PER_FRAME)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate(
     model: TalkModel,
     audio: np.ndarray,

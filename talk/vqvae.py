@@ -114,10 +114,10 @@ class MotionVQVAE(nn.Module):
         """
         W = self.window
         feat = self.encode_features(prev, this)
-        _, prev_bits, _ = bsq.quantize(feat[:, :W], self.scales)
+        _, prev_bits, _ = bsq.quantize(feat[:, :W], self.scales, losses=False)
         if this is None:
             return prev_bits, None
-        _, this_bits, _ = bsq.quantize(feat[:, W:], self.scales)
+        _, this_bits, _ = bsq.quantize(feat[:, W:], self.scales, losses=False)
         return prev_bits, this_bits
 
     def decode_features(self, prev_feat: torch.Tensor, this_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
