@@ -13,7 +13,7 @@ Random weights (speed does not depend on them). For the ``small`` preset and the
 
 Thread count: the small model gains little from a second thread, and on a shared machine
 OpenMP's spin-waiting makes 2 threads several times slower than 1 (set OMP_WAIT_POLICY=PASSIVE
-to avoid that), so the small preset runs on 1 thread by default.
+to avoid that), so both sizes run on 1 thread by default.
 
 The last line is ``realtime factor: X×; first frame: Y s; official realtime factor: Z×``
 with X, Y for the small preset (streaming first frame) and Z for the official size (batch).
@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="audio length for the small preset")
     parser.add_argument("--official-seconds", type=float, default=8.0, help="audio length for the official size")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for the small preset (1: see below)")
-    parser.add_argument("--official-threads", type=int, default=2, help="torch CPU threads for the official size")
+    parser.add_argument("--official-threads", type=int, default=1, help="torch CPU threads for the official size")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-official", action="store_true")
     args = parser.parse_args()

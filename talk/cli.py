@@ -41,9 +41,14 @@ def run(cmd: TalkCommand) -> int:
     from splattalk.talk.inference import generate
     from splattalk.talk.style import load_style_clip
 
+    import torch
+
     audio = load_audio(cmd.audio)
     model = resolve_model(cmd.checkpoint)
     cfg = model.cfg
+    threads = cmd.threads if cmd.threads is not None else (1 if cfg.audio_encoder != "wav2vec2" else None)
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
     style = load_style_clip(cmd.style, cfg.motion_dim, cfg.style_frames) if cmd.style is not None else None
     start = time.perf_counter()
     motion = generate(model, audio, style=style, seed=cmd.seed, cfg_scale=cmd.cfg_scale, temperature=cmd.temperature, smooth=cmd.smooth, progress=True)

@@ -28,3 +28,5 @@ class TalkCommand:
     """0: greedy per-bit decoding as ARTalk; above 0: sample bits at this temperature."""
     smooth: bool = True
     """Savitzky–Golay post-smoothing as ARTalk."""
+    threads: int | None = None
+    """CPU threads for torch (default: 1 for our small models, which gain nothing from more; torch's default for the official one)."""

@@ -18,6 +18,8 @@ window only.
 
 from __future__ import annotations
 
+from typing import Iterable, Iterator
+
 import numpy as np
 import torch
 
@@ -33,6 +35,8 @@ class TalkStream:
     >>> for chunk in chunks:              # float32 16 kHz mono, any sizes
     ...     frames = stream.push(chunk)   # [n, D], possibly n == 0
     >>> frames = stream.finish()          # the rest; the stream is then closed
+
+    or ``for block in TalkStream(model).frames(chunks): ...``.
     """
 
     def __init__(
@@ -94,6 +98,16 @@ class TalkStream:
             self.frames_out += rest.shape[0]
             frames = np.concatenate([frames, rest])
         return frames
+
+    def frames(self, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Feed ``chunks`` and yield each non-empty block of final frames ``[k, D]``, then the rest."""
+        for chunk in chunks:
+            out = self.push(chunk)
+            if out.shape[0]:
+                yield out
+        rest = self.finish()
+        if rest.shape[0]:
+            yield rest
 
     def _run_window(self, audio: np.ndarray) -> np.ndarray:
         motion = inference.step_window(self.model, self.session, torch.from_numpy(np.ascontiguousarray(audio)))

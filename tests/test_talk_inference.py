@@ -46,6 +46,8 @@ def test_stream_equals_whole_other_encoders_with_style_and_sampling(cfg):
     kw = dict(style=style, seed=7, temperature=0.8)
     whole = generate(model, audio, **kw)
     np.testing.assert_allclose(_stream(model, audio, [320, 16000, 777], **kw), whole, atol=1e-5)
+    blocks = list(TalkStream(model, **kw).frames(audio[i : i + 4000] for i in range(0, audio.shape[0], 4000)))
+    np.testing.assert_allclose(np.concatenate(blocks), whole, atol=1e-5)
     # sampling with another seed really differs; the same seed repeats
     assert not np.allclose(generate(model, audio, style=style, seed=8, temperature=0.8), whole)
     np.testing.assert_array_equal(generate(model, audio, **kw), whole)
