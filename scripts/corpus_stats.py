@@ -52,6 +52,7 @@ def main() -> None:
         else [records[i] for i in np.linspace(0, len(records) - 1, cfg.max_clips).astype(int)]
     )
     closed, pauses, corr, opening = defaultdict(int), defaultdict(int), defaultdict(list), defaultdict(list)
+    by_speaker = defaultdict(list)
     style_rot, style_brow, style_blinks, style_minutes = (
         defaultdict(list),
         defaultdict(list),
@@ -65,6 +66,8 @@ def main() -> None:
         closed[kind] += c
         pauses[kind] += p
         corr[kind].append(S.jaw_envelope_correlation(clip.audio, clip.motion))
+        if kind == "real":
+            by_speaker[rec.speaker.split(":")[0]].append(corr[kind][-1])
         opening[kind].append(S.speech_opening(clip.audio, clip.motion))
         rot = np.degrees(clip.motion[:, C.ROTATION])
         style_rot[rec.style].append(rot.std(0))
@@ -75,6 +78,7 @@ def main() -> None:
     out["pause_closure_rate"] = {k: round(closed[k] / max(pauses[k], 1), 3) for k in pauses}
     out["pause_frames"] = dict(pauses)
     out["jaw_envelope_corr_mean"] = {k: round(float(np.nanmean(v)), 3) for k, v in corr.items()}
+    out["jaw_envelope_corr_real_by_package"] = {k: round(float(np.nanmean(v)), 3) for k, v in by_speaker.items()}
     out["jaw_open_in_speech_rad"] = {k: round(float(np.nanmean(v)), 3) for k, v in opening.items()}
     out["styles"] = {
         STYLES[s].name: {

@@ -10,11 +10,17 @@ Layout of a corpus folder ``DIR``::
                             labels, "sil" for silence), phone_start [P] / phone_end [P]
                             seconds; meta_json (the utterance's manifest record)
 
-Motion columns (the built-in default head's parameter space): 26 expression
+Motion frame ``i`` shows the face at time ``(i + 0.5) / 25`` s, the middle of
+its 640 audio samples. Motion columns (the built-in default head's parameter space): 26 expression
 coefficients in :data:`EXPR_NAMES` order, then global head rotation (3, axis-angle),
 then jaw (3, axis-angle). Every file is written atomically; a clip's ``.npz`` is
 written last, so a clip whose ``.npz`` loads is complete. ``manifest.jsonl`` is
 rebuilt from the clips, so a killed generator loses nothing it finished.
+
+Splits: synthetic ``heldout`` clips use voices and sentences no ``train`` clip uses;
+real ``heldout`` recordings are speakers absent from training (codec2, alsa) and
+asterisk prompts training does not hear; ``style`` indexes
+``talk.styles.STYLES``; ``source`` is ``espeak-ng``, ``flite`` or ``recording``.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class Job:
     """Recordings: ((path, text), …) joined with pauses."""
 
 
-_WORDS_PER_SECOND = 2.6  # typical synthetic speech at rate 1, with pauses
+_WORDS_PER_SECOND = 2.9  # typical synthetic speech at rate 1, with pauses
 
 
 def plan(config: CorpusConfig) -> list[Job]:
@@ -93,11 +93,14 @@ def plan(config: CorpusConfig) -> list[Job]:
     train_espeak = [v for v in ESPEAK_VOICES if v not in HELDOUT_ESPEAK_VOICES]
     train_var = [v for v in ESPEAK_VARIANTS if v not in HELDOUT_ESPEAK_VARIANTS]
     train_flite = [v for v in FLITE_VOICES if v not in HELDOUT_FLITE_VOICES]
-    i, seconds = 0, 0.0
+    i, seconds, seen = 0, 0.0, set()
     while seconds < budget:
         rng = np.random.default_rng([config.seed, 1, i])
         heldout = rng.random() < config.heldout_fraction
         text = make_sentences(rng, 1)[0]
+        while text in seen:  # every utterance says something new (held-out sentences stay unseen)
+            text = make_sentences(rng, 1)[0]
+        seen.add(text)
         if rng.random() < config.flite_fraction:
             engine, name = "flite", str(rng.choice(HELDOUT_FLITE_VOICES if heldout else train_flite))
             rate, pitch = float(rng.uniform(0.85, 1.2)), 1.0
@@ -209,6 +212,33 @@ def hash_id(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
+def _environment() -> dict:
+    """Versions of what shapes the corpus (another espeak-ng or word list gives other audio/texts)."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .texts import WORD_LIST, _dictionary_words
+
+    def tool(cmd: list[str]) -> str:
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return "missing"
+        lines = [ln.strip() for ln in (out.stdout + out.stderr).splitlines() if ln.strip()]
+        return next((ln for ln in lines if "version" in ln.lower() or "1." in ln), lines[0] if lines else "")
+
+    try:
+        ps = version("pocketsphinx")
+    except PackageNotFoundError:
+        ps = "missing"
+    return {
+        "espeak_ng": tool(["espeak-ng", "--version"]),
+        "flite": tool(["flite", "--version"]),
+        "pocketsphinx": ps,
+        "word_list": f"{WORD_LIST} ({len(_dictionary_words())} usable words)",
+    }
+
+
 def _work(args: tuple) -> str:
     job, root, seed, augment = args
     record, audio, motion, seg = render(job, seed, augment)
@@ -230,7 +260,9 @@ def build_corpus(config: CorpusConfig) -> dict:
                 f"{root} was made with seed {old.get('seed')}, not {config.seed}; "
                 "rerun with that seed to resume it, or choose a new --out."
             )
-    write_json(cfg_path, asdict(replace(config, out=str(root))) | {"format": "splattalk-talk-corpus-1"})
+    write_json(
+        cfg_path, asdict(replace(config, out=str(root))) | {"format": "splattalk-talk-corpus-1"} | _environment()
+    )
     t0 = time.time()
     jobs = plan(config)
     todo = [j for j in jobs if not clip_done(root, j.id)]

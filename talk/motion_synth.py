@@ -23,6 +23,12 @@ def frame_times(n: int) -> np.ndarray:
     return (np.arange(n) + 0.5) / FPS
 
 
+def soft_limit(x: np.ndarray, knee: float, ceiling: float) -> np.ndarray:
+    """Identity below ``knee``, then a smooth approach to ``ceiling`` (a wide-open jaw is ~0.35 rad)."""
+    span = ceiling - knee
+    return np.where(x <= knee, np.maximum(x, 0.0), knee + span * np.tanh((x - knee) / span))
+
+
 def loudness_gain(feat: SpeechFeatures, times: np.ndarray) -> np.ndarray:
     """[N] opening gain from syllable-level loudness relative to the clip's speech level."""
     from scipy.ndimage import gaussian_filter1d, maximum_filter1d
@@ -52,8 +58,8 @@ def synthesize_motion(
     times = frame_times(n)
     feat = speech_features(audio) if feat is None else feat
     fine = (np.arange(int(np.ceil(duration * RATE))) + 0.5) / RATE
-    gain = loudness_gain(feat, fine) * rate_gain(seg, fine)
-    amplitude = style.mouth_gain * rng_mouth.uniform(0.85, 1.15)  # this speaker's articulation
+    gain = np.clip(loudness_gain(feat, fine) * rate_gain(seg, fine), 0.6, 1.3)
+    amplitude = style.mouth_gain * rng_mouth.uniform(0.88, 1.12)  # this speaker's articulation
     jaw_f, mouth_f = articulate(seg, fine, gain, rng_mouth, amplitude)
     jaw = np.interp(times, fine, jaw_f)
     mouth = np.stack([np.interp(times, fine, mouth_f[:, k]) for k in range(mouth_f.shape[1])], axis=1)
@@ -72,5 +78,5 @@ def synthesize_motion(
     expr[:, EXPR_NAMES.index("mouth_left" if side > 0 else "mouth_right")] += abs(side)
     motion[:, EXPR] = np.clip(expr, 0.0, 1.0)
     motion[:, ROTATION] = rot
-    motion[:, JAW.start] = np.clip(jaw, 0.0, 0.4)
+    motion[:, JAW.start] = soft_limit(jaw, knee=0.25, ceiling=0.35)
     return motion.astype(np.float32)

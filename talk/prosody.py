@@ -41,9 +41,9 @@ def pitch_accents(feat: SpeechFeatures, min_gap: float = 0.3) -> tuple[np.ndarra
 
 
 def _bump(t: np.ndarray, onset: float, rise: float) -> np.ndarray:
-    """Smooth gamma-shaped pulse starting at ``onset``, peaking (value 1) ``rise`` s later."""
+    """Smooth gamma-shaped pulse starting at ``onset`` with zero slope, peaking (value 1) ``rise`` s later."""
     x = np.maximum(t - onset, 0.0) / rise
-    return x * np.exp(1.0 - x)
+    return x**2 * np.exp(2.0 * (1.0 - x))
 
 
 def smooth_noise(n: int, frames_per_cycle: float, rng: np.random.Generator) -> np.ndarray:
@@ -84,6 +84,8 @@ def head_rotation(
             rise = rng.uniform(0.3, 0.5)
             rot[:, 1] += personal * style.turn_deg * _DEG * s * rng.choice([-1, 1]) * _bump(times, onset, rise)
             rot[:, 2] += personal * style.roll_deg * _DEG * s * rng.choice([-1, 1]) * _bump(times, onset, rise)
+    # Nods come back up: remove the slow offset a run of accents would otherwise build up.
+    rot -= gaussian_filter1d(rot, 0.8 * FPS, axis=0, mode="nearest")
     # Head pitch follows intonation: smoothed F0 in octaves around the median, held through
     # unvoiced gaps, chin up (negative x) when the voice goes up.
     if feat.voiced.sum() > 5:
@@ -149,7 +151,8 @@ def face_expression(
     brow = np.zeros(n)
     for t0, s in zip(acc_t, acc_s):
         if rng.random() < style.brow_prob * (0.5 + s):
-            brow += style.brow_gain * s * rng.uniform(0.6, 1.3) * _bump(times, t0 - 0.15, 0.25)
+            # max, not sum: a raised brow stays raised through a run of accents, it does not climb
+            brow = np.maximum(brow, style.brow_gain * s * rng.uniform(0.6, 1.3) * _bump(times, t0 - 0.15, 0.2))
     brow = np.clip(brow, 0.0, 1.0)
     slow = smooth_noise(n, 4 * FPS, rng)
     ex[:, col["brow_inner_up"]] = brow + 0.03 * np.abs(slow)

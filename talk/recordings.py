@@ -5,7 +5,7 @@
 | asterisk-core-sounds-en-wav    | ~25 min of IVR prompts, one female speaker (Allison    | CC-BY-SA-3.0 |
 | (+ asterisk-core-sounds-en for | Smith), 8 kHz; transcripts in core-sounds-en.txt.gz    |              |
 | the transcripts)               |                                                        |              |
-| codec2-examples                | ~4 min of test speech, several male/female speakers,   | LGPL-2.1     |
+| codec2-examples                | ~40 s of test speech, several male/female speakers,    | LGPL-2.1     |
 |                                | mostly 8 kHz, no transcripts                           |              |
 | alsa-utils                     | "Front left" … channel-test phrases, one speaker       | GPL-2        |
 
@@ -26,11 +26,11 @@ ASTERISK_TEXTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt
 CODEC2_DIR = Path("/usr/share/codec2")
 ALSA_DIR = Path("/usr/share/sounds/alsa")
 
-# codec2 test files that are speech (others are tones, modem signals or concatenations).
+# codec2 test files that are clean speech; david4 and vk2tpm_004 are modem signals, mmt1
+# is speech buried in noise, the others are tones or concatenations.
 CODEC2_SPEECH = (
-    "wav/big_dog.wav", "wav/cross.wav", "wav/david4.wav", "wav/f2400.wav", "wav/forig.wav", "wav/hts1a.wav",
-    "wav/hts2a.wav", "wav/m2400.wav", "wav/mmt1.wav", "wav/morig.wav", "wav/vk2tpm_004.wav", "wav/vk5qi.wav",
-    "raw/speech_orig_16k.wav",
+    "wav/big_dog.wav", "wav/cross.wav", "wav/f2400.wav", "wav/forig.wav", "wav/hts1a.wav", "wav/hts2a.wav",
+    "wav/m2400.wav", "wav/morig.wav", "wav/vk5qi.wav", "raw/speech_orig_16k.wav",
 )  # fmt: skip
 
 _ONES = (
