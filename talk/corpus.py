@@ -202,11 +202,21 @@ def _load_record(npz_path: Path) -> Utterance | None:
     return Utterance(**{k: v for k, v in meta.items() if k in names})
 
 
+def remove_partial_files(root: str | os.PathLike) -> int:
+    """Delete temporary files a killed writer left in ``clips/``; returns how many."""
+    stale = list((Path(root) / "clips").glob(".*.tmp.*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def rebuild_manifest(root: str | os.PathLike) -> list[Utterance]:
     """Collect every finished clip into ``manifest.jsonl`` (sorted by id), atomically."""
     root = Path(root)
     records = []
     for npz in sorted((root / "clips").glob("*.npz")):
+        if npz.name.startswith("."):  # a temporary file left by a killed writer
+            continue
         rec = _load_record(npz)
         if rec is not None and (root / rec.audio).is_file():
             records.append(rec)

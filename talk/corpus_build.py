@@ -19,7 +19,7 @@ import numpy as np
 from splattalk.atomic import write_json
 from splattalk.errors import SplattalkError
 
-from .corpus import SAMPLE_RATE, Utterance, clip_done, clip_paths, rebuild_manifest, write_clip
+from .corpus import SAMPLE_RATE, Utterance, clip_done, clip_paths, rebuild_manifest, remove_partial_files, write_clip
 
 HELDOUT_ESPEAK_VOICES = ("en-029", "en-gb-x-gbcwmd")
 HELDOUT_ESPEAK_VARIANTS = ("m6", "f4", "klatt3")
@@ -212,6 +212,17 @@ def hash_id(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
+def _recordings_found() -> dict:
+    """How many package-shipped recordings were found, with the packages to install when none were."""
+    from .recordings import alsa_clips, asterisk_prompts, codec2_clips
+
+    return {
+        "asterisk (asterisk-core-sounds-en-wav + asterisk-core-sounds-en)": len(asterisk_prompts()),
+        "codec2 (codec2-examples)": len(codec2_clips()),
+        "alsa (alsa-utils)": len(alsa_clips()),
+    }
+
+
 def _environment() -> dict:
     """Versions of what shapes the corpus (another espeak-ng or word list gives other audio/texts)."""
     import subprocess
@@ -264,6 +275,7 @@ def build_corpus(config: CorpusConfig) -> dict:
         cfg_path, asdict(replace(config, out=str(root))) | {"format": "splattalk-talk-corpus-1"} | _environment()
     )
     t0 = time.time()
+    remove_partial_files(root)
     jobs = plan(config)
     todo = [j for j in jobs if not clip_done(root, j.id)]
     args = [(j, root, config.seed, config.augment) for j in todo]
@@ -298,6 +310,7 @@ def build_corpus(config: CorpusConfig) -> dict:
             s: sum(r.duration for r in records if r.source == s) / 3600.0 for s in ("espeak-ng", "flite", "recording")
         },  # fmt: skip
         "heldout_clips": sum(r.split == "heldout" for r in records),
+        "recordings_found": _recordings_found() if config.recordings else "disabled",
         "seconds": time.time() - t0,
     }
     return summary

@@ -195,7 +195,9 @@ def test_build_is_deterministic_and_resumes(tmp_path):
     again = build_corpus(cfg)
     assert again["rendered_now"] == 0 and again["clips"] == first["clips"]
     (cfg.out / records[0].motion).unlink()
+    (cfg.out / "clips" / f".{records[0].id}.npz.tmp.x1.npz").write_bytes(b"PK")  # a killed write
     third = build_corpus(cfg)
+    assert not list((cfg.out / "clips").glob(".*"))
     assert third["rendered_now"] == 1
     np.testing.assert_array_equal(list(C.iter_corpus(cfg.out))[0].motion, motion0)
     other = CorpusConfig(out=tmp_path / "d", hours=0.006, seed=6, recordings=False, flite_fraction=0.0)
@@ -215,3 +217,29 @@ def test_plan_holds_out_voices_and_sentences(tmp_path):
     assert len({j.style for j in jobs}) == 6
     longer = plan(CorpusConfig(out=tmp_path, hours=0.7, seed=1, recordings=False, heldout_fraction=0.2))
     assert longer[: len(jobs)] == jobs  # more hours extend the same corpus
+
+
+def test_transcripts_are_made_speakable():
+    from splattalk.talk.recordings import number_words, speakable
+
+    assert number_words(42) == "forty two" and number_words(100) == "one hundred" and number_words(7) == "seven"
+    assert speakable("Press 1 [beep] or 20.") == "Press one or twenty."
+
+
+def test_real_recording_is_labelled_and_moves_with_the_voice():
+    from splattalk.talk import speech_checks as S
+    from splattalk.talk.phones import label_speech
+    from splattalk.talk.recordings import asterisk_prompts
+
+    prompts = [p for p in asterisk_prompts() if p.path.stem == "agent-pass"]
+    if not prompts:
+        pytest.skip("asterisk-core-sounds-en(-wav) not installed")
+    audio = C.read_wav(prompts[0].path)
+    audio, _ = _padded(audio, Segmentation([], np.zeros(0), np.zeros(0)), pad=0.5)
+    seg, method = label_speech(audio, prompts[0].text)  # "Please enter your password followed by the pound key."
+    assert method == "pocketsphinx-align"
+    assert {"P", "L", "IY", "Z", "W", "D", "K"} <= set(seg.labels)
+    motion = _motion(audio, seg)
+    closed, pauses = S.pause_closure(audio, motion)
+    assert pauses >= 10 and closed == pauses
+    assert S.jaw_envelope_correlation(audio, motion) > 0.4
