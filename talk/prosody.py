@@ -53,7 +53,10 @@ def smooth_noise(n: int, frames_per_cycle: float, rng: np.random.Generator) -> n
     sigma = max(frames_per_cycle / 4.0, 1.0)
     pad = int(4 * sigma)
     x = gaussian_filter1d(rng.standard_normal(n + 2 * pad), sigma)[pad : pad + n]
-    return x / max(x.std(), 1e-9) if n > 1 else x
+    # Scale by the filter's own gain (Gaussian-smoothed unit white noise has std
+    # 1 / sqrt(2 sqrt(pi) sigma)), not by this sample's std: a short clip holds only part
+    # of a cycle and would be blown up.
+    return x * np.sqrt(2.0 * np.sqrt(np.pi) * sigma)
 
 
 def _activity_at(feat: SpeechFeatures, times: np.ndarray) -> np.ndarray:

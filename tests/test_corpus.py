@@ -178,6 +178,11 @@ def test_motion_is_deterministic_and_styles_differ():
     calm = [_motion(audio, seg, style_id("calm"), s)[:, C.ROTATION].std(0).sum() for s in range(4)]
     lively = [_motion(audio, seg, style_id("lively"), s)[:, C.ROTATION].std(0).sum() for s in range(4)]
     assert np.mean(lively) > 1.8 * np.mean(calm)
+    short = _padded(*_speak("Yes, of course."), pad=0.3)
+    for style in range(6):  # conversational head motion stays within a few degrees, short clips too
+        for seed in range(8):
+            rot = np.degrees(_motion(*short, style, seed)[:, C.ROTATION])
+            assert np.abs(rot).max() < 12.0 and rot.std(0).max() < 4.0
     blinks = a[:, C.expr_index("blink_left")]
     assert blinks.max() > 0.35  # at least one blink in ~6 s
 
