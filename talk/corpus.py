@@ -97,7 +97,8 @@ class Utterance:
     source: str
     """``espeak-ng``, ``flite`` or ``recording``."""
     phone_source: str = ""
-    """Where the phone timings came from (``espeak-ng``, ``flite``, ``pocketsphinx``)."""
+    """Where the phone timings came from: ``espeak-ng``, ``flite``, ``pocketsphinx-align``
+    (forced alignment of the transcript), ``pocketsphinx-phones`` (phone recognition), or both joined by ``+``."""
 
 
 @dataclass

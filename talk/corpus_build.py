@@ -153,10 +153,11 @@ def render(job: Job, seed: int, augment: bool = True) -> tuple[Utterance, np.nda
 
     rng = np.random.default_rng([seed, 7, hash_id(job.id)])
     if job.source == "recording":
-        pieces, labels, starts, ends, t, method = [], [], [], [], 0.0, ""
+        pieces, labels, starts, ends, t, methods = [], [], [], [], 0.0, set()
         for path, text in job.parts:
             audio = read_wav(path)
             seg, method = label_speech(audio, text)
+            methods.add(method)
             gap = np.zeros(int(rng.uniform(0.25, 0.7) * SAMPLE_RATE), np.float32) if len(job.parts) > 1 else None
             pieces.append(audio)
             labels += seg.labels
@@ -168,7 +169,7 @@ def render(job: Job, seed: int, augment: bool = True) -> tuple[Utterance, np.nda
                 t += len(gap) / SAMPLE_RATE
         audio = np.concatenate(pieces)
         seg = normalize(Segmentation(labels, np.array(starts), np.array(ends)), len(audio) / SAMPLE_RATE)
-        phone_source = "pocketsphinx"
+        phone_source = "+".join(sorted(methods))
     else:
         voice = Voice(job.source, job.speaker.split(":", 1)[1], job.rate, job.pitch)
         audio, seg = synthesize(job.text, voice)
