@@ -1,0 +1,171 @@
+"""Train the built-in talk model: corpus (made if missing) → stage 1 (VQ-VAE) → stage 2 (generator) →
+``talk/assets/default_talk.safetensors`` + style clips ``talk/assets/styles/<name>.npz``.
+
+    OMP_WAIT_POLICY=PASSIVE python scripts/train_default_talk.py            # ~2 h on 2 CPU cores
+    python scripts/train_default_talk.py --no-asterisk --out runs/default_talk_tts  # TTS-only variant
+
+Everything resumes: the corpus generator skips finished clips, each stage
+continues from its ``state.safetensors``. ``record.json`` in ``--out`` keeps what
+was run (corpus hours, seeds, steps, batch, learning rates, wall times, final
+losses); docs/talk.md quotes it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import tyro
+
+from splattalk.atomic import save_npz, write_json
+from splattalk.talk.dataset import DEFAULT_CORPUS, DataConfig
+
+ASSETS = Path(__file__).resolve().parents[1] / "talk" / "assets"
+MAX_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DefaultTalkConfig:
+    """How the default talk model is made."""
+
+    corpus: Path = DEFAULT_CORPUS
+    """Corpus folder; built with scripts/make_talk_corpus.py's generator when it has no manifest."""
+    hours: float = 3.5
+    """Hours of material when the corpus has to be built."""
+    corpus_seed: int = 0
+    """Seed of the corpus generator."""
+    out: Path = Path("runs/default_talk")
+    """Training runs (stage folders vqvae/ and ar/, record.json)."""
+    asterisk: bool = True
+    """Train on the asterisk prompt recordings too (CC-BY-SA-3.0: the weights then carry that licence)."""
+    preset: str = "small"
+    """Model size preset."""
+    seed: int = 0
+    """Training seed (both stages)."""
+    batch_size: int = 8
+    """Windows per step."""
+    vq_steps: int = 1200
+    """Stage-1 steps."""
+    vq_lr: float = 1e-3
+    """Stage-1 peak learning rate."""
+    ar_steps: int = 1800
+    """Stage-2 steps."""
+    ar_lr: float = 1e-3
+    """Stage-2 peak learning rate."""
+    style_dropout: float = 0.2
+    """Stage-2 style dropout (classifier-free guidance)."""
+    threads: int = 1
+    """Torch CPU threads."""
+    write_assets: bool = True
+    """Write the model and style clips into talk/assets/ (off for experiments)."""
+    asset: Path = ASSETS / "default_talk.safetensors"
+    """Where the trained model goes."""
+
+
+def main(cfg: DefaultTalkConfig) -> None:
+    from splattalk.talk.corpus import read_manifest
+    from splattalk.talk.corpus_build import CorpusConfig, build_corpus
+    from splattalk.talk.train_ar import ARTrainConfig
+    from splattalk.talk.train_ar import run as run_ar
+    from splattalk.talk.train_common import TrainConfig
+    from splattalk.talk.train_vqvae import VQVAETrainConfig
+    from splattalk.talk.train_vqvae import run as run_vqvae
+
+    record_path = cfg.out / "record.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    record["config"] = json.loads(json.dumps(cfg.__dict__, default=str))
+    wall = record.setdefault("wall_s", {})
+
+    t0 = time.perf_counter()
+    if not (cfg.corpus / "manifest.jsonl").is_file():
+        summary = build_corpus(CorpusConfig(out=cfg.corpus, hours=cfg.hours, seed=cfg.corpus_seed))
+        record["corpus_build"] = summary
+        wall["corpus"] = wall.get("corpus", 0.0) + time.perf_counter() - t0
+    records = read_manifest(cfg.corpus)
+    record["corpus"] = {"path": str(cfg.corpus), "hours_by_split": _hours(records), "clips": len(records)}
+    data = DataConfig(corpus=cfg.corpus, exclude_speakers=() if cfg.asterisk else ("asterisk:",))
+    common = TrainConfig(data=data, preset=cfg.preset, batch_size=cfg.batch_size, seed=cfg.seed, threads=cfg.threads,
+                         eval_every=300, ckpt_every=100)  # fmt: skip
+
+    stages = (
+        ("vqvae", lambda: run_vqvae(VQVAETrainConfig(train=replace(common, out=cfg.out / "vqvae", steps=cfg.vq_steps, lr=cfg.vq_lr)))),
+        ("ar", lambda: run_ar(ARTrainConfig(vqvae=cfg.out / "vqvae" / "vqvae.safetensors", style_dropout=cfg.style_dropout,
+                                            train=replace(common, out=cfg.out / "ar", steps=cfg.ar_steps, lr=cfg.ar_lr)))),  # fmt: skip
+    )
+    for name, train in stages:
+        t = time.perf_counter()
+        path = train()
+        if path.is_file():
+            wall[name] = wall.get(name, 0.0) + time.perf_counter() - t
+        record[name] = _final_rows(cfg.out / name)
+        write_json(record_path, record)
+    model_path = cfg.out / "ar" / "talk.safetensors"
+    if not model_path.is_file():
+        raise SystemExit(f"stage 2 did not finish ({model_path} missing); rerun to resume")
+    if cfg.write_assets:
+        write_assets(cfg, model_path, record)
+    write_json(record_path, record)
+    print(json.dumps({k: record[k] for k in ("wall_s", "corpus", "vqvae", "ar")}, indent=2))
+
+
+def write_assets(cfg: DefaultTalkConfig, model_path: Path, record: dict) -> None:
+    """The model with its training record in the metadata, and one held-out style clip per corpus style."""
+    from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
+
+    model = load_talk_checkpoint(model_path)
+    meta = {"trained_by": "scripts/train_default_talk.py", "training": json.dumps({k: record.get(k) for k in ("config", "corpus", "wall_s")}, default=str),
+            "license": "CC-BY-SA-3.0 (trained on asterisk-core-sounds-en prompts, see LICENSE-default_talk.md)" if cfg.asterisk
+            else "Apache-2.0 (trained only on TTS-derived material)"}  # fmt: skip
+    save_talk_checkpoint(model, cfg.asset, meta)
+    size = cfg.asset.stat().st_size
+    if size > MAX_BYTES:
+        raise SystemExit(f"{cfg.asset} is {size / 2**20:.1f} MiB, over the 20 MiB budget")
+    record["asset"] = {"path": str(cfg.asset), "bytes": size, "styles": write_style_clips(cfg.corpus, cfg.asset.parent / "styles", model.cfg.style_frames)}
+
+
+def write_style_clips(corpus: Path, folder: Path, frames: int) -> dict:
+    """For each style, ``frames`` frames of held-out synthetic speech (the most active stretch of the longest clip)."""
+    from splattalk.talk.corpus import JAW, load_clip, read_manifest
+    from splattalk.talk.styles import STYLES
+
+    out = {}
+    held = [r for r in read_manifest(corpus, "heldout") if r.source != "recording"]
+    for sid, style in enumerate(STYLES):
+        group = sorted((r for r in held if r.style == sid), key=lambda r: (-r.duration, r.id))
+        if not group:
+            continue
+        clip = load_clip(corpus, group[0])
+        motion = clip.motion
+        # the window with the most jaw movement: a clip of the style while speaking
+        activity = np.convolve(np.abs(np.diff(motion[:, JAW.start], prepend=motion[0, JAW.start])), np.ones(frames), "valid")
+        start = int(np.argmax(activity[: max(1, len(motion) - frames + 1)]))
+        seg = motion[start : start + frames]
+        save_npz(folder / f"{style.name}.npz", motion=seg.astype(np.float32), fps=np.int32(25), source=np.str_(f"{corpus.name}:{group[0].id}@{start}"))
+        out[style.name] = f"{group[0].id}@{start}"
+    return out
+
+
+def _hours(records) -> dict:
+    hours: dict[str, float] = {}
+    for r in records:
+        key = f"{r.split}/{r.source if r.source == 'recording' else 'tts'}"
+        hours[key] = round(hours.get(key, 0.0) + r.duration / 3600.0, 3)
+    return hours
+
+
+def _final_rows(out: Path) -> dict:
+    """The last training and evaluation rows of a stage's log."""
+    log = out / "log.jsonl"
+    if not log.is_file():
+        return {}
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if "loss" in r]
+    evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
+    return {"last_train": train[-1] if train else None, "first_train": train[0] if train else None, "last_eval": evals[-1] if evals else None}
+
+
+if __name__ == "__main__":
+    main(tyro.cli(DefaultTalkConfig))

@@ -1,0 +1,313 @@
+"""Training windows from a talk corpus, cut on the fly exactly as inference cuts them.
+
+A corpus (``talk/corpus.py`` format: ``manifest.jsonl`` + ``clips/<id>.wav``
+16 kHz mono + ``clips/<id>.npz`` with ``motion [T, D]`` at 25 fps) becomes a
+list of windows of W frames (W = 100). Window ``k`` of an utterance starts at
+frame ``s`` (``s = k·W``; with ``jitter`` the windows after the first move by a
+random phase each epoch, so training sees every alignment) and yields:
+
+* ``this``: motion frames ``[s, s + W)``; past the end of the utterance the
+  last frame is held (the padding inference discards) and ``valid`` is 0;
+* ``prev``: the W frames before, or — for the first window, ``s = 0`` — the
+  all-zero still window that ``inference.start_session`` encodes as the first prefix;
+* ``audio``: samples ``[s·640 − context, (s + W)·640)``, zeros before the start
+  and after the end: the very slice ``inference.generate`` feeds ``step_window``
+  for that window (motion frame i ↔ audio samples [640·i, 640·(i + 1)));
+* ``style_clip``: 50 frames of another utterance of the same style (so the
+  style encoder cannot copy the target's lips), plus ``style``/``speaker`` ids.
+
+Every random choice (jitter, style clip, augmentation) is a pure function of
+``(seed, epoch, item)``, so a run that resumes at step k sees the very batches
+an uninterrupted run sees, on any number of ranks. Audio is read lazily
+(partial wav reads), motion is held in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from splattalk.errors import SplattalkError
+from splattalk.talk.config import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from splattalk.talk.corpus import Utterance, read_manifest
+
+DEFAULT_CORPUS = Path("~/.cache/splattalk/corpus").expanduser()
+"""Where ``scripts/make_talk_corpus.py`` / ``scripts/train_default_talk.py`` keep the corpus."""
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Audio-only augmentation (the motion target never changes)."""
+
+    gain_db: float = 6.0
+    """Random level change, uniform in ±gain_db decibels."""
+    noise_prob: float = 0.3
+    """Chance of adding white noise to a window."""
+    noise_snr_db: tuple[float, float] = (10.0, 40.0)
+    """Range of the noise's signal-to-noise ratio (dB, relative to the window's speech level)."""
+    telephone_prob: float = 0.15
+    """Chance of band-limiting a window to the telephone band (300–3400 Hz)."""
+
+
+NO_AUGMENT = AugmentConfig(gain_db=0.0, noise_prob=0.0, telephone_prob=0.0)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which material a training run reads and how it is varied."""
+
+    corpus: Path = DEFAULT_CORPUS
+    """Corpus folder (manifest.jsonl + clips/); see talk/corpus.py and scripts/make_talk_corpus.py."""
+    exclude_speakers: tuple[str, ...] = ()
+    """Leave out utterances whose speaker starts with any of these prefixes (e.g. "asterisk:")."""
+    jitter: bool = True
+    """Move the windows after an utterance's first by a random phase each epoch (more alignments)."""
+    augment: AugmentConfig = AugmentConfig()
+    """Audio augmentation of training windows."""
+
+
+@dataclass
+class _Clip:
+    record: Utterance
+    motion: np.ndarray  # [T, D]
+    audio_path: Path
+    samples: int
+    style: int
+    speaker: int
+
+
+class WindowDataset:
+    """The windows of one corpus split; ``item(epoch, index)`` builds one, ``batch`` stacks several."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | None = "train",
+        *,
+        window: int = 100,
+        context_frames: int = 25,
+        style_frames: int = 50,
+        exclude_speakers: tuple[str, ...] = (),
+        jitter: bool = True,
+        augment: AugmentConfig = NO_AUGMENT,
+        seed: int = 0,
+        with_audio: bool = True,
+    ):
+        import soundfile as sf
+
+        self.root = Path(root).expanduser()
+        self.window, self.context_frames, self.style_frames = window, context_frames, style_frames
+        self.jitter, self.augment, self.seed, self.with_audio = jitter, augment, int(seed), with_audio
+        records = [r for r in read_manifest(self.root, split) if not r.speaker.startswith(tuple(exclude_speakers))]
+        if not records:
+            raise SplattalkError(f"corpus {self.root} has no {split or 'any'} utterances (after excluding {list(exclude_speakers)})")
+        self.speakers = sorted({r.speaker for r in records})
+        self.clips: list[_Clip] = []
+        dims = set()
+        for r in records:
+            motion = _read_motion(self.root / r.motion)
+            dims.add(motion.shape[1])
+            path = self.root / r.audio
+            try:
+                info = sf.info(str(path))
+            except Exception as err:  # noqa: BLE001 - unreadable audio is a bad corpus
+                raise SplattalkError(f"corpus audio {path} is unreadable ({err}); rebuild or fix the corpus") from None
+            if info.samplerate != SAMPLE_RATE or info.channels != 1:
+                raise SplattalkError(
+                    f"corpus audio {path} is {info.samplerate} Hz × {info.channels} channels; training reads "
+                    f"{SAMPLE_RATE} Hz mono wav (convert it, e.g. scripts/tracks_to_corpus.py does)"
+                )
+            self.clips.append(_Clip(r, motion, path, int(info.frames), int(r.style), self.speakers.index(r.speaker)))
+        if len(dims) != 1:
+            raise SplattalkError(f"corpus {self.root} mixes motion widths {sorted(dims)}; one head model per corpus")
+        self.motion_dim = dims.pop()
+        by_style: dict[int, list[int]] = {}
+        for i, c in enumerate(self.clips):
+            by_style.setdefault(c.style, []).append(i)
+        self.by_style = by_style
+        # Item k of an epoch is window self.windows[k] = (clip, window index within the clip).
+        self.windows = [(c, k) for c, clip in enumerate(self.clips) for k in range(_n_windows(len(clip.motion), window))]
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    @property
+    def frames(self) -> int:
+        return sum(len(c.motion) for c in self.clips)
+
+    @property
+    def hours(self) -> float:
+        return self.frames / FPS / 3600.0
+
+    def motion_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel mean and std ``[D]`` over every frame (std of constant channels set to 1)."""
+        allm = np.concatenate([c.motion for c in self.clips]).astype(np.float64)
+        mean, std = allm.mean(0), allm.std(0)
+        std[std < 1e-4] = 1.0
+        return mean.astype(np.float32), std.astype(np.float32)
+
+    # ---- one item ---------------------------------------------------------------------
+
+    def start(self, epoch: int, index: int) -> int:
+        """First frame of item ``index`` in ``epoch`` (0 for an utterance's first window)."""
+        c, k = self.windows[index]
+        if k == 0:
+            return 0
+        W, T = self.window, len(self.clips[c].motion)
+        phase = 0
+        if self.jitter:
+            phase = int(np.random.default_rng([self.seed, 1, epoch, c]).integers(-(W // 2), W // 2))
+        return int(np.clip(k * W + phase, W, T - 1))
+
+    def item(self, epoch: int, index: int) -> dict[str, np.ndarray | int]:
+        """One training window (see the module docstring for its fields)."""
+        c, _ = self.windows[index]
+        clip, W = self.clips[c], self.window
+        s = self.start(epoch, index)
+        this, valid = motion_window(clip.motion, s, W)
+        prev = still_window(W, self.motion_dim) if s == 0 else clip.motion[s - W : s]
+        out: dict[str, np.ndarray | int] = {
+            "prev": prev.astype(np.float32),
+            "this": this,
+            "valid": valid,
+            "first": np.float32(s == 0),
+            "style": clip.style,
+            "speaker": clip.speaker,
+            "clip": c,
+            "start": s,
+        }
+        rng = np.random.default_rng([self.seed, 2, epoch, index])
+        out["style_clip"] = self._style_clip(c, rng)
+        out["u"] = np.float32(rng.random())  # a uniform draw for the trainer (style dropout)
+        if self.with_audio:
+            audio = window_audio(clip.audio_path, clip.samples, s, W, self.context_frames)
+            out["audio"] = augment_audio(audio, self.augment, np.random.default_rng([self.seed, 3, epoch, index]))
+        return out
+
+    def _style_clip(self, c: int, rng: np.random.Generator) -> np.ndarray:
+        group = [i for i in self.by_style[self.clips[c].style] if i != c] or [c]
+        other = self.clips[group[int(rng.integers(len(group)))]].motion
+        n = self.style_frames
+        start = int(rng.integers(0, max(1, len(other) - n + 1)))
+        return motion_window(other, start, n)[0]
+
+    # ---- batches ------------------------------------------------------------------------
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The shuffled item order of ``epoch``."""
+        return np.random.default_rng([self.seed, 0, epoch]).permutation(len(self))
+
+    def steps_per_epoch(self, batch_size: int, world: int = 1) -> int:
+        steps = len(self) // (batch_size * world)
+        if steps == 0:
+            raise SplattalkError(f"{len(self)} windows are fewer than one global batch ({batch_size} × {world} ranks)")
+        return steps
+
+    def batch_indices(self, step: int, batch_size: int, rank: int = 0, world: int = 1) -> tuple[int, np.ndarray]:
+        """(epoch, item indices) of this rank's share of global batch ``step`` (the last partial batch of an epoch is dropped)."""
+        epoch, b = divmod(step, self.steps_per_epoch(batch_size, world))
+        g = batch_size * world
+        return epoch, self.order(epoch)[b * g : (b + 1) * g][rank::world]
+
+    def batch(self, epoch: int, indices) -> dict:
+        """Stack items into torch tensors (``audio [B, S]``, ``prev/this [B, W, D]``, ``valid [B, W]`` …)."""
+        import torch
+
+        items = [self.item(epoch, int(i)) for i in indices]
+        return {k: torch.as_tensor(np.stack([np.asarray(it[k]) for it in items])) for k in items[0]}
+
+
+# ---- pure functions (shared with inference-side checks and tests) ------------------------
+
+
+def _n_windows(frames: int, window: int) -> int:
+    """Windows ``generate`` runs over ``frames`` frames: ⌈T / W⌉."""
+    return max(1, -(-frames // window))
+
+
+def still_window(window: int, dim: int) -> np.ndarray:
+    """The first window's prefix motion ``[W, D]``: all zeros, as ``inference.start_session``."""
+    return np.zeros((window, dim), np.float32)
+
+
+def motion_window(motion: np.ndarray, start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``[start, start + length)`` of ``motion: [T, D]``, the last frame held past the end.
+
+    Returns ``(window [length, D] float32, valid [length] float32)``.
+    """
+    T = len(motion)
+    idx = np.arange(start, start + length)
+    valid = (idx < T).astype(np.float32)
+    return np.asarray(motion[np.minimum(idx, T - 1)], np.float32), valid
+
+
+def window_audio(source: Path | np.ndarray, samples: int, start: int, window: int, context_frames: int) -> np.ndarray:
+    """Audio ``[(context + W)·640]`` of the window starting at frame ``start``: exactly ``generate``'s slice.
+
+    ``source`` is a 16 kHz mono wav (read partially) or the whole signal ``[S]``;
+    ``samples`` its length. Zeros before sample 0 and after the end.
+    """
+    a = (start - context_frames) * SAMPLES_PER_FRAME
+    b = (start + window) * SAMPLES_PER_FRAME
+    out = np.zeros(b - a, np.float32)
+    lo, hi = max(a, 0), min(b, samples)
+    if hi > lo:
+        if isinstance(source, np.ndarray):
+            seg = source[lo:hi]
+        else:
+            import soundfile as sf
+
+            seg, _ = sf.read(str(source), start=lo, stop=hi, dtype="float32", always_2d=False)
+        out[lo - a : lo - a + len(seg)] = seg
+    return out
+
+
+def augment_audio(audio: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Gain, additive noise and telephone band-limiting of ``audio: [S]`` (each drawn from ``rng``)."""
+    # Draw every random number whatever is enabled, so changing one option leaves the others' draws alone.
+    gain_db, noise_u, snr_u, tel_u = rng.uniform(-1, 1), rng.random(), rng.random(), rng.random()
+    noise = rng.standard_normal(audio.shape[0]).astype(np.float32)
+    x = audio
+    if tel_u < cfg.telephone_prob:
+        x = _telephone(x)
+    if noise_u < cfg.noise_prob:
+        lo, hi = cfg.noise_snr_db
+        snr = lo + (hi - lo) * snr_u
+        level = _speech_rms(x)
+        x = x + noise * (level / 10 ** (snr / 20))
+    if cfg.gain_db:
+        x = x * np.float32(10 ** (gain_db * cfg.gain_db / 20))
+    return np.clip(x, -1.0, 1.0).astype(np.float32)
+
+
+def _speech_rms(x: np.ndarray) -> float:
+    """RMS of the louder half of 20-ms frames (speech level, not diluted by pauses); −60 dBFS floor."""
+    n = len(x) // 320 * 320
+    if n == 0:
+        return 1e-3
+    frames = np.sqrt((x[:n].reshape(-1, 320).astype(np.float64) ** 2).mean(1))
+    loud = np.sort(frames)[len(frames) // 2 :]
+    return max(float(np.sqrt((loud**2).mean())), 1e-3)
+
+
+def _telephone(x: np.ndarray) -> np.ndarray:
+    from scipy.signal import butter, sosfilt
+
+    sos = butter(4, [300.0, 3400.0], btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    return sosfilt(sos, x).astype(np.float32)
+
+
+def _read_motion(path: Path) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            motion = np.asarray(data["motion"], np.float32)
+            fps = int(data["fps"]) if "fps" in data else FPS
+    except (OSError, ValueError, KeyError, EOFError) as err:
+        raise SplattalkError(f"corpus motion {path} is unreadable ({err}); rebuild the corpus") from None
+    if motion.ndim != 2 or len(motion) == 0 or fps != FPS:
+        raise SplattalkError(f"corpus motion {path} is {motion.shape} at {fps} fps; expected [T, D] at {FPS} fps")
+    if not np.isfinite(motion).all():
+        raise SplattalkError(f"corpus motion {path} contains NaN or infinite values")
+    return motion

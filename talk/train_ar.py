@@ -1,0 +1,157 @@
+"""Stage 2: train the autoregressive generator (with its audio and style encoders) on a frozen VQ-VAE.
+
+For each window: the VQ-VAE encodes the previous and current motion
+(``prev_bits`` equal the previous window encoded alone, which is what inference
+feeds back; the first window's previous motion is the all-zero still window,
+as at inference). The AR transformer sees the audio condition of the window
+(with its left context), the style token and the previous window's tokens as
+prefix, and is trained by bitwise cross-entropy on all 181 tokens × 32 bits
+with teacher forcing (the inputs of scale k are the true codes of scales < k).
+Style dropout: with probability ``style_dropout`` the style token (and the
+prefix built with it) is the learned null style, so one model serves both
+terms of classifier-free guidance.
+
+    python -m splattalk.talk.train_ar --vqvae runs/talk_vqvae/vqvae.safetensors --train.out runs/talk_ar
+
+Writes ``OUT/talk.safetensors``, a complete talk model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from splattalk.errors import SplattalkError
+from splattalk.talk import bsq
+from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
+from splattalk.talk.train_common import TrainConfig, config_dict, seeded_eval_indices, setup, teardown, train_loop
+from splattalk.talk.train_vqvae import build_datasets, data_summary
+
+MODEL_FILE = "talk.safetensors"
+
+
+@dataclass(frozen=True)
+class ARTrainConfig:
+    """Stage 2 (autoregressive generator) training."""
+
+    vqvae: Path = Path("runs/talk_vqvae/vqvae.safetensors")
+    """Stage-1 model file (its VQ-VAE is frozen; everything else starts from it)."""
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(out=Path("runs/talk_ar"), lr=1e-3, steps=3000))
+    """Shared training options (``preset`` must match the stage-1 model)."""
+    style_dropout: float = 0.2
+    """Chance per window of training with the null style (classifier-free guidance)."""
+
+
+class ARLoss(nn.Module):
+    """``batch`` → (bitwise cross-entropy, scalars); the VQ-VAE inside is frozen."""
+
+    def __init__(self, model, style_dropout: float):
+        super().__init__()
+        self.model, self.style_dropout = model, style_dropout
+
+    def logits(self, batch: dict, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits ``[B, L, C, 2]`` and target bits ``[B, L, C]``; ``drop: [B]`` bool picks the null style."""
+        m = self.model
+        with torch.no_grad():
+            prev_bits, bits = m.basic_vae.encode(batch["prev"], batch["this"])
+        cond = m.audio_condition(batch["audio"])
+        style = m.style_condition(batch["style_clip"], cfg_scale=1.0)
+        style = torch.where(drop[:, None, None], m.null_style_cond.expand_as(style), style)
+        prefix = m.window_tokens(prev_bits, style).repeat(1, m.cfg.prev_windows, 1)
+        return m(cond, bits, prefix, style), bits
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        logits, bits = self.logits(batch, batch["u"] < self.style_dropout)
+        loss = F.cross_entropy(logits.reshape(-1, 2).float(), bits.reshape(-1))
+        acc = float((logits.argmax(-1) == bits).float().mean())
+        return loss, {"loss": loss.item(), "bit_acc": acc}
+
+
+@torch.no_grad()
+def evaluate_ar(loss: ARLoss, batch: dict) -> dict[str, float]:
+    """Held-out cross-entropy and bit accuracy per scale (with the true style), and the jaw error of the
+    teacher-forced greedy bits decoded to motion (rad, valid frames)."""
+    m = loss.model
+    m.eval()
+    B = batch["prev"].shape[0]
+    logits, bits = loss.logits(batch, torch.zeros(B, dtype=torch.bool, device=bits_device(batch)))
+    row: dict[str, float] = {"ce": float(F.cross_entropy(logits.reshape(-1, 2), bits.reshape(-1)))}
+    pred = logits.argmax(-1)
+    for n, p, b in zip(m.scales, bsq.split_scales(pred, m.scales), bsq.split_scales(bits, m.scales)):
+        row[f"bit_acc@{n}"] = float((p == b).float().mean())
+    prev_bits, _ = m.basic_vae.encode(batch["prev"])
+    _, motion = m.basic_vae.decode(prev_bits, pred)
+    jaw, valid = m.cfg.expr_dim + 3, batch["valid"]
+    row["jaw_mae_rad"] = float(((motion[..., jaw] - batch["this"][..., jaw]).abs() * valid).sum() / valid.sum())
+    return row
+
+
+def bits_device(batch: dict) -> torch.device:
+    return batch["prev"].device
+
+
+def run(cfg: ARTrainConfig) -> Path:
+    """Train stage 2; returns the written model file."""
+    t = cfg.train
+    dist = setup(t)
+    if not Path(cfg.vqvae).is_file():
+        raise SplattalkError(f"stage-1 model {cfg.vqvae} not found; train it first with python -m splattalk.talk.train_vqvae")
+    model = load_talk_checkpoint(cfg.vqvae)
+    if model.cfg.name != t.preset:
+        raise SplattalkError(f"{cfg.vqvae} is a '{model.cfg.name}' model but --train.preset is '{t.preset}'")
+    # load_talk_checkpoint maps tensors in place (assign=True); give training its own writable copies.
+    model = model.to(dist.device)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.data = p.data.clone()
+    torch.manual_seed(t.seed)
+    _reinit_generator(model)
+    model.train()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    for p in model.basic_vae.parameters():
+        p.requires_grad_(False)
+    train, held = build_datasets(t, model.cfg, with_audio=True)
+    loss_module = ARLoss(model, cfg.style_dropout)
+    config = {"stage": "ar", "config": config_dict(cfg), "model": config_dict(model.cfg),
+              "train_data": data_summary(train), "heldout_data": data_summary(held), "torch": torch.__version__, "world": dist.world}  # fmt: skip
+    evaluate = None
+    if held is not None:
+        idx = seeded_eval_indices(len(held), t.eval_windows, t.seed)
+
+        def evaluate(step: int) -> dict:
+            batch = {k: v.to(dist.device) for k, v in held.batch(0, idx).items()}
+            return evaluate_ar(loss_module, batch)
+
+    train_loop(t, dist, model, loss_module, train, config, evaluate, desc="generator")
+    path = Path(t.out) / MODEL_FILE
+    if dist.main and (t.stop_at is None or t.stop_at >= t.steps):
+        save_talk_checkpoint(model.cpu().eval(), path, {"stage": "ar"})
+    teardown()
+    return path
+
+
+def _reinit_generator(model) -> None:
+    """Fresh, seeded weights for everything but the VQ-VAE and the motion statistics.
+
+    The stage-1 file carries a randomly initialised generator; re-drawing it from
+    ``--train.seed`` makes stage 2's start depend on its own seed only.
+    """
+    fresh = type(model)(model.cfg).to(next(model.parameters()).device)
+    keep = {k for k in model.state_dict() if k.startswith("basic_vae.") or k.endswith("motion_mean") or k.endswith("motion_std")}
+    state = {k: v for k, v in fresh.state_dict().items() if k not in keep}
+    model.load_state_dict(state, strict=False)
+
+
+def main() -> None:
+    import tyro
+
+    run(tyro.cli(ARTrainConfig))
+
+
+if __name__ == "__main__":
+    main()
