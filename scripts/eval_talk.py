@@ -4,15 +4,20 @@
 
 1. Lip sync against the corpus ground truth on the held-out split (voices and
    sentences training never saw, plus real recordings of held-out speakers):
-   LVE / FDD / MOD on the default head's vertices (expression + head rotation +
-   jaw), for the model and two baselines computed in the same run — a closed
-   mouth (neutral motion) and a jaw driven by the audio energy (gain, offset and
-   lag fitted by least squares on training clips).
+   LVE / FDD / MOD on the default head's vertices, for the model and two baselines
+   computed in the same run — a closed mouth (neutral motion) and a jaw driven by
+   the audio energy (gain, offset and lag fitted by least squares on training
+   clips). Rows: ``model`` (no style clip: the model's neutral style),
+   ``model+style`` (a style clip from another held-out utterance of the same
+   style), ``vqvae`` (the ground truth through the VQ-VAE alone: the bound the
+   generator works under), ``energy``, ``closed``. LVE/FDD/MOD are computed on the
+   face in head coordinates (expression + jaw; the global head rotation left out,
+   as lip-sync metrics are); ``LVE_pose``/``FDD_pose`` apply the head rotation too.
 2. Real human speech (held-out recordings: codec2, alsa, asterisk prompts
    training does not hear): mouth closed in pauses (VAD), opening in voiced
    speech, jaw/envelope correlation, head-pose motion, blinks; and how much two
    style clips change the motion.
-3. Renders the default head speaking one real recording (mp4 + a few PNG frames).
+3. Renders the default head speaking real recordings (mp4, PNG frames, a contact sheet).
 
 The last line reads ``LVE model: X; LVE energy: Y; LVE closed: Z; energy/model: R×``.
 """
@@ -201,7 +206,8 @@ def main(cfg: EvalConfig) -> None:
     held = read_manifest(cfg.corpus, "heldout")
     if cfg.max_clips is not None and cfg.max_clips < len(held):
         held = [held[i] for i in np.linspace(0, len(held) - 1, cfg.max_clips).astype(int)]
-    methods = ("model", "vqvae", "energy", "closed")
+    methods = ("model", "model+style", "vqvae", "energy", "closed")
+    style_for = style_clips_by_style(cfg.corpus, model.cfg.style_frames)
     per = {m: [] for m in methods}
     real, motions = [], {}
     for rec in tqdm(held, desc="held-out clips", unit="clip"):
@@ -209,7 +215,9 @@ def main(cfg: EvalConfig) -> None:
         T = len(clip.motion)
         pred = _fit_length(generate(model, clip.audio), T)
         motions[rec.id] = (clip, pred)
-        outs = {"model": pred, "vqvae": vqvae_reconstruction(model, clip.motion),
+        style = next(seg for cid, seg in style_for[rec.style] if cid != rec.id)
+        outs = {"model": pred, "model+style": _fit_length(generate(model, clip.audio, style=style), T),
+                "vqvae": vqvae_reconstruction(model, clip.motion),
                 "energy": energy_motion(clip.audio, T, fit), "closed": np.zeros_like(clip.motion)}
         for m in methods:
             per[m].append((T, rec.source == "recording", head.metrics(outs[m], clip.motion)))
@@ -249,6 +257,19 @@ def main(cfg: EvalConfig) -> None:
         report["render"] = render_clip(cfg, model, head, motions, real)
         write_json(cfg.out / "eval.json", report)
     print_report(report)
+
+
+def style_clips_by_style(corpus: Path, frames: int) -> dict[int, list[tuple[str, np.ndarray]]]:
+    """Per style id, the most active stretch of its two longest held-out TTS clips: a clip from *another*
+    utterance of the same style is what the model+style row gets (never the evaluated one's own motion)."""
+    from splattalk.talk.dataset import most_active_segment
+
+    held = [r for r in read_manifest(corpus, "heldout") if r.source != "recording"]
+    out: dict[int, list] = {}
+    for sid in sorted({r.style for r in held}):
+        group = sorted((r for r in held if r.style == sid), key=lambda r: (-r.duration, r.id))[:2]
+        out[sid] = [(r.id, most_active_segment(load_clip(corpus, r).motion, frames, JAW.start)[0]) for r in group]
+    return out
 
 
 @torch.no_grad()
@@ -333,9 +354,9 @@ def render_clip(cfg: EvalConfig, model, head: Head, motions: dict, real: list) -
 def print_report(r: dict) -> None:
     print(f"\nHeld-out lip sync ({r['clips']['heldout']} clips). LVE/MOD in mm, FDD in 1e-5 m, on the face in head coordinates")
     print("(global head rotation left out, as lip-sync metrics are defined); *_pose: with the head rotation applied.")
-    print(f"{'method':<10}{'LVE':>8}{'FDD':>9}{'MOD':>8}{'LVE_pose':>10}{'FDD_pose':>10}   | LVE TTS-only")
+    print(f"{'method':<12}{'LVE':>8}{'FDD':>9}{'MOD':>8}{'LVE_pose':>10}{'FDD_pose':>10}   | LVE TTS-only")
     for m, row in r["heldout"].items():
-        print(f"{m:<10}{row['LVE']:8.2f}{row['FDD']:9.2f}{row['MOD']:8.2f}{row['LVE_pose']:10.2f}{row['FDD_pose']:10.2f}   | {r['heldout_tts_only'][m]['LVE']:.2f}")
+        print(f"{m:<12}{row['LVE']:8.2f}{row['FDD']:9.2f}{row['MOD']:8.2f}{row['LVE_pose']:10.2f}{row['FDD_pose']:10.2f}   | {r['heldout_tts_only'][m]['LVE']:.2f}")
     f = r["energy_fit"]
     print(f"energy baseline: jaw = {f['weights'][0]:.3f} + {f['weights'][1]:.3f}·env + {f['weights'][2]:.3f}·√env, lag {f['lag']} frames")
     s = r["real_speech"]

@@ -129,6 +129,7 @@ def write_assets(cfg: DefaultTalkConfig, model_path: Path, record: dict) -> None
 def write_style_clips(corpus: Path, folder: Path, frames: int) -> dict:
     """For each style, ``frames`` frames of held-out synthetic speech (the most active stretch of the longest clip)."""
     from splattalk.talk.corpus import JAW, load_clip, read_manifest
+    from splattalk.talk.dataset import most_active_segment
     from splattalk.talk.styles import STYLES
 
     out = {}
@@ -138,11 +139,7 @@ def write_style_clips(corpus: Path, folder: Path, frames: int) -> dict:
         if not group:
             continue
         clip = load_clip(corpus, group[0])
-        motion = clip.motion
-        # the window with the most jaw movement: a clip of the style while speaking
-        activity = np.convolve(np.abs(np.diff(motion[:, JAW.start], prepend=motion[0, JAW.start])), np.ones(frames), "valid")
-        start = int(np.argmax(activity[: max(1, len(motion) - frames + 1)]))
-        seg = motion[start : start + frames]
+        seg, start = most_active_segment(clip.motion, frames, JAW.start)
         save_npz(folder / f"{style.name}.npz", motion=seg.astype(np.float32), fps=np.int32(25), source=np.str_(f"{corpus.name}:{group[0].id}@{start}"))
         out[style.name] = f"{group[0].id}@{start}"
     return out

@@ -35,6 +35,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
+        # again: some writers (safetensors) replace the file they are given, with mode 0600
+        os.chmod(tmp_path, 0o666 & ~umask)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)

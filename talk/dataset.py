@@ -311,3 +311,14 @@ def _read_motion(path: Path) -> np.ndarray:
     if not np.isfinite(motion).all():
         raise SplattalkError(f"corpus motion {path} contains NaN or infinite values")
     return motion
+
+
+def most_active_segment(motion: np.ndarray, frames: int, jaw_column: int) -> tuple[np.ndarray, int]:
+    """The ``frames`` consecutive frames of ``motion: [T, D]`` with the most jaw movement (a style clip taken
+    while speaking), held past the end if T < frames. Returns ``(clip [frames, D], start)``."""
+    jaw = motion[:, jaw_column]
+    speed = np.abs(np.diff(jaw, prepend=jaw[0]))
+    if len(motion) <= frames:
+        return motion_window(motion, 0, frames)[0], 0
+    start = int(np.argmax(np.convolve(speed, np.ones(frames), "valid")))
+    return np.asarray(motion[start : start + frames], np.float32), start

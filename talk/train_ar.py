@@ -29,7 +29,8 @@ from splattalk.errors import SplattalkError
 from splattalk.talk import bsq
 from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
 from splattalk.talk.train_common import TrainConfig, config_dict, seeded_eval_indices, setup, teardown, train_loop
-from splattalk.talk.train_vqvae import build_datasets, data_summary
+from splattalk.talk.audio_encoder import pool_per_scale
+from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
 
 MODEL_FILE = "talk.safetensors"
 
@@ -44,31 +45,49 @@ class ARTrainConfig:
     """Shared training options (``preset`` must match the stage-1 model)."""
     style_dropout: float = 0.2
     """Chance per window of training with the null style (classifier-free guidance)."""
+    audio_aux_weight: float = 0.5
+    """Weight of the auxiliary loss regressing each frame's motion from its audio features (0: off)."""
 
 
 class ARLoss(nn.Module):
-    """``batch`` → (bitwise cross-entropy, scalars); the VQ-VAE inside is frozen."""
+    """``batch`` → (bitwise cross-entropy [+ audio auxiliary loss], scalars); the VQ-VAE inside is frozen.
 
-    def __init__(self, model, style_dropout: float):
+    The auxiliary head (training only, not part of the saved model) regresses the
+    window's normalised motion from the audio encoder's frame features: a dense,
+    direct signal that teaches the audio front-end what the face does, which the
+    bitwise cross-entropy alone conveys slowly.
+    """
+
+    def __init__(self, model, style_dropout: float, audio_aux_weight: float = 0.0):
         super().__init__()
-        self.model, self.style_dropout = model, style_dropout
+        self.model, self.style_dropout, self.audio_aux_weight = model, style_dropout, audio_aux_weight
+        self.audio_aux = nn.Linear(model.cfg.audio_dim, model.cfg.motion_dim) if audio_aux_weight > 0 else None
 
-    def logits(self, batch: dict, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher-forced logits ``[B, L, C, 2]`` and target bits ``[B, L, C]``; ``drop: [B]`` bool picks the null style."""
+    def logits(self, batch: dict, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits ``[B, L, C, 2]``, target bits ``[B, L, C]`` and the audio frame features
+        ``[B, W, audio_dim]``; ``drop: [B]`` bool picks the null style."""
         m = self.model
         with torch.no_grad():
             prev_bits, bits = m.basic_vae.encode(batch["prev"], batch["this"])
-        cond = m.audio_condition(batch["audio"])
+        feat = m.audio_encoder(batch["audio"])
+        cond = pool_per_scale(feat, m.scales)
         style = m.style_condition(batch["style_clip"], cfg_scale=1.0)
         style = torch.where(drop[:, None, None], m.null_style_cond.expand_as(style), style)
         prefix = m.window_tokens(prev_bits, style).repeat(1, m.cfg.prev_windows, 1)
-        return m(cond, bits, prefix, style), bits
+        return m(cond, bits, prefix, style), bits, feat
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        logits, bits = self.logits(batch, batch["u"] < self.style_dropout)
-        loss = F.cross_entropy(logits.reshape(-1, 2).float(), bits.reshape(-1))
-        acc = float((logits.argmax(-1) == bits).float().mean())
-        return loss, {"loss": loss.item(), "bit_acc": acc}
+        logits, bits, feat = self.logits(batch, batch["u"] < self.style_dropout)
+        ce = F.cross_entropy(logits.reshape(-1, 2).float(), bits.reshape(-1))
+        values = {"ce": ce.item(), "bit_acc": float((logits.argmax(-1) == bits).float().mean())}
+        loss = ce
+        if self.audio_aux is not None:
+            target = self.model.basic_vae.normalize(batch["this"])
+            aux = masked_mse(self.audio_aux(feat), target, batch["valid"])
+            loss = loss + self.audio_aux_weight * aux
+            values["audio_aux"] = aux.item()
+        values["loss"] = loss.item()
+        return loss, values
 
 
 @torch.no_grad()
@@ -78,7 +97,7 @@ def evaluate_ar(loss: ARLoss, batch: dict) -> dict[str, float]:
     m = loss.model
     m.eval()
     B = batch["prev"].shape[0]
-    logits, bits = loss.logits(batch, torch.zeros(B, dtype=torch.bool, device=bits_device(batch)))
+    logits, bits, _ = loss.logits(batch, torch.zeros(B, dtype=torch.bool, device=bits_device(batch)))
     row: dict[str, float] = {"ce": float(F.cross_entropy(logits.reshape(-1, 2), bits.reshape(-1)))}
     pred = logits.argmax(-1)
     for n, p, b in zip(m.scales, bsq.split_scales(pred, m.scales), bsq.split_scales(bits, m.scales)):
@@ -116,7 +135,7 @@ def run(cfg: ARTrainConfig) -> Path:
     for p in model.basic_vae.parameters():
         p.requires_grad_(False)
     train, held = build_datasets(t, model.cfg, with_audio=True)
-    loss_module = ARLoss(model, cfg.style_dropout)
+    loss_module = ARLoss(model, cfg.style_dropout, cfg.audio_aux_weight).to(dist.device)
     config = {"stage": "ar", "config": config_dict(cfg), "model": config_dict(model.cfg),
               "train_data": data_summary(train), "heldout_data": data_summary(held), "torch": torch.__version__, "world": dist.world}  # fmt: skip
     evaluate = None
@@ -127,7 +146,7 @@ def run(cfg: ARTrainConfig) -> Path:
             batch = {k: v.to(dist.device) for k, v in held.batch(0, idx).items()}
             return evaluate_ar(loss_module, batch)
 
-    train_loop(t, dist, model, loss_module, train, config, evaluate, desc="generator")
+    train_loop(t, dist, loss_module, train, config, evaluate, desc="generator")
     path = Path(t.out) / MODEL_FILE
     if dist.main and (t.stop_at is None or t.stop_at >= t.steps):
         save_talk_checkpoint(model.cpu().eval(), path, {"stage": "ar"})

@@ -237,7 +237,6 @@ class Log:
 def train_loop(
     cfg: TrainConfig,
     dist: Dist,
-    model: nn.Module,
     loss_module: nn.Module,
     dataset,
     config: dict,
@@ -246,8 +245,9 @@ def train_loop(
 ) -> int:
     """Run optimizer steps until ``cfg.steps`` (or ``cfg.stop_at``); returns the last step done.
 
-    ``model`` holds every weight that is saved; ``loss_module(batch)`` returns
-    ``(loss, {name: float})`` and owns the trainable parameters (it is what DDP wraps).
+    ``loss_module(batch)`` returns ``(loss, {name: float})``; it holds the whole model
+    (and any training-only heads), so its state is what the resumable state saves, its
+    parameters that require grad are what the optimizer trains, and it is what DDP wraps.
     """
     out = Path(cfg.out)
     params = [(n, p) for n, p in loss_module.named_parameters() if p.requires_grad]
@@ -255,7 +255,7 @@ def train_loop(
     step = 0
     state_path = out / STATE_FILE
     if state_path.is_file():
-        step = load_state(state_path, model, optimizer)
+        step = load_state(state_path, loss_module, optimizer)
     barrier(dist)
     if dist.main:
         write_json(out / "config.json", config)
@@ -298,7 +298,7 @@ def train_loop(
             barrier(dist)
         if step % cfg.ckpt_every == 0 or step == last:
             if dist.main:
-                save_state(state_path, model, optimizer, step, config)
+                save_state(state_path, loss_module, optimizer, step, config)
             barrier(dist)
     if bar is not None:
         bar.close()

@@ -60,9 +60,13 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
 class VQVAELoss(nn.Module):
     """``batch`` → (loss, scalars) for the VQ-VAE; owns it so DDP can wrap this module."""
 
-    def __init__(self, vae: nn.Module, cfg: VQVAETrainConfig):
+    def __init__(self, model: nn.Module, cfg: VQVAETrainConfig):
         super().__init__()
-        self.vae, self.cfg = vae, cfg
+        self.model, self.cfg = model, cfg
+
+    @property
+    def vae(self) -> nn.Module:
+        return self.model.basic_vae
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         prev, this, valid = batch["prev"], batch["this"], batch["valid"]
@@ -160,7 +164,7 @@ def run(cfg: VQVAETrainConfig) -> Path:
         p.requires_grad_(False)
     for p in model.basic_vae.parameters():
         p.requires_grad_(True)
-    loss_module = VQVAELoss(model.basic_vae, cfg)
+    loss_module = VQVAELoss(model, cfg)
     config = {"stage": "vqvae", "config": config_dict(cfg), "model": config_dict(model_cfg),
               "train_data": data_summary(train), "heldout_data": data_summary(held), "torch": torch.__version__, "world": dist.world}  # fmt: skip
     evaluate = None
@@ -171,7 +175,7 @@ def run(cfg: VQVAETrainConfig) -> Path:
             batch = {k: v.to(dist.device) for k, v in held.batch(0, idx).items()}
             return evaluate_vqvae(model.basic_vae, batch)
 
-    train_loop(t, dist, model, loss_module, train, config, evaluate, desc="vqvae")
+    train_loop(t, dist, loss_module, train, config, evaluate, desc="vqvae")
     path = Path(t.out) / MODEL_FILE
     if dist.main and (t.stop_at is None or t.stop_at >= t.steps):
         save_talk_checkpoint(model.cpu(), path, {"stage": "vqvae"})

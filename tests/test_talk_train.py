@@ -101,6 +101,7 @@ def test_ar_loss_falls_and_model_generates(ar, vqvae):
     out, path, _ = ar
     rows = [r for r in _log(out) if "bit_acc" in r]
     assert rows[-1]["loss"] < 0.8 * rows[0]["loss"], (rows[0], rows[-1])
+    assert rows[-1]["ce"] < 0.85 * rows[0]["ce"] and rows[-1]["audio_aux"] < 0.8 * rows[0]["audio_aux"]
     assert rows[-1]["bit_acc"] > rows[0]["bit_acc"] + 0.1
     model = load_talk_checkpoint(path)
     # stage 2 leaves the VQ-VAE as stage 1 made it

@@ -1,0 +1,55 @@
+"""The shipped default talk model and style clips: size, loading, and speech-driven motion on sample speech."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from splattalk.talk.checkpoint import load_talk_checkpoint, read_talk_metadata
+from splattalk.talk.cli import DEFAULT_MODEL
+from splattalk.talk.corpus import EXPR_NAMES, JAW, ROTATION, read_wav
+from splattalk.talk.inference import generate
+from splattalk.talk.speech_checks import frame_activity, pause_frames
+from splattalk.talk.style import load_style_clip
+from splattalk.talk.styles import STYLES
+from talk_helpers import one_thread  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+STYLE_DIR = DEFAULT_MODEL.parent / "styles"
+SPEECH = Path(__file__).resolve().parents[1] / "splattalk" / "data" / "speech" / "sample_en_1.wav"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_talk_checkpoint(DEFAULT_MODEL)
+
+
+def test_default_model_file(model):
+    assert DEFAULT_MODEL.stat().st_size <= 20 * 2**20
+    assert DEFAULT_MODEL.stat().st_mode & 0o044 == 0o044  # readable by everyone, like any shipped file
+    assert sum(p.numel() for p in model.parameters()) <= 10_000_000
+    assert model.cfg.head_model == "default-head-v1" and model.cfg.motion_dim == len(EXPR_NAMES) + 6
+    meta = read_talk_metadata(DEFAULT_MODEL)
+    assert "training" in meta and "license" in meta
+
+
+def test_style_clips_one_per_corpus_style(model):
+    names = sorted(p.stem for p in STYLE_DIR.glob("*.npz"))
+    assert names == sorted(s.name for s in STYLES)
+    for name in names:
+        clip = load_style_clip(STYLE_DIR / f"{name}.npz", model.cfg.motion_dim, model.cfg.style_frames)
+        assert clip.std(0).max() > 0
+
+
+def test_default_model_moves_with_speech(model):
+    audio = read_wav(SPEECH)
+    motion = generate(model, audio)
+    T = len(motion)
+    active, pauses = frame_activity(audio, T), pause_frames(audio, T)
+    jaw = motion[:, JAW.start]
+    assert jaw[active].mean() > jaw[pauses].mean() + 0.03  # opens in speech, (nearly) closes in pauses
+    assert np.degrees(motion[:, ROTATION]).std(0).max() > 0.2  # the head moves
+    calm, lively = (generate(model, audio, style=load_style_clip(STYLE_DIR / f"{n}.npz", 32, 50)) for n in ("calm", "lively"))
+    assert not np.allclose(calm, lively, atol=1e-3)
