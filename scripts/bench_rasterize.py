@@ -1,0 +1,155 @@
+"""Benchmark the Gaussian rasterizer backends on a head-like scene.
+
+20,000 anisotropic Gaussians lie on a head-sized closed surface (skull ellipsoid, nose,
+ears, neck), flattened along the surface normal like a fitted avatar's, with opacities
+mostly high and some faint. Timed at 512x512 and 256x256: forward, and forward+backward
+of an L1 photometric loss, for ``cpu`` and ``reference`` in the same run (``gsplat`` too
+when CUDA is present). Prints the required summary line last:
+
+    cpu fwd+bwd 512²: X s; reference: Y s; speedup: Z×; cpu fwd 512²: W fps
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import time
+
+import torch
+
+from splattalk.avatar.render import rasterize
+
+
+def head_scene(n: int = 20_000, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Gaussians on a head-like surface (metres), plus a 3/4-front camera at ~0.5 m."""
+    g = torch.Generator().manual_seed(seed)
+    # Sample directions, then push points onto a skull ellipsoid with a few bumps.
+    dirs = torch.randn(n, 3, generator=g)
+    dirs = dirs / dirs.norm(dim=1, keepdim=True)
+    radii = torch.tensor([0.075, 0.1, 0.09])
+    pts = dirs * radii
+    x, y, z = pts.unbind(1)
+    nose = 0.025 * torch.exp(-((x / 0.015) ** 2 + ((y - 0.01) / 0.03) ** 2)) * (z < 0)
+    ears = 0.015 * torch.exp(-((y / 0.02) ** 2 + (z / 0.015) ** 2)) * (x.abs() > 0.05)
+    neck = (y > 0.06).float()
+    pts = pts + dirs * (nose + ears)[:, None]
+    pts[:, 1] += neck * 0.05 * (y - 0.06) / 0.04
+    normals = dirs / radii
+    normals = normals / normals.norm(dim=1, keepdim=True)
+    # Rotation whose local z axis is the normal: flattened ("surfel-like") Gaussians.
+    up = torch.tensor([0.0, 0.0, 1.0]).expand(n, 3)
+    axis = torch.cross(up, normals, dim=1)
+    sin = axis.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    angle = torch.atan2(sin[:, 0], (up * normals).sum(1))
+    axis = axis / sin
+    quats = torch.cat([torch.cos(angle / 2)[:, None], axis * torch.sin(angle / 2)[:, None]], 1)
+    tangent = 0.0011 + 0.0012 * torch.rand(n, 2, generator=g)
+    aniso = torch.exp(0.4 * torch.randn(n, 2, generator=g))
+    scales = torch.cat([tangent * aniso, 0.0003 * torch.ones(n, 1)], 1)
+    opacities = torch.sigmoid(2.0 + 1.5 * torch.randn(n, generator=g))
+    skin = torch.tensor([0.85, 0.62, 0.5])
+    colors = (skin + 0.12 * torch.randn(n, 3, generator=g)).clamp(0, 1)
+    yaw = math.radians(25)
+    rot = torch.tensor(
+        [[math.cos(yaw), 0, -math.sin(yaw)], [0, 1, 0], [math.sin(yaw), 0, math.cos(yaw)]]
+    )
+    viewmat = torch.eye(4)
+    viewmat[:3, :3] = rot
+    viewmat[:3, 3] = torch.tensor([0.0, -0.01, 0.5])
+    return {
+        "means": pts, "quats": quats, "scales": scales, "opacities": opacities,
+        "colors": colors, "viewmat": viewmat,
+    }  # fmt: skip
+
+
+def intrinsics(size: int) -> torch.Tensor:
+    f = 1.8 * size  # a 0.2 m head at 0.5 m fills ~70% of the frame
+    return torch.tensor([[f, 0.0, size / 2], [0.0, f, size / 2], [0.0, 0.0, 1.0]])
+
+
+def _render(scene, size, backend, grad, target=None):
+    params = {k: v.clone().requires_grad_(grad and k != "viewmat") for k, v in scene.items()}
+    rgb, alpha = rasterize(
+        params["means"], params["quats"], params["scales"], params["opacities"],
+        params["colors"], params["viewmat"], intrinsics(size), size, size,
+        torch.ones(3), backend=backend,
+    )  # fmt: skip
+    if grad:
+        (rgb - target).abs().mean().backward()
+    return rgb.detach()
+
+
+def best_time(fn, repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=20_000, help="number of Gaussians")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs (best is kept)")
+    parser.add_argument("--ref-repeats", type=int, default=1, help="timed reference runs")
+    parser.add_argument("--save", default="", help="write the 512² cpu render to this PNG")
+    args = parser.parse_args()
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    scene = head_scene(args.n)
+    print(f"scene: {args.n} Gaussians; torch threads {torch.get_num_threads()}; "
+          f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")  # fmt: skip
+
+    targets = {s: torch.full((s, s, 3), 0.5) for s in (512, 256)}
+    _render(scene, 64, "cpu", True, torch.zeros(64, 64, 3))  # compile / load the kernel cache
+    cpu = {}
+    for size in (512, 256):
+        fwd = best_time(lambda: _render(scene, size, "cpu", False), args.repeats)
+        both = best_time(lambda: _render(scene, size, "cpu", True, targets[size]), args.repeats)
+        cpu[size] = (fwd, both)
+        print(f"cpu {size}²: fwd {fwd * 1e3:.1f} ms ({1 / fwd:.1f} fps), fwd+bwd {both * 1e3:.1f} ms")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS after cpu runs (whole process): {peak_mb:.0f} MB")
+    if args.save:
+        import numpy as np
+        from PIL import Image
+
+        img = _render(scene, 512, "cpu", False).clamp(0, 1).mul(255).byte().numpy()
+        Image.fromarray(np.ascontiguousarray(img)).save(args.save)
+        print(f"wrote {args.save}")
+
+    if torch.cuda.is_available():
+        from splattalk.avatar.raster_gsplat import gsplat_available
+
+        if gsplat_available():
+            gpu_scene = {k: v.cuda() for k, v in scene.items()}
+            for size in (512, 256):
+                tgt = targets[size].cuda()
+
+                def run(grad, size=size, tgt=tgt):
+                    _render(gpu_scene, size, "gsplat", grad, tgt)
+                    torch.cuda.synchronize()
+
+                run(True)
+                fwd = best_time(lambda: run(False), args.repeats)
+                both = best_time(lambda: run(True), args.repeats)
+                print(f"gsplat {size}²: fwd {fwd * 1e3:.2f} ms, fwd+bwd {both * 1e3:.2f} ms")
+
+    ref = {}
+    for size in (256, 512):
+        ref[size] = best_time(
+            lambda: _render(scene, size, "reference", True, targets[size]), args.ref_repeats
+        )
+        print(f"reference {size}²: fwd+bwd {ref[size]:.2f} s "
+              f"(cpu is {ref[size] / cpu[size][1]:.1f}× faster)")  # fmt: skip
+    fwd512, both512 = cpu[512]
+    print(
+        f"cpu fwd+bwd 512²: {both512:.2f} s; reference: {ref[512]:.1f} s; "
+        f"speedup: {ref[512] / both512:.1f}×; cpu fwd 512²: {1 / fwd512:.1f} fps"
+    )
+
+
+if __name__ == "__main__":
+    main()
