@@ -1,23 +1,16 @@
-"""Numba kernels of the CPU rasterizer: tile binning and front-to-back compositing.
+"""Numba kernels of the CPU rasterizer: front-to-back compositing and its backward.
 
-Pipeline for one camera (driven by :mod:`raster_cpu`):
+Each tile (16x16 pixels) walks its depth-sorted row list (see :mod:`cpu_binning`)
+Gaussian-outer: row k visits only the pixels its ellipse can reach (solved per pixel row,
+conservatively), in list order, so every pixel still meets its Gaussians front to back;
+per-pixel state lives in small tile-local arrays and a tile stops once all its pixels are
+done. The forward stores each pixel's final transmittance and last contributing row: all
+the backward needs to walk the list back to front, recovering T_k = T_{k+1} / (1 - a_k)
+and accumulating each row's gradient in registers. A tile owns its rows, so tiles run in
+parallel without atomics and the result does not depend on the thread count.
 
-1. ``bin_tiles``: visible Gaussians, already sorted by depth, are counted into the 16x16
-   tiles their screen box touches, then written into one flat list per tile (a stable
-   counting sort, so each tile's list stays front to back). O(intersections), serial.
-2. ``gather``: per intersection, the Gaussian's 2D mean, conic, opacity, colour are copied
-   into contiguous rows so a tile's inner loop streams through memory.
-3. ``composite_forward``: ``prange`` over tiles; per pixel, walk the tile's list until the
-   transmittance would drop to ``T_MIN``. Stores the final transmittance and the index of the
-   last contributing intersection per pixel: that is all the backward needs.
-4. ``composite_backward``: ``prange`` over tiles; per pixel, walk back from the last
-   contributor, recovering each T_i = T_{i+1} / (1 - alpha_i), and accumulate gradients
-   into the intersection's own row (a tile owns its rows: no races, no atomics).
-5. ``reduce_to_gaussians``: add the rows up per Gaussian in a fixed order: deterministic.
-
-The per-pixel alpha test is evaluated in float32 with exactly the same expression in the
-forward and backward (and in :mod:`raster_reference`), so both passes make the same
-skip/stop decisions; the backward accumulates in float64.
+The alpha test is evaluated in float32 with exactly the reference's expression in both
+passes, so they make the same skip/stop decisions; the backward accumulates in float64.
 """
 
 from __future__ import annotations
@@ -28,6 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import raster_conventions as rc
+from .cpu_binning import CHANNELS
 
 _F32 = np.float32
 _HALF = _F32(0.5)
@@ -36,93 +30,12 @@ _PIX = _F32(0.5)
 _ALPHA_MIN = _F32(rc.ALPHA_MIN)
 _ALPHA_MAX = _F32(rc.ALPHA_MAX)
 _T_MIN = _F32(rc.T_MIN)
-# Quick reject before exp(): alpha < ALPHA_MIN  <=>  sigma > ln(opacity / ALPHA_MIN).
-# The margin keeps the shortcut conservative against exp()'s last-bit rounding.
-_CUT_MARGIN = 1e-3
-# Tiles differ a lot in cost (a head in the middle, background around): callers hand them
-# out dynamically in chunks of this many (numba.set_parallel_chunksize) rather than one
-# contiguous share per thread.
+# Tiles differ a lot in cost (a head in the middle, background around): the parallel
+# drivers hand them out dynamically in chunks of this many (numba.set_parallel_chunksize).
 TILE_CHUNK = 4
-GEOM_COLS = 8  # mean x, mean y, conic a, b, c, opacity, sigma cut, (pad)
-# The kernels composite exactly CHANNELS feature channels (a compile-time constant the
-# compiler unrolls); callers pad RGB / RGB+depth to it and split wider features in chunks.
-CHANNELS = 4
 
 
-@njit(cache=True, inline="always")
-def _tile_rect(mx, my, rx, ry, tile_size, tiles_x, tiles_y):
-    x0 = min(max(0, int(math.floor((mx - rx) / tile_size))), tiles_x)
-    x1 = min(max(0, int(math.ceil((mx + rx) / tile_size))), tiles_x)
-    y0 = min(max(0, int(math.floor((my - ry) / tile_size))), tiles_y)
-    y1 = min(max(0, int(math.ceil((my + ry) / tile_size))), tiles_y)
-    return x0, x1, y0, y1
-
-
-@njit(cache=True)
-def bin_tiles(order, means2d, radii, tile_size, tiles_x, tiles_y):
-    """order [V] Gaussian ids front to back, means2d [N,2], radii [N,2] ->
-    tile_offsets [tiles+1] (tile t owns rows tile_offsets[t]:tile_offsets[t+1]),
-    isect_gid [M] (Gaussian id of each row)."""
-    n_tiles = tiles_x * tiles_y
-    offsets = np.zeros(n_tiles + 1, np.int64)
-    for i in range(order.shape[0]):
-        g = order[i]
-        x0, x1, y0, y1 = _tile_rect(
-            means2d[g, 0], means2d[g, 1], radii[g, 0], radii[g, 1], tile_size, tiles_x, tiles_y
-        )
-        for ty in range(y0, y1):
-            for tx in range(x0, x1):
-                offsets[ty * tiles_x + tx + 1] += 1
-    for t in range(n_tiles):
-        offsets[t + 1] += offsets[t]
-    cursor = offsets[:-1].copy()
-    isect_gid = np.empty(offsets[n_tiles], np.int32)
-    for i in range(order.shape[0]):
-        g = order[i]
-        x0, x1, y0, y1 = _tile_rect(
-            means2d[g, 0], means2d[g, 1], radii[g, 0], radii[g, 1], tile_size, tiles_x, tiles_y
-        )
-        for ty in range(y0, y1):
-            for tx in range(x0, x1):
-                t = ty * tiles_x + tx
-                isect_gid[cursor[t]] = g
-                cursor[t] += 1
-    return offsets, isect_gid
-
-
-@njit(parallel=True, cache=True)
-def gather_geometry(isect_gid, means2d, conics, opacities):
-    """Per-intersection rows geom [M, GEOM_COLS] float32."""
-    m = isect_gid.shape[0]
-    geom = np.zeros((m, GEOM_COLS), np.float32)
-    for k in prange(m):
-        g = isect_gid[k]
-        op = opacities[g]
-        geom[k, 0] = means2d[g, 0]
-        geom[k, 1] = means2d[g, 1]
-        geom[k, 2] = conics[g, 0]
-        geom[k, 3] = conics[g, 1]
-        geom[k, 4] = conics[g, 2]
-        geom[k, 5] = op
-        geom[k, 6] = math.log(max(float(op), 1e-30) / rc.ALPHA_MIN) + _CUT_MARGIN
-    return geom
-
-
-@njit(parallel=True, cache=True)
-def gather_channels(isect_gid, features, first):
-    """Per-intersection rows cols [M, CHANNELS] float32 of features[:, first:first+CHANNELS]
-    (zero-padded past the last feature)."""
-    m = isect_gid.shape[0]
-    n_ch = min(CHANNELS, features.shape[1] - first)
-    cols = np.zeros((m, CHANNELS), np.float32)
-    for k in prange(m):
-        g = isect_gid[k]
-        for c in range(n_ch):
-            cols[k, c] = features[g, first + c]
-    return cols
-
-
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _alpha(dx, dy, cdy2, a, b, op, cut):
     """(alpha, vis) at offset (dx, dy) = mean - pixel centre, cdy2 = c * dy * dy; alpha = 0
     when the Gaussian is skipped there. Same float32 expression as the reference."""
@@ -137,203 +50,231 @@ def _alpha(dx, dy, cdy2, a, b, op, cut):
 
 
 @njit(cache=True, inline="always")
-def _span_cut(a, b, c, cut):
-    """The cut, enlarged by a bound on float32 rounding of sigma, for the pixel spans.
-
-    sigma32 differs from sigma by at most ~6 ulp of sum(|terms|), and over the ellipse
-    sigma <= cut that sum is <= 4 cut ac / det: a pixel outside the float64 ellipse for
-    this enlarged cut has sigma32 > cut, so the spans below never miss a pixel that the
-    (reference-identical) float32 test would accept."""
+def _ellipse(geom, k):
+    """(a, b, det, cut', half_height) of row k for the pixel spans, float64. cut' is the cut
+    enlarged by a bound on float32 rounding of sigma: sigma32 differs from sigma by at most
+    ~6 ulp of sum(|terms|), and over the ellipse sigma <= cut that sum is <= 4 cut ac / det,
+    so a pixel outside the float64 ellipse for cut' has sigma32 > cut: the spans never miss
+    a pixel the (reference-identical) float32 test would accept. half_height < 0: empty."""
+    a, b, c, cut = float(geom[k, 2]), float(geom[k, 3]), float(geom[k, 4]), float(geom[k, 6])
     det = a * c - b * b
-    return cut + 4e-6 * cut * a * c / det + 1e-6, det
+    if not (a > 0 and cut > 0 and det > 0):
+        return a, b, det, cut, -1.0
+    cut = cut + 4e-6 * cut * a * c / det + 1e-6
+    return a, b, det, cut, math.sqrt(2.0 * cut * a / det)  # |dy| <= sqrt(2 cut / c')
 
 
 @njit(cache=True, inline="always")
-def _row_span(geom, k, y_begin, y_end):
-    """Rows [lo, hi] of the tile (y_begin..y_end-1) whose pixel centres can reach row k's
-    cut: |dy| <= sqrt(2 cut a / det) (the conic's Schur complement)."""
-    a, b, c, cut = float(geom[k, 2]), float(geom[k, 3]), float(geom[k, 4]), float(geom[k, 6])
-    if not (a > 0 and cut > 0 and a * c - b * b > 0):
+def _row_span(my, half, y_begin, y_end):
+    """Rows [lo, hi] of the tile whose pixel centres lie within half of my."""
+    if half < 0:
         return 1, 0
-    cut, det = _span_cut(a, b, c, cut)
-    half = math.sqrt(2.0 * cut * a / det)
-    my = float(geom[k, 1]) - 0.5
-    lo = max(y_begin, int(math.ceil(my - half)))
-    hi = min(y_end - 1, int(math.floor(my + half)))
+    lo = max(y_begin, int(math.ceil(float(my) - 0.5 - half)))
+    hi = min(y_end - 1, int(math.floor(float(my) - 0.5 + half)))
     return lo, hi
 
 
 @njit(cache=True, inline="always")
-def _col_span(geom, k, y, x_begin, x_end):
-    """Columns [lo, hi] of row y whose pixel centres can reach row k's cut."""
-    a, b, c, cut = float(geom[k, 2]), float(geom[k, 3]), float(geom[k, 4]), float(geom[k, 6])
-    cut, det = _span_cut(a, b, c, cut)
-    dy = float(geom[k, 1]) - (y + 0.5)
+def _col_span(mx, dy, a, b, det, cut, x_begin, x_end):
+    """Columns [lo, hi] of a pixel row at offset dy = my - centre whose pixel centres can
+    reach the cut: sigma <= cut <=> dx in [(-b dy - root) / a, (-b dy + root) / a]."""
+    dy = float(dy)
     disc = 2.0 * a * cut - det * dy * dy
     if disc < 0:
         return 1, 0
     root = math.sqrt(disc)
-    mx = float(geom[k, 0]) - 0.5
-    # sigma <= cut  <=>  dx in [(-b dy - root) / a, (-b dy + root) / a],  x = mx - dx
-    lo = max(x_begin, int(math.ceil(mx - (-b * dy + root) / a)))
-    hi = min(x_end - 1, int(math.floor(mx - (-b * dy - root) / a)))
+    centre = float(mx) - 0.5
+    lo = max(x_begin, int(math.ceil(centre - (root - b * dy) / a)))
+    hi = min(x_end - 1, int(math.floor(centre + (root + b * dy) / a)))
     return lo, hi
 
 
+@njit(cache=True, error_model="numpy")
+def _forward_tile(t, tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
+                  out_image, out_t, out_last):  # fmt: skip
+    """One tile of composite_forward."""
+    d = CHANNELS
+    start, end = tile_offsets[t], tile_offsets[t + 1]
+    y_begin = (t // tiles_x) * tile_size
+    x_begin = (t % tiles_x) * tile_size
+    y_end = min(y_begin + tile_size, height)
+    x_end = min(x_begin + tile_size, width)
+    tw = x_end - x_begin
+    n_pix = (y_end - y_begin) * tw
+    trans = np.ones(n_pix, np.float32)
+    acc = np.zeros((n_pix, d), np.float32)
+    last = np.full(n_pix, start - 1, np.int32)
+    done = np.zeros(n_pix, np.bool_)
+    n_done = 0
+    for k in range(start, end):
+        if n_done == n_pix:
+            break
+        mx, my, a, b, c, op, cut = geom[k, 0], geom[k, 1], geom[k, 2], geom[k, 3], geom[k, 4], geom[k, 5], geom[k, 6]
+        ea, eb, edet, ecut, half = _ellipse(geom, k)
+        y_lo, y_hi = _row_span(my, half, y_begin, y_end)
+        for y in range(y_lo, y_hi + 1):
+            dy = my - (_F32(y) + _PIX)
+            cdy2 = c * dy * dy
+            x_lo, x_hi = _col_span(mx, dy, ea, eb, edet, ecut, x_begin, x_end)
+            for x in range(x_lo, x_hi + 1):
+                p = (y - y_begin) * tw + (x - x_begin)
+                if done[p]:
+                    continue
+                alpha, _ = _alpha(mx - (_F32(x) + _PIX), dy, cdy2, a, b, op, cut)
+                if alpha == 0:
+                    continue
+                next_t = trans[p] * (_ONE - alpha)
+                if next_t <= _T_MIN:
+                    done[p] = True
+                    n_done += 1
+                    continue
+                weight = alpha * trans[p]
+                for ch in range(d):
+                    acc[p, ch] += cols[k, ch] * weight
+                trans[p] = next_t
+                last[p] = k
+    for y in range(y_begin, y_end):
+        for x in range(x_begin, x_end):
+            p = (y - y_begin) * tw + (x - x_begin)
+            for ch in range(d):
+                out_image[y, x, ch] = acc[p, ch] + trans[p] * background[ch]
+            out_t[y, x] = trans[p]
+            out_last[y, x] = last[p]
+
+
+@njit(cache=True, error_model="numpy")
+def _backward_tile(t, tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
+                   out_t, out_last, v_image, v_alpha, g_geom, g_cols):  # fmt: skip
+    """One tile of composite_backward. The CHANNELS (= 4) colour channels are spelled out
+    as scalars so the compiler keeps them in registers."""
+    start = tile_offsets[t]
+    y_begin = (t // tiles_x) * tile_size
+    x_begin = (t % tiles_x) * tile_size
+    y_end = min(y_begin + tile_size, height)
+    x_end = min(x_begin + tile_size, width)
+    tw = x_end - x_begin
+    n_pix = (y_end - y_begin) * tw
+    # per pixel: T (walking back), dL/dT_final * T_final, dL/drgb (4), sum behind c a T (4)
+    state = np.zeros((n_pix, 10))
+    last = np.empty(n_pix, np.int32)
+    max_last = start - 1
+    for y in range(y_begin, y_end):
+        for x in range(x_begin, x_end):
+            p = (y - y_begin) * tw + (x - x_begin)
+            last[p] = out_last[y, x]
+            max_last = max(max_last, last[p])
+            t_final = float(out_t[y, x])
+            bg_dot = 0.0
+            for ch in range(CHANNELS):
+                state[p, 2 + ch] = v_image[y, x, ch]
+                bg_dot += background[ch] * v_image[y, x, ch]
+            state[p, 0] = t_final
+            state[p, 1] = (float(v_alpha[y, x]) - bg_dot) * t_final
+    for k in range(max_last, start - 1, -1):
+        gmx = gmy = ga = gb = gc = gop = 0.0
+        g0 = g1 = g2 = g3 = 0.0
+        c0, c1, c2, c3 = float(cols[k, 0]), float(cols[k, 1]), float(cols[k, 2]), float(cols[k, 3])
+        mx, my, a, b, c, op, cut = geom[k, 0], geom[k, 1], geom[k, 2], geom[k, 3], geom[k, 4], geom[k, 5], geom[k, 6]
+        ca, cb, cc, fop = float(a), float(b), float(c), float(op)
+        ea, eb, edet, ecut, half = _ellipse(geom, k)
+        y_lo, y_hi = _row_span(my, half, y_begin, y_end)
+        for y in range(y_lo, y_hi + 1):
+            dy = my - (_F32(y) + _PIX)
+            cdy2 = c * dy * dy
+            fdy = float(dy)
+            x_lo, x_hi = _col_span(mx, dy, ea, eb, edet, ecut, x_begin, x_end)
+            for x in range(x_lo, x_hi + 1):
+                p = (y - y_begin) * tw + (x - x_begin)
+                if k > last[p]:
+                    continue
+                dx = mx - (_F32(x) + _PIX)
+                alpha, vis = _alpha(dx, dy, cdy2, a, b, op, cut)
+                if alpha == 0:
+                    continue
+                fa = float(alpha)
+                ra = 1.0 / (1.0 - fa)
+                tk = state[p, 0] * ra  # transmittance in front of row k
+                state[p, 0] = tk
+                w = fa * tk
+                v0, v1, v2, v3 = state[p, 2], state[p, 3], state[p, 4], state[p, 5]
+                b0, b1, b2, b3 = state[p, 6], state[p, 7], state[p, 8], state[p, 9]
+                g0 += w * v0
+                g1 += w * v1
+                g2 += w * v2
+                g3 += w * v3
+                v_a = (
+                    state[p, 1] * ra
+                    + (c0 * tk - b0 * ra) * v0 + (c1 * tk - b1 * ra) * v1
+                    + (c2 * tk - b2 * ra) * v2 + (c3 * tk - b3 * ra) * v3
+                )  # fmt: skip
+                state[p, 6] = b0 + c0 * w
+                state[p, 7] = b1 + c1 * w
+                state[p, 8] = b2 + c2 * w
+                state[p, 9] = b3 + c3 * w
+                if op * vis <= _ALPHA_MAX:  # past the clamp alpha is constant
+                    fvis = float(vis)
+                    v_sigma = -fop * fvis * v_a
+                    fdx = float(dx)
+                    gmx += v_sigma * (ca * fdx + cb * fdy)
+                    gmy += v_sigma * (cb * fdx + cc * fdy)
+                    ga += v_sigma * fdx * fdx
+                    gb += v_sigma * fdx * fdy
+                    gc += v_sigma * fdy * fdy
+                    gop += fvis * v_a
+        g_geom[k, 0] = gmx
+        g_geom[k, 1] = gmy
+        g_geom[k, 2] = 0.5 * ga
+        g_geom[k, 3] = gb
+        g_geom[k, 4] = 0.5 * gc
+        g_geom[k, 5] = gop
+        g_cols[k, 0] = g0
+        g_cols[k, 1] = g1
+        g_cols[k, 2] = g2
+        g_cols[k, 3] = g3
+
+
 @njit(parallel=True, cache=True)
-def composite_forward(tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
+def _forward_parallel(tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
                       out_image, out_t, out_last):  # fmt: skip
-    """Fills out_image [H,W,D] (background included), out_t [H,W] final transmittance,
-    out_last [H,W] last contributing row (or tile start - 1 when none).
-
-    Loops Gaussian-outer within a tile: each row of the tile's list visits only the pixels
-    its ellipse can reach, in list (depth) order, so every pixel still sees its Gaussians
-    front to back; per-pixel state lives in small tile-local arrays."""
-    d = CHANNELS
-    n_tiles = tile_offsets.shape[0] - 1
-    for t in prange(n_tiles):
-        start, end = tile_offsets[t], tile_offsets[t + 1]
-        y_begin = (t // tiles_x) * tile_size
-        x_begin = (t % tiles_x) * tile_size
-        y_end = min(y_begin + tile_size, height)
-        x_end = min(x_begin + tile_size, width)
-        tw = x_end - x_begin
-        n_pix = (y_end - y_begin) * tw
-        trans = np.ones(n_pix, np.float32)
-        acc = np.zeros((n_pix, d), np.float32)
-        last = np.full(n_pix, start - 1, np.int32)
-        done = np.zeros(n_pix, np.bool_)
-        n_done = 0
-        for k in range(start, end):
-            if n_done == n_pix:
-                break
-            mx, my, a, b, c, op, cut = geom[k, 0], geom[k, 1], geom[k, 2], geom[k, 3], geom[k, 4], geom[k, 5], geom[k, 6]
-            y_lo, y_hi = _row_span(geom, k, y_begin, y_end)
-            for y in range(y_lo, y_hi + 1):
-                dy = my - (_F32(y) + _PIX)
-                cdy2 = c * dy * dy
-                x_lo, x_hi = _col_span(geom, k, y, x_begin, x_end)
-                for x in range(x_lo, x_hi + 1):
-                    p = (y - y_begin) * tw + (x - x_begin)
-                    if done[p]:
-                        continue
-                    alpha, _ = _alpha(mx - (_F32(x) + _PIX), dy, cdy2, a, b, op, cut)
-                    if alpha == 0:
-                        continue
-                    next_t = trans[p] * (_ONE - alpha)
-                    if next_t <= _T_MIN:
-                        done[p] = True
-                        n_done += 1
-                        continue
-                    weight = alpha * trans[p]
-                    for ch in range(d):
-                        acc[p, ch] += cols[k, ch] * weight
-                    trans[p] = next_t
-                    last[p] = k
-        for y in range(y_begin, y_end):
-            for x in range(x_begin, x_end):
-                p = (y - y_begin) * tw + (x - x_begin)
-                for c in range(d):
-                    out_image[y, x, c] = acc[p, c] + trans[p] * background[c]
-                out_t[y, x] = trans[p]
-                out_last[y, x] = last[p]
-
-
-@njit(parallel=True, cache=True)
-def composite_backward(tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
-                       out_t, out_last, v_image, v_alpha, g_geom, g_cols):  # fmt: skip
-    """VJP of composite_forward. v_image [H,W,D], v_alpha [H,W] -> per row k gradients
-    g_geom [M,6] (d mean x, y, conic a, b, c, opacity) and g_cols [M,D] (float64).
-
-    Walks each tile's list back to front from its latest contributor; a pixel takes part
-    for rows k <= its last contributor, recovering T_k = T_{k+1} / (1 - alpha_k)."""
-    d = CHANNELS
-    n_tiles = tile_offsets.shape[0] - 1
-    for t in prange(n_tiles):
-        start = tile_offsets[t]
-        y_begin = (t // tiles_x) * tile_size
-        x_begin = (t % tiles_x) * tile_size
-        y_end = min(y_begin + tile_size, height)
-        x_end = min(x_begin + tile_size, width)
-        tw = x_end - x_begin
-        n_pix = (y_end - y_begin) * tw
-        trans = np.empty(n_pix)
-        v_final = np.empty(n_pix)  # dL/dT_final (from alpha = 1 - T and the background)
-        t_final = np.empty(n_pix)
-        last = np.empty(n_pix, np.int32)
-        vrgb = np.empty((n_pix, d))
-        buf = np.zeros((n_pix, d))  # sum over rows behind: c_j alpha_j T_j
-        max_last = start - 1
-        for y in range(y_begin, y_end):
-            for x in range(x_begin, x_end):
-                p = (y - y_begin) * tw + (x - x_begin)
-                last[p] = out_last[y, x]
-                max_last = max(max_last, last[p])
-                t_final[p] = out_t[y, x]
-                trans[p] = t_final[p]
-                bg_dot = 0.0
-                for c in range(d):
-                    vrgb[p, c] = v_image[y, x, c]
-                    bg_dot += background[c] * vrgb[p, c]
-                v_final[p] = (float(v_alpha[y, x]) - bg_dot) * t_final[p]
-        g_col = np.empty(d)
-        for k in range(max_last, start - 1, -1):
-            gmx = gmy = ga = gb = gc = gop = 0.0
-            for ch in range(d):
-                g_col[ch] = 0.0
-            mx, my, a, b, c, op, cut = geom[k, 0], geom[k, 1], geom[k, 2], geom[k, 3], geom[k, 4], geom[k, 5], geom[k, 6]
-            ca, cb, cc = float(a), float(b), float(c)
-            y_lo, y_hi = _row_span(geom, k, y_begin, y_end)
-            for y in range(y_lo, y_hi + 1):
-                dy = my - (_F32(y) + _PIX)
-                cdy2 = c * dy * dy
-                x_lo, x_hi = _col_span(geom, k, y, x_begin, x_end)
-                for x in range(x_lo, x_hi + 1):
-                    p = (y - y_begin) * tw + (x - x_begin)
-                    if k > last[p]:
-                        continue
-                    dx = mx - (_F32(x) + _PIX)
-                    alpha, vis = _alpha(dx, dy, cdy2, a, b, op, cut)
-                    if alpha == 0:
-                        continue
-                    ra = 1.0 / (1.0 - float(alpha))
-                    tk = trans[p] * ra  # transmittance in front of row k
-                    trans[p] = tk
-                    weight = float(alpha) * tk
-                    v_a = v_final[p] * ra
-                    for ch in range(d):
-                        g_col[ch] += weight * vrgb[p, ch]
-                        v_a += (cols[k, ch] * tk - buf[p, ch] * ra) * vrgb[p, ch]
-                        buf[p, ch] += cols[k, ch] * weight
-                    if op * vis <= _ALPHA_MAX:  # past the clamp alpha is constant
-                        v_sigma = -float(op) * float(vis) * v_a
-                        fdx, fdy = float(dx), float(dy)
-                        gmx += v_sigma * (ca * fdx + cb * fdy)
-                        gmy += v_sigma * (cb * fdx + cc * fdy)
-                        ga += 0.5 * v_sigma * fdx * fdx
-                        gb += v_sigma * fdx * fdy
-                        gc += 0.5 * v_sigma * fdy * fdy
-                        gop += float(vis) * v_a
-            g_geom[k, 0] = gmx
-            g_geom[k, 1] = gmy
-            g_geom[k, 2] = ga
-            g_geom[k, 3] = gb
-            g_geom[k, 4] = gc
-            g_geom[k, 5] = gop
-            for ch in range(d):
-                g_cols[k, ch] = g_col[ch]
+    for t in prange(tile_offsets.shape[0] - 1):
+        _forward_tile(t, tile_offsets, geom, cols, background, width, height, tile_size,
+                      tiles_x, out_image, out_t, out_last)  # fmt: skip
 
 
 @njit(cache=True)
-def reduce_to_gaussians(isect_gid, g_geom, g_cols, v_means2d, v_conics, v_opacities, v_colors):
-    """Sum rows per Gaussian, in row order (deterministic). Outputs float64, zeroed."""
-    for k in range(isect_gid.shape[0]):
-        g = isect_gid[k]
-        v_means2d[g, 0] += g_geom[k, 0]
-        v_means2d[g, 1] += g_geom[k, 1]
-        v_conics[g, 0] += g_geom[k, 2]
-        v_conics[g, 1] += g_geom[k, 3]
-        v_conics[g, 2] += g_geom[k, 4]
-        v_opacities[g] += g_geom[k, 5]
-        for c in range(v_colors.shape[1]):
-            v_colors[g, c] += g_cols[k, c]
+def _forward_serial(tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
+                    out_image, out_t, out_last):  # fmt: skip
+    for t in range(tile_offsets.shape[0] - 1):
+        _forward_tile(t, tile_offsets, geom, cols, background, width, height, tile_size,
+                      tiles_x, out_image, out_t, out_last)  # fmt: skip
+
+
+@njit(parallel=True, cache=True)
+def _backward_parallel(tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
+                       out_t, out_last, v_image, v_alpha, g_geom, g_cols):  # fmt: skip
+    for t in prange(tile_offsets.shape[0] - 1):
+        _backward_tile(t, tile_offsets, geom, cols, background, width, height, tile_size,
+                       tiles_x, out_t, out_last, v_image, v_alpha, g_geom, g_cols)  # fmt: skip
+
+
+@njit(cache=True)
+def _backward_serial(tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
+                     out_t, out_last, v_image, v_alpha, g_geom, g_cols):  # fmt: skip
+    for t in range(tile_offsets.shape[0] - 1):
+        _backward_tile(t, tile_offsets, geom, cols, background, width, height, tile_size,
+                       tiles_x, out_t, out_last, v_image, v_alpha, g_geom, g_cols)  # fmt: skip
+
+
+def composite_forward(parallel, *args):
+    """(tile_offsets, geom [M,8], cols [M,CHANNELS], background [CHANNELS], width, height,
+    tile_size, tiles_x, out_image [H,W,CHANNELS], out_t [H,W], out_last [H,W]): fills the
+    image (background included), the final transmittance and the last contributing row
+    (tile start - 1 where none)."""
+    (_forward_parallel if parallel else _forward_serial)(*args)
+
+
+def composite_backward(parallel, *args):
+    """(tile_offsets, geom, cols, background, width, height, tile_size, tiles_x, out_t,
+    out_last, v_image [H,W,CHANNELS], v_alpha [H,W], g_geom [M,6], g_cols [M,CHANNELS]):
+    writes each row's gradient (d mean x, y, conic a, b, c, opacity; d colour), float64."""
+    (_backward_parallel if parallel else _backward_serial)(*args)

@@ -1,7 +1,7 @@
 """Numba kernels of the CPU rasterizer: EWA projection of 3D Gaussians and its backward.
 
-One iteration per Gaussian (``prange``), cameras looped inside, so every output slot has
-exactly one writer and the result is deterministic. Arithmetic is float64 inside, float32
+One loop over Gaussians, cameras inside; serial on purpose: this is O(N) work of a few
+milliseconds, less than waking a thread pool costs on a busy machine. Arithmetic is float64 inside, float32
 in and out. Formulas and constants follow :mod:`raster_conventions` (gsplat's); the
 backward is the chain rule of the forward written out by hand, checked in the tests
 against torch autograd of :mod:`raster_reference`.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import raster_conventions as rc
 
@@ -73,7 +73,7 @@ def _camera_frame(viewmats, Ks, cam, width, height, rot, trans):
     return fx, fy, cx, cy, lim_x_pos, lim_x_neg, lim_y_pos, lim_y_neg
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def project_forward(
     means, quats, scales, opacities, viewmats, Ks, width, height, near, far, eps2d,
     means2d, conics, depths, radii,
@@ -81,11 +81,12 @@ def project_forward(
     """means [N,3], quats [N,4], scales [N,3], opacities [N], viewmats [C,4,4], Ks [C,3,3]
     -> fills means2d [C,N,2], conics [C,N,3], depths [C,N], radii [C,N,2] (0 = dropped)."""
     n = means.shape[0]
-    for g in prange(n):
-        rq = np.empty((3, 3))
-        rot = np.empty((3, 3))
-        trans = np.empty(3)
-        cov = np.empty((3, 3))
+    rq = np.empty((3, 3))
+    rot = np.empty((3, 3))
+    trans = np.empty(3)
+    cov = np.empty((3, 3))
+    pc = np.empty(3)
+    for g in range(n):
         w, qx, qy, qz, _ = _unit_quat(quats, g)
         _rotmat(w, qx, qy, qz, rq)
         # A = R_cam R_q S, so the camera covariance is A A^T; built per camera below.
@@ -98,7 +99,6 @@ def project_forward(
             conics[cam, g, 1] = 0
             conics[cam, g, 2] = 0
             fx, fy, cx, cy, lxp, lxn, lyp, lyn = _camera_frame(viewmats, Ks, cam, width, height, rot, trans)
-            pc = np.empty(3)
             for i in range(3):
                 pc[i] = rot[i, 0] * means[g, 0] + rot[i, 1] * means[g, 1] + rot[i, 2] * means[g, 2] + trans[i]
             x, y, z = pc[0], pc[1], pc[2]
@@ -150,7 +150,7 @@ def project_forward(
             conics[cam, g, 2] = ca / det
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def project_backward(
     means, quats, scales, viewmats, Ks, width, height, radii, conics,
     v_means2d, v_conics, v_depths,
@@ -160,21 +160,20 @@ def project_backward(
     v_quats [N,4], v_scales [N,3] and per-(camera, Gaussian) camera gradients v_cams [C,N,12]
     (dL/dR row-major then dL/dt), which the caller sums over N."""
     n = means.shape[0]
-    for g in prange(n):
-        rq = np.empty((3, 3))
-        rot = np.empty((3, 3))
-        trans = np.empty(3)
-        amat = np.empty((3, 3))
-        v_rq = np.zeros((3, 3))
-        v_mean = np.zeros(3)
-        v_scale = np.zeros(3)
+    rq, rot, trans, amat = np.empty((3, 3)), np.empty((3, 3)), np.empty(3), np.empty((3, 3))
+    v_rq, v_mean, v_scale = np.empty((3, 3)), np.empty(3), np.empty(3)
+    s, m, v_pc, jac = np.empty(3), np.empty(3), np.empty(3), np.zeros((2, 3))
+    cov_c, vc2, tmp23, v_cov_c = np.empty((3, 3)), np.empty((2, 2)), np.empty((2, 3)), np.empty((3, 3))
+    v_jac, v_a, v_m = np.empty((2, 3)), np.empty((3, 3)), np.empty((3, 3))
+    m_mat, v_r_cov = np.empty((3, 3)), np.empty((3, 3))
+    for g in range(n):
+        v_rq[:] = 0
+        v_mean[:] = 0
+        v_scale[:] = 0
         w, qx, qy, qz, qnorm = _unit_quat(quats, g)
         _rotmat(w, qx, qy, qz, rq)
-        s = np.empty(3)
         for j in range(3):
             s[j] = scales[g, j]
-        m = np.empty(3)
-        for j in range(3):
             m[j] = means[g, j]
         for cam in range(viewmats.shape[0]):
             for k in range(12):
@@ -183,7 +182,8 @@ def project_backward(
             x = rot[0, 0] * m[0] + rot[0, 1] * m[1] + rot[0, 2] * m[2] + trans[0]
             y = rot[1, 0] * m[0] + rot[1, 1] * m[1] + rot[1, 2] * m[2] + trans[1]
             z = rot[2, 0] * m[0] + rot[2, 1] * m[1] + rot[2, 2] * m[2] + trans[2]
-            v_pc = np.zeros(3)
+            v_pc[0] = 0
+            v_pc[1] = 0
             v_pc[2] = v_depths[cam, g]  # depth = camera z, defined even for dropped Gaussians
             if radii[cam, g, 0] > 0 or radii[cam, g, 1] > 0:
                 # conic = inverse(cov2d): dL/dcov2d = -P G P with G the symmetric conic grad
@@ -201,7 +201,6 @@ def project_backward(
                 xr, yr = x * rz, y * rz
                 tx = z * min(lxp, max(-lxn, xr))
                 ty = z * min(lyp, max(-lyn, yr))
-                jac = np.zeros((2, 3))
                 jac[0, 0], jac[0, 2] = fx * rz, -fx * tx * rz2
                 jac[1, 1], jac[1, 2] = fy * rz, -fy * ty * rz2
                 for i in range(3):
@@ -210,15 +209,10 @@ def project_backward(
                         for k in range(3):
                             acc += rot[i, k] * rq[k, j]
                         amat[i, j] = acc * s[j]
-                cov_c = np.empty((3, 3))
                 _matmul(amat, amat, cov_c, False, True)  # camera-space covariance
-                vc2 = np.empty((2, 2))
                 vc2[0, 0], vc2[0, 1], vc2[1, 0], vc2[1, 1] = c00, c01, c01, c11
-                tmp23 = np.empty((2, 3))
                 _matmul(vc2, jac, tmp23)
-                v_cov_c = np.empty((3, 3))
                 _matmul(jac, tmp23, v_cov_c, True, False)
-                v_jac = np.empty((2, 3))
                 _matmul(tmp23, cov_c, v_jac)
                 vmx, vmy = float(v_means2d[cam, g, 0]), float(v_means2d[cam, g, 1])
                 v_pc[0] += fx * rz * vmx
@@ -239,15 +233,11 @@ def project_backward(
                     + 2.0 * fx * tx * rz3 * v_jac[0, 2] + 2.0 * fy * ty * rz3 * v_jac[1, 2]
                 )  # fmt: skip
                 # cov_c = A A^T with A = R M, M = R_q S
-                v_a = np.empty((3, 3))
                 _matmul(v_cov_c, amat, v_a)  # half of dL/dA
-                v_m = np.empty((3, 3))
                 _matmul(rot, v_a, v_m, True, False)
-                m_mat = np.empty((3, 3))
                 for i in range(3):
                     for j in range(3):
                         m_mat[i, j] = rq[i, j] * s[j]
-                v_r_cov = np.empty((3, 3))
                 _matmul(v_a, m_mat, v_r_cov, False, True)
                 for i in range(3):
                     for j in range(3):

@@ -3,7 +3,7 @@
 colour = max(sum_k basis_k(d) * sh_k + 0.5, 0) with d the unit vector from the camera
 centre to the Gaussian mean (the 3DGS / gsplat convention, see :mod:`raster_conventions`).
 The backward gives dL/dsh and dL/dmeans (through d), and dL/dcamera-centre per
-(camera, Gaussian) for the caller to sum. One ``prange`` iteration per Gaussian.
+(camera, Gaussian) for the caller to sum. Serial: O(N) work, cheaper than a thread pool.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import raster_conventions as rc
 
@@ -58,14 +58,14 @@ def _basis(x, y, z, degree, b, db):
         db[15, 0], db[15, 1] = -_A * (3 * x * x - 3 * y * y), _A * 6 * x * y
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def sh_forward(sh, means, campos, degree, radii, colors):
     """sh [N,K,3], means [N,3], campos [C,3], radii [C,N,2] -> fills colors [C,N,3]
     (0 for Gaussians a camera dropped: they are never composited)."""
     n_coeffs = (degree + 1) * (degree + 1)
-    for g in prange(means.shape[0]):
-        b = np.empty(16)
-        db = np.empty((16, 3))
+    b = np.empty(16)
+    db = np.empty((16, 3))
+    for g in range(means.shape[0]):
         for cam in range(campos.shape[0]):
             if radii[cam, g, 0] <= 0 and radii[cam, g, 1] <= 0:
                 for ch in range(3):
@@ -83,14 +83,14 @@ def sh_forward(sh, means, campos, degree, radii, colors):
                 colors[cam, g, ch] = max(acc + _OFFSET, 0.0)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def sh_backward(sh, means, campos, degree, radii, colors, v_colors, v_sh, v_means, v_campos):
     """VJP of sh_forward: v_colors [C,N,3] -> v_sh [N,K,3], v_means [N,3] (overwritten),
     v_campos [C,N,3] per (camera, Gaussian)."""
     n_coeffs = (degree + 1) * (degree + 1)
-    for g in prange(means.shape[0]):
-        b = np.empty(16)
-        db = np.empty((16, 3))
+    b = np.empty(16)
+    db = np.empty((16, 3))
+    for g in range(means.shape[0]):
         for k in range(v_sh.shape[1]):
             for ch in range(3):
                 v_sh[g, k, ch] = 0

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from . import cpu_composite, cpu_project, cpu_sh  # noqa: E402
+from . import cpu_binning, cpu_composite, cpu_project, cpu_sh  # noqa: E402
 from . import raster_conventions as rc
 
 
@@ -111,8 +111,16 @@ class _ShColor(torch.autograd.Function):
         return torch.from_numpy(v_sh), torch.from_numpy(v_means), v_cam, None, None
 
 
+# Below this many pixels the compositing kernels run on one thread: waking a thread pool
+# costs more than it saves (and on a busy machine, far more).
+PARALLEL_MIN_PIXELS = 128 * 128
+
+
 @contextmanager
-def _dynamic_tiles():
+def _dynamic_tiles(parallel: bool):
+    if not parallel:
+        yield
+        return
     previous = numba.set_parallel_chunksize(cpu_composite.TILE_CHUNK)
     try:
         yield
@@ -121,13 +129,13 @@ def _dynamic_tiles():
 
 
 def _channel_chunks(n_ch: int) -> list[tuple[int, int]]:
-    step = cpu_composite.CHANNELS
+    step = cpu_binning.CHANNELS
     return [(c, min(c + step, n_ch)) for c in range(0, n_ch, step)]
 
 
 def _pad_channels(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """a[..., lo:hi] zero-padded to CHANNELS on the last axis, contiguous float32."""
-    out = np.zeros(a.shape[:-1] + (cpu_composite.CHANNELS,), np.float32)
+    out = np.zeros(a.shape[:-1] + (cpu_binning.CHANNELS,), np.float32)
     out[..., : hi - lo] = a[..., lo:hi]
     return out
 
@@ -140,26 +148,28 @@ class _Composite(torch.autograd.Function):
         visible = np.flatnonzero((radii > 0).all(axis=1))
         order = visible[np.argsort(depths[visible], kind="stable")].astype(np.int32)
         means2d_np = _np(means2d)
-        offsets, isect_gid = cpu_composite.bin_tiles(order, means2d_np, radii, ts, tiles_x, tiles_y)
-        geom = cpu_composite.gather_geometry(isect_gid, means2d_np, _np(conics), _np(opacities))
+        offsets, isect_gid = cpu_binning.bin_tiles(order, means2d_np, radii, ts, tiles_x, tiles_y)
+        geom = cpu_binning.gather_geometry(isect_gid, means2d_np, _np(conics), _np(opacities))
         feats, bg = _np(colors), _np(background)
         n_ch = feats.shape[1]
         image = np.empty((height, width, n_ch), np.float32)
         trans = np.empty((height, width), np.float32)
         last = np.empty((height, width), np.int32)
-        chunk_image = np.empty((height, width, cpu_composite.CHANNELS), np.float32)
+        chunk_image = np.empty((height, width, cpu_binning.CHANNELS), np.float32)
+        parallel = width * height >= PARALLEL_MIN_PIXELS
         chunks = []
         for lo, hi in _channel_chunks(n_ch):
-            cols = cpu_composite.gather_channels(isect_gid, feats, lo)
+            cols = cpu_binning.gather_channels(isect_gid, feats, lo)
             bg_chunk = _pad_channels(bg, lo, hi)
-            with _dynamic_tiles():
+            with _dynamic_tiles(parallel):
                 cpu_composite.composite_forward(
-                    offsets, geom, cols, bg_chunk, width, height, ts, tiles_x,
+                    parallel, offsets, geom, cols, bg_chunk, width, height, ts, tiles_x,
                     chunk_image, trans, last,
                 )  # fmt: skip
             image[..., lo:hi] = chunk_image[..., : hi - lo]
             chunks.append((lo, hi, cols, bg_chunk))
         ctx.state = (offsets, isect_gid, geom, chunks, trans, last, (width, height, ts, tiles_x))
+        ctx.parallel = parallel
         ctx.n = means2d.shape[0]
         ctx.n_ch = n_ch
         return torch.from_numpy(image), torch.from_numpy(1.0 - trans)[..., None]
@@ -175,10 +185,10 @@ class _Composite(torch.autograd.Function):
         for i, (lo, hi, cols, bg_chunk) in enumerate(chunks):
             # alpha's gradient enters once; each chunk adds its channels' share of dL/dalpha_k
             chunk_geom = g_geom if i == 0 else np.zeros((m, 6))
-            chunk_cols = np.zeros((m, cpu_composite.CHANNELS))
-            with _dynamic_tiles():
+            chunk_cols = np.zeros((m, cpu_binning.CHANNELS))
+            with _dynamic_tiles(ctx.parallel):
                 cpu_composite.composite_backward(
-                    offsets, geom, cols, bg_chunk, width, height, ts, tiles_x, trans, last,
+                    ctx.parallel, offsets, geom, cols, bg_chunk, width, height, ts, tiles_x, trans, last,
                     _pad_channels(v_img, lo, hi), v_alp if i == 0 else np.zeros_like(v_alp),
                     chunk_geom, chunk_cols,
                 )  # fmt: skip
@@ -187,7 +197,7 @@ class _Composite(torch.autograd.Function):
             g_cols[:, lo:hi] = chunk_cols[:, : hi - lo]
         v_means2d, v_conics = np.zeros((n, 2)), np.zeros((n, 3))
         v_opac, v_colors = np.zeros(n), np.zeros((n, n_ch))
-        cpu_composite.reduce_to_gaussians(
+        cpu_binning.reduce_to_gaussians(
             isect_gid, g_geom, g_cols, v_means2d, v_conics, v_opac, v_colors
         )
         v_bg = None

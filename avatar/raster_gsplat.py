@@ -25,7 +25,7 @@ def gsplat_available() -> bool:
     return True
 
 
-def _import_gsplat():
+def require_gsplat():
     if not torch.cuda.is_available():
         raise SplattalkError(
             "The 'gsplat' rasterizer backend needs a CUDA GPU, and torch sees none. "
@@ -61,7 +61,7 @@ def render_gsplat(
     batched: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Same contract as :func:`raster_reference.render_reference` (CUDA tensors)."""
-    gsplat = _import_gsplat()
+    gsplat = require_gsplat()
     renders, alphas, meta = gsplat.rasterization(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height,
         near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, sh_degree=sh_degree,

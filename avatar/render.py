@@ -101,15 +101,15 @@ def rasterize(
     """
     batched = viewmat.dim() == 3
     viewmats = viewmat if batched else viewmat[None]
-    Ks = K if K.dim() == 3 else K[None].expand(viewmats.shape[0], 3, 3)
-    n = means.shape[0]
+    _check("viewmat", viewmats, (None, 4, 4))
     n_cams = viewmats.shape[0]
+    _check("K", K if K.dim() == 3 else K[None], (n_cams if K.dim() == 3 else 1, 3, 3))
+    Ks = K if K.dim() == 3 else K[None].expand(n_cams, 3, 3)
     _check("means", means, (None, 3))
+    n = means.shape[0]
     _check("quats", quats, (n, 4))
     _check("scales", scales, (n, 3))
     _check("opacities", opacities, (n,))
-    _check("viewmat", viewmats, (None, 4, 4))
-    _check("K", Ks, (n_cams, 3, 3))
     if sh_degree is None:
         _check("colors", colors, (n, None))
     else:
@@ -134,7 +134,9 @@ def rasterize(
     args = [means, quats, scales, opacities, colors, viewmats, Ks]
     if chosen == "gsplat":
         from .raster_gsplat import render_gsplat as render_fn
+        from .raster_gsplat import require_gsplat
 
+        require_gsplat()
         args = [a.float().cuda() for a in args]
         bgs = None if backgrounds is None else backgrounds.float().cuda()
     elif chosen == "cpu":
