@@ -23,6 +23,8 @@ CHANNELS = 4
 # Quick reject before exp(): alpha < ALPHA_MIN  <=>  sigma > ln(opacity / ALPHA_MIN).
 # The margin keeps the shortcut conservative against exp()'s last-bit rounding.
 _CUT_MARGIN = 1e-3
+# Numba's float() keeps a float32 a float32; np.float64() really widens it.
+_F64 = np.float64
 
 
 @njit(cache=True, inline="always")
@@ -80,7 +82,7 @@ def gather_geometry(isect_gid, means2d, conics, opacities):
         geom[k, 3] = conics[g, 1]
         geom[k, 4] = conics[g, 2]
         geom[k, 5] = op
-        geom[k, 6] = math.log(max(float(op), 1e-30) / rc.ALPHA_MIN) + _CUT_MARGIN
+        geom[k, 6] = math.log(max(_F64(op), 1e-30) / rc.ALPHA_MIN) + _CUT_MARGIN
     return geom
 
 

@@ -24,6 +24,8 @@ from . import raster_conventions as rc
 from .cpu_binning import CHANNELS
 
 _F32 = np.float32
+# Numba's float() keeps a float32 a float32; np.float64() really widens it.
+_F64 = np.float64
 _HALF = _F32(0.5)
 _ONE = _F32(1.0)
 _PIX = _F32(0.5)
@@ -56,7 +58,7 @@ def _ellipse(geom, k):
     ~6 ulp of sum(|terms|), and over the ellipse sigma <= cut that sum is <= 4 cut ac / det,
     so a pixel outside the float64 ellipse for cut' has sigma32 > cut: the spans never miss
     a pixel the (reference-identical) float32 test would accept. half_height < 0: empty."""
-    a, b, c, cut = float(geom[k, 2]), float(geom[k, 3]), float(geom[k, 4]), float(geom[k, 6])
+    a, b, c, cut = _F64(geom[k, 2]), _F64(geom[k, 3]), _F64(geom[k, 4]), _F64(geom[k, 6])
     det = a * c - b * b
     if not (a > 0 and cut > 0 and det > 0):
         return a, b, det, cut, -1.0
@@ -69,8 +71,8 @@ def _row_span(my, half, y_begin, y_end):
     """Rows [lo, hi] of the tile whose pixel centres lie within half of my."""
     if half < 0:
         return 1, 0
-    lo = max(y_begin, int(math.ceil(float(my) - 0.5 - half)))
-    hi = min(y_end - 1, int(math.floor(float(my) - 0.5 + half)))
+    lo = max(y_begin, int(math.ceil(_F64(my) - 0.5 - half)))
+    hi = min(y_end - 1, int(math.floor(_F64(my) - 0.5 + half)))
     return lo, hi
 
 
@@ -78,12 +80,12 @@ def _row_span(my, half, y_begin, y_end):
 def _col_span(mx, dy, a, b, det, cut, x_begin, x_end):
     """Columns [lo, hi] of a pixel row at offset dy = my - centre whose pixel centres can
     reach the cut: sigma <= cut <=> dx in [(-b dy - root) / a, (-b dy + root) / a]."""
-    dy = float(dy)
+    dy = _F64(dy)
     disc = 2.0 * a * cut - det * dy * dy
     if disc < 0:
         return 1, 0
     root = math.sqrt(disc)
-    centre = float(mx) - 0.5
+    centre = _F64(mx) - 0.5
     lo = max(x_begin, int(math.ceil(centre - (root - b * dy) / a)))
     hi = min(x_end - 1, int(math.floor(centre + (root + b * dy) / a)))
     return lo, hi
@@ -163,25 +165,25 @@ def _backward_tile(t, tile_offsets, geom, cols, background, width, height, tile_
             p = (y - y_begin) * tw + (x - x_begin)
             last[p] = out_last[y, x]
             max_last = max(max_last, last[p])
-            t_final = float(out_t[y, x])
+            t_final = _F64(out_t[y, x])
             bg_dot = 0.0
             for ch in range(CHANNELS):
                 state[p, 2 + ch] = v_image[y, x, ch]
                 bg_dot += background[ch] * v_image[y, x, ch]
             state[p, 0] = t_final
-            state[p, 1] = (float(v_alpha[y, x]) - bg_dot) * t_final
+            state[p, 1] = (_F64(v_alpha[y, x]) - bg_dot) * t_final
     for k in range(max_last, start - 1, -1):
         gmx = gmy = ga = gb = gc = gop = 0.0
         g0 = g1 = g2 = g3 = 0.0
-        c0, c1, c2, c3 = float(cols[k, 0]), float(cols[k, 1]), float(cols[k, 2]), float(cols[k, 3])
+        c0, c1, c2, c3 = _F64(cols[k, 0]), _F64(cols[k, 1]), _F64(cols[k, 2]), _F64(cols[k, 3])
         mx, my, a, b, c, op, cut = geom[k, 0], geom[k, 1], geom[k, 2], geom[k, 3], geom[k, 4], geom[k, 5], geom[k, 6]
-        ca, cb, cc, fop = float(a), float(b), float(c), float(op)
+        ca, cb, cc, fop = _F64(a), _F64(b), _F64(c), _F64(op)
         ea, eb, edet, ecut, half = _ellipse(geom, k)
         y_lo, y_hi = _row_span(my, half, y_begin, y_end)
         for y in range(y_lo, y_hi + 1):
             dy = my - (_F32(y) + _PIX)
             cdy2 = c * dy * dy
-            fdy = float(dy)
+            fdy = _F64(dy)
             x_lo, x_hi = _col_span(mx, dy, ea, eb, edet, ecut, x_begin, x_end)
             for x in range(x_lo, x_hi + 1):
                 p = (y - y_begin) * tw + (x - x_begin)
@@ -191,7 +193,7 @@ def _backward_tile(t, tile_offsets, geom, cols, background, width, height, tile_
                 alpha, vis = _alpha(dx, dy, cdy2, a, b, op, cut)
                 if alpha == 0:
                     continue
-                fa = float(alpha)
+                fa = _F64(alpha)
                 ra = 1.0 / (1.0 - fa)
                 tk = state[p, 0] * ra  # transmittance in front of row k
                 state[p, 0] = tk
@@ -212,9 +214,9 @@ def _backward_tile(t, tile_offsets, geom, cols, background, width, height, tile_
                 state[p, 8] = b2 + c2 * w
                 state[p, 9] = b3 + c3 * w
                 if op * vis <= _ALPHA_MAX:  # past the clamp alpha is constant
-                    fvis = float(vis)
+                    fvis = _F64(vis)
                     v_sigma = -fop * fvis * v_a
-                    fdx = float(dx)
+                    fdx = _F64(dx)
                     gmx += v_sigma * (ca * fdx + cb * fdy)
                     gmy += v_sigma * (cb * fdx + cc * fdy)
                     ga += v_sigma * fdx * fdx

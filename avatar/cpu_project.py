@@ -20,11 +20,13 @@ _ALPHA_MIN = rc.ALPHA_MIN
 _EXTEND_MAX = rc.EXTEND_MAX
 _MARGIN = rc.FRUSTUM_MARGIN
 _RADIUS_CAP = 2.0**30
+# Numba's float() keeps a float32 a float32; np.float64() really widens it.
+_F64 = np.float64
 
 
 @njit(cache=True, inline="always")
 def _unit_quat(quats, g):
-    w, x, y, z = (float(quats[g, 0]), float(quats[g, 1]), float(quats[g, 2]), float(quats[g, 3]))
+    w, x, y, z = (_F64(quats[g, 0]), _F64(quats[g, 1]), _F64(quats[g, 2]), _F64(quats[g, 3]))
     norm = max(math.sqrt(w * w + x * x + y * y + z * z), 1e-12)
     return w / norm, x / norm, y / norm, z / norm, norm
 
@@ -65,7 +67,7 @@ def _camera_frame(viewmats, Ks, cam, width, height, rot, trans):
         for j in range(3):
             rot[i, j] = viewmats[cam, i, j]
         trans[i] = viewmats[cam, i, 3]
-    fx, fy, cx, cy = float(Ks[cam, 0, 0]), float(Ks[cam, 1, 1]), float(Ks[cam, 0, 2]), float(Ks[cam, 1, 2])
+    fx, fy, cx, cy = _F64(Ks[cam, 0, 0]), _F64(Ks[cam, 1, 1]), _F64(Ks[cam, 0, 2]), _F64(Ks[cam, 1, 2])
     lim_x_pos = (width - cx) / fx + _MARGIN * 0.5 * width / fx
     lim_x_neg = cx / fx + _MARGIN * 0.5 * width / fx
     lim_y_pos = (height - cy) / fy + _MARGIN * 0.5 * height / fy
@@ -129,7 +131,7 @@ def project_forward(
             det = ca * cc - cb * cb
             if not det > 0:
                 continue
-            op = float(opacities[g])
+            op = _F64(opacities[g])
             if not op >= _ALPHA_MIN:
                 continue
             extend = min(_EXTEND_MAX, math.sqrt(2.0 * math.log(op / _ALPHA_MIN)))
@@ -187,8 +189,8 @@ def project_backward(
             v_pc[2] = v_depths[cam, g]  # depth = camera z, defined even for dropped Gaussians
             if radii[cam, g, 0] > 0 or radii[cam, g, 1] > 0:
                 # conic = inverse(cov2d): dL/dcov2d = -P G P with G the symmetric conic grad
-                p00, p01, p11 = float(conics[cam, g, 0]), float(conics[cam, g, 1]), float(conics[cam, g, 2])
-                g00, g01, g11 = float(v_conics[cam, g, 0]), 0.5 * float(v_conics[cam, g, 1]), float(v_conics[cam, g, 2])
+                p00, p01, p11 = _F64(conics[cam, g, 0]), _F64(conics[cam, g, 1]), _F64(conics[cam, g, 2])
+                g00, g01, g11 = _F64(v_conics[cam, g, 0]), 0.5 * _F64(v_conics[cam, g, 1]), _F64(v_conics[cam, g, 2])
                 h00 = p00 * g00 + p01 * g01
                 h01 = p00 * g01 + p01 * g11
                 h10 = p01 * g00 + p11 * g01
@@ -214,7 +216,7 @@ def project_backward(
                 _matmul(vc2, jac, tmp23)
                 _matmul(jac, tmp23, v_cov_c, True, False)
                 _matmul(tmp23, cov_c, v_jac)
-                vmx, vmy = float(v_means2d[cam, g, 0]), float(v_means2d[cam, g, 1])
+                vmx, vmy = _F64(v_means2d[cam, g, 0]), _F64(v_means2d[cam, g, 1])
                 v_pc[0] += fx * rz * vmx
                 v_pc[1] += fy * rz * vmy
                 v_pc[2] += -(fx * x * vmx + fy * y * vmy) * rz2

@@ -19,6 +19,8 @@ _C0, _C1 = rc.SH_C0, rc.SH_C1
 _XY, _ZZ, _Z0, _XX = rc.SH_C2_XY, rc.SH_C2_ZZ, rc.SH_C2_Z0, rc.SH_C2_XX
 _A, _B, _CC0, _CC1, _D0, _D1 = rc.SH_C3_A, rc.SH_C3_B, rc.SH_C3_C0, rc.SH_C3_C1, rc.SH_C3_D0, rc.SH_C3_D1
 _OFFSET = rc.SH_OFFSET
+# Numba's float() keeps a float32 a float32; np.float64() really widens it.
+_F64 = np.float64
 
 
 @njit(cache=True, inline="always")
@@ -117,7 +119,7 @@ def sh_backward(sh, means, campos, degree, radii, colors, v_colors, v_sh, v_mean
                         acc += b[k] * sh[g, k, ch]
                     if acc < 0:
                         continue
-                vc = float(v_colors[cam, g, ch])
+                vc = _F64(v_colors[cam, g, ch])
                 for k in range(n_coeffs):
                     v_sh[g, k, ch] += b[k] * vc
                     coeff = sh[g, k, ch] * vc

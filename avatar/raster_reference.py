@@ -6,6 +6,11 @@ The numerical conventions are in :mod:`raster_conventions`. It is slow but exact
 composites pixels in square blocks, each against the Gaussians whose screen box touches
 the block (the box is tight, so this culling changes no pixel), and it works in whatever
 float dtype it is given (tests use float64 for a sharper oracle).
+
+Like the ``cpu`` backend, it projects (and evaluates SH colours) in float64 and rounds the
+results once to the input dtype. That matters for needle-like Gaussians: their conic is so
+ill-conditioned that a few ulps of difference in it move the per-pixel sigma (evaluated
+in the input dtype, as gsplat does) by up to ~1e-3, enough to flip the 1/255 alpha test.
 """
 
 from __future__ import annotations
@@ -48,7 +53,12 @@ def project_gaussians(
     eps2d: float = rc.EPS2D,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """EWA projection -> means2d [N, 2] (pixels), conics [N, 3] (inverse 2D covariance
-    a, b, c), depths [N] (camera z), radii [N, 2] int32 (0 where the Gaussian is dropped)."""
+    a, b, c), depths [N] (camera z), radii [N, 2] int32 (0 where the Gaussian is dropped).
+    Computed in float64, returned in the dtype of ``means``."""
+    dtype = means.dtype
+    means, quats, scales, opacities, viewmat, K = (
+        t.double() for t in (means, quats, scales, opacities, viewmat, K)
+    )
     rot, trans = viewmat[:3, :3], viewmat[:3, 3]
     x, y, z = (means @ rot.T + trans).unbind(-1)
     depths = z
@@ -88,7 +98,7 @@ def project_gaussians(
         keep = keep & (mx + rx > 0) & (mx - rx < width) & (my + ry > 0) & (my - ry < height)
         radii = torch.stack([rx, ry], dim=-1).clamp_max(2**30).to(torch.int32)
         radii = torch.where(keep[:, None], radii, torch.zeros_like(radii))
-    return means2d, conics, depths, radii
+    return means2d.to(dtype), conics.to(dtype), depths.to(dtype), radii
 
 
 def sh_basis(dirs: Tensor, degree: int) -> Tensor:
@@ -121,10 +131,11 @@ def sh_basis(dirs: Tensor, degree: int) -> Tensor:
 
 
 def sh_to_rgb(sh: Tensor, dirs: Tensor, degree: int) -> Tensor:
-    """sh: [N, K, 3] coefficients, dirs: [N, 3] camera centre -> mean -> colours [N, 3]."""
-    basis = sh_basis(dirs, degree)
-    rgb = torch.einsum("nk,nkc->nc", basis, sh[:, : basis.shape[1]])
-    return torch.clamp_min(rgb + rc.SH_OFFSET, 0.0)
+    """sh: [N, K, 3] coefficients, dirs: [N, 3] camera centre -> mean -> colours [N, 3]
+    (computed in float64, returned in the dtype of ``sh``)."""
+    basis = sh_basis(dirs.double(), degree)
+    rgb = torch.einsum("nk,nkc->nc", basis, sh[:, : basis.shape[1]].double())
+    return torch.clamp_min(rgb + rc.SH_OFFSET, 0.0).to(sh.dtype)
 
 
 def _composite_pixels(

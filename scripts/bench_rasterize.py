@@ -4,7 +4,10 @@
 ears, neck), flattened along the surface normal like a fitted avatar's, with opacities
 mostly high and some faint. Timed at 512x512 and 256x256: forward, and forward+backward
 of an L1 photometric loss, for ``cpu`` and ``reference`` in the same run (``gsplat`` too
-when CUDA is present). Prints the required summary line last:
+when CUDA is present). Wall-clock figures are the best of several runs; CPU seconds
+(all threads) are printed too, as they say more than wall time on a shared machine. The
+reference gets its best torch thread count (1 or 2, tried at 256²): torch's intra-op
+threads can make a loaded machine slower, not faster. Prints the required line last:
 
     cpu fwd+bwd 512²: X s; reference: Y s; speedup: Z×; cpu fwd 512²: W fps
 """
@@ -81,13 +84,16 @@ def _render(scene, size, backend, grad, target=None):
     return rgb.detach()
 
 
-def best_time(fn, repeats: int) -> float:
-    best = math.inf
+def best_time(fn, repeats: int) -> tuple[float, float]:
+    """(best wall seconds, CPU seconds of that run) over ``repeats`` runs."""
+    best, cpu = math.inf, math.inf
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        wall = time.perf_counter() - t0
+        if wall < best:
+            best, cpu = wall, time.process_time() - c0
+    return best, cpu
 
 
 def main() -> None:
@@ -106,10 +112,13 @@ def main() -> None:
     _render(scene, 64, "cpu", True, torch.zeros(64, 64, 3))  # compile / load the kernel cache
     cpu = {}
     for size in (512, 256):
-        fwd = best_time(lambda: _render(scene, size, "cpu", False), args.repeats)
-        both = best_time(lambda: _render(scene, size, "cpu", True, targets[size]), args.repeats)
+        fwd, fwd_cpu = best_time(lambda: _render(scene, size, "cpu", False), args.repeats)
+        both, both_cpu = best_time(
+            lambda: _render(scene, size, "cpu", True, targets[size]), args.repeats
+        )
         cpu[size] = (fwd, both)
-        print(f"cpu {size}²: fwd {fwd * 1e3:.1f} ms ({1 / fwd:.1f} fps), fwd+bwd {both * 1e3:.1f} ms")
+        print(f"cpu {size}²: fwd {fwd * 1e3:.1f} ms ({1 / fwd:.1f} fps, {fwd_cpu * 1e3:.0f} ms CPU), "
+              f"fwd+bwd {both * 1e3:.1f} ms ({both_cpu * 1e3:.0f} ms CPU)")  # fmt: skip
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS after cpu runs (whole process): {peak_mb:.0f} MB")
     if args.save:
@@ -133,17 +142,29 @@ def main() -> None:
                     torch.cuda.synchronize()
 
                 run(True)
-                fwd = best_time(lambda: run(False), args.repeats)
-                both = best_time(lambda: run(True), args.repeats)
+                fwd, _ = best_time(lambda: run(False), args.repeats)
+                both, _ = best_time(lambda: run(True), args.repeats)
                 print(f"gsplat {size}²: fwd {fwd * 1e3:.2f} ms, fwd+bwd {both * 1e3:.2f} ms")
 
-    ref = {}
-    for size in (256, 512):
-        ref[size] = best_time(
-            lambda: _render(scene, size, "reference", True, targets[size]), args.ref_repeats
+    ref, ref_threads = {}, {}
+    threads = torch.get_num_threads()
+    for n_threads in sorted({1, threads}):
+        torch.set_num_threads(n_threads)
+        ref_threads[n_threads], _ = best_time(
+            lambda: _render(scene, 256, "reference", True, targets[256]), args.ref_repeats
         )
-        print(f"reference {size}²: fwd+bwd {ref[size]:.2f} s "
-              f"(cpu is {ref[size] / cpu[size][1]:.1f}× faster)")  # fmt: skip
+        print(f"reference 256² with {n_threads} torch thread(s): fwd+bwd {ref_threads[n_threads]:.2f} s")
+    best_threads = min(ref_threads, key=ref_threads.get)
+    torch.set_num_threads(best_threads)
+    ref[256] = ref_threads[best_threads]
+    ref[512], ref_cpu = best_time(
+        lambda: _render(scene, 512, "reference", True, targets[512]), args.ref_repeats
+    )
+    torch.set_num_threads(threads)
+    print(f"reference 512² with {best_threads} torch thread(s): fwd+bwd {ref[512]:.2f} s "
+          f"({ref_cpu:.1f} s CPU)")  # fmt: skip
+    for size in (256, 512):
+        print(f"speedup {size}²: cpu fwd+bwd is {ref[size] / cpu[size][1]:.1f}× faster than reference")
     fwd512, both512 = cpu[512]
     print(
         f"cpu fwd+bwd 512²: {both512:.2f} s; reference: {ref[512]:.1f} s; "

@@ -7,6 +7,7 @@ import pytest
 import torch
 from render_scenes import HEIGHT, PARAMS, WIDTH, cosine, intrinsics, leaves, random_scene, rel_err, weights
 
+from splattalk.avatar import raster_cpu
 from splattalk.avatar.render import rasterize
 
 IMAGE_TOL = 1e-4
@@ -114,19 +115,38 @@ def test_batch_of_cameras_matches_single_renders():
     assert rel_err(batch_grad, single_grad) < 1e-5
 
 
-def test_cpu_is_deterministic_across_runs_and_thread_counts():
+def test_cpu_is_deterministic_across_runs_threads_and_drivers(monkeypatch):
+    """Bit-identical images and gradients: serial driver, parallel driver on 2 threads and on
+    1 thread, and a repeat (tiles own their rows; per-Gaussian sums run in a fixed order)."""
     scene = random_scene(300, 11)
-    first_images, first_grads, _ = render_and_grads(scene, "cpu", depth=True)
+    serial_images, serial_grads, _ = render_and_grads(scene, "cpu", depth=True)
+    monkeypatch.setattr(raster_cpu, "PARALLEL_MIN_PIXELS", 0)
+    runs = [render_and_grads(scene, "cpu", depth=True)]
     threads = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        images, grads, _ = render_and_grads(scene, "cpu", depth=True)
+        runs.append(render_and_grads(scene, "cpu", depth=True))
     finally:
         numba.set_num_threads(threads)
-    again_images, again_grads, _ = render_and_grads(scene, "cpu", depth=True)
-    for other_images, other_grads in ((images, grads), (again_images, again_grads)):
-        assert all(torch.equal(a, b) for a, b in zip(first_images, other_images))
-        assert all(torch.equal(first_grads[k], other_grads[k]) for k in first_grads)
+    runs.append(render_and_grads(scene, "cpu", depth=True))
+    for images, grads, _ in runs:
+        assert all(torch.equal(a, b) for a, b in zip(serial_images, images))
+        assert all(torch.equal(serial_grads[k], grads[k]) for k in serial_grads)
+
+
+def test_parallel_driver_matches_reference(monkeypatch):
+    monkeypatch.setattr(raster_cpu, "PARALLEL_MIN_PIXELS", 0)
+    assert_backends_agree(random_scene(300, 13))
+
+
+def test_cpu_matches_reference_extreme_shapes():
+    """Scales spread over four decades per axis at random orientations: needles, discs and
+    giants in every direction, where the per-row pixel spans must stay conservative."""
+    scene = random_scene(300, 14, edge_cases=False)
+    g = torch.Generator().manual_seed(14)
+    scene["scales"] = torch.exp(torch.empty(300, 3).uniform_(-9.0, 0.5, generator=g))
+    scene["opacities"] = torch.rand(300, generator=g)
+    assert_backends_agree(scene)
 
 
 def test_means2d_gradient_is_zero_exactly_where_not_rendered():

@@ -129,7 +129,7 @@ def test_finite_differences_match_cpu_and_reference_gradients():
         g = torch.Generator().manual_seed(0)
         for name in PARAMS:
             flat = p64[name].detach().reshape(-1)
-            entries = torch.randperm(flat.numel(), generator=g)[:8]
+            entries = torch.randperm(flat.numel(), generator=g)[:5]
             if name == "viewmat":  # only the rigid part [R | t] is a camera parameter
                 entries = torch.tensor([0, 1, 2, 3, 5, 6, 7, 9, 10, 11])
             numeric = []
