@@ -92,7 +92,7 @@ def _col_span(mx, dy, a, b, det, cut, x_begin, x_end):
 
 
 @njit(cache=True, error_model="numpy")
-def _forward_tile(t, tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
+def _forward_tile(t, tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
                   out_image, out_t, out_last):  # fmt: skip
     """One tile of composite_forward."""
     d = CHANNELS
@@ -111,7 +111,8 @@ def _forward_tile(t, tile_offsets, geom, cols, background, width, height, tile_s
     for k in range(start, end):
         if n_done == n_pix:
             break
-        mx, my, a, b, c, op, cut = geom[k, 0], geom[k, 1], geom[k, 2], geom[k, 3], geom[k, 4], geom[k, 5], geom[k, 6]
+        mx, my, a, b, c = geom[k, 0], geom[k, 1], geom[k, 2], geom[k, 3], geom[k, 4]
+        op, cut = geom[k, 5], geom[k, 6]
         ea, eb, edet, ecut, half = _ellipse(geom, k)
         y_lo, y_hi = _row_span(my, half, y_begin, y_end)
         for y in range(y_lo, y_hi + 1):
@@ -138,14 +139,14 @@ def _forward_tile(t, tile_offsets, geom, cols, background, width, height, tile_s
     for y in range(y_begin, y_end):
         for x in range(x_begin, x_end):
             p = (y - y_begin) * tw + (x - x_begin)
-            for ch in range(d):
-                out_image[y, x, ch] = acc[p, ch] + trans[p] * background[ch]
+            for ch in range(min(d, out_image.shape[2] - first)):
+                out_image[y, x, first + ch] = acc[p, ch] + trans[p] * background[first + ch]
             out_t[y, x] = trans[p]
             out_last[y, x] = last[p]
 
 
 @njit(cache=True, error_model="numpy")
-def _backward_tile(t, tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
+def _backward_tile(t, tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
                    out_t, out_last, v_image, v_alpha, g_geom, g_cols):  # fmt: skip
     """One tile of composite_backward. The CHANNELS (= 4) colour channels are spelled out
     as scalars so the compiler keeps them in registers."""
@@ -167,16 +168,18 @@ def _backward_tile(t, tile_offsets, geom, cols, background, width, height, tile_
             max_last = max(max_last, last[p])
             t_final = _F64(out_t[y, x])
             bg_dot = 0.0
-            for ch in range(CHANNELS):
-                state[p, 2 + ch] = v_image[y, x, ch]
-                bg_dot += background[ch] * v_image[y, x, ch]
+            for ch in range(min(CHANNELS, v_image.shape[2] - first)):
+                state[p, 2 + ch] = v_image[y, x, first + ch]
+                bg_dot += background[first + ch] * v_image[y, x, first + ch]
+            v_a = _F64(v_alpha[y, x]) if first == 0 else 0.0  # alpha's gradient enters once
             state[p, 0] = t_final
-            state[p, 1] = (_F64(v_alpha[y, x]) - bg_dot) * t_final
+            state[p, 1] = (v_a - bg_dot) * t_final
     for k in range(max_last, start - 1, -1):
         gmx = gmy = ga = gb = gc = gop = 0.0
         g0 = g1 = g2 = g3 = 0.0
         c0, c1, c2, c3 = _F64(cols[k, 0]), _F64(cols[k, 1]), _F64(cols[k, 2]), _F64(cols[k, 3])
-        mx, my, a, b, c, op, cut = geom[k, 0], geom[k, 1], geom[k, 2], geom[k, 3], geom[k, 4], geom[k, 5], geom[k, 6]
+        mx, my, a, b, c = geom[k, 0], geom[k, 1], geom[k, 2], geom[k, 3], geom[k, 4]
+        op, cut = geom[k, 5], geom[k, 6]
         ca, cb, cc, fop = _F64(a), _F64(b), _F64(c), _F64(op)
         ea, eb, edet, ecut, half = _ellipse(geom, k)
         y_lo, y_hi = _row_span(my, half, y_begin, y_end)
@@ -236,47 +239,49 @@ def _backward_tile(t, tile_offsets, geom, cols, background, width, height, tile_
 
 
 @njit(parallel=True, cache=True)
-def _forward_parallel(tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
+def _forward_parallel(tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
                       out_image, out_t, out_last):  # fmt: skip
     for t in prange(tile_offsets.shape[0] - 1):
-        _forward_tile(t, tile_offsets, geom, cols, background, width, height, tile_size,
+        _forward_tile(t, tile_offsets, geom, cols, first, background, width, height, tile_size,
                       tiles_x, out_image, out_t, out_last)  # fmt: skip
 
 
 @njit(cache=True)
-def _forward_serial(tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
+def _forward_serial(tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
                     out_image, out_t, out_last):  # fmt: skip
     for t in range(tile_offsets.shape[0] - 1):
-        _forward_tile(t, tile_offsets, geom, cols, background, width, height, tile_size,
+        _forward_tile(t, tile_offsets, geom, cols, first, background, width, height, tile_size,
                       tiles_x, out_image, out_t, out_last)  # fmt: skip
 
 
 @njit(parallel=True, cache=True)
-def _backward_parallel(tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
+def _backward_parallel(tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
                        out_t, out_last, v_image, v_alpha, g_geom, g_cols):  # fmt: skip
     for t in prange(tile_offsets.shape[0] - 1):
-        _backward_tile(t, tile_offsets, geom, cols, background, width, height, tile_size,
+        _backward_tile(t, tile_offsets, geom, cols, first, background, width, height, tile_size,
                        tiles_x, out_t, out_last, v_image, v_alpha, g_geom, g_cols)  # fmt: skip
 
 
 @njit(cache=True)
-def _backward_serial(tile_offsets, geom, cols, background, width, height, tile_size, tiles_x,
+def _backward_serial(tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
                      out_t, out_last, v_image, v_alpha, g_geom, g_cols):  # fmt: skip
     for t in range(tile_offsets.shape[0] - 1):
-        _backward_tile(t, tile_offsets, geom, cols, background, width, height, tile_size,
+        _backward_tile(t, tile_offsets, geom, cols, first, background, width, height, tile_size,
                        tiles_x, out_t, out_last, v_image, v_alpha, g_geom, g_cols)  # fmt: skip
 
 
 def composite_forward(parallel, *args):
-    """(tile_offsets, geom [M,8], cols [M,CHANNELS], background [CHANNELS], width, height,
-    tile_size, tiles_x, out_image [H,W,CHANNELS], out_t [H,W], out_last [H,W]): fills the
-    image (background included), the final transmittance and the last contributing row
-    (tile start - 1 where none)."""
+    """(tile_offsets, geom [M,8], cols [M,CHANNELS], first, background [D], width, height,
+    tile_size, tiles_x, out_image [H,W,D], out_t [H,W], out_last [H,W]): composites the
+    channels first:first+CHANNELS (cols holds them, zero-padded) into out_image (background
+    included) and fills the final transmittance and the last contributing row (tile start
+    - 1 where none)."""
     (_forward_parallel if parallel else _forward_serial)(*args)
 
 
 def composite_backward(parallel, *args):
-    """(tile_offsets, geom, cols, background, width, height, tile_size, tiles_x, out_t,
-    out_last, v_image [H,W,CHANNELS], v_alpha [H,W], g_geom [M,6], g_cols [M,CHANNELS]):
-    writes each row's gradient (d mean x, y, conic a, b, c, opacity; d colour), float64."""
+    """(tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
+    out_t, out_last, v_image [H,W,D], v_alpha [H,W], g_geom [M,6], g_cols [M,CHANNELS]):
+    writes each row's gradient (d mean x, y, conic a, b, c, opacity; d colour), float64,
+    for channels first:first+CHANNELS; dL/dalpha enters with the first chunk only."""
     (_backward_parallel if parallel else _backward_serial)(*args)

@@ -190,7 +190,8 @@ def project_backward(
             if radii[cam, g, 0] > 0 or radii[cam, g, 1] > 0:
                 # conic = inverse(cov2d): dL/dcov2d = -P G P with G the symmetric conic grad
                 p00, p01, p11 = _F64(conics[cam, g, 0]), _F64(conics[cam, g, 1]), _F64(conics[cam, g, 2])
-                g00, g01, g11 = _F64(v_conics[cam, g, 0]), 0.5 * _F64(v_conics[cam, g, 1]), _F64(v_conics[cam, g, 2])
+                g00, g11 = _F64(v_conics[cam, g, 0]), _F64(v_conics[cam, g, 2])
+                g01 = 0.5 * _F64(v_conics[cam, g, 1])
                 h00 = p00 * g00 + p01 * g01
                 h01 = p00 * g01 + p01 * g11
                 h10 = p01 * g00 + p11 * g01

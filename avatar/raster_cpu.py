@@ -133,13 +133,6 @@ def _channel_chunks(n_ch: int) -> list[tuple[int, int]]:
     return [(c, min(c + step, n_ch)) for c in range(0, n_ch, step)]
 
 
-def _pad_channels(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """a[..., lo:hi] zero-padded to CHANNELS on the last axis, contiguous float32."""
-    out = np.zeros(a.shape[:-1] + (cpu_binning.CHANNELS,), np.float32)
-    out[..., : hi - lo] = a[..., lo:hi]
-    return out
-
-
 class _Composite(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, background, radii, depths, width, height):
@@ -155,21 +148,19 @@ class _Composite(torch.autograd.Function):
         image = np.empty((height, width, n_ch), np.float32)
         trans = np.empty((height, width), np.float32)
         last = np.empty((height, width), np.int32)
-        chunk_image = np.empty((height, width, cpu_binning.CHANNELS), np.float32)
         parallel = width * height >= PARALLEL_MIN_PIXELS
         chunks = []
         for lo, hi in _channel_chunks(n_ch):
             cols = cpu_binning.gather_channels(isect_gid, feats, lo)
-            bg_chunk = _pad_channels(bg, lo, hi)
             with _dynamic_tiles(parallel):
                 cpu_composite.composite_forward(
-                    parallel, offsets, geom, cols, bg_chunk, width, height, ts, tiles_x,
-                    chunk_image, trans, last,
+                    parallel, offsets, geom, cols, lo, bg, width, height, ts, tiles_x,
+                    image, trans, last,
                 )  # fmt: skip
-            image[..., lo:hi] = chunk_image[..., : hi - lo]
-            chunks.append((lo, hi, cols, bg_chunk))
+            chunks.append((lo, hi, cols))
         ctx.state = (offsets, isect_gid, geom, chunks, trans, last, (width, height, ts, tiles_x))
         ctx.parallel = parallel
+        ctx.background = bg
         ctx.n = means2d.shape[0]
         ctx.n_ch = n_ch
         return torch.from_numpy(image), torch.from_numpy(1.0 - trans)[..., None]
@@ -180,17 +171,16 @@ class _Composite(torch.autograd.Function):
         n, n_ch, m = ctx.n, ctx.n_ch, isect_gid.shape[0]
         v_img = _np_or_zeros(v_image, (height, width, n_ch))
         v_alp = np.ascontiguousarray(_np_or_zeros(v_alpha, (height, width, 1))[..., 0])
+        bg = ctx.background
         g_geom = np.zeros((m, 6))
         g_cols = np.zeros((m, n_ch))
-        for i, (lo, hi, cols, bg_chunk) in enumerate(chunks):
-            # alpha's gradient enters once; each chunk adds its channels' share of dL/dalpha_k
+        for i, (lo, hi, cols) in enumerate(chunks):
             chunk_geom = g_geom if i == 0 else np.zeros((m, 6))
             chunk_cols = np.zeros((m, cpu_binning.CHANNELS))
             with _dynamic_tiles(ctx.parallel):
                 cpu_composite.composite_backward(
-                    ctx.parallel, offsets, geom, cols, bg_chunk, width, height, ts, tiles_x, trans, last,
-                    _pad_channels(v_img, lo, hi), v_alp if i == 0 else np.zeros_like(v_alp),
-                    chunk_geom, chunk_cols,
+                    ctx.parallel, offsets, geom, cols, lo, bg, width, height, ts, tiles_x,
+                    trans, last, v_img, v_alp, chunk_geom, chunk_cols,
                 )  # fmt: skip
             if i > 0:
                 g_geom += chunk_geom
@@ -230,7 +220,7 @@ def render_cpu(
     far_plane: float,
     eps2d: float,
     batched: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor]:
     """Same contract as :func:`raster_reference.render_reference` (float32 CPU tensors)."""
     means2d, conics, depths, radii = _Project.apply(
         means, quats, scales, viewmats, Ks, opacities.detach(), width, height,
@@ -259,8 +249,8 @@ def render_cpu(
         renders.append(image)
         alphas.append(alpha)
     return (
-        torch.stack(renders) if len(renders) > 1 else renders[0][None],
-        torch.stack(alphas) if len(alphas) > 1 else alphas[0][None],
+        renders,
+        alphas,
         means2d if batched else views[0],
         radii,
         depths,

@@ -59,7 +59,7 @@ def render_gsplat(
     far_plane: float,
     eps2d: float,
     batched: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor]:
     """Same contract as :func:`raster_reference.render_reference` (CUDA tensors)."""
     gsplat = require_gsplat()
     renders, alphas, meta = gsplat.rasterization(
@@ -78,7 +78,7 @@ def render_gsplat(
         means2d = _GradMirror.attach(means2d)
     elif not batched:
         means2d = means2d[0]
-    return renders, alphas, means2d, radii.to(torch.int32), meta["depths"]
+    return list(renders.unbind(0)), list(alphas.unbind(0)), means2d, radii.to(torch.int32), meta["depths"]
 
 
 class _GradMirror:

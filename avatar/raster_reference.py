@@ -225,8 +225,8 @@ def render_reference(
     far_plane: float,
     eps2d: float,
     batched: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """All cameras -> (render [C, H, W, D(+1 accumulated depth)], alpha [C, H, W, 1],
+) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor]:
+    """All cameras -> (per camera: render [H, W, D(+1 accumulated depth)], alpha [H, W, 1];
     means2d ([C, N, 2] if batched else [N, 2]; in the graph, so its .grad is dL/dmeans2d),
     radii [C, N, 2], depths [C, N])."""
     projections = [
@@ -255,8 +255,8 @@ def render_reference(
         renders.append(image)
         alphas.append(alpha)
     return (
-        torch.stack(renders),
-        torch.stack(alphas),
+        renders,
+        alphas,
         means2d_all if batched else means2d_views[0],
         torch.stack([p[3] for p in projections]),
         torch.stack([p[2] for p in projections]),

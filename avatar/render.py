@@ -44,7 +44,7 @@ def choose_backend(backend: str, device: torch.device) -> str:
 
 
 def _check(name: str, t: Tensor, shape: tuple) -> None:
-    ok = t.dim() == len(shape) and all(s is None or s == d for s, d in zip(shape, t.shape))
+    ok = t.dim() == len(shape) and all(s is None or s == d for s, d in zip(shape, t.shape, strict=True))
     if not ok:
         want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
         raise SplattalkError(f"rasterize: {name} has shape {list(t.shape)}, expected {want}.")
@@ -92,6 +92,7 @@ def rasterize(
             ``loss.backward()`` its ``.grad`` holds dLoss/dmeans2d (zeros where unseen);
             ``radii`` [N] int32 (or [C, N]) screen radius in pixels, 0 = not rendered;
             ``depths`` [N] (or [C, N]) camera-space z; ``backend``; ``width``; ``height``.
+            These live on the backend's device (CPU for "cpu" even with CUDA inputs).
 
     Returns:
         ``(rgb [H, W, D], alpha [H, W, 1])``, with a leading [C] for a batch of cameras,
@@ -127,6 +128,7 @@ def rasterize(
     backgrounds = None
     if background is not None:
         backgrounds = background if background.dim() == 2 else background[None]
+        _check("background", backgrounds, (n_cams if background.dim() == 2 else 1, n_ch))
         backgrounds = backgrounds.expand(n_cams, n_ch)
 
     device = means.device
@@ -153,12 +155,15 @@ def rasterize(
     )
     if means2d.requires_grad and means2d.grad_fn is not None:
         means2d.retain_grad()
-    renders, alphas = renders.to(device), alphas.to(device)
-    rgb = renders[..., :n_ch]
-    outputs = [rgb, alphas] if batched else [rgb[0], alphas[0]]
+    # Single camera: use the backend's tensors as they are; stacking, slicing or moving
+    # would add copies to the backward pass too.
+    render = torch.stack(renders) if batched else renders[0]
+    alpha = torch.stack(alphas) if batched else alphas[0]
+    render, alpha = render.to(device), alpha.to(device)
+    rgb = render if render.shape[-1] == n_ch else render[..., :n_ch]
+    outputs = [rgb, alpha]
     if return_depth:
-        depth = renders[..., n_ch:] / alphas.clamp_min(rc.DEPTH_ALPHA_FLOOR)
-        outputs.append(depth if batched else depth[0])
+        outputs.append(render[..., n_ch:] / alpha.clamp_min(rc.DEPTH_ALPHA_FLOOR))
     if return_info:
         # torch.maximum: a reduction over the last dim (size 2) costs milliseconds here
         radius = torch.maximum(radii[..., 0], radii[..., 1]).to(torch.int32)

@@ -20,9 +20,14 @@ import os
 import resource
 import time
 
-import torch
+# Both OpenMP runtimes in the process (torch's and Numba's) should let idle workers sleep
+# rather than spin: on a shared 2-core machine spinning workers starve the other runtime.
+# It must be set before torch loads; it applies to every backend alike.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from splattalk.avatar.render import rasterize
+import torch  # noqa: E402
+
+from splattalk.avatar.render import rasterize  # noqa: E402
 
 
 def head_scene(n: int = 20_000, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -72,16 +77,24 @@ def intrinsics(size: int) -> torch.Tensor:
     return torch.tensor([[f, 0.0, size / 2], [0.0, f, size / 2], [0.0, 0.0, 1.0]])
 
 
-def _render(scene, size, backend, grad, target=None):
-    params = {k: v.clone().requires_grad_(grad and k != "viewmat") for k, v in scene.items()}
+def _render(params, size, backend, grad, target=None):
+    """One render (and, with ``grad``, an L1 loss backward) of leaf tensors ``params``."""
+    for p in params.values():
+        p.grad = None
     rgb, alpha = rasterize(
         params["means"], params["quats"], params["scales"], params["opacities"],
-        params["colors"], params["viewmat"], intrinsics(size), size, size,
-        torch.ones(3), backend=backend,
+        params["colors"], params["viewmat"], intrinsics(size).to(params["means"].device),
+        size, size, torch.ones(3, device=params["means"].device), backend=backend,
     )  # fmt: skip
     if grad:
         (rgb - target).abs().mean().backward()
     return rgb.detach()
+
+
+def leaves(scene, device="cpu"):
+    return {
+        k: v.to(device).clone().requires_grad_(k != "viewmat") for k, v in scene.items()
+    }  # fmt: skip
 
 
 def best_time(fn, repeats: int) -> tuple[float, float]:
@@ -106,15 +119,17 @@ def main() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     scene = head_scene(args.n)
     print(f"scene: {args.n} Gaussians; torch threads {torch.get_num_threads()}; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
           f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")  # fmt: skip
 
     targets = {s: torch.full((s, s, 3), 0.5) for s in (512, 256)}
-    _render(scene, 64, "cpu", True, torch.zeros(64, 64, 3))  # compile / load the kernel cache
+    params = leaves(scene)
+    _render(params, 64, "cpu", True, torch.zeros(64, 64, 3))  # compile / load the kernel cache
     cpu = {}
     for size in (512, 256):
-        fwd, fwd_cpu = best_time(lambda: _render(scene, size, "cpu", False), args.repeats)
+        fwd, fwd_cpu = best_time(lambda s=size: _render(params, s, "cpu", False), args.repeats)
         both, both_cpu = best_time(
-            lambda: _render(scene, size, "cpu", True, targets[size]), args.repeats
+            lambda s=size: _render(params, s, "cpu", True, targets[s]), args.repeats
         )
         cpu[size] = (fwd, both)
         print(f"cpu {size}²: fwd {fwd * 1e3:.1f} ms ({1 / fwd:.1f} fps, {fwd_cpu * 1e3:.0f} ms CPU), "
@@ -125,7 +140,7 @@ def main() -> None:
         import numpy as np
         from PIL import Image
 
-        img = _render(scene, 512, "cpu", False).clamp(0, 1).mul(255).byte().numpy()
+        img = _render(params, 512, "cpu", False).clamp(0, 1).mul(255).byte().numpy()
         Image.fromarray(np.ascontiguousarray(img)).save(args.save)
         print(f"wrote {args.save}")
 
@@ -133,12 +148,12 @@ def main() -> None:
         from splattalk.avatar.raster_gsplat import gsplat_available
 
         if gsplat_available():
-            gpu_scene = {k: v.cuda() for k, v in scene.items()}
+            gpu_params = leaves(scene, "cuda")
             for size in (512, 256):
                 tgt = targets[size].cuda()
 
                 def run(grad, size=size, tgt=tgt):
-                    _render(gpu_scene, size, "gsplat", grad, tgt)
+                    _render(gpu_params, size, "gsplat", grad, tgt)
                     torch.cuda.synchronize()
 
                 run(True)
@@ -151,14 +166,14 @@ def main() -> None:
     for n_threads in sorted({1, threads}):
         torch.set_num_threads(n_threads)
         ref_threads[n_threads], _ = best_time(
-            lambda: _render(scene, 256, "reference", True, targets[256]), args.ref_repeats
+            lambda: _render(params, 256, "reference", True, targets[256]), args.ref_repeats
         )
         print(f"reference 256² with {n_threads} torch thread(s): fwd+bwd {ref_threads[n_threads]:.2f} s")
     best_threads = min(ref_threads, key=ref_threads.get)
     torch.set_num_threads(best_threads)
     ref[256] = ref_threads[best_threads]
     ref[512], ref_cpu = best_time(
-        lambda: _render(scene, 512, "reference", True, targets[512]), args.ref_repeats
+        lambda: _render(params, 512, "reference", True, targets[512]), args.ref_repeats
     )
     torch.set_num_threads(threads)
     print(f"reference 512² with {best_threads} torch thread(s): fwd+bwd {ref[512]:.2f} s "

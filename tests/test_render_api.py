@@ -159,11 +159,17 @@ def test_gsplat_without_cuda_is_a_clear_error():
         (dict(K=torch.eye(4)), "K"),
         (dict(colors=torch.zeros(2, 3)), "colors"),
     ],
+    ids=["quats", "scales", "opacities", "viewmat", "K", "colors"],
 )
 def test_bad_shapes_are_reported(change, message):
     s = one_gaussian() | change
     with pytest.raises(SplattalkError, match=message):
         call(s, "cpu")
+
+
+def test_bad_background_is_reported():
+    with pytest.raises(SplattalkError, match="background"):
+        call(one_gaussian(), "cpu", background=torch.zeros(4))
 
 
 def test_bad_backend_and_sh_degree_are_reported():

@@ -38,7 +38,7 @@ def render_and_grads(scene, backend, *, sh_degree=None, depth=False, dtype=torch
 def assert_backends_agree(scene, **kwargs):
     images_cpu, grads_cpu, info_cpu = render_and_grads(scene, "cpu", **kwargs)
     images_ref, grads_ref, info_ref = render_and_grads(scene, "reference", **kwargs)
-    for got, want in zip(images_cpu, images_ref):
+    for got, want in zip(images_cpu, images_ref, strict=True):
         assert (got - want).abs().max().item() <= IMAGE_TOL
     assert torch.equal(info_cpu["radii"], info_ref["radii"])
     for name in grads_ref:
@@ -130,7 +130,7 @@ def test_cpu_is_deterministic_across_runs_threads_and_drivers(monkeypatch):
         numba.set_num_threads(threads)
     runs.append(render_and_grads(scene, "cpu", depth=True))
     for images, grads, _ in runs:
-        assert all(torch.equal(a, b) for a, b in zip(serial_images, images))
+        assert all(torch.equal(a, b) for a, b in zip(serial_images, images, strict=True))
         assert all(torch.equal(serial_grads[k], grads[k]) for k in serial_grads)
 
 
