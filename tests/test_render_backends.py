@@ -156,3 +156,32 @@ def test_means2d_gradient_is_zero_exactly_where_not_rendered():
     assert hidden.sum() >= 3  # behind the camera, near plane, off-screen, transparent
     assert (grads["means2d"][hidden] == 0).all()
     assert (grads["means2d"][~hidden].abs().sum(dim=1) > 0).float().mean() > 0.9
+
+
+def test_batch_with_sh_and_depth_matches_reference():
+    """Two cameras, SH colours (view-dependent per camera) and depth: images and gradients,
+    including each camera's view matrix (which also moves the SH viewing directions)."""
+    from render_scenes import look_from
+
+    scene = random_scene(150, 15, sh_degree=3)
+    outputs = {}
+    for backend in ("cpu", "reference"):
+        p = leaves(scene)
+        viewmats = torch.stack([look_from(0.2, -0.1), look_from(-0.25, 0.05, (0.0, 0.1, 0.2))])
+        viewmats.requires_grad_(True)
+        rgb, alpha, depth, info = rasterize(
+            p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], viewmats,
+            intrinsics(), WIDTH, HEIGHT, p["background"], backend=backend, sh_degree=3,
+            return_depth=True, return_info=True,
+        )  # fmt: skip
+        loss = (rgb * weights(rgb.shape, 5)).sum() + (alpha * weights(alpha.shape, 6)).sum()
+        (loss + 0.1 * (depth * weights(depth.shape, 7)).sum()).backward()
+        grads = {k: p[k].grad for k in PARAMS if k != "viewmat"}
+        grads["viewmats"], grads["means2d"] = viewmats.grad, info["means2d"].grad
+        outputs[backend] = ((rgb.detach(), alpha.detach(), depth.detach()), grads)
+    (images_cpu, grads_cpu), (images_ref, grads_ref) = outputs["cpu"], outputs["reference"]
+    for got, want in zip(images_cpu, images_ref, strict=True):
+        assert (got - want).abs().max().item() <= IMAGE_TOL
+    for name, want in grads_ref.items():
+        assert rel_err(grads_cpu[name], want) <= GRAD_REL_TOL, name
+        assert cosine(grads_cpu[name], want) >= GRAD_COS_TOL, name
