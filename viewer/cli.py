@@ -14,6 +14,7 @@ from typing import Callable
 import tyro
 
 from splattalk.errors import SplattalkError
+from splattalk.tracking.config import TrackCommand
 from splattalk.viewer.doctor import DoctorCommand
 
 
@@ -29,6 +30,7 @@ def _lazy(target: str) -> Callable[[object], int | None]:
 
 # command name → (its config dataclass, the function that runs it)
 COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
+    "track": (TrackCommand, _lazy("splattalk.tracking.run:run")),
     "doctor": (DoctorCommand, _lazy("splattalk.viewer.doctor:run")),
 }
 
