@@ -13,6 +13,7 @@ from typing import Callable
 
 import tyro
 
+from splattalk.avatar.fit_config import FitCommand
 from splattalk.errors import SplattalkError
 from splattalk.talk.cli_config import TalkCommand
 from splattalk.tracking.config import TrackCommand
@@ -32,6 +33,7 @@ def _lazy(target: str) -> Callable[[object], int | None]:
 # command name → (its config dataclass, the function that runs it)
 COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
     "track": (TrackCommand, _lazy("splattalk.tracking.run:run")),
+    "fit": (FitCommand, _lazy("splattalk.avatar.fit:run")),
     "doctor": (DoctorCommand, _lazy("splattalk.viewer.doctor:run")),
     "talk": (TalkCommand, _lazy("splattalk.talk.cli:run")),
 }
