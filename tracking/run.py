@@ -309,19 +309,19 @@ def _write_frames(source: Source, cfg: TrackConfig, crop: Crop, num_frames: int,
 
 
 def _fit(model, det: dict, crop: Crop, focal: float, cfg: TrackConfig, progress: bool) -> dict:
-    import torch
-
     from splattalk.tracking.fit import fit_tracks
 
-    torch.set_num_threads(1)  # the problem is small; a second thread mostly waits on a busy machine
     found = det["found"].astype(bool)
     points = crop.to_output(np.nan_to_num(det["points"][..., :2].astype(np.float64)))
     result = fit_tracks(model, points, found, cfg.size, cfg.size, cfg.fit, focal, fix_focal=cfg.fov_deg is not None,
                         progress=progress)
+    from splattalk.tracking.offsets import static_offset_field
+
     K = camera.intrinsics(result.focal, cfg.size, cfg.size)
     tracks = {k: getattr(result, k) for k in PER_FRAME}
     tracks.update(
-        shape=result.shape, K=K.astype(np.float32), viewmat=result.viewmat().astype(np.float32),
+        shape=result.shape, static_offset=static_offset_field(model, result.landmark_offsets),
+        K=K.astype(np.float32), viewmat=result.viewmat().astype(np.float32),
         width=np.int32(cfg.size), height=np.int32(cfg.size), fps=np.float32(cfg.fps), head_model=np.str_(model.model_id),
         valid=found, interpolated=~found, residual_px=result.residual_px.astype(np.float32),
         landmarks2d=np.where(found[:, None, None], points, np.nan).astype(np.float32),
