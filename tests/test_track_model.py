@@ -250,3 +250,20 @@ def test_landmark_model_general_embedding():
             bumped[key][..., k] += 1e-6
             numeric = (problem.project(lm(**bumped).points, np.log(1000.0)) - uv) / 1e-6
             assert np.abs(numeric - jac[group][..., k]).max() < 1e-3 * max(1.0, np.abs(jac[group]).max()), (key, k)
+
+
+def test_region_sets_are_mediapipes():
+    from mediapipe.python.solutions import face_mesh_connections as conn
+
+    from splattalk.tracking import regions
+
+    def points(*sets):
+        return tuple(sorted({i for s in sets for edge in s for i in edge}))
+
+    assert regions.FACE_OVAL == points(conn.FACEMESH_FACE_OVAL)
+    assert regions.LIPS == points(conn.FACEMESH_LIPS)
+    assert regions.EYES == points(conn.FACEMESH_LEFT_EYE, conn.FACEMESH_RIGHT_EYE)
+    assert regions.BROWS == points(conn.FACEMESH_LEFT_EYEBROW, conn.FACEMESH_RIGHT_EYEBROW)
+    assert regions.NOSE == points(conn.FACEMESH_NOSE)
+    assert set(points(conn.FACEMESH_IRISES)) < set(regions.RIGHT_IRIS + regions.LEFT_IRIS)
+    assert set(regions.CHIN) < set(regions.FACE_OVAL)

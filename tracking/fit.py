@@ -292,22 +292,22 @@ class Problem:
             c = (c_all[lo : lo + batch] * irls)[..., None]  # [b, L, 1]
             groups = ("rot", "transl", "shape") if rigid else (*PER_FRAME, "shape")
             jac = self.lm.pixel_jacobians(posed, d_x, groups)
-            sizes = [self.sizes[k] for k in PER_FRAME]
-            d_frame = np.concatenate([jac[k] if k in jac else np.zeros((*d_x.shape[:2], 2, n)) for k, n in zip(PER_FRAME, sizes)], -1)
-            d_shared = np.concatenate([jac["shape"], d_focal[..., None]], -1)  # [b, L, 2, Q]
-            b, num = d_frame.shape[:2]
-            jf = d_frame.reshape(b, num * 2, -1)
-            js = d_shared.reshape(b, num * 2, -1)
-            cw = np.repeat(c[..., 0], 2, axis=1)[..., None]  # [b, 2L, 1]
-            e = err.reshape(b, num * 2)
+            b, num = d_x.shape[:2]
+            columns = [jac[k] if k in jac else np.zeros((b, num, 2, self.sizes[k])) for k in PER_FRAME]
+            columns += [jac["shape"], d_focal[..., None]]
             # Σ c ρ(|e|) ≈ Σ c ψ |e|² / 2 near the current point (IRLS): H = Σ c ψ JᵀJ, g = Σ c ψ Jᵀe
-            normal.blocks[lo : lo + batch] += np.matmul(jf.transpose(0, 2, 1), cw * jf)
-            normal.cross[lo : lo + batch] += np.matmul(jf.transpose(0, 2, 1), cw * js)
-            js2 = js.reshape(-1, js.shape[-1])
-            ce = (cw[..., 0] * e)
-            normal.shared += js2.T @ (cw.reshape(-1, 1) * js2)
-            normal.grad_frames[lo : lo + batch] += np.matmul(jf.transpose(0, 2, 1), ce[..., None])[..., 0]
-            normal.grad_shared += js2.T @ ce.reshape(-1)
+            root = np.sqrt(np.repeat(c[..., 0], 2, axis=1))[..., None]  # [b, 2L, 1]
+            weighted = np.concatenate(columns, -1).reshape(b, num * 2, -1) * root  # [b, 2L, P + Q]
+            # the Gram matrices in single precision (half the memory traffic); sums and solve in double
+            single = weighted.astype(np.float32)
+            gram = np.matmul(single.transpose(0, 2, 1), single).astype(np.float64)
+            p = self.per_frame
+            normal.blocks[lo : lo + batch] += gram[:, :p, :p]
+            normal.cross[lo : lo + batch] += gram[:, :p, p:]
+            normal.shared += gram[:, p:, p:].sum(0)
+            grad = np.matmul(weighted.transpose(0, 2, 1), root * err.reshape(b, num * 2, 1))[..., 0]
+            normal.grad_frames[lo : lo + batch] += grad[:, :p]
+            normal.grad_shared += grad[:, p:].sum(0)
         self._prior_terms(state, frames, normal, rigid, temporal)
         return normal
 

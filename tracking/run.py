@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -198,7 +199,7 @@ def _load_if(path: Path, key: str) -> dict | None:
         return None
     try:
         data = load_tracks(path)
-    except (OSError, ValueError):  # truncated/corrupt: recompute
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # truncated/corrupt: recompute
         return None
     return data if data.get("key") == key else None
 
