@@ -83,7 +83,9 @@ class TrackConfig:
     crop_up: float = 0.15
     """Shift of the crop centre upwards, in face sizes (room for the hair)."""
     min_face_px: int = 40
-    """Faces narrower than this in the source video are refused (too little detail for an avatar)."""
+    """Faces narrower than this (landmark extent, source pixels) are refused: too little detail for an avatar.
+    Faces from ~60 px up that mediapipe's face mesh misses are found by its full-range detector and tracked
+    on an upscaled region; detections below ~60 px do not happen, which is reported as no face."""
     min_face_fraction: float = 0.5
     """Fail when fewer than this fraction of frames have a face; the others are interpolated."""
     max_faces: int = 4

@@ -127,6 +127,9 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
 
     # 2. crop, frames, masks ---------------------------------------------------------------
     crop = plan_crop(det["points"], det["found"], source.width, source.height, cfg.size, cfg.crop_scale, cfg.crop_up)
+    if crop.scale > 2.0:
+        notes.append(f"the head region is only {crop.side:.0f} px in the source and is upscaled {crop.scale:.1f}x to "
+                     f"{cfg.size} px: expect a blurry avatar (film closer or at a higher resolution)")
     frames_key = _key("frames", lmk_key, crop.as_array().round(3).tolist(), cfg.size, cfg.jpeg_quality, cfg.masks)
     if _frames_done(run_dir, frames_key, num_frames, cfg.masks):
         notes.append("frames: reused")
@@ -237,7 +240,7 @@ def _check_detections(det: dict, source: Source, cfg: TrackConfig) -> list[str]:
     if not found.any():
         raise SplattalkError(
             f"no face found in any of the {num_frames} frames of {what}. The face must be visible, roughly "
-            f"frontal and at least ~{max(cfg.min_face_px, 80)} px wide (film closer, or crop the video around the face).")
+            f"frontal and at least ~{max(cfg.min_face_px, 60)} px wide (film closer, or crop the video around the face).")
     widths = np.ptp(det["points"][found, :, 0], axis=1)
     width = float(np.median(widths))
     if width < cfg.min_face_px:
