@@ -13,7 +13,7 @@ from splattalk.tracking.fit import fit_tracks
 
 from track_media import SAMPLE_GT
 
-FRAMES = 60
+FRAMES = 40
 
 
 @pytest.fixture(scope="module")

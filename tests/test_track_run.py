@@ -115,6 +115,21 @@ def test_video_without_a_face(tmp_path):
     assert_nothing_written(run)
 
 
+def test_new_input_into_an_old_run_folder(tmp_path):
+    """A failed run on another video must not leave the old results looking like this video's."""
+    run = tmp_path / "run"
+    track(write_video(tmp_path / "face.mp4", sample_frames(4)), run,
+          TrackConfig(head="default", overlay=False, masks=False), progress=False)
+    assert (run / "tracking" / "tracks.npz").is_file()
+    rng = np.random.default_rng(2)
+    noise = write_video(tmp_path / "noise.mp4", [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(4)])
+    with pytest.raises(SplattalkError, match="no face"):
+        track(noise, run, TrackConfig(head="default"), progress=False)
+    for name in ("tracks.npz", "transforms.json", "config.json", "frames.json"):
+        assert not (run / "tracking" / name).exists(), name
+    assert_nothing_written(run)
+
+
 def test_too_few_frames_with_a_face(tmp_path):
     rng = np.random.default_rng(1)
     faces = sample_frames(3)

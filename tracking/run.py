@@ -117,6 +117,7 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
     lmk_key = _key("landmarks", source.fingerprint(), cfg.fps, cfg.max_seconds, cfg.max_faces)
     det = _load_if(out / "landmarks.npz", lmk_key)
     if det is None:
+        _invalidate(run_dir)  # another input (or a first run): nothing of an earlier run may look current
         det = _detect(source, cfg, clock, progress)
         notes += _check_detections(det, source, cfg)
         save_npz(out / "landmarks.npz", key=np.str_(lmk_key), **det)
@@ -194,6 +195,19 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
 
 
 # -- sub-stages ------------------------------------------------------------------------------------
+
+
+def _invalidate(run_dir: Path) -> None:
+    """Remove the results of an earlier run of this folder (the frames would be redone anyway)."""
+    import shutil
+
+    for folder in ("frames", "masks"):
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
+    out = run_dir / "tracking"
+    for name in ("config.json", "frames.json", "tracks.npz", "transforms.json", "overlay.mp4",
+                 "canonical_flame_param.npz", "landmarks.npz"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "flame_param", ignore_errors=True)
 
 
 def _load_if(path: Path, key: str) -> dict | None:
