@@ -41,3 +41,19 @@ class ExportCommand:
     """Rasterizer: gsplat on CUDA when available, else our CPU backend."""
     seed: int = 0
     """Talk-model seed."""
+
+
+@dataclass(frozen=True)
+class DemoCommand:
+    """The whole pipeline on the embedded sample: track → fit → talk → export mp4 → live viewer."""
+
+    out: Path = Path("demo")
+    """Run folder for the demo (reused: finished stages are skipped)."""
+    speech: Path | None = None
+    """Speech for the talking part (default: the embedded sample clip)."""
+    view: bool = True
+    """Open the live viewer at the end (--no-view stops after the mp4)."""
+    host: str = "127.0.0.1"
+    """Viewer address (loopback by default)."""
+    port: int = 8080
+    """Viewer port."""
