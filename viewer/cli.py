@@ -14,7 +14,9 @@ from typing import Callable
 import tyro
 
 from splattalk.errors import SplattalkError
+from splattalk.talk.cli_config import TalkCommand
 from splattalk.tracking.config import TrackCommand
+from splattalk.viewer.commands import ExportCommand
 from splattalk.viewer.doctor import DoctorCommand
 
 
@@ -32,6 +34,8 @@ def _lazy(target: str) -> Callable[[object], int | None]:
 COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
     "track": (TrackCommand, _lazy("splattalk.tracking.run:run")),
     "doctor": (DoctorCommand, _lazy("splattalk.viewer.doctor:run")),
+    "talk": (TalkCommand, _lazy("splattalk.talk.cli:run")),
+    "export": (ExportCommand, _lazy("splattalk.viewer.export:run")),
 }
 
 

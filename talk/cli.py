@@ -1,0 +1,68 @@
+"""``splattalk talk``: run the talk model on an audio file and write the motion."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from splattalk import assets
+from splattalk.errors import SplattalkError
+from splattalk.talk.cli_config import TalkCommand
+from splattalk.talk.config import FPS
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default_talk.safetensors"
+"""Our default talk model (trained by scripts/train_default_talk.py)."""
+
+
+def resolve_model(checkpoint: Path | None):
+    from splattalk.talk import checkpoint as ckpt
+
+    if checkpoint is not None:
+        return ckpt.load_checkpoint(checkpoint)
+    if not DEFAULT_MODEL.is_file():
+        official = assets.ARTALK_CHECKPOINT.find()
+        hint = f" Found an official checkpoint at {official}: pass --checkpoint {official}." if official else (
+            " Or pass --checkpoint ARTalk_wav2vec.pt (the official model; needs FLAME 2020 to render)."
+        )
+        raise SplattalkError(
+            f"the built-in talk model {DEFAULT_MODEL} is not there yet (it is trained by "
+            f"scripts/train_default_talk.py and shipped with the package).{hint}"
+        )
+    return ckpt.load_talk_checkpoint(DEFAULT_MODEL)
+
+
+def run(cmd: TalkCommand) -> int:
+    import numpy as np
+
+    from splattalk.atomic import save_npz
+    from splattalk.talk.audio import load_audio
+    from splattalk.talk.inference import generate
+    from splattalk.talk.style import load_style_clip
+
+    import torch
+
+    audio = load_audio(cmd.audio)
+    model = resolve_model(cmd.checkpoint)
+    cfg = model.cfg
+    threads = cmd.threads if cmd.threads is not None else (1 if cfg.audio_encoder != "wav2vec2" else None)
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
+    style = load_style_clip(cmd.style, cfg.motion_dim, cfg.style_frames) if cmd.style is not None else None
+    start = time.perf_counter()
+    motion = generate(model, audio, style=style, seed=cmd.seed, cfg_scale=cmd.cfg_scale, temperature=cmd.temperature, smooth=cmd.smooth, progress=True)
+    elapsed = time.perf_counter() - start
+    config = {"command": dataclasses.asdict(cmd), "model": dataclasses.asdict(cfg)}
+    save_npz(
+        cmd.out,
+        motion=motion.astype(np.float32),
+        fps=np.int32(FPS),
+        head_model=np.str_(cfg.head_model),
+        expr_dim=np.int32(cfg.expr_dim),
+        config=np.str_(json.dumps(config, default=str)),
+    )
+    seconds = audio.shape[0] / 16000
+    print(f"wrote {cmd.out}: {motion.shape[0]} frames × {motion.shape[1]} ({cfg.head_model}, {cfg.name} model), "
+          f"{seconds:.1f} s of audio in {elapsed:.1f} s ({seconds / max(elapsed, 1e-9):.1f}× real time)")
+    return 0

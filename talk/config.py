@@ -1,0 +1,175 @@
+"""Sizes and constants of the talk model (ARTalk architecture), as frozen dataclasses.
+
+Light module: no torch here, so the CLI's ``--help`` stays instant.
+
+``official`` reproduces the published ``ARTalk_wav2vec.pt`` exactly (its
+``config.json``: AR depth 12 / 12 heads / width 768; VQ-VAE depth 8 / 8 heads /
+width 512; 32-bit codes over scales [1, 5, 25, 50, 100]; wav2vec2 XLS-R 300M
+audio encoder; style encoder width 128 over 50-frame clips). ``small`` is our
+default model's size (≤ 10 M parameters, log-mel front-end); ``tiny`` is for tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+SAMPLE_RATE = 16_000
+"""Audio sample rate every model sees (Hz)."""
+FPS = 25
+"""Motion frame rate (frames per second)."""
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
+"""640 audio samples per motion frame."""
+POSE_DIMS = 6
+"""Motion layout ``[expression (E), global rotation (3), jaw (3)]``: 6 pose numbers after E."""
+
+
+@dataclass(frozen=True)
+class TalkConfig:
+    """Architecture of one talk model. Every size the weights depend on lives here."""
+
+    name: str = "small"
+    """Preset name (for messages and saved configs)."""
+    head_model: str = "default-head-v1"
+    """Id of the head model whose parameter space the motion lives in ("flame2020" for ARTalk)."""
+    motion_dim: int = 32
+    """D: expression coefficients E, then 3 global rotation, then 3 jaw (axis-angle)."""
+
+    # multi-scale VQ-VAE
+    scales: tuple[int, ...] = (1, 5, 25, 50, 100)
+    """Token counts per scale; the last one is the window length in frames."""
+    code_dim: int = 32
+    """Bits per token (binary spherical quantization)."""
+    vae_dim: int = 128
+    """Width of the VQ-VAE transformers."""
+    vae_depth: int = 4
+    """Attention+MLP blocks in each of the VQ-VAE encoder and decoder."""
+    vae_heads: int = 4
+    """Attention heads in the VQ-VAE."""
+
+    # autoregressive generator
+    ar_dim: int = 128
+    """Width of the autoregressive transformer."""
+    ar_depth: int = 6
+    """Number of AdaLN blocks."""
+    ar_heads: int = 4
+    """Attention heads in the AR transformer."""
+    prev_windows: int = 1
+    """How many previous windows' tokens form the prefix (ARTalk: 1)."""
+
+    # style encoder
+    style_dim: int = 64
+    """Width of the style encoder."""
+    style_layers: int = 2
+    """Transformer layers in the style encoder."""
+    style_heads: int = 4
+    """Attention heads in the style encoder."""
+    style_frames: int = 50
+    """Length of a style clip in frames (2 s)."""
+
+    # audio
+    audio_encoder: str = "logmel"
+    """"wav2vec2" (XLS-R 300M layout, official) or "logmel" (light front-end for our models)."""
+    audio_dim: int = 128
+    """Width of the audio features that condition the AR transformer (wav2vec2: 1024)."""
+    audio_context_frames: int = 25
+    """Audio before each window (in motion frames) the encoder also sees; 0 for the official model."""
+    n_mels: int = 80
+    """Mel bands of the log-mel front-end."""
+    logmel_layers: int = 2
+    """Transformer layers of the log-mel front-end."""
+    wav2vec2_layers: int = 24
+    """Transformer layers of wav2vec2 (XLS-R 300M: 24; fewer only for tests)."""
+    wav2vec2_dim: int = 1024
+    """Hidden size of wav2vec2 (XLS-R 300M: 1024; smaller only for tests)."""
+    wav2vec2_conv_dim: int = 512
+    """Channels of wav2vec2's convolutional feature extractor (XLS-R 300M: 512; smaller only for tests)."""
+
+    # inference defaults
+    cfg_scale: float = 1.1
+    """Style guidance: cond = s·style + (1−s)·null (ARTalk uses 1.1)."""
+    jaw_open_only: bool = True
+    """Zero the jaw's 2nd/3rd axis-angle components after generation, as ARTalk does."""
+    smooth_window: int = 5
+    """Savitzky–Golay window for expression and jaw (frames, odd)."""
+    smooth_order: int = 2
+    """Savitzky–Golay polynomial order for expression and jaw."""
+    pose_smooth_window: int = 9
+    """Savitzky–Golay window for the global rotation (frames, odd)."""
+    pose_smooth_order: int = 3
+    """Savitzky–Golay polynomial order for the global rotation."""
+
+    @property
+    def expr_dim(self) -> int:
+        """E, the number of expression coefficients."""
+        return self.motion_dim - POSE_DIMS
+
+    @property
+    def window(self) -> int:
+        """Frames per autoregressive window (the finest scale)."""
+        return self.scales[-1]
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per window, all scales together (181 for ARTalk)."""
+        return sum(self.scales)
+
+    @property
+    def window_samples(self) -> int:
+        return self.window * SAMPLES_PER_FRAME
+
+    @property
+    def context_samples(self) -> int:
+        return self.audio_context_frames * SAMPLES_PER_FRAME
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> "TalkConfig":
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(TalkConfig)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown talk config fields {unknown}")
+        if "scales" in data:
+            data["scales"] = tuple(data["scales"])
+        return TalkConfig(**data)
+
+
+OFFICIAL = TalkConfig(
+    name="official",
+    head_model="flame2020",
+    motion_dim=106,
+    vae_dim=512,
+    vae_depth=8,
+    vae_heads=8,
+    ar_dim=768,
+    ar_depth=12,
+    ar_heads=12,
+    style_dim=128,
+    style_layers=4,
+    style_heads=4,
+    audio_encoder="wav2vec2",
+    audio_dim=1024,
+    audio_context_frames=0,
+)
+SMALL = TalkConfig()
+TINY = TalkConfig(
+    name="tiny",
+    vae_dim=32,
+    vae_depth=2,
+    vae_heads=2,
+    ar_dim=32,
+    ar_depth=2,
+    ar_heads=2,
+    style_dim=16,
+    style_layers=1,
+    style_heads=2,
+    audio_dim=32,
+    n_mels=32,
+    logmel_layers=1,
+)
+
+PRESETS = {"official": OFFICIAL, "small": SMALL, "tiny": TINY}

@@ -1,0 +1,138 @@
+"""Speech → motion, one window after another (the code path shared by files and streams).
+
+The audio is cut into windows of W frames (W·640 samples; the last one padded
+with zeros). For each window: encode its audio (plus the fixed left context),
+generate its bits scale by scale with the previous window's tokens as prefix,
+decode them together with the previous window's bits, and re-encode the new
+motion on its own to become the next prefix. Then Savitzky–Golay smoothing,
+and the jaw's side-to-side/twist components are zeroed (``jaw_open_only``).
+
+:func:`generate` runs that on a whole utterance; ``stream.TalkStream`` runs the
+very same :func:`step_window` as audio arrives.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from splattalk.talk.config import SAMPLES_PER_FRAME, TalkConfig
+from splattalk.talk.generator import TalkModel
+from splattalk.talk.smoothing import smooth_motion
+
+
+@dataclass
+class Session:
+    """What carries from one window to the next (for one utterance or stream)."""
+
+    style: torch.Tensor
+    """[1, 1, ar_dim] style token (already guided)."""
+    prev_bits: torch.Tensor
+    """[1, L, C] bits of the previous window's motion, encoded alone."""
+    prefix_tokens: torch.Tensor
+    """[1, L·prev_windows, ar_dim] tokens of the previous windows, oldest first."""
+    generator: torch.Generator
+    """Random source for bit sampling (unused when greedy)."""
+    temperature: float = 0.0
+    use_cache: bool = True
+
+
+def _device(model: TalkModel) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.inference_mode()
+def start_session(
+    model: TalkModel,
+    style: np.ndarray | torch.Tensor | None = None,
+    seed: int = 0,
+    cfg_scale: float | None = None,
+    temperature: float = 0.0,
+    use_cache: bool = True,
+) -> Session:
+    """State before the first window: the prefix is the encoding of a still (all-zero) motion window."""
+    cfg, dev = model.cfg, _device(model)
+    clip = None
+    if style is not None:
+        clip = torch.as_tensor(np.asarray(style, np.float32), device=dev)[None]
+        if clip.shape[1:] != (cfg.style_frames, cfg.motion_dim):
+            raise ValueError(f"style clip must be [{cfg.style_frames}, {cfg.motion_dim}], got {list(clip.shape[1:])}")
+    style_token = model.style_condition(clip, cfg_scale)
+    still = torch.zeros(1, cfg.window, cfg.motion_dim, device=dev)
+    prev_bits, _ = model.basic_vae.encode(still)
+    tokens = model.window_tokens(prev_bits, style_token).repeat(1, cfg.prev_windows, 1)
+    generator = torch.Generator(device=dev).manual_seed(int(seed))
+    return Session(style_token, prev_bits, tokens, generator, float(temperature), use_cache)
+
+
+@torch.inference_mode()
+def step_window(model: TalkModel, session: Session, audio: torch.Tensor) -> torch.Tensor:
+    """Raw motion ``[W, D]`` of one window from ``audio: [context + W·640]`` samples; advances ``session``."""
+    cond = model.audio_condition(audio[None].to(_device(model)))
+    bits = model.sample_bits(
+        cond, session.prefix_tokens, session.style, session.use_cache, session.temperature, session.generator
+    )
+    _, motion = model.basic_vae.decode(session.prev_bits, bits)
+    session.prev_bits, _ = model.basic_vae.encode(motion)
+    tokens = model.window_tokens(session.prev_bits, session.style)
+    session.prefix_tokens = torch.cat([session.prefix_tokens[:, tokens.shape[1] :], tokens], dim=1)
+    return motion[0]
+
+
+def finalize(motion: np.ndarray, cfg: TalkConfig, smooth: bool = True) -> np.ndarray:
+    """Post-process raw motion ``[T, D]``: smoothing, then ``jaw_open_only``."""
+    out = smooth_motion(motion, cfg) if smooth else np.asarray(motion, np.float32).copy()
+    return zero_jaw_twist(out, cfg)
+
+
+def zero_jaw_twist(motion: np.ndarray, cfg: TalkConfig) -> np.ndarray:
+    if cfg.jaw_open_only:
+        motion[:, cfg.expr_dim + 4 :] = 0.0
+    return motion
+
+
+def frames_for(samples: int) -> int:
+    """Motion frames covering ``samples`` audio samples (the last frame may be partial)."""
+    return math.ceil(samples / SAMPLES_PER_FRAME)
+
+
+@torch.inference_mode()
+def generate(
+    model: TalkModel,
+    audio: np.ndarray,
+    style: np.ndarray | None = None,
+    seed: int = 0,
+    cfg_scale: float | None = None,
+    temperature: float = 0.0,
+    smooth: bool = True,
+    use_cache: bool = True,
+    progress: bool = False,
+) -> np.ndarray:
+    """Motion ``[T, D]`` float32 at 25 fps for ``audio: [S]`` float32 16 kHz mono; T = ⌈S / 640⌉.
+
+    ``style``: a clip ``[style_frames, D]`` or None (the model's neutral style).
+    ``temperature`` 0 is ARTalk's greedy decoding (``seed`` then does not matter).
+    """
+    cfg = model.cfg
+    audio = np.asarray(audio, np.float32).reshape(-1)
+    T = frames_for(audio.shape[0])
+    if T == 0:
+        return np.zeros((0, cfg.motion_dim), np.float32)
+    n_windows = math.ceil(T / cfg.window)
+    padded = np.zeros(cfg.context_samples + n_windows * cfg.window_samples, np.float32)
+    padded[cfg.context_samples : cfg.context_samples + audio.shape[0]] = audio
+    padded_t = torch.from_numpy(padded)
+    session = start_session(model, style, seed, cfg_scale, temperature, use_cache)
+    windows = range(n_windows)
+    if progress and n_windows > 1:
+        from tqdm import tqdm
+
+        windows = tqdm(windows, desc=f"talk ({cfg.window / 25:g} s windows)", unit="window")
+    raw = []
+    for w in windows:
+        start = w * cfg.window_samples
+        raw.append(step_window(model, session, padded_t[start : start + cfg.context_samples + cfg.window_samples]).cpu().numpy())
+    return finalize(np.concatenate(raw)[:T], cfg, smooth)

@@ -1,0 +1,80 @@
+"""Lip-sync metrics on head-model vertices: LVE, FDD, MOD (as ARTalk reports them).
+
+All take vertex sequences ``[T, V, 3]`` (prediction and ground truth, same
+head and identity) plus index sets of the region they measure, and return one
+number in display units. Vertices are in metres (FLAME and our default head);
+ARTalk's tables (after DiffPoseTalk) print LVE and MOD in millimetres and FDD in
+units of 10⁻⁵ m — the ``scale`` defaults produce exactly those units.
+
+* **LVE**, lip vertex error (MeshTalk / FaceFormer): per frame the largest L2
+  distance between a predicted and a true lip vertex, averaged over frames.
+* **FDD**, upper-face dynamics deviation (CodeTalker): for each upper-face
+  vertex, dyn = standard deviation over time of its L2 displacement from the
+  neutral template; FDD = mean over those vertices of dyn(truth) − dyn(pred).
+  Signed, as defined: positive when the prediction moves less than the truth.
+* **MOD**, mouth opening difference (DiffPoseTalk): per frame the mouth opening
+  = largest distance between paired upper-lip and lower-lip vertices (the
+  pairing ARTalk's authors use in their evaluation code); MOD = mean over frames
+  of |opening(pred) − opening(truth)|.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MM = 1000.0
+"""metres → millimetres (LVE, MOD)."""
+E5 = 1e5
+"""metres → units of 10⁻⁵ m (FDD)."""
+
+
+def _pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    if pred.ndim != 3 or pred.shape[-1] != 3 or pred.shape != gt.shape:
+        raise ValueError(f"expected two [T, V, 3] vertex arrays of the same shape, got {pred.shape} and {gt.shape}")
+    if pred.shape[0] == 0:
+        raise ValueError("empty sequences")
+    return pred, gt
+
+
+def lip_vertex_error(pred: np.ndarray, gt: np.ndarray, lip_idx, scale: float = MM) -> float:
+    """LVE: mean over frames of max over ``lip_idx`` of ‖pred − gt‖₂ (``pred, gt: [T, V, 3]``)."""
+    pred, gt = _pair(pred, gt)
+    idx = np.asarray(lip_idx, np.int64)
+    dist = np.linalg.norm(pred[:, idx] - gt[:, idx], axis=-1)  # [T, |lip|]
+    return float(dist.max(axis=1).mean() * scale)
+
+
+def upper_face_dynamics_deviation(pred: np.ndarray, gt: np.ndarray, upper_idx, template: np.ndarray, scale: float = E5) -> float:
+    """FDD: mean over ``upper_idx`` of std_t ‖gt − template‖ − std_t ‖pred − template‖ (``template: [V, 3]``)."""
+    pred, gt = _pair(pred, gt)
+    idx = np.asarray(upper_idx, np.int64)
+    template = np.asarray(template, np.float64)[idx]
+    dyn_gt = np.linalg.norm(gt[:, idx] - template, axis=-1).std(axis=0)
+    dyn_pred = np.linalg.norm(pred[:, idx] - template, axis=-1).std(axis=0)
+    return float((dyn_gt - dyn_pred).mean() * scale)
+
+
+def mouth_opening(vertices: np.ndarray, upper_lip_idx, lower_lip_idx) -> np.ndarray:
+    """Per-frame opening ``[T]``: max over pairs i of ‖v[upper_i] − v[lower_i]‖ (``vertices: [T, V, 3]``)."""
+    up, lo = np.asarray(upper_lip_idx, np.int64), np.asarray(lower_lip_idx, np.int64)
+    if up.shape != lo.shape:
+        raise ValueError(f"upper and lower lip index lists must pair up ({up.shape} vs {lo.shape})")
+    v = np.asarray(vertices, np.float64)
+    return np.linalg.norm(v[:, up] - v[:, lo], axis=-1).max(axis=1)
+
+
+def mouth_opening_difference(pred: np.ndarray, gt: np.ndarray, upper_lip_idx, lower_lip_idx, scale: float = MM) -> float:
+    """MOD: mean over frames of |opening(pred) − opening(gt)|."""
+    pred, gt = _pair(pred, gt)
+    diff = mouth_opening(pred, upper_lip_idx, lower_lip_idx) - mouth_opening(gt, upper_lip_idx, lower_lip_idx)
+    return float(np.abs(diff).mean() * scale)
+
+
+def lipsync_metrics(pred: np.ndarray, gt: np.ndarray, template: np.ndarray, regions: dict) -> dict[str, float]:
+    """All three, with ``regions`` holding ``lips``, ``upper_face``, ``upper_lip`` and ``lower_lip`` index arrays."""
+    return {
+        "LVE": lip_vertex_error(pred, gt, regions["lips"]),
+        "FDD": upper_face_dynamics_deviation(pred, gt, regions["upper_face"], template),
+        "MOD": mouth_opening_difference(pred, gt, regions["upper_lip"], regions["lower_lip"]),
+    }

@@ -1,0 +1,95 @@
+"""``splattalk talk``: output file, checkpoints, style clips, and its error messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from splattalk.talk import checkpoint as ckpt
+from splattalk.talk.config import TINY
+from splattalk.talk.style import load_style_clip
+from splattalk.viewer.cli import main
+from talk_helpers import TINY_W2V, one_thread, random_model, speechlike  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _run(args, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["talk", *map(str, args)])
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+@pytest.fixture
+def speech(tmp_path):
+    path = tmp_path / "speech.wav"
+    sf.write(path, speechlike(5.3), 16000)
+    return path
+
+
+def test_talk_writes_motion_npz(tmp_path, speech, capsys):
+    model_path = tmp_path / "tiny.safetensors"
+    ckpt.save_talk_checkpoint(random_model(TINY), model_path)
+    out = tmp_path / "out" / "motion.npz"
+    code, stdout, _ = _run([speech, "--out", out, "--checkpoint", model_path], capsys)
+    assert code == 0 and "wrote" in stdout
+    with np.load(out) as data:
+        assert data["motion"].shape == (133, 32) and data["motion"].dtype == np.float32
+        assert int(data["fps"]) == 25 and str(data["head_model"]) == "default-head-v1" and int(data["expr_dim"]) == 26
+        assert np.isfinite(data["motion"]).all()
+
+
+def test_official_layout_checkpoint_and_style_pt(tmp_path, speech, capsys, monkeypatch):
+    """A .pt in the official layout is loaded strictly; an ARTalk-style .pt clip is accepted as --style."""
+    monkeypatch.setattr(ckpt, "OFFICIAL", TINY_W2V)
+    model_path = tmp_path / "ARTalk_wav2vec.pt"
+    ckpt.save_official_state_dict(random_model(TINY_W2V), model_path, weight_norm="weight_g")
+    style = tmp_path / "natural_0.pt"
+    torch.save(torch.randn(50, 106) * 0.1, style)
+    out = tmp_path / "m.npz"
+    code, _, err = _run([speech, "--out", out, "--checkpoint", model_path, "--style", style], capsys)
+    assert code == 0, err
+    with np.load(out) as data:
+        assert data["motion"].shape == (133, 106) and str(data["head_model"]) == "flame2020" and int(data["expr_dim"]) == 100
+
+
+def test_missing_default_model_says_so(tmp_path, speech, capsys, monkeypatch, isolated_assets):
+    monkeypatch.setattr("splattalk.talk.cli.DEFAULT_MODEL", tmp_path / "default_talk.safetensors")
+    code, _, err = _run([speech], capsys)
+    assert code == 2
+    assert "built-in talk model" in err and "not there yet" in err and "--checkpoint" in err
+    assert not (tmp_path / "motion.npz").exists()
+
+
+def test_bad_inputs_are_clear_errors(tmp_path, speech, capsys):
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"\x00" * 100)
+    code, _, err = _run([bad, "--checkpoint", tmp_path / "x.safetensors"], capsys)
+    assert code == 2 and "could not decode audio file" in err
+    code, _, err = _run([speech, "--checkpoint", tmp_path / "missing.pt"], capsys)
+    assert code == 2 and "not found" in err
+    model_path = tmp_path / "tiny.safetensors"
+    ckpt.save_talk_checkpoint(random_model(TINY), model_path)
+    clip = tmp_path / "clip.npz"
+    np.savez(clip, motion=np.zeros((50, 106), np.float32))
+    code, _, err = _run([speech, "--checkpoint", model_path, "--style", clip], capsys)
+    assert code == 2 and "this model needs [50, 32]" in err
+
+
+def test_style_clip_files(tmp_path):
+    good = tmp_path / "clip.npz"
+    np.savez(good, motion=np.ones((50, 32), np.float32))
+    assert load_style_clip(good, 32).shape == (50, 32)
+    nokey = tmp_path / "nokey.npz"
+    np.savez(nokey, other=np.ones(3))
+    from splattalk.errors import SplattalkError
+
+    with pytest.raises(SplattalkError, match="no array 'motion'"):
+        load_style_clip(nokey, 32)
+    pickled = tmp_path / "obj.pt"
+    torch.save({"motion": torch.zeros(50, 32)}, pickled)
+    with pytest.raises(SplattalkError, match="expected one tensor"):
+        load_style_clip(pickled, 32)

@@ -1,0 +1,62 @@
+"""Cameras for showing an avatar: a fixed front view, an orbit, or the tracked video's own camera."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CAMERA_KINDS = ("front", "orbit", "tracked")
+
+
+def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 1.0, 0.0)) -> np.ndarray:
+    """OpenCV world→camera [4, 4] for a camera at ``eye`` looking at ``target`` (world y up)."""
+    from splattalk.head.raster import look_at as _look_at
+
+    return _look_at(np.asarray(eye, float), np.asarray(target, float), np.asarray(up, float)).astype(np.float32)
+
+
+def intrinsics(width: int, height: int, fov_deg: float) -> np.ndarray:
+    """Pinhole K [3, 3]: the given vertical field of view, principal point at the image centre."""
+    f = 0.5 * height / np.tan(np.radians(fov_deg) / 2)
+    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float32)
+
+
+def head_target(vertices: np.ndarray) -> tuple[np.ndarray, float]:
+    """Where to aim at a head [V, 3] and its radius (from its bounding box, neck excluded roughly)."""
+    lo, hi = vertices.min(0), vertices.max(0)
+    centre = 0.5 * (lo + hi)
+    centre[1] += 0.15 * (hi[1] - lo[1])  # favour the face over the neck
+    radius = 0.5 * float(np.linalg.norm(hi - lo))
+    return centre.astype(np.float32), radius
+
+
+def front_view(vertices: np.ndarray, width: int, height: int, fov_deg: float = 18.0, azimuth_deg: float = 0.0, fill: float = 0.8):
+    """A camera in front of the head (optionally rotated about the vertical axis) framing it to ``fill`` of the image height."""
+    target, radius = head_target(vertices)
+    distance = radius / np.tan(np.radians(fov_deg) / 2) / fill
+    a = np.radians(azimuth_deg)
+    eye = target + distance * np.array([np.sin(a), 0.05, np.cos(a)])
+    return look_at(eye, target), intrinsics(width, height, fov_deg)
+
+
+def camera_path(kind: str, num_frames: int, rest_vertices: np.ndarray, width: int, height: int, tracked=None, fps: float = 25.0):
+    """Per-frame (viewmat [T, 4, 4], K [T, 3, 3]).
+
+    front: fixed, in front of the rest-pose head; orbit: ±35° around it, one
+    cycle every 8 s; tracked: the tracked video's camera (``tracked`` = (viewmat, K, w, h)),
+    with K rescaled to the output size.
+    """
+    if kind == "tracked":
+        if tracked is None:
+            raise ValueError("the tracked camera needs the run's tracks")
+        viewmat, k, w, h = tracked
+        k = np.asarray(k, np.float32).copy()
+        k[0] *= width / w
+        k[1] *= height / h
+        return np.repeat(np.asarray(viewmat, np.float32)[None], num_frames, 0), np.repeat(k[None], num_frames, 0)
+    views, ks = [], []
+    for i in range(num_frames):
+        az = 35.0 * np.sin(2 * np.pi * i / (8.0 * fps)) if kind == "orbit" else 0.0
+        v, k = front_view(rest_vertices, width, height, azimuth_deg=az)
+        views.append(v)
+        ks.append(k)
+    return np.stack(views), np.stack(ks)
