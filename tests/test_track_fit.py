@@ -79,3 +79,15 @@ def test_offsets_absorb_a_static_landmark_bias(truth):
     with_offsets = fit(model, biased, np.ones(FRAMES, bool))
     assert np.nanmean(with_offsets.residual_px) < np.nanmean(plain.residual_px) - 0.3
     assert np.nanmean(with_offsets.residual_px) < 1.0
+
+
+def test_long_clips_are_fitted_in_chunks(truth):
+    """Clips longer than chunk_frames: identity from key frames, then overlapping chunks, cross-faded."""
+    model, gt, params, vertices, pixels = truth
+    result = fit(model, pixels, np.ones(FRAMES, bool), offset_prior=0.0, chunk_frames=16)
+    jaw = metrics.rotation_angle_deg(result.jaw, params["jaw"])
+    rot = metrics.rotation_angle_deg(result.rot, params["rot"])
+    assert jaw.max() < 2.0 and rot.max() < 2.0
+    assert np.nanmax(result.residual_px) < 1.5
+    # no seams: the frame-to-frame change stays as small as the true motion's
+    assert np.abs(np.diff(result.transl, axis=0)).max() < 2e-3

@@ -108,7 +108,7 @@ def _fit_tracks(model, points, valid, width, height, cfg, focal_init, fix_focal,
             ramp = np.ones(hi - lo)
             ramp[:overlap] = (np.arange(overlap) + 1) / (overlap + 1)
             for key in PER_FRAME:
-                state[key][lo:hi] = state[key][lo:hi] * (1 - ramp[:, None]) + part[key] * ramp[:, None]
+                state[key][lo:hi] = state[key][lo:hi] * (1 - ramp[:, None]) + part[key][lo:hi] * ramp[:, None]
             done = hi
     residual = problem.residuals(state)
     focal = float(np.exp(state["log_focal"]))
@@ -122,8 +122,10 @@ def _fit_tracks(model, points, valid, width, height, cfg, focal_init, fix_focal,
 
 
 def _chunks(num_frames: int, size: int, overlap: int = 25) -> list[tuple[int, int]]:
+    """[start, end) windows of ``size`` frames covering the clip, consecutive ones sharing ``overlap`` frames."""
     if num_frames <= size:
         return [(0, num_frames)]
+    overlap = min(overlap, size // 4)
     step = size - overlap
     return [(s, min(s + size, num_frames)) for s in range(0, num_frames - overlap, step)]
 
