@@ -81,7 +81,7 @@ def speech_motion(rng: np.random.Generator, num_frames: int, fps: float = FPS) -
     lip_shapes = ("mouth_stretch", "mouth_pucker", "mouth_funnel", "upper_lip_raise", "lower_lip_depress")
     for centre, width, loud in syllables:
         bump = _bump(t, centre, width)
-        jaw[:, 0] = np.maximum(jaw[:, 0], loud * rng.uniform(0.10, 0.26) * bump)
+        jaw[:, 0] = np.maximum(jaw[:, 0], loud * rng.uniform(0.06, 0.18) * bump)  # conversational: up to ~10°
         expr[:, _idx("mouth_open")] = np.maximum(expr[:, _idx("mouth_open")], loud * rng.uniform(0.2, 0.6) * bump)
         shape = lip_shapes[rng.integers(len(lip_shapes))]
         expr[:, _idx(shape)] += rng.uniform(0.2, 0.7) * bump

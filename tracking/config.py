@@ -14,16 +14,16 @@ OUTPUT_FPS = 25.0
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Landmark fitting: robust reprojection loss + priors + temporal smoothness, LBFGS over all frames."""
+    """Landmark fitting: robust reprojection loss + priors + temporal smoothness, Levenberg–Marquardt over all frames."""
 
-    iterations: int = 60
-    """LBFGS iterations of the joint (all frames) stage; each does up to 4 function evaluations."""
-    rigid_iterations: int = 25
-    """LBFGS iterations of the first stage (pose, focal, identity; expressions held at zero)."""
+    iterations: int = 8
+    """Levenberg–Marquardt iterations of the joint stage (all parameters); a third of that after each offsets update."""
+    rigid_iterations: int = 5
+    """Iterations of the first stage (pose, focal, identity on the stable landmarks; expressions at zero)."""
     sigma_px: float = 3.0
     """Scale of the robust (pseudo-Huber) landmark loss in output pixels: residuals far above it count linearly."""
     weight_contour: float = 0.3
-    """Face-oval landmarks: mediapipe places them least reliably."""
+    """Face-oval landmarks above the mouth: mediapipe places them least reliably."""
     weight_chin: float = 1.0
     """Chin and jaw-line part of the oval: it carries the jaw opening."""
     weight_lips: float = 2.0
@@ -36,24 +36,33 @@ class FitConfig:
     weight_other: float = 0.5
     """The dense remaining face-mesh points (cheeks, forehead), which mediapipe infers from the rest."""
     shape_prior: float = 0.02
-    """L2 prior on identity coefficients (per coefficient, against the per-landmark pixel loss)."""
-    expr_prior: float = 0.05
-    """L2 prior on expression coefficients."""
+    """L2 prior on identity coefficients (against the per-frame mean of the per-landmark pixel loss)."""
+    expr_prior: float = 1.0
+    """L2 prior on expression coefficients (10× on negative values: components are one-sided activations)."""
     jaw_prior: float = 0.2
-    """L2 prior on jaw rotation (radians); sideways/twist components get 50× this."""
+    """L2 prior on jaw rotation (radians); sideways/twist components and closing past rest get 50× this."""
     eyes_prior: float = 0.5
     """L2 prior on eye rotations (radians) and 10× on the left/right difference (vergence)."""
+    offset_prior: float = 0.3
+    """L2 prior (mean over landmarks, per mm²) on static per-landmark offsets: identity detail beyond the
+    shape space, which absorbs how mediapipe sees this face so that expressions stay dynamic. 0 = none."""
+    offset_rounds: int = 1
+    """Alternations between the offsets and the other parameters."""
     focal_prior: float = 0.05
     """Prior on log focal length around the starting field of view (0 = free)."""
-    smooth_velocity: float = 0.02
-    """Penalty on landmark velocity (mm per frame, squared) between consecutive frames."""
-    smooth_acceleration: float = 0.5
-    """Penalty on landmark acceleration (mm per frame², squared)."""
-    smooth_pose: float = 400.0
-    """Extra penalty on head rotation (rad) and translation (dm) acceleration: the skull moves smoothly."""
+    smooth_rotation: float = 10.0
+    """Penalty on head-rotation acceleration, per (degree/frame²)²."""
+    smooth_translation: float = 4.0
+    """Penalty on head-translation acceleration, per (mm/frame²)²."""
+    smooth_jaw: float = 0.01
+    """Penalty on jaw-rotation acceleration, per (degree/frame²)² (speech moves the jaw fast)."""
+    smooth_eyes: float = 0.001
+    """Penalty on eye-rotation acceleration, per (degree/frame²)² (saccades are fast)."""
     smooth_expr: float = 0.5
     """Penalty on expression-coefficient acceleration."""
-    chunk_frames: int = 600
+    velocity_fraction: float = 0.1
+    """Velocity penalty, as a fraction of the acceleration penalty of each group."""
+    chunk_frames: int = 1500
     """Frames optimised jointly; longer videos are fitted in overlapping chunks (identity shared)."""
 
 
@@ -74,7 +83,9 @@ class TrackConfig:
     crop_up: float = 0.15
     """Shift of the crop centre upwards, in face sizes (room for the hair)."""
     min_face_px: int = 40
-    """Faces narrower than this in the source video are refused (too little detail for an avatar)."""
+    """Faces narrower than this (landmark extent, source pixels) are refused: too little detail for an avatar.
+    Faces from ~60 px up that mediapipe's face mesh misses are found by its full-range detector and tracked
+    on an upscaled region; detections below ~60 px do not happen, which is reported as no face."""
     min_face_fraction: float = 0.5
     """Fail when fewer than this fraction of frames have a face; the others are interpolated."""
     max_faces: int = 4

@@ -6,7 +6,7 @@ the same plus ``transform_matrix`` (camera→world, OpenGL axes as in nerfstudio
 and Blender), ``file_path``, ``fg_mask_path``, ``flame_param_path``,
 ``timestep_index`` and ``camera_index``. Paths are relative to the json's
 folder. The per-frame parameter files use VHAP's keys (``translation rotation
-neck_pose jaw_pose eyes_pose shape expr``, each with a leading batch axis of 1),
+neck_pose jaw_pose eyes_pose shape expr static_offset``, with a leading batch axis of 1 except ``shape``),
 so GaussianAvatars-style loaders read them; with the default head the sizes
 are the default head's (16 shape, 26 expression).
 """
@@ -23,6 +23,21 @@ from splattalk.tracking import camera
 
 PER_FRAME = ("expr", "jaw", "neck", "rot", "transl", "eyes")
 """Per-frame arrays of ``tracks.npz`` (see shared/DESIGN.md)."""
+
+
+def posed_vertices(model, tracks: dict, frames=slice(None)):
+    """Vertices [T, V, 3] and landmarks [T, L, 3] of the tracked head (``static_offset`` applied)."""
+    import torch
+
+    from splattalk.tracking.offsets import personalized_head
+
+    head = personalized_head(model, tracks.get("static_offset"))
+    with torch.no_grad():
+        out = head(shape=torch.as_tensor(tracks["shape"]), expr=torch.as_tensor(tracks["expr"][frames]),
+                   rotation=torch.as_tensor(tracks["rot"][frames]), neck=torch.as_tensor(tracks["neck"][frames]),
+                   jaw=torch.as_tensor(tracks["jaw"][frames]), eyes=torch.as_tensor(tracks["eyes"][frames]),
+                   translation=torch.as_tensor(tracks["transl"][frames]))
+    return out.vertices.numpy().astype(np.float64), out.landmarks.numpy().astype(np.float64)
 
 
 def frame_name(index: int) -> str:
@@ -67,12 +82,14 @@ def write_frame_params(folder: Path, tracks: dict) -> None:
             translation=tracks["transl"][t : t + 1], rotation=tracks["rot"][t : t + 1],
             neck_pose=tracks["neck"][t : t + 1], jaw_pose=tracks["jaw"][t : t + 1],
             eyes_pose=tracks["eyes"][t : t + 1], shape=tracks["shape"], expr=tracks["expr"][t : t + 1],
+            static_offset=tracks["static_offset"][None],
         )
     zeros = {k: np.zeros_like(tracks[k][:1]) for k in PER_FRAME}
     save_npz(
         folder.parent / "canonical_flame_param.npz",
         translation=zeros["transl"], rotation=zeros["rot"], neck_pose=zeros["neck"],
         jaw_pose=np.array([[0.3, 0.0, 0.0]], np.float32), eyes_pose=zeros["eyes"], shape=tracks["shape"], expr=zeros["expr"],
+        static_offset=tracks["static_offset"][None],
     )
 
 

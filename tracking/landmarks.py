@@ -82,7 +82,9 @@ class FaceTracker:
         if self._previous is not None:
             points = self._in_region(image, self._previous)
             if points is not None:
-                self._previous = self._last_seen = _box(points)
+                self._last_seen = _box(points)
+                if _moved(self._previous, self._last_seen):
+                    self._previous = self._last_seen
                 return points, -1
         points, count = self._search(image)
         self._previous = _box(points) if points is not None else None
@@ -131,6 +133,13 @@ class FaceTracker:
             if near:
                 return min(near, key=lambda b: np.hypot(b[0] - lx, b[1] - ly))
         return max(boxes, key=lambda b: b[2])
+
+
+def _moved(region: tuple[float, float, float], face: tuple[float, float, float], tolerance: float = 0.08) -> bool:
+    """Whether the face left the region's comfort zone. The region only follows then: a region that
+    moved every frame would resample the face every frame and add jitter to the landmarks."""
+    (rx, ry, rs), (fx, fy, fs) = region, face
+    return max(abs(fx - rx), abs(fy - ry)) > tolerance * rs or abs(np.log(fs / rs)) > tolerance
 
 
 def _to_pixels(face, width: int, height: int) -> np.ndarray:

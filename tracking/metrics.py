@@ -49,24 +49,17 @@ def evaluate(tracks: dict, truth: dict, model) -> dict:
     rotation error in degrees, and the jitter ratio (mean |acceleration| of the
     vertices in camera space, fit / truth).
     """
-    import torch
-
     num = len(tracks["expr"])
     x0, y0, side = (float(v) for v in tracks["crop"])
     scale = float(tracks["width"]) / side
     to_out = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale], [0, 0, 1.0]])
     k_true = to_out @ truth["K"].astype(np.float64)
 
-    def pose(params: dict, shape) -> tuple[np.ndarray, np.ndarray]:
-        with torch.no_grad():
-            out = model(shape=torch.as_tensor(shape), expr=torch.as_tensor(params["expr"][:num]),
-                        rotation=torch.as_tensor(params["rot"][:num]), neck=torch.as_tensor(params["neck"][:num]),
-                        jaw=torch.as_tensor(params["jaw"][:num]), eyes=torch.as_tensor(params["eyes"][:num]),
-                        translation=torch.as_tensor(params["transl"][:num]))
-        return out.vertices.numpy().astype(np.float64), out.landmarks.numpy().astype(np.float64)
+    from splattalk.tracking.export import posed_vertices
 
-    v_fit, l_fit = pose(tracks, tracks["shape"])
-    v_true, l_true = pose(truth, truth["shape"])
+    v_fit, l_fit = posed_vertices(model, tracks)
+    v_true, l_true = posed_vertices(model, {k: truth[k][:num] if truth[k].ndim == 2 else truth[k] for k in
+                                            ("shape", "expr", "rot", "neck", "jaw", "eyes", "transl")})
     view_fit, k_fit = tracks["viewmat"].astype(np.float64), tracks["K"].astype(np.float64)
     view_true = truth["viewmat"].astype(np.float64)
 

@@ -72,7 +72,6 @@ def write_overlay_video(path, run_dir, model, tracks: dict, key: str, progress: 
     """``overlay.mp4``: every frame of ``run_dir/frames`` with the fitted mesh and both landmark sets."""
     from pathlib import Path
 
-    import torch
     from tqdm import tqdm
 
     from splattalk.tracking.export import frame_name
@@ -84,15 +83,12 @@ def write_overlay_video(path, run_dir, model, tracks: dict, key: str, progress: 
     num_frames = len(tracks["expr"])
     lmk_ids = model.lmk_ids.numpy()
 
+    from splattalk.tracking.export import posed_vertices
+
     def frames():
         for start in range(0, num_frames, batch):
-            sl = slice(start, start + batch)
-            with torch.no_grad():
-                out = model(shape=torch.from_numpy(tracks["shape"]), expr=torch.from_numpy(tracks["expr"][sl]),
-                            rotation=torch.from_numpy(tracks["rot"][sl]), neck=torch.from_numpy(tracks["neck"][sl]),
-                            jaw=torch.from_numpy(tracks["jaw"][sl]), eyes=torch.from_numpy(tracks["eyes"][sl]),
-                            translation=torch.from_numpy(tracks["transl"][sl]))
-            for i, (verts, lmk) in enumerate(zip(out.vertices.numpy(), out.landmarks.numpy())):
+            vertices, landmarks = posed_vertices(model, tracks, slice(start, start + batch))
+            for i, (verts, lmk) in enumerate(zip(vertices, landmarks)):
                 t = start + i
                 image = cv2.imread(str(run_dir / "frames" / f"{frame_name(t)}.jpg"))[:, :, ::-1]
                 detected = tracks["landmarks2d"][t][lmk_ids] if tracks["valid"][t] else None

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,7 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
     lmk_key = _key("landmarks", source.fingerprint(), cfg.fps, cfg.max_seconds, cfg.max_faces)
     det = _load_if(out / "landmarks.npz", lmk_key)
     if det is None:
+        _invalidate(run_dir)  # another input (or a first run): nothing of an earlier run may look current
         det = _detect(source, cfg, clock, progress)
         notes += _check_detections(det, source, cfg)
         save_npz(out / "landmarks.npz", key=np.str_(lmk_key), **det)
@@ -126,6 +128,9 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
 
     # 2. crop, frames, masks ---------------------------------------------------------------
     crop = plan_crop(det["points"], det["found"], source.width, source.height, cfg.size, cfg.crop_scale, cfg.crop_up)
+    if crop.scale > 2.0:
+        notes.append(f"the head region is only {crop.side:.0f} px in the source and is upscaled {crop.scale:.1f}x to "
+                     f"{cfg.size} px: expect a blurry avatar (film closer or at a higher resolution)")
     frames_key = _key("frames", lmk_key, crop.as_array().round(3).tolist(), cfg.size, cfg.jpeg_quality, cfg.masks)
     if _frames_done(run_dir, frames_key, num_frames, cfg.masks):
         notes.append("frames: reused")
@@ -192,13 +197,26 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
 # -- sub-stages ------------------------------------------------------------------------------------
 
 
+def _invalidate(run_dir: Path) -> None:
+    """Remove the results of an earlier run of this folder (the frames would be redone anyway)."""
+    import shutil
+
+    for folder in ("frames", "masks"):
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
+    out = run_dir / "tracking"
+    for name in ("config.json", "frames.json", "tracks.npz", "transforms.json", "overlay.mp4",
+                 "canonical_flame_param.npz", "landmarks.npz"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "flame_param", ignore_errors=True)
+
+
 def _load_if(path: Path, key: str) -> dict | None:
     """The npz at ``path`` if it exists, reads, and carries ``key``; else None."""
     if not path.is_file():
         return None
     try:
         data = load_tracks(path)
-    except (OSError, ValueError):  # truncated/corrupt: recompute
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # truncated/corrupt: recompute
         return None
     return data if data.get("key") == key else None
 
@@ -236,7 +254,7 @@ def _check_detections(det: dict, source: Source, cfg: TrackConfig) -> list[str]:
     if not found.any():
         raise SplattalkError(
             f"no face found in any of the {num_frames} frames of {what}. The face must be visible, roughly "
-            f"frontal and at least ~{max(cfg.min_face_px, 80)} px wide (film closer, or crop the video around the face).")
+            f"frontal and at least ~{max(cfg.min_face_px, 60)} px wide (film closer, or crop the video around the face).")
     widths = np.ptp(det["points"][found, :, 0], axis=1)
     width = float(np.median(widths))
     if width < cfg.min_face_px:
@@ -309,19 +327,19 @@ def _write_frames(source: Source, cfg: TrackConfig, crop: Crop, num_frames: int,
 
 
 def _fit(model, det: dict, crop: Crop, focal: float, cfg: TrackConfig, progress: bool) -> dict:
-    import torch
-
     from splattalk.tracking.fit import fit_tracks
 
-    torch.set_num_threads(1)  # the problem is small; a second thread mostly waits on a busy machine
     found = det["found"].astype(bool)
     points = crop.to_output(np.nan_to_num(det["points"][..., :2].astype(np.float64)))
     result = fit_tracks(model, points, found, cfg.size, cfg.size, cfg.fit, focal, fix_focal=cfg.fov_deg is not None,
                         progress=progress)
+    from splattalk.tracking.offsets import static_offset_field
+
     K = camera.intrinsics(result.focal, cfg.size, cfg.size)
     tracks = {k: getattr(result, k) for k in PER_FRAME}
     tracks.update(
-        shape=result.shape, K=K.astype(np.float32), viewmat=result.viewmat().astype(np.float32),
+        shape=result.shape, static_offset=static_offset_field(model, result.landmark_offsets),
+        K=K.astype(np.float32), viewmat=result.viewmat().astype(np.float32),
         width=np.int32(cfg.size), height=np.int32(cfg.size), fps=np.float32(cfg.fps), head_model=np.str_(model.model_id),
         valid=found, interpolated=~found, residual_px=result.residual_px.astype(np.float32),
         landmarks2d=np.where(found[:, None, None], points, np.nan).astype(np.float32),

@@ -78,11 +78,14 @@ def _open_container(path: Path):
 
     try:
         container = av.open(str(path))
+    except av.error.EOFError:
+        raise SplattalkError(f"{path} holds no video data (an empty or unfinished recording?). Give a video of the face.") from None
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
         raise SplattalkError(f"cannot read {path} as a video ({err.__class__.__name__}: {err}). Is it really a video file?") from None
     if not container.streams.video:
         container.close()
-        raise SplattalkError(f"{path} has no video stream (audio only?). Give a video of the face.")
+        raise SplattalkError(f"{path} holds no video frames (its container has no video stream; audio only, or an "
+                             f"empty recording?). Give a video of the face.")
     return container
 
 
