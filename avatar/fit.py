@@ -137,9 +137,18 @@ def fit(run_dir: str | Path, cfg: FitConfig = FitConfig(), *, restart: bool = Fa
 
     ``stop_after`` ends the process early after that iteration's bookkeeping, as a kill would (tests).
     """
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _fit(Path(run_dir), cfg, restart, progress, stop_after)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_after: int | None) -> dict:
     from tqdm import tqdm
 
-    run_dir = Path(run_dir)
     out = run_dir / "avatar"
     start_wall = time.perf_counter()
     f = prepare(run_dir, cfg, progress)
@@ -149,6 +158,10 @@ def fit(run_dir: str | Path, cfg: FitConfig = FitConfig(), *, restart: bool = Fa
     state = None if restart else ckpt.load_checkpoint(out / "checkpoint.pt", key)
     generator = torch.Generator().manual_seed(cfg.seed)
     corrections = FrameCorrections(f.data.params, cfg.lr_tracking, cfg.tracking_weight) if cfg.refine_tracking else None
+    if state is not None and state["iteration"] >= cfg.iterations:
+        done = _finished_summary(out, key)
+        if done is not None:  # nothing left to do: the outputs of this very fit are on disk
+            return done
     if state is None:
         params = initialise(f, cfg.seed)
         stats = DensifyStats.zeros(params.num)
@@ -193,8 +206,7 @@ def fit(run_dir: str | Path, cfg: FitConfig = FitConfig(), *, restart: bool = Fa
         loss_total.backward()
         if it <= densify_end:
             stats.accumulate(info["means2d"].grad, info["radii"], f.camera.width, f.camera.height)
-        params.optimizer.step()
-        params.optimizer.zero_grad(set_to_none=True)
+        params.step()
         if corrections is not None:
             corrections.step(frame, rows)
 
@@ -229,11 +241,29 @@ def fit(run_dir: str | Path, cfg: FitConfig = FitConfig(), *, restart: bool = Fa
             raise KeyboardInterrupt(f"stopped after iteration {it}")
     bar.close()
     elapsed += time.perf_counter() - t_resume
-    return finish(f, params, corrections, history, elapsed, time.perf_counter() - start_wall, out, progress)
+    return finish(f, params, corrections, history, elapsed, time.perf_counter() - start_wall, out, key)
+
+
+def fit_run(run_dir: str | Path, cfg: FitConfig = FitConfig(), progress: bool = True) -> dict:
+    """Pipeline entry (``splattalk demo``): fit, resume, or reuse a finished fit with the same settings."""
+    return fit(run_dir, cfg, progress=progress)
+
+
+def _finished_summary(out: Path, key: str) -> dict | None:
+    import json
+
+    try:
+        summary = json.loads((out / "config.json").read_text())
+        summary["metrics"] = json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if summary.get("key") != key or not (out / "avatar.safetensors").is_file() or not (out / "canonical.ply").is_file():
+        return None  # written by another fit (or this one was killed before writing them)
+    return summary
 
 
 def finish(f: Fitting, params: GaussianParams, corrections, history: list, elapsed: float, wall: float,
-           out: Path, progress: bool) -> dict:
+           out: Path, key: str) -> dict:
     """Final held-out evaluation and the avatar files."""
     from splattalk.atomic import save_npz
     from splattalk.avatar.io import save_avatar, save_ply
@@ -272,7 +302,7 @@ def finish(f: Fitting, params: GaussianParams, corrections, history: list, elaps
         "history": history,
     }
     write_json(out / "metrics.json", metrics)
-    summary = {"out": str(out), "gaussians": params.num, "iterations": cfg.iterations, "fit_seconds": round(elapsed, 2),
+    summary = {"out": str(out), "key": key, "gaussians": params.num, "iterations": cfg.iterations, "fit_seconds": round(elapsed, 2),
                "wall_seconds_this_run": round(wall, 2), "metrics": metrics, "config": config,
                "frames": {"train": len(data.train_ids), "heldout": len(data.test_ids)}}
     write_json(out / "config.json", {k: v for k, v in summary.items() if k != "metrics"})

@@ -25,6 +25,10 @@ class FitConfig:
     """Rasterizer: gsplat on CUDA, our own CPU kernels otherwise (auto picks)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where the tensors live: cuda when available (auto), else cpu."""
+    threads: int | None = 1
+    """torch CPU threads during the fit (None: torch's default). The rasterizer's numba kernels have their own
+    pool; torch's per-step work is many small tensor ops, where waking a second thread cost more than it saved
+    (3x slower steps on the busy 2-core machine)."""
     seed: int = 0
     """Seeds initialisation, frame order and densification: the same seed gives the same avatar."""
     holdout_fraction: float = 0.1

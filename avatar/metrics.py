@@ -8,7 +8,6 @@ install cannot do.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 SSIM_SIGMA = 1.5
 SSIM_WINDOW = 11
@@ -28,11 +27,24 @@ def _window(device, dtype) -> torch.Tensor:
     return g / g.sum()
 
 
+def _band(size: int, g: torch.Tensor) -> torch.Tensor:
+    """[size, size - 10] matrix whose columns hold the window at every valid offset (x @ band = 'valid' blur)."""
+    out = size - g.shape[0] + 1
+    band = torch.zeros(size, out, device=g.device, dtype=g.dtype)
+    cols = torch.arange(out, device=g.device)
+    for k in range(g.shape[0]):
+        band[cols + k, cols] = g[k]
+    return band
+
+
 def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian blur of [B, C, H, W], 'valid' (no padding): [B, C, H-10, W-10]."""
-    c = x.shape[1]
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    """Separable Gaussian blur of [B, C, H, W], 'valid' (no padding): [B, C, H-10, W-10].
+
+    Two matrix products with banded matrices: on the CPU far faster than a grouped conv2d
+    on small images (which cost ~20 ms a call on the 2-core machine)."""
+    h, w = x.shape[-2:]
+    x = x @ _band(w, g)
+    return (x.transpose(-1, -2) @ _band(h, g)).transpose(-1, -2)
 
 
 def ssim_map(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

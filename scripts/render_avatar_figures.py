@@ -62,7 +62,7 @@ def novel_motions(base: HeadParams, expr_names) -> dict[str, HeadParams]:
     blink = variant(2)
     blink.expr[:, idx("blink_left")] = 1.0
     blink.expr[:, idx("blink_right")] = 1.0
-    blink.rot[1, 0] = np.radians(-15.0)  # and looking down at it from above
+    blink.rot[1, 0] = np.radians(-15.0)  # and the head tilted back: the underside of the chin shows
     return {"jaw": jaw, "turn": turn, "smile": smile, "blink": blink}
 
 

@@ -44,6 +44,14 @@ def test_short_fit_raises_psnr_and_writes_outputs(fitted):
     assert last["frames"] == [11]  # the last 10 % of 12 frames: one, never trained
 
 
+def test_rerun_of_a_finished_fit_reuses_it(fitted):
+    run, summary = fitted
+    stamp = (run / "avatar" / "avatar.safetensors").stat().st_mtime_ns
+    again = fit(run, TINY, progress=False)
+    assert again["metrics"]["heldout"] == summary["metrics"]["heldout"]
+    assert (run / "avatar" / "avatar.safetensors").stat().st_mtime_ns == stamp  # nothing rewritten
+
+
 def test_initialisation_is_already_close_and_training_improves_it(tiny_run, tmp_path):
     """Colours projected from the frames give a recognisable head before any step (PSNR well above a flat grey)."""
     run = tmp_path / "run"
@@ -93,6 +101,18 @@ def test_interrupted_fit_resumes_to_the_same_avatar(tiny_run, fitted, tmp_path):
         assert torch.equal(v, getattr(b.gaussians, k)), k
     assert resumed["metrics"]["heldout"]["psnr"] == uninterrupted["metrics"]["heldout"]["psnr"]
     assert [h["psnr"] for h in resumed["metrics"]["history"]] == [h["psnr"] for h in uninterrupted["metrics"]["history"]]
+
+
+def test_tracking_refinement_moves_only_training_frames_a_little(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    cfg = FitConfig(**{**TINY.__dict__, "iterations": 30, "refine_tracking": True, "lr_tracking": 0.002})
+    fit(run, cfg, progress=False)
+    with np.load(run / "avatar" / "refined_tracks.npz") as refined, np.load(run / "tracking" / "tracks.npz") as tracked:
+        moved = np.abs(refined["expr"] - tracked["expr"]).max(1) + np.abs(refined["rot"] - tracked["rot"]).max(1)
+        assert moved[11] == 0  # the held-out frame is never corrected
+        assert moved[:11].max() > 0 and moved[:11].max() < 0.2
+        assert np.array_equal(refined["neck"], tracked["neck"])
 
 
 def test_changed_settings_start_over(tiny_run, tmp_path):
