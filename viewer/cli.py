@@ -16,6 +16,7 @@ import tyro
 from splattalk.errors import SplattalkError
 from splattalk.talk.cli_config import TalkCommand
 from splattalk.viewer.doctor import DoctorCommand
+from splattalk.viewer.view_config import ViewCommand
 
 
 def _lazy(target: str) -> Callable[[object], int | None]:
@@ -32,6 +33,7 @@ def _lazy(target: str) -> Callable[[object], int | None]:
 COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
     "doctor": (DoctorCommand, _lazy("splattalk.viewer.doctor:run")),
     "talk": (TalkCommand, _lazy("splattalk.talk.cli:run")),
+    "view": (ViewCommand, _lazy("splattalk.viewer.server:run")),
 }
 
 
