@@ -116,6 +116,8 @@ class ViewServer:
         self.log = log
         self.resources = resources if resources is not None else load_resources(cmd, log)
         self.sessions: dict[int, tuple[object, object]] = {}
+        self._gone: set[int] = set()
+        """Clients that disconnected (a connect callback still building their page must not start a session)."""
         self.lock = threading.Lock()
         self.tmp_root = Path(tempfile.mkdtemp(prefix="splattalk-view-"))
         self.server = None
@@ -142,11 +144,18 @@ class ViewServer:
         session = Session(self.resources, view, self.tmp_root / f"client-{client.client_id}")
         view.bind(session)
         with self.lock:
-            self.sessions[client.client_id] = (session, view)
-        session.start()
+            gone = client.client_id in self._gone
+            if not gone:
+                self.sessions[client.client_id] = (session, view)
+        if gone:
+            view.close()
+            session.close()
+        else:
+            session.start()
 
     def _disconnect(self, client) -> None:
         with self.lock:
+            self._gone.add(client.client_id)
             entry = self.sessions.pop(client.client_id, None)
         if entry is not None:
             session, view = entry

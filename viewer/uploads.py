@@ -34,7 +34,7 @@ def display_name(filename: str) -> str:
     name = str(filename or "")
     name = PureWindowsPath(PurePosixPath(name).name).name  # strips "../", "/abs/", "C:\\…"
     name = "".join(c for c in name if c.isprintable() and c not in "<>\"'`&")
-    return (name or "upload")[:80]
+    return (name if name.strip(". ") else "upload")[:80]
 
 
 def check_declared(filename: str, size_bytes: int, max_bytes: int) -> None:
