@@ -107,15 +107,15 @@ def bench_viewer(avatar, frames: int) -> tuple[float, float, float]:
 
 
 def bench_export(avatar, frames: int, resolution: int) -> float:
-    from splattalk.viewer.clip_export import render_frames
-    from splattalk.viewer.video import write_mp4
+    """``splattalk export``'s path (``viewer.export.export_clip``) on the CPU backend."""
+    from splattalk.viewer.export import export_clip
 
     rows = motion_rows(frames + 2, avatar.head.num_expr + 6)
-    list(render_frames(avatar, rows[:2], resolution, backend="cpu"))  # warm-up: numba compile, thread pools
     audio = np.zeros(int(frames / 25 * 16000), np.float32)
     with tempfile.TemporaryDirectory() as tmp:
+        export_clip(avatar, rows[:2], Path(tmp) / "warm.mp4", audio[:1280], resolution=resolution, backend="cpu", progress=False)
         start = time.perf_counter()
-        n = write_mp4(Path(tmp) / "bench.mp4", render_frames(avatar, rows[2:], resolution, backend="cpu"), 25, audio=audio)
+        n = export_clip(avatar, rows[2:], Path(tmp) / "bench.mp4", audio, resolution=resolution, backend="cpu", progress=False)
         return n / (time.perf_counter() - start)
 
 

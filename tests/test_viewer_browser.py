@@ -61,7 +61,7 @@ def playwright_api():
 @pytest.fixture(scope="module")
 def server():
     from splattalk.viewer.server import ViewServer, load_resources
-    from splattalk.viewer.view_config import ViewCommand
+    from splattalk.viewer.commands import ViewCommand
 
     cmd = ViewCommand(port=_free_port())
     resources = load_resources(cmd, log=lambda *a, **k: None)

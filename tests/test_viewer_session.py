@@ -321,7 +321,7 @@ def test_load_resources_refuses_a_mismatched_talk_model(tmp_path):
     from splattalk.errors import SplattalkError
     from splattalk.talk.checkpoint import save_talk_checkpoint
     from splattalk.viewer.server import load_resources
-    from splattalk.viewer.view_config import ViewCommand
+    from splattalk.viewer.commands import ViewCommand
 
     from talk_helpers import TINY_W2V
 

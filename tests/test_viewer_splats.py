@@ -114,14 +114,3 @@ def test_default_avatar_recipe_is_deterministic():
     a, b = small_avatar.__wrapped__(500), small_avatar.__wrapped__(500)
     for key, value in a.gaussians.tensors().items():
         assert torch.equal(value, getattr(b.gaussians, key)), key
-
-
-@pytest.mark.parametrize("expr_scale,head_scale", [(0.0, 1.0), (2.0, 0.5)])
-def test_scale_motion(expr_scale, head_scale):
-    from splattalk.viewer.clip_export import scale_motion
-
-    motion = np.random.default_rng(0).normal(size=(5, 32)).astype(np.float32)
-    out = scale_motion(motion, expr_scale, head_scale)
-    np.testing.assert_allclose(out[:, :26], motion[:, :26] * expr_scale)
-    np.testing.assert_allclose(out[:, 26:29], motion[:, 26:29] * head_scale)
-    np.testing.assert_allclose(out[:, 29:], motion[:, 29:] * expr_scale)

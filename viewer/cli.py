@@ -15,8 +15,8 @@ import tyro
 
 from splattalk.errors import SplattalkError
 from splattalk.talk.cli_config import TalkCommand
+from splattalk.viewer.commands import ExportCommand, ViewCommand
 from splattalk.viewer.doctor import DoctorCommand
-from splattalk.viewer.view_config import ViewCommand
 
 
 def _lazy(target: str) -> Callable[[object], int | None]:
@@ -33,6 +33,7 @@ def _lazy(target: str) -> Callable[[object], int | None]:
 COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
     "doctor": (DoctorCommand, _lazy("splattalk.viewer.doctor:run")),
     "talk": (TalkCommand, _lazy("splattalk.talk.cli:run")),
+    "export": (ExportCommand, _lazy("splattalk.viewer.export:run")),
     "view": (ViewCommand, _lazy("splattalk.viewer.server:run")),
 }
 

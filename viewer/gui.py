@@ -116,7 +116,7 @@ class ViserView:
         self.expr_scale.on_update(user(lambda e: session.set_expr_scale(e.target.value)))
         self.head_scale.on_update(user(lambda e: session.set_head_scale(e.target.value)))
         self.reset.on_click(user(lambda e: self.reset_camera()))
-        self.background.on_update(user(lambda e: self.set_background(e.target.value)))
+        self.background.on_update(user(lambda e: (self.set_background(e.target.value), session.set_background(e.target.value))))
         self.export_button.on_click(user(lambda e: session.export()))
         self.clock_input.on_update(user(lambda e: session.clock_report(e.target.value)))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from splattalk import assets
 from splattalk.errors import SplattalkError
-from splattalk.viewer.view_config import ViewCommand
+from splattalk.viewer.commands import ViewCommand
 
 DEFAULT_AVATAR = assets.data_path("default_avatar.safetensors")
 """The embedded default avatar (``scripts/make_default_avatar.py``), shown when no RUN is given."""
@@ -72,7 +72,7 @@ def load_resources(cmd: ViewCommand, log=print):
         torch.set_num_threads(1)
 
     samples = {p.name: p for p in sorted(assets.data_path("speech").glob("*.wav"))}
-    limits = Limits(int(cmd.max_upload_mb * 2**20), cmd.max_audio_minutes * 60.0, cmd.max_text_chars)
+    limits = Limits(int(cmd.max_upload_mb * 2**20), cmd.max_audio_minutes * 60.0, cmd.max_text_chars, cmd.max_export_seconds)
     return Resources(
         avatar=avatar, streams=streams, base=base, samples=samples, styles=styles, tts_engine=find_engine(),
         scene_scale=cmd.scene_scale, latency=cmd.latency_ms / 1000.0, export_resolution=cmd.export_resolution, limits=limits,

@@ -27,7 +27,7 @@ from splattalk.errors import SplattalkError
 from splattalk.talk.config import FPS
 from splattalk.viewer import idle, uploads
 from splattalk.viewer.audio_sync import audio_data_url, parse_report
-from splattalk.viewer.clip_export import scale_motion
+from splattalk.viewer.export import scale_motion
 from splattalk.viewer.playback import Desired, Player
 from splattalk.viewer.splats import SplatPoser
 from splattalk.viewer.talking import Clip, MotionWorker
@@ -41,6 +41,7 @@ class Limits:
     max_upload_bytes: int = 50 * 2**20
     max_audio_seconds: float = 900.0
     max_text_chars: int = 600
+    max_export_seconds: float = 120.0
 
 
 @dataclass
@@ -63,6 +64,40 @@ class Resources:
     latency: float = 0.03
     export_resolution: int = 512
     limits: Limits = field(default_factory=Limits)
+
+
+class _Cancelled(Exception):
+    """The tab closed during an export."""
+
+
+def render_clip(avatar, motion: np.ndarray, audio: np.ndarray, out: Path, size: int, background, base, expr_scale: float = 1.0,
+                head_scale: float = 1.0, cancelled=lambda: False) -> int:  # fmt: skip
+    """Render motion ``[T, E + 6]`` (scaled like the live view) with a front camera to ``out`` (H.264 + AAC of ``audio``).
+
+    Built from ``viewer/export.py``'s frame renderer (``avatar.render.rasterize``: gsplat on CUDA, the CPU
+    backend here); stops, raising :class:`_Cancelled`, as soon as ``cancelled()`` is true.
+    """
+    import torch
+
+    from splattalk.avatar.model import posed_vertices
+    from splattalk.head.params import HeadParams
+    from splattalk.viewer.camera import camera_path
+    from splattalk.viewer.export import render_frames
+    from splattalk.viewer.video import write_mp4
+
+    motion = scale_motion(motion, motion.shape[1] - 6, expr_scale, head_scale)
+    params = HeadParams.from_motion(motion, base)
+    with torch.no_grad():
+        rest = posed_vertices(avatar, HeadParams.from_motion(np.zeros_like(motion[:1]), base))[0].numpy()
+    viewmats, ks = camera_path("front", len(params), rest, size, size)
+
+    def frames():
+        for frame in render_frames(avatar, params, viewmats, ks, size, background):
+            if cancelled():
+                raise _Cancelled
+            yield frame
+
+    return write_mp4(out, frames(), FPS, audio, sample_rate=16000)
 
 
 class View(Protocol):
@@ -94,6 +129,8 @@ class Session:
         self.style_name = next(iter(resources.styles))
         self.expr_scale = 1.0
         self.head_scale = 1.0
+        self.background = (1.0, 1.0, 1.0)
+        """RGB in [0, 1]: the page's background, also the exported video's."""
         self.blink_ids = idle.blink_channels(resources.avatar.head.expr_names)
         self.frames_sent = 0
         self.fps = 0.0
@@ -221,6 +258,9 @@ class Session:
     def set_head_scale(self, value: float) -> None:
         self.head_scale = float(value)
 
+    def set_background(self, rgb) -> None:
+        self.background = tuple(float(np.clip(c, 0, 255)) / 255.0 for c in rgb)
+
     def set_style(self, name: str) -> None:
         """Another speaking style: the current clip's motion is generated again (playback waits for it)."""
         if name not in self.res.styles:
@@ -256,6 +296,14 @@ class Session:
             if clip is None:
                 self.view.notify("Nothing to export", "load speech first (upload, sample clip or text)", "warning")
                 return None
+            if clip.duration > self.res.limits.max_export_seconds:
+                self.view.notify(
+                    "Clip too long to export here",
+                    f"{clip.duration:.0f} s; the viewer exports up to {self.res.limits.max_export_seconds:.0f} s. "
+                    "Use `splattalk export RUN --audio FILE` for longer clips.",
+                    "warning",
+                )
+                return None
             if self.exporter is not None and self.exporter.is_alive():
                 self.view.notify("Export running", "wait for the current export to finish", "warning")
                 return None
@@ -264,23 +312,21 @@ class Session:
             return self.exporter
 
     def _export(self, clip: Clip, filename: str) -> None:
-        from splattalk.viewer.clip_export import render_clip
-
         while not clip.wait(clip.num_frames, 0.2):
             if self.closed.is_set():
                 return
         if clip.error:
             self.view.notify("Export failed", f"motion generation failed: {clip.error}", "error")
             return
-        motion = scale_motion(clip.motion[: clip.ready], self.expr_scale, self.head_scale)
-        self.view.notify("Exporting", f"rendering {clip.num_frames} frames at {self.res.export_resolution}²…", "info")
+        size = self.res.export_resolution
+        self.view.notify("Exporting", f"rendering {clip.ready} frames at {size}×{size}…", "info")
         out = self.workdir / f"export-{clip.id}.mp4"
-        avatar = dataclasses.replace(self.res.avatar, _poser=None, _poser_key=())
         try:
-            render_clip(avatar, motion, clip.audio, out, self.res.export_resolution, base=self.res.base, cancelled=self.closed.is_set)
-            if self.closed.is_set():
-                return
+            render_clip(self.res.avatar, clip.motion[: clip.ready], clip.audio, out, size, self.background, self.res.base,
+                        self.expr_scale, self.head_scale, cancelled=self.closed.is_set)  # fmt: skip
             content = out.read_bytes()
+        except _Cancelled:
+            return
         except Exception as err:  # noqa: BLE001 - reported; the server keeps serving
             self.view.notify("Export failed", f"{type(err).__name__}: {err}", "error")
             return
@@ -316,7 +362,7 @@ class Session:
             row = None if key == self._last_key else clip.motion[frame]
         if row is not None:
             self._last_key = key
-            row = scale_motion(row[None], self.expr_scale, self.head_scale)[0]
+            row = scale_motion(row[None], self.poser.motion_dim - 6, self.expr_scale, self.head_scale)[0]
             self.view.show_splats(self.poser.buffer(row, self._buffer))
             self._count_frame(now)
             total = clip.num_frames if clip is not None else 0
