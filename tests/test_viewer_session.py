@@ -333,3 +333,12 @@ def test_load_resources_refuses_a_mismatched_talk_model(tmp_path):
     assert res.avatar.gaussians.num == 20_000 and "sample_en_1.wav" in res.samples
     assert isinstance(res.streams(None), LoudnessStream)
     assert Path(res.samples["sample_en_1.wav"]).is_file()
+
+
+def test_view_command_help():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "splattalk", "view", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "--port" in out.stdout and "--max-upload-mb" in out.stdout and "127.0.0.1" in out.stdout

@@ -106,7 +106,7 @@ class ViserView:
             return callback
 
         self.upload.on_upload(user(lambda e: session.on_upload(e.target.value.name, e.target.value.content)))
-        self.sample.on_update(user(lambda e: e.target.value != NO_SAMPLE and session.use_sample(e.target.value)))
+        self.sample.on_update(user(lambda e: self._use_sample(e.target.value)))
         if self.speak is not None:
             self.speak.on_click(user(lambda e: session.say(self.text.value)))
         self.play_button.on_click(user(lambda e: session.toggle()))
@@ -122,6 +122,11 @@ class ViserView:
 
     def close(self) -> None:
         self._closed = True
+
+    def _use_sample(self, name: str) -> None:
+        if name != NO_SAMPLE and self.session is not None:
+            self.session.use_sample(name)
+            self._safe(lambda: setattr(self.sample, "value", NO_SAMPLE))  # picking it again plays it again
 
     # ------------------------------------------------------------------ View
     def show_splats(self, buffer: np.ndarray) -> None:

@@ -123,7 +123,13 @@ class ViewServer:
         self.server = None
 
     def start(self) -> "ViewServer":
+        import warnings
+
         import viser
+
+        # A tab's playback thread may send one last frame between the socket closing and the disconnect
+        # callback stopping it; viser warns about each such message. The session is being closed anyway.
+        warnings.filterwarnings("ignore", message=r"Queued a \w+ on a closed connection")
 
         self.server = viser.ViserServer(host=self.cmd.host, port=self.cmd.port, verbose=False)
         self.server.gui.configure_theme(show_logo=False, dark_mode=False)

@@ -136,6 +136,7 @@ class Session:
         self.fps = 0.0
         self._t0 = clock()
         self._last_key = None
+        self._last_readout = None
         self._sent_desired: Desired | None = None
         self._buffer = np.zeros((self.poser.num, 8), np.uint32)
         self._fps_window: list[float] = []
@@ -360,13 +361,16 @@ class Session:
         else:
             key = (clip.id, clip.generation, frame, self.expr_scale, self.head_scale)
             row = None if key == self._last_key else clip.motion[frame]
+        total = clip.num_frames if clip is not None else 0
+        ready = clip.ready if clip is not None else 0
         if row is not None:
             self._last_key = key
             row = scale_motion(row[None], self.poser.motion_dim - 6, self.expr_scale, self.head_scale)[0]
             self.view.show_splats(self.poser.buffer(row, self._buffer))
             self._count_frame(now)
-            total = clip.num_frames if clip is not None else 0
-            ready = clip.ready if clip is not None else 0
+        readout = (frame, total, ready, state)
+        if row is not None or readout != self._last_readout:
+            self._last_readout = readout
             self.view.set_readout(frame, total, ready, self.fps, state, self.player.lead)
         return frame
 
