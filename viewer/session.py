@@ -149,8 +149,8 @@ class Session:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop every thread of this session and delete its temp folder (the tab is gone)."""
-        self.closed.set()
         with self.lock:
+            self.closed.set()
             if self.worker is not None:
                 self.worker.cancel()
         for thread in (self.thread, self.worker, self.exporter):
@@ -206,6 +206,8 @@ class Session:
             return None
         clip = Clip(audio, label, self.poser.motion_dim)
         with self.lock:
+            if self.closed.is_set():
+                return None
             if self.worker is not None:
                 self.worker.cancel()
             self.player.unload(self.clock())
@@ -270,7 +272,7 @@ class Session:
         with self.lock:
             self.style_name = name
             clip = self.player.clip
-            if clip is None:
+            if clip is None or self.closed.is_set():
                 return
             if self.worker is not None:
                 self.worker.cancel()
