@@ -184,6 +184,12 @@ def run(cmd: ViewCommand) -> int:
     def log(*args, **kw):
         print(*args, **kw, flush=True)
 
+    import signal
+
+    def terminate(signum, frame):  # a service manager's stop: clean up like Ctrl+C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     server = ViewServer(cmd, log=log).start()
     host = "localhost" if cmd.host in ("127.0.0.1", "localhost") else cmd.host
     log(f"splattalk viewer: http://{host}:{server.port}  (Ctrl+C to stop)")
