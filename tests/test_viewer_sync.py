@@ -15,8 +15,8 @@ from splattalk.viewer.talking import Clip
 D = 32
 
 
-def report(clip=1, applied=0, t=0.0, paused=False, ended=False, page_ms=0.0, blocked=False, ready=4, shown=-1) -> ClockReport:
-    return ClockReport(clip, applied, t, paused, ended, page_ms, blocked, ready, shown)
+def report(clip=1, applied=0, t=0.0, paused=False, ended=False, page_ms=0.0, blocked=False, ready=4, drawn=None) -> ClockReport:
+    return ClockReport(clip, applied, t, paused, ended, page_ms, blocked, ready, drawn)
 
 
 def ready_clip(seconds: float = 4.0, ready: int | None = None) -> Clip:
@@ -32,10 +32,11 @@ def ready_clip(seconds: float = 4.0, ready: int | None = None) -> Clip:
 
 
 def test_parse_report_roundtrip_and_rejects_garbage():
-    r = parse_report("3 7 1.2500 0 0 12345.6 0 4 31")
-    assert r == ClockReport(3, 7, 1.25, False, False, 12345.6, False, 4, 31)
-    assert parse_report("0 -1 0 1 0 9.5 0 0 -1").clip == 0
-    for bad in ("", "none", "1 2 3", "1 2 abc 0 0 1 0 4 0", "1 2 1.0 0 0 1 0 4 0; rm -rf /", "x" * 500, None, "1 2 -1.0 0 0 1 0 4 0"):
+    r = parse_report("3 7 1.2500 0 0 12345.6 0 4 -31")
+    assert r == ClockReport(3, 7, 1.25, False, False, 12345.6, False, 4, -0.031)
+    assert parse_report("0 -1 0 1 0 9.5 0 0 x").drawn_offset is None
+    for bad in ("", "none", "1 2 3", "1 2 abc 0 0 1 0 4 0", "1 2 1.0 0 0 1 0 4 0; rm -rf /", "x" * 500, None, "1 2 -1.0 0 0 1 0 4 0",
+                "1 2 1.0 0 0 1 0 4 y", "1 2 1.0 0 0 1 0 4 99999999"):
         assert parse_report(bad) is None, bad
 
 
@@ -143,8 +144,8 @@ def test_lead_follows_the_displayed_offset():
     # The page shows frames 0.3 s behind its audio (a slow page): the lead grows towards that delay.
     for k in range(6 * LEAD_SAMPLES):
         t = 1.0 + 0.05 * k
-        shown = int((t - 0.3 + p.lead) * 25)
-        p.report(report(clip=clip.id, applied=seq, t=t, page_ms=1000 * t, shown=shown), now=t)
+        shown = int((t - 0.3 + p.lead) * 25)  # the frame sent 0.3 s ago, drawn now
+        p.report(report(clip=clip.id, applied=seq, t=t, page_ms=1000 * t, drawn=(shown + 0.5) / 25 - t), now=t)
     assert p.lead == pytest.approx(0.3, abs=0.05)
 
 

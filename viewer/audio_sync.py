@@ -14,7 +14,7 @@ The scheme (see ``docs/viewer.md``):
   handler. It is a *state*, not an event, so viser coalescing two quick updates
   into one loses nothing.
 * **Browser → server: the audio clock.** Every 50 ms the controller writes
-  ``clip seq currentTime paused ended performance.now() blocked readyState``
+  ``clip seq currentTime paused ended performance.now() blocked readyState drawn-offset``
   into a hidden viser text input (native value setter + an ``input`` event, so
   React's ``onChange`` sends it). That input sits alone in a floating viser
   panel that the controller hides: viser throttles the messages of each panel
@@ -23,7 +23,9 @@ The scheme (see ``docs/viewer.md``):
 * **Clock.** :class:`AudioClock` maps browser time to server time with the
   smallest observed (arrival − send) difference — the least-delayed report —
   and extrapolates the audio position to "now"; the player then sends the frame
-  for now + the display latency.
+  for now + a lead. The page also measures, at each frame it draws, how far the
+  shown frame is from the audio, and reports it: the lead follows that (closed
+  loop), so what is on screen matches what is heard whatever the delivery delay.
 """
 
 from __future__ import annotations
@@ -115,16 +117,24 @@ S.apply = function(st) {
 S.report = function() {
   var input = S.clockInput(); if (!input) return;
   var a = S.audio(); var st = S.state || {seq: -1};
-  var r = document.getElementById(S.readoutId), shown = r ? parseInt(r.dataset.frame, 10) : -1; if (isNaN(shown)) shown = -1;
+  var drawn = S.drawn === null || S.drawn === undefined ? 'x' : String(S.drawn); S.drawn = null;
   var text = a ? [a.dataset.clip, S.applied, a.currentTime.toFixed(4), a.paused ? 1 : 0, a.ended ? 1 : 0,
-                  performance.now().toFixed(1), S.blocked, a.readyState, shown].join(' ')
-               : ['0', S.applied, '0', 1, 0, performance.now().toFixed(1), 0, 0, -1].join(' ');
+                  performance.now().toFixed(1), S.blocked, a.readyState, drawn].join(' ')
+               : ['0', S.applied, '0', 1, 0, performance.now().toFixed(1), 0, 0, 'x'].join(' ');
   if (input.value === text) return;
   var setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
   setter.call(input, text); input.dispatchEvent(new Event('input', {bubbles: true}));
 };
+S.draw = function() {  // at each drawn page frame: shown clip frame's centre minus the audio position, ms
+  var a = S.audio(), r = document.getElementById(S.readoutId);
+  if (a && r && !a.paused && a.readyState >= 3 && String(a.dataset.clip) === String(S.state && S.state.clip)) {
+    var f = parseInt(r.dataset.frame, 10); if (f >= 0) S.drawn = Math.round(1000 * ((f + 0.5) / 25 - a.currentTime));
+  }
+  requestAnimationFrame(S.draw);
+};
 if (!S.installed) {
   S.installed = true;
+  requestAnimationFrame(S.draw);
   setInterval(function() { try { if (S.state) S.apply(S.state); S.report(); } catch (e) {} }, %(interval)d);
 }
 """
@@ -162,7 +172,7 @@ def state_html(seq: int, clip_id: int, playing: bool, loop: bool, seek_seq: int,
 
 # ----------------------------------------------------------------------------- server side
 
-_REPORT = re.compile(r"^(-?\d{1,9}) (-?\d{1,9}) (\d{1,7}(?:\.\d+)?) ([01]) ([01]) (\d{1,12}(?:\.\d+)?) ([01]) (\d) (-?\d{1,9})$")
+_REPORT = re.compile(r"^(-?\d{1,9}) (-?\d{1,9}) (\d{1,7}(?:\.\d+)?) ([01]) ([01]) (\d{1,12}(?:\.\d+)?) ([01]) (\d) (-?\d{1,7}|x)$")
 
 
 @dataclass(frozen=True)
@@ -182,8 +192,9 @@ class ClockReport:
     blocked: bool
     """The browser refused ``play()`` (autoplay policy: the user must click play)."""
     ready_state: int
-    shown: int = -1
-    """The clip frame the page displayed when it read the clock (-1: idle motion)."""
+    drawn_offset: float | None = None
+    """At the page's latest draw since the previous report: shown frame's centre time minus the audio
+    position (s); None when it drew no clip frame while playing."""
 
 
 def parse_report(text: str) -> ClockReport | None:
@@ -193,9 +204,10 @@ def parse_report(text: str) -> ClockReport | None:
     m = _REPORT.match(text.strip())
     if m is None:
         return None
-    clip, applied, t, paused, ended, page_ms, blocked, ready, shown = m.groups()
+    clip, applied, t, paused, ended, page_ms, blocked, ready, drawn = m.groups()
+    offset = None if drawn == "x" else int(drawn) / 1000.0
     return ClockReport(
-        int(clip), int(applied), float(t), paused == "1", ended == "1", float(page_ms), blocked == "1", int(ready), int(shown)
+        int(clip), int(applied), float(t), paused == "1", ended == "1", float(page_ms), blocked == "1", int(ready), offset
     )
 
 

@@ -25,8 +25,8 @@ PAGE_GRACE = 1.5
 """Seconds the playhead waits for a connected page to start the audio before it runs on the wall clock."""
 LEAD_RANGE = (0.0, 0.8)
 """Bounds of the lead (s) by which frames run ahead of the audio clock to make up for delivery delay."""
-LEAD_SAMPLES = 6
-"""Display offsets (reports) per lead adjustment."""
+LEAD_SAMPLES = 10
+"""Display offsets (reports) per lead adjustment: a slow page's offsets sawtooth over its draw period."""
 RESUME_FRAMES = FPS
 """Frames that must be ready ahead of the playhead before a stalled clip resumes."""
 
@@ -49,6 +49,7 @@ class Player:
         """Seconds ahead of the audio clock the shown frame is taken: the delivery and render delay.
         Starts at ``latency`` and then follows what the page reports it displays (closed loop)."""
         self._offsets: deque[float] = deque(maxlen=LEAD_SAMPLES)
+        self._adjustments = 0
         self.clip: Clip | None = None
         self.playing = False
         """The user's intent (stays True while stalled)."""
@@ -115,8 +116,8 @@ class Player:
             return  # stale, or our latest state is not applied yet: nothing to adopt
         self.blocked = report.blocked
         audible = self.playing and not self.stalled
-        if audible and not report.paused and report.ready_state >= 3 and report.shown >= 0:
-            self._adapt_lead((report.shown + 0.5) / FPS - report.time)
+        if audible and not report.paused and report.drawn_offset is not None:
+            self._adapt_lead(report.drawn_offset)
         if report.ended and not self.loop and self.playing:
             self._end(now)
         elif audible and report.paused and not report.ended:
@@ -191,12 +192,15 @@ class Player:
     # ------------------------------------------------------------------ internals
     def _adapt_lead(self, offset: float) -> None:
         """One displayed-frame offset (frame centre − audio time, s) from the page; every
-        :data:`LEAD_SAMPLES` of them move the lead by their median (a loop wrap's jump is ignored)."""
+        :data:`LEAD_SAMPLES` of them move the lead against their median — fully the first time,
+        by half after that (a loop wrap's jump is ignored)."""
         if abs(offset) > 1.5:
             return
         self._offsets.append(offset)
         if len(self._offsets) == LEAD_SAMPLES:
-            self.lead = float(np.clip(self.lead - 0.8 * np.median(self._offsets), *LEAD_RANGE))
+            gain = 1.0 if self._adjustments == 0 else 0.5  # jump to the first estimate, then average out the noise
+            self.lead = float(np.clip(self.lead - gain * np.median(self._offsets), *LEAD_RANGE))
+            self._adjustments += 1
             self._offsets.clear()
 
     def _end(self, now: float) -> None:
