@@ -28,6 +28,8 @@ ARGS = [
     "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
 ]  # fmt: skip
+SETTLE_S = 4.0
+"""Seconds of playback before the sync is measured: the server's lead adapts to the page meanwhile."""
 MEASURE_S = (5.0, 15.0)
 """Seconds of playback the offset is measured over: at least the first, until 40 draws, at most the second."""
 VIEWPORT = {"width": 900, "height": 480}
@@ -167,17 +169,9 @@ def test_viewer_in_chromium(playwright_api, server):
             "() => { const a = document.getElementById('splattalk-audio'); return a && !a.paused && a.currentTime > 0.5; }", timeout=20_000
         )
         t0 = page.evaluate("document.getElementById('splattalk-audio').currentTime")
-        mouth = _region(view, "lips", pad=0.6)
-        # Software WebGL on a busy machine can go seconds without drawing: screenshot until the mouth has moved.
-        shots, mouth_changes = [_screenshot(page)], []
-        while len(shots) < 8 and max(mouth_changes, default=0.0) <= 2.0:
-            shots.append(_screenshot(page))
-            mouth_changes.append(float(np.abs(shots[-1][mouth] - shots[-2][mouth]).mean()))
-        t1 = page.evaluate("document.getElementById('splattalk-audio').currentTime")
-        assert t1 != t0, f"audio did not advance ({t0:.2f} s → {t1:.2f} s)"
-        assert max(mouth_changes) > 2.0, f"the mouth region did not change between screenshots: {mouth_changes}"
-        _screenshot(page, "viewer_talking.png")
-        # Measure sync from here on: screenshots stall the page's drawing, and the lead has settled meanwhile.
+
+        # Sync first (screenshots stall the page's drawing): let the server learn this page's delay, then measure.
+        time.sleep(SETTLE_S)
         page.evaluate("() => { window.__test.changes = []; window.__test.draws = []; window.__test.t0 = performance.now(); }")
         page.wait_for_function(
             f"() => performance.now() - window.__test.t0 > {1000 * MEASURE_S[0]} && window.__test.draws.length >= 40"
@@ -187,8 +181,19 @@ def test_viewer_in_chromium(playwright_api, server):
         changes, draws = page.evaluate("[window.__test.changes, window.__test.draws]")
         lead = session.player.lead
 
+        # The mouth moves. Software WebGL on a busy machine can go seconds without drawing: screenshot until it has.
+        mouth = _region(view, "lips", pad=0.6)
+        shots, mouth_changes = [_screenshot(page)], []
+        while len(shots) < 8 and max(mouth_changes, default=0.0) <= 2.0:
+            shots.append(_screenshot(page))
+            mouth_changes.append(float(np.abs(shots[-1][mouth] - shots[-2][mouth]).mean()))
+        t1 = page.evaluate("document.getElementById('splattalk-audio').currentTime")
+        assert t1 != t0, f"audio did not advance ({t0:.2f} s → {t1:.2f} s)"
+        assert max(mouth_changes) > 2.0, f"the mouth region did not change between screenshots: {mouth_changes}"
+        _screenshot(page, "viewer_talking.png")
+
         # A second tab: its own session.
-        other = browser.new_page(viewport={"width": 640, "height": 480})
+        other = browser.new_page(viewport=VIEWPORT)
         other.goto(f"http://127.0.0.1:{server.port}")
         other.wait_for_selector("#splattalk-readout", timeout=45_000)
         assert len(server.sessions) == 2

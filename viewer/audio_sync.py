@@ -14,7 +14,7 @@ The scheme (see ``docs/viewer.md``):
   handler. It is a *state*, not an event, so viser coalescing two quick updates
   into one loses nothing.
 * **Browser → server: the audio clock.** Every 50 ms the controller writes
-  ``clip seq currentTime paused ended performance.now() blocked readyState drawn-offset``
+  ``clip seq currentTime paused ended performance.now() blocked readyState drawn-offset:draws``
   into a hidden viser text input (native value setter + an ``input`` event, so
   React's ``onChange`` sends it). That input sits alone in a floating viser
   panel that the controller hides: viser throttles the messages of each panel
@@ -117,7 +117,7 @@ S.apply = function(st) {
 S.report = function() {
   var input = S.clockInput(); if (!input) return;
   var a = S.audio(); var st = S.state || {seq: -1};
-  var drawn = S.drawn === null || S.drawn === undefined ? 'x' : String(S.drawn); S.drawn = null;
+  var drawn = S.drawN ? Math.round(S.drawSum / S.drawN) + ':' + Math.min(S.drawN, 99) : 'x'; S.drawSum = 0; S.drawN = 0;
   var text = a ? [a.dataset.clip, S.applied, a.currentTime.toFixed(4), a.paused ? 1 : 0, a.ended ? 1 : 0,
                   performance.now().toFixed(1), S.blocked, a.readyState, drawn].join(' ')
                : ['0', S.applied, '0', 1, 0, performance.now().toFixed(1), 0, 0, 'x'].join(' ');
@@ -128,7 +128,8 @@ S.report = function() {
 S.draw = function() {  // at each drawn page frame: shown clip frame's centre minus the audio position, ms
   var a = S.audio(), r = document.getElementById(S.readoutId);
   if (a && r && !a.paused && a.readyState >= 3 && String(a.dataset.clip) === String(S.state && S.state.clip)) {
-    var f = parseInt(r.dataset.frame, 10); if (f >= 0) S.drawn = Math.round(1000 * ((f + 0.5) / 25 - a.currentTime));
+    var f = parseInt(r.dataset.frame, 10);
+    if (f >= 0) { S.drawSum = (S.drawSum || 0) + 1000 * ((f + 0.5) / 25 - a.currentTime); S.drawN = (S.drawN || 0) + 1; }
   }
   requestAnimationFrame(S.draw);
 };
@@ -172,7 +173,7 @@ def state_html(seq: int, clip_id: int, playing: bool, loop: bool, seek_seq: int,
 
 # ----------------------------------------------------------------------------- server side
 
-_REPORT = re.compile(r"^(-?\d{1,9}) (-?\d{1,9}) (\d{1,7}(?:\.\d+)?) ([01]) ([01]) (\d{1,12}(?:\.\d+)?) ([01]) (\d) (-?\d{1,7}|x)$")
+_REPORT = re.compile(r"^(-?\d{1,9}) (-?\d{1,9}) (\d{1,7}(?:\.\d+)?) ([01]) ([01]) (\d{1,12}(?:\.\d+)?) ([01]) (\d) (?:(-?\d{1,7}):(\d{1,2})|x)$")
 
 
 @dataclass(frozen=True)
@@ -193,8 +194,10 @@ class ClockReport:
     """The browser refused ``play()`` (autoplay policy: the user must click play)."""
     ready_state: int
     drawn_offset: float | None = None
-    """At the page's latest draw since the previous report: shown frame's centre time minus the audio
-    position (s); None when it drew no clip frame while playing."""
+    """Mean over the page's draws since the previous report of: shown frame's centre time minus the
+    audio position (s); None when it drew no clip frame while playing."""
+    draws: int = 0
+    """How many draws that mean is over."""
 
 
 def parse_report(text: str) -> ClockReport | None:
@@ -204,10 +207,11 @@ def parse_report(text: str) -> ClockReport | None:
     m = _REPORT.match(text.strip())
     if m is None:
         return None
-    clip, applied, t, paused, ended, page_ms, blocked, ready, drawn = m.groups()
-    offset = None if drawn == "x" else int(drawn) / 1000.0
+    clip, applied, t, paused, ended, page_ms, blocked, ready, drawn, draws = m.groups()
+    offset = None if drawn is None else int(drawn) / 1000.0
     return ClockReport(
-        int(clip), int(applied), float(t), paused == "1", ended == "1", float(page_ms), blocked == "1", int(ready), offset
+        int(clip), int(applied), float(t), paused == "1", ended == "1", float(page_ms), blocked == "1", int(ready), offset,
+        int(draws or 0),
     )
 
 

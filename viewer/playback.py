@@ -117,7 +117,8 @@ class Player:
         self.blocked = report.blocked
         audible = self.playing and not self.stalled
         if audible and not report.paused and report.drawn_offset is not None:
-            self._adapt_lead(report.drawn_offset)
+            for _ in range(min(report.draws, LEAD_SAMPLES)):
+                self._adapt_lead(report.drawn_offset)
         if report.ended and not self.loop and self.playing:
             self._end(now)
         elif audible and report.paused and not report.ended:
