@@ -15,6 +15,7 @@ import tyro
 
 from splattalk.errors import SplattalkError
 from splattalk.talk.cli_config import TalkCommand
+from splattalk.tracking.config import TrackCommand
 from splattalk.viewer.commands import ExportCommand, ViewCommand
 from splattalk.viewer.doctor import DoctorCommand
 
@@ -31,6 +32,7 @@ def _lazy(target: str) -> Callable[[object], int | None]:
 
 # command name → (its config dataclass, the function that runs it)
 COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
+    "track": (TrackCommand, _lazy("splattalk.tracking.run:run")),
     "doctor": (DoctorCommand, _lazy("splattalk.viewer.doctor:run")),
     "talk": (TalkCommand, _lazy("splattalk.talk.cli:run")),
     "export": (ExportCommand, _lazy("splattalk.viewer.export:run")),
