@@ -7,12 +7,14 @@ its own session that keeps working when the first closes mid-playback.
 
 Headless Chromium renders WebGL with SwiftShader (on the CPU), so the avatar
 here has 3000 Gaussians (the default avatar's recipe) instead of 20 000;
-everything else is the product's code path. Screenshots go to docs/viewer_*.png.
+everything else is the product's code path. Screenshots go to $SPLATTALK_SCREENSHOTS (when set,
+e.g. docs/ to refresh the documentation's pictures), else to the test's temporary folder.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +35,7 @@ SETTLE_S = 4.0
 MEASURE_S = (5.0, 15.0)
 """Seconds of playback the offset is measured over: at least the first, until 40 draws, at most the second."""
 VIEWPORT = {"width": 900, "height": 480}
-DOCS = ROOT / "docs"
+SHOTS = Path(os.environ["SPLATTALK_SCREENSHOTS"]) if os.environ.get("SPLATTALK_SCREENSHOTS") else None
 SPEECH = ROOT / "splattalk" / "data" / "speech" / "sample_en_1.wav"
 CONTROLS = ("Upload speech", "Sample clip", "Play / pause", "Loop", "Frame", "Style", "Expression", "Head motion",
             "Reset camera", "Background", "Export mp4")  # fmt: skip
@@ -93,7 +95,9 @@ def _screenshot(page, name: str | None = None) -> np.ndarray:
 
     png = page.screenshot()
     if name is not None:
-        (DOCS / name).write_bytes(png)
+        folder = SHOTS or Path(tempfile.gettempdir()) / "splattalk-browser-test"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(png)
     return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1].astype(np.float32)
 
 
