@@ -17,7 +17,7 @@ from splattalk.avatar.fit_config import FitCommand
 from splattalk.errors import SplattalkError
 from splattalk.talk.cli_config import TalkCommand
 from splattalk.tracking.config import TrackCommand
-from splattalk.viewer.commands import ExportCommand, ViewCommand
+from splattalk.viewer.commands import DemoCommand, ExportCommand, ViewCommand
 from splattalk.viewer.doctor import DoctorCommand
 
 
@@ -33,6 +33,7 @@ def _lazy(target: str) -> Callable[[object], int | None]:
 
 # command name → (its config dataclass, the function that runs it)
 COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
+    "demo": (DemoCommand, _lazy("splattalk.viewer.demo:run")),
     "track": (TrackCommand, _lazy("splattalk.tracking.run:run")),
     "fit": (FitCommand, _lazy("splattalk.avatar.fit:run")),
     "doctor": (DoctorCommand, _lazy("splattalk.viewer.doctor:run")),

@@ -53,6 +53,8 @@ class DemoCommand:
     """Speech for the talking part (default: the embedded sample clip)."""
     view: bool = True
     """Open the live viewer at the end (--no-view stops after the mp4)."""
+    fit_iterations: int | None = None
+    """Avatar-fit iterations (default: `splattalk fit`'s); fewer gives a quicker, blurrier preview."""
     host: str = "127.0.0.1"
     """Viewer address (loopback by default)."""
     port: int = 8080

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def run(cmd: DemoCommand) -> int:
     from splattalk.avatar.fit import fit_run
     from splattalk.avatar.fit_config import FitConfig
 
-    stages.run("fit", f"Gaussian avatar → {run_dir}/avatar", lambda: fit_run(run_dir, FitConfig()))
+    fit_cfg = FitConfig() if cmd.fit_iterations is None else dataclasses.replace(FitConfig(), iterations=cmd.fit_iterations)
+    stages.run("fit", f"Gaussian avatar → {run_dir}/avatar", lambda: fit_run(run_dir, fit_cfg))
 
     from splattalk.avatar.io import load_avatar
     from splattalk.atomic import save_npz
