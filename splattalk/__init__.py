@@ -6,4 +6,11 @@ Subpackages (kept as top-level folders in the repository):
 ``viewer`` live viser session, mp4 export and the CLI glue.
 """
 
+import os as _os
+
+# Idle OpenMP workers (torch, numba) spin by default; on a small CPU box running torch and the numba
+# rasterizer side by side that spinning starves real work (measured 3–10× slowdowns). Must be set
+# before the first parallel region, so it lives here, the first module any splattalk entry point imports.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"

@@ -43,3 +43,19 @@ def test_unknown_command_fails_cleanly():
     out = _run("frobnicate")
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
+
+
+def test_readme_commands_exist():
+    """Every `splattalk X` the README mentions is a real subcommand (the README stays true to the CLI)."""
+    import re
+    from pathlib import Path
+
+    from splattalk.viewer.cli import COMMANDS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    named = set(re.findall(r"`splattalk (\w+)", readme)) | set(re.findall(r"&& splattalk (\w+)", readme))
+    assert {"demo", "track", "fit", "talk", "export", "view", "doctor"} <= named
+    assert named <= set(COMMANDS), named - set(COMMANDS)
+    for name in sorted(named):
+        out = _run(name, "--help")
+        assert out.returncode == 0 and "usage" in out.stdout.lower(), (name, out.stderr)

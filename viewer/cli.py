@@ -13,8 +13,11 @@ from typing import Callable
 
 import tyro
 
+from splattalk.avatar.fit_config import FitCommand
 from splattalk.errors import SplattalkError
 from splattalk.talk.cli_config import TalkCommand
+from splattalk.tracking.config import TrackCommand
+from splattalk.viewer.commands import DemoCommand, ExportCommand, ViewCommand
 from splattalk.viewer.doctor import DoctorCommand
 
 
@@ -30,8 +33,13 @@ def _lazy(target: str) -> Callable[[object], int | None]:
 
 # command name → (its config dataclass, the function that runs it)
 COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
+    "demo": (DemoCommand, _lazy("splattalk.viewer.demo:run")),
+    "track": (TrackCommand, _lazy("splattalk.tracking.run:run")),
+    "fit": (FitCommand, _lazy("splattalk.avatar.fit:run")),
     "doctor": (DoctorCommand, _lazy("splattalk.viewer.doctor:run")),
     "talk": (TalkCommand, _lazy("splattalk.talk.cli:run")),
+    "export": (ExportCommand, _lazy("splattalk.viewer.export:run")),
+    "view": (ViewCommand, _lazy("splattalk.viewer.server:run")),
 }
 
 

@@ -1,0 +1,106 @@
+"""Adaptive density control for bound Gaussians (3DGS's rule, in triangle-local coordinates).
+
+Between densification steps we accumulate, per Gaussian, the norm of the
+view-space positional gradient (``info["means2d"].grad`` in pixels, scaled to
+NDC units as 3DGS and gsplat do) over the iterations where it was rendered.
+Gaussians whose mean gradient passes the threshold are under-reconstructing:
+small ones are cloned (a copy on the same triangle), large ones split into two
+smaller ones sampled from their own distribution. Nearly transparent or
+oversized Gaussians are pruned. A cap bounds the count: when it would be
+exceeded, only the strongest candidates grow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from splattalk.avatar import quaternion
+from splattalk.avatar.optim import GaussianParams
+
+SPLIT_SHRINK = 1.6
+"""Scale divisor of the two children of a split (3DGS's 0.8·2)."""
+
+
+@dataclass
+class DensifyStats:
+    grad_sum: torch.Tensor
+    """[N] summed NDC-space positional gradient norms"""
+    count: torch.Tensor
+    """[N] iterations in which each Gaussian was rendered"""
+
+    @classmethod
+    def zeros(cls, n: int) -> "DensifyStats":
+        return cls(torch.zeros(n), torch.zeros(n))
+
+    def accumulate(self, means2d_grad: torch.Tensor, radii: torch.Tensor, width: int, height: int) -> None:
+        """means2d_grad: [N, 2] dLoss/d(pixel position); radii: [N] (0 = not rendered)."""
+        g = means2d_grad.detach().float().cpu()
+        ndc = torch.stack([g[:, 0] * (width / 2), g[:, 1] * (height / 2)], dim=1).norm(dim=1)
+        seen = radii.detach().cpu() > 0
+        self.grad_sum += torch.where(seen, ndc, torch.zeros_like(ndc))
+        self.count += seen.float()
+
+    def mean(self) -> torch.Tensor:
+        return self.grad_sum / self.count.clamp_min(1)
+
+
+def world_size(params: GaussianParams, face_size: torch.Tensor) -> torch.Tensor:
+    """[N] largest world-space scale of each Gaussian on the rest mesh (face_size: [F] triangle sizes)."""
+    scales = torch.exp(params.tensors["log_scales"].detach()).amax(dim=1).cpu()
+    return scales * face_size[params.parent.cpu()]
+
+
+def densify(params: GaussianParams, stats: DensifyStats, face_size: torch.Tensor, head_size: float, *,
+            grad_threshold: float, dense_fraction: float, max_count: int, generator: torch.Generator) -> dict[str, int]:
+    """Clone small and split large Gaussians whose mean gradient exceeds the threshold (up to ``max_count``)."""
+    n = params.num
+    score = stats.mean()
+    candidates = score >= grad_threshold
+    room = max(max_count - n, 0)
+    size = world_size(params, face_size)
+    small = size <= dense_fraction * head_size
+    # each clone adds one Gaussian, each split one net (two children replace the parent)
+    if int(candidates.sum()) > room:
+        order = torch.argsort(torch.where(candidates, score, torch.full_like(score, -1.0)), descending=True, stable=True)
+        chosen = torch.zeros(n, dtype=torch.bool)
+        chosen[order[:room]] = True
+        candidates &= chosen
+    clone = candidates & small
+    split = candidates & ~small
+    t = {k: v.detach().cpu() for k, v in params.tensors.items()}
+    parent = params.parent.cpu()
+
+    new = {k: v[clone] for k, v in t.items()}
+    new_parent = [parent[clone]]
+    if split.any():
+        ids = torch.nonzero(split)[:, 0]
+        s = torch.exp(t["log_scales"][ids])
+        rot = quaternion.to_matrix(t["local_quats"][ids])
+        children = []
+        for _ in range(2):
+            z = torch.randn(len(ids), 3, generator=generator)
+            offset = (rot @ (z * s)[..., None])[..., 0]
+            child = {k: v[ids] for k, v in t.items()}
+            child["local_means"] = child["local_means"] + offset
+            child["log_scales"] = child["log_scales"] - math.log(SPLIT_SHRINK)
+            children.append(child)
+            new_parent.append(parent[ids])
+        new = {k: torch.cat([new[k]] + [c[k] for c in children], dim=0) for k in new}
+    keep = ~split
+    params.edit_rows(keep, new, torch.cat(new_parent))
+    return {"cloned": int(clone.sum()), "split": int(split.sum())}
+
+
+def prune(params: GaussianParams, face_size: torch.Tensor, head_size: float, *, min_opacity: float,
+          max_size_fraction: float, min_count: int = 1) -> int:
+    """Remove nearly transparent and oversized Gaussians; returns how many went."""
+    opacity = torch.sigmoid(params.tensors["opacity_logits"].detach()).cpu()
+    drop = (opacity < min_opacity) | (world_size(params, face_size) > max_size_fraction * head_size)
+    if params.num - int(drop.sum()) < min_count:  # never prune to (almost) nothing
+        return 0
+    if drop.any():
+        params.edit_rows(~drop)
+    return int(drop.sum())

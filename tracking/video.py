@@ -1,0 +1,218 @@
+"""Reading the input: a video file (any container/codec FFmpeg reads), a folder of images, or one image.
+
+Frames come out upright (the phone's display-matrix rotation applied, as players
+do) and at a constant output rate: each output time k/fps takes the source
+frame whose timestamp is nearest, so variable-frame-rate phone videos keep
+their real timing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from splattalk.errors import SplattalkError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Source:
+    """What ``open_source`` found: enough to plan the run and to key its cache."""
+
+    path: Path
+    kind: str
+    """"video", "images" or "image"."""
+    width: int
+    """Upright (displayed) width in pixels."""
+    height: int
+    rotation: int
+    """Display rotation applied to the decoded frames, degrees counter-clockwise (0, 90, 180, 270)."""
+    duration: float | None
+    """Seconds, when the container says."""
+    images: tuple[Path, ...] = ()
+
+    def fingerprint(self) -> dict:
+        """Identifies the input's content cheaply (path, size, mtime), for resuming a run."""
+        files = self.images if self.images else (self.path,)
+        stats = [(str(f.resolve()), f.stat().st_size, int(f.stat().st_mtime)) for f in files]
+        return {"path": str(self.path.resolve()), "kind": self.kind, "files": len(stats), "stat": stats[:3] + stats[-3:]}
+
+
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def open_source(path: str | Path) -> Source:
+    """Check that ``path`` is a readable video / image folder / image; raise :class:`SplattalkError` otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise SplattalkError(f"input not found: {path}. Give a video file, a folder of images or an image.")
+    if path.is_dir():
+        images = tuple(sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key))
+        if not images:
+            raise SplattalkError(f"the folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+        first = _read_image(images[0])
+        return Source(path, "images", first.shape[1], first.shape[0], 0, None, images)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        image = _read_image(path)
+        return Source(path, "image", image.shape[1], image.shape[0], 0, None, (path,))
+    return _probe_video(path)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # applies the EXIF orientation
+    if image is None:
+        raise SplattalkError(f"cannot read the image {path}: not an image file, or corrupt.")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def _open_container(path: Path):
+    import av
+
+    try:
+        container = av.open(str(path))
+    except av.error.EOFError:
+        raise SplattalkError(f"{path} holds no video data (an empty or unfinished recording?). Give a video of the face.") from None
+    except (av.error.FFmpegError, UnicodeDecodeError) as err:
+        raise SplattalkError(f"cannot read {path} as a video ({err.__class__.__name__}: {err}). Is it really a video file?") from None
+    if not container.streams.video:
+        container.close()
+        raise SplattalkError(f"{path} holds no video frames (its container has no video stream; audio only, or an "
+                             f"empty recording?). Give a video of the face.")
+    return container
+
+
+def _probe_video(path: Path) -> Source:
+    container = _open_container(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frame = None
+        try:
+            for frame in container.decode(stream):
+                break
+        except Exception as err:  # noqa: BLE001 - FFmpeg raises many kinds; all mean the same to the user
+            raise SplattalkError(f"cannot decode the video in {path}: {err}") from None
+        if frame is None:
+            raise SplattalkError(f"{path} holds no video frames. Record the video again or check the export.")
+        rotation = _rotation(frame)
+        width, height = (frame.height, frame.width) if rotation in (90, 270) else (frame.width, frame.height)
+        duration = float(stream.duration * stream.time_base) if stream.duration else (
+            container.duration / 1e6 if container.duration else None)
+        return Source(path, "video", width, height, rotation, duration)
+    finally:
+        container.close()
+
+
+def _rotation(frame) -> int:
+    """Display rotation of a decoded frame, snapped to a multiple of 90° (counter-clockwise)."""
+    value = getattr(frame, "rotation", 0) or 0
+    return int(round(value / 90.0)) % 4 * 90
+
+
+def iter_frames(source: Source, fps: float, max_seconds: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, rgb [H, W, 3] uint8)`` at ``fps``, upright."""
+    if source.kind != "video":
+        limit = len(source.images) if max_seconds is None else min(len(source.images), int(np.floor(max_seconds * fps)) or 1)
+        for index, image_path in enumerate(source.images[:limit]):
+            image = _read_image(image_path)
+            if image.shape[:2] != (source.height, source.width):
+                raise SplattalkError(
+                    f"{image_path} is {image.shape[1]}x{image.shape[0]} but the first image is "
+                    f"{source.width}x{source.height}; all images of a folder must have one size."
+                )
+            yield index, image
+        return
+    yield from _resample(_decode(source), fps, max_seconds)
+
+
+def _decode(source: Source) -> Iterator[tuple[float, np.ndarray]]:
+    """(seconds since the first frame, upright rgb) for every decoded frame, in presentation order."""
+    container = _open_container(source.path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        start = None
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                time = frame.time if frame.time is not None else count / rate
+                start = time if start is None else start
+                image = frame.to_ndarray(format="rgb24")
+                k = _rotation(frame) // 90
+                yield time - start, np.ascontiguousarray(np.rot90(image, k)) if k else image
+                count += 1
+        except Exception as err:  # noqa: BLE001
+            if count == 0:
+                raise SplattalkError(f"cannot decode the video in {source.path}: {err}") from None
+            # a truncated file: keep what decoded, as players do
+            print(f"warning: {source.path} is damaged after {count} frames ({err}); using those.")
+    finally:
+        container.close()
+
+
+def _resample(frames: Iterator[tuple[float, np.ndarray]], fps: float, max_seconds: float | None) -> Iterator[tuple[int, np.ndarray]]:
+    """Nearest-timestamp resampling to ``fps``: output k shows the source frame nearest to time k/fps."""
+    index = 0
+    previous: tuple[float, np.ndarray] | None = None
+    step = None
+    for time, image in frames:
+        if previous is not None:
+            step = time - previous[0]
+            if step <= 0:  # duplicate / out-of-order timestamp: keep the newer picture
+                previous = (previous[0], image)
+                continue
+            midpoint = 0.5 * (previous[0] + time)
+            while index / fps < midpoint - 1e-9:
+                if max_seconds is not None and index / fps >= max_seconds:
+                    return
+                yield index, previous[1]
+                index += 1
+        previous = (time, image)
+    if previous is None:
+        return
+    # the last frame lasts as long as the one before it (or one output frame)
+    end = previous[0] + (step if step else 1.0 / fps) / 2
+    while index / fps < end - 1e-9 or index == 0:
+        if max_seconds is not None and index / fps >= max_seconds:
+            return
+        yield index, previous[1]
+        index += 1
+
+
+def write_mp4(path: str | Path, frames, fps: float, crf: int = 20, preset: str = "medium",
+              metadata: dict[str, str] | None = None) -> None:
+    """Encode RGB uint8 frames (an iterable of [H, W, 3], even sizes) as H.264 yuv420p, atomically.
+
+    ``threads=1`` keeps the output bit-exact from run to run; ``metadata`` goes into the container
+    (e.g. ``comment``).
+    """
+    from fractions import Fraction
+
+    import av
+
+    from splattalk.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), "w", format="mp4") as container:
+            container.metadata.update(metadata or {})
+            stream = None
+            for image in frames:
+                if stream is None:
+                    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                    stream.height, stream.width = image.shape[:2]
+                    stream.pix_fmt = "yuv420p"
+                    stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                    container.mux(packet)
+            if stream is not None:
+                for packet in stream.encode():
+                    container.mux(packet)

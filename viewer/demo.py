@@ -1,0 +1,83 @@
+"""``splattalk demo``: the whole pipeline on the embedded sample, reusing finished stages."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from splattalk.assets import data_path
+from splattalk.errors import SplattalkError
+from splattalk.viewer.commands import DemoCommand
+
+SAMPLE_VIDEO = data_path("sample", "sample.mp4")
+SAMPLE_SPEECH = data_path("speech", "sample_en_1.wav")
+
+
+class _Stages:
+    """Prints what each stage does and how long it took."""
+
+    def __init__(self):
+        self.times: list[tuple[str, float]] = []
+
+    def run(self, name: str, what: str, fn):
+        print(f"\n== {name}: {what}", flush=True)
+        start = time.perf_counter()
+        result = fn()
+        elapsed = time.perf_counter() - start
+        self.times.append((name, elapsed))
+        print(f"== {name} done in {elapsed:.1f} s", flush=True)
+        return result
+
+    def summary(self) -> str:
+        total = sum(t for _, t in self.times)
+        rows = "\n".join(f"  {name:<8} {t:7.1f} s" for name, t in self.times)
+        return f"stage times:\n{rows}\n  {'total':<8} {total:7.1f} s"
+
+
+def run(cmd: DemoCommand) -> int:
+    if not SAMPLE_VIDEO.is_file():
+        raise SplattalkError(f"the embedded sample video is missing ({SAMPLE_VIDEO}); regenerate it with `python scripts/make_sample_video.py`")
+    speech = cmd.speech or SAMPLE_SPEECH
+    run_dir = cmd.out
+    stages = _Stages()
+
+    from splattalk.tracking.config import TrackConfig
+    from splattalk.tracking.run import track
+
+    stages.run("track", f"{SAMPLE_VIDEO.name} → {run_dir}/tracking", lambda: track(SAMPLE_VIDEO, run_dir, TrackConfig()))
+
+    from splattalk.avatar.fit import fit_run
+    from splattalk.avatar.fit_config import FitConfig
+
+    fit_cfg = FitConfig() if cmd.fit_iterations is None else dataclasses.replace(FitConfig(), iterations=cmd.fit_iterations)
+    stages.run("fit", f"Gaussian avatar → {run_dir}/avatar", lambda: fit_run(run_dir, fit_cfg))
+
+    from splattalk.avatar.io import load_avatar
+    from splattalk.atomic import save_npz
+    from splattalk.talk.audio import load_audio
+    from splattalk.viewer.export import avatar_path, export_clip, talk_motion
+
+    import numpy as np
+
+    avatar = load_avatar(avatar_path(run_dir))
+    audio = load_audio(speech)
+    motion_path = run_dir / "talk" / f"{speech.stem}.npz"
+
+    def talk():
+        motion = talk_motion(audio, avatar.model_id, None, None, seed=0)
+        save_npz(motion_path, motion=motion, fps=np.int32(25), head_model=np.str_(avatar.model_id))
+        return motion
+
+    motion = stages.run("talk", f"{speech.name} → {motion_path}", talk)
+    mp4 = run_dir / "exports" / "demo.mp4"
+    stages.run("export", f"→ {mp4}", lambda: export_clip(avatar, motion, mp4, audio))
+    print("\n" + stages.summary())
+    print(f"\nthe talking-head video: {mp4}")
+    if cmd.view:
+        from splattalk.viewer.commands import ViewCommand
+        from splattalk.viewer.server import run as run_viewer
+
+        print(f"opening the live viewer on http://{cmd.host}:{cmd.port} (Ctrl-C to stop)")
+        return run_viewer(ViewCommand(run=run_dir, host=cmd.host, port=cmd.port))
+    return 0

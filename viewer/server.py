@@ -1,0 +1,200 @@
+"""``splattalk view``: the viser server, one :class:`~splattalk.viewer.session.Session` per browser tab.
+
+The server loads what tabs share once (avatar, talk model, sample clips,
+styles), then for every connecting tab builds its own GUI and session and, on
+disconnect, stops that session's threads and deletes its temp folder. All
+files a session writes live under one private temp root (removed on exit).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from splattalk import assets
+from splattalk.errors import SplattalkError
+from splattalk.viewer.commands import ViewCommand
+
+DEFAULT_AVATAR = assets.data_path("default_avatar.safetensors")
+"""The embedded default avatar (``scripts/make_default_avatar.py``), shown when no RUN is given."""
+
+
+def load_resources(cmd: ViewCommand, log=print):
+    """Everything the sessions share, loaded once."""
+    import numpy as np
+    import torch
+
+    from splattalk.avatar.io import load_avatar
+    from splattalk.head.params import HeadParams
+    from splattalk.viewer.loudness import LoudnessStream, mouth_open_channel
+    from splattalk.viewer.session import Limits, Resources
+    from splattalk.viewer.speech_text import find_engine
+    from splattalk.viewer.talking import talk_streams
+
+    base = None
+    if cmd.run is None:
+        avatar = load_avatar(DEFAULT_AVATAR)
+        log(f"avatar: the embedded default ({avatar.gaussians.num} Gaussians)")
+    else:
+        run = Path(cmd.run)
+        if not run.is_dir():
+            raise SplattalkError(f"run folder {run} not found: pass a folder made by `splattalk track` / `splattalk fit`")
+        avatar = load_avatar(run / "avatar" / "avatar.safetensors")
+        tracks = run / "tracking" / "tracks.npz"
+        base = HeadParams.from_npz(tracks) if tracks.is_file() else None
+        log(f"avatar: {run} ({avatar.gaussians.num} Gaussians, head model {avatar.model_id})")
+    motion_dim = avatar.head.num_expr + 6
+
+    if cmd.loudness_only:
+        model = None
+    else:
+        model = _talk_model(cmd.checkpoint, log)
+    styles: dict[str, np.ndarray | None] = {"model default": None}
+    if model is not None:
+        if model.cfg.motion_dim != motion_dim or model.cfg.head_model != avatar.model_id:
+            raise SplattalkError(
+                f"the talk model makes motion for head model {model.cfg.head_model!r} ({model.cfg.motion_dim} values a frame) "
+                f"but the avatar uses {avatar.model_id!r} ({motion_dim}); pass a matching --checkpoint"
+            )
+        threads = cmd.threads if cmd.threads is not None else (1 if model.cfg.audio_encoder != "wav2vec2" else None)
+        if threads is not None:
+            torch.set_num_threads(max(1, threads))
+        styles.update(_styles(model.cfg, log))
+        streams = talk_streams(model)
+    else:
+        channel = mouth_open_channel(avatar.head.expr_names)
+        streams = lambda style: LoudnessStream(motion_dim, channel)  # noqa: E731
+        log("motion: loudness only (the jaw follows the speech's loudness; no talk model)")
+        torch.set_num_threads(1)
+
+    samples = {p.name: p for p in sorted(assets.data_path("speech").glob("*.wav"))}
+    limits = Limits(int(cmd.max_upload_mb * 2**20), cmd.max_audio_minutes * 60.0, cmd.max_text_chars, cmd.max_export_seconds)
+    return Resources(
+        avatar=avatar, streams=streams, base=base, samples=samples, styles=styles, tts_engine=find_engine(),
+        scene_scale=cmd.scene_scale, latency=cmd.latency_ms / 1000.0, export_resolution=cmd.export_resolution, limits=limits,
+    )  # fmt: skip
+
+
+def _talk_model(checkpoint: Path | None, log):
+    from splattalk.talk import checkpoint as ckpt
+    from splattalk.talk.cli import DEFAULT_MODEL
+
+    if checkpoint is not None:
+        model = ckpt.load_checkpoint(checkpoint)
+    elif DEFAULT_MODEL.is_file():
+        model = ckpt.load_talk_checkpoint(DEFAULT_MODEL)
+    else:
+        log(f"warning: the built-in talk model {DEFAULT_MODEL} is not there; pass --checkpoint for real lip motion", file=sys.stderr)
+        return None
+    log(f"motion: talk model {model.cfg.name} ({model.cfg.head_model})")
+    return model
+
+
+def _styles(cfg, log) -> dict:
+    from splattalk.talk.cli import DEFAULT_MODEL
+    from splattalk.talk.style import load_style_clip
+
+    found = {}
+    styles_dir = DEFAULT_MODEL.parent / "styles"  # talk/assets/styles/*.npz
+    for path in sorted(styles_dir.glob("*.npz")) if styles_dir.is_dir() else []:
+        try:
+            found[path.stem] = load_style_clip(path, cfg.motion_dim, cfg.style_frames)
+        except SplattalkError as err:
+            log(f"warning: style clip skipped: {err}", file=sys.stderr)
+    return found
+
+
+class ViewServer:
+    """A running viewer: ``ViewServer(cmd).start()`` … ``.stop()`` (``run`` blocks on it)."""
+
+    def __init__(self, cmd: ViewCommand, resources=None, log=print):
+        self.cmd = cmd
+        self.log = log
+        self.resources = resources if resources is not None else load_resources(cmd, log)
+        self.sessions: dict[int, tuple[object, object]] = {}
+        self._gone: set[int] = set()
+        """Clients that disconnected (a connect callback still building their page must not start a session)."""
+        self.lock = threading.Lock()
+        self.tmp_root = Path(tempfile.mkdtemp(prefix="splattalk-view-"))
+        self.server = None
+
+    def start(self) -> "ViewServer":
+        import warnings
+
+        import viser
+
+        # A tab's playback thread may send one last frame between the socket closing and the disconnect
+        # callback stopping it; viser warns about each such message. The session is being closed anyway.
+        warnings.filterwarnings("ignore", message=r"Queued a \w+ on a closed connection")
+
+        self.server = viser.ViserServer(host=self.cmd.host, port=self.cmd.port, verbose=False)
+        self.server.gui.configure_theme(show_logo=False, dark_mode=False)
+        self.server.scene.set_up_direction("+y")
+        self.server.on_client_connect(self._connect)
+        self.server.on_client_disconnect(self._disconnect)
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.server.get_port()
+
+    def _connect(self, client) -> None:
+        from splattalk.viewer.gui import ViserView
+        from splattalk.viewer.session import Session
+
+        view = ViserView(client, self.resources)
+        session = Session(self.resources, view, self.tmp_root / f"client-{client.client_id}")
+        view.bind(session)
+        with self.lock:
+            gone = client.client_id in self._gone
+            if not gone:
+                self.sessions[client.client_id] = (session, view)
+        if gone:
+            view.close()
+            session.close()
+        else:
+            session.start()
+
+    def _disconnect(self, client) -> None:
+        with self.lock:
+            self._gone.add(client.client_id)
+            entry = self.sessions.pop(client.client_id, None)
+        if entry is not None:
+            session, view = entry
+            view.close()
+            threading.Thread(target=session.close, name="viewer-close", daemon=True).start()
+
+    def stop(self) -> None:
+        with self.lock:
+            entries = list(self.sessions.values())
+            self.sessions.clear()
+        for session, view in entries:
+            view.close()
+            session.close()
+        if self.server is not None:
+            self.server.stop()
+        shutil.rmtree(self.tmp_root, ignore_errors=True)
+
+
+def run(cmd: ViewCommand) -> int:
+    def log(*args, **kw):
+        print(*args, **kw, flush=True)
+
+    import signal
+
+    def terminate(signum, frame):  # a service manager's stop: clean up like Ctrl+C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    server = ViewServer(cmd, log=log).start()
+    host = "localhost" if cmd.host in ("127.0.0.1", "localhost") else cmd.host
+    log(f"splattalk viewer: http://{host}:{server.port}  (Ctrl+C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        server.stop()
