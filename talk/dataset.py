@@ -14,7 +14,10 @@ random phase each epoch, so training sees every alignment) and yields:
   and after the end: the very slice ``inference.generate`` feeds ``step_window``
   for that window (motion frame i ↔ audio samples [640·i, 640·(i + 1)));
 * ``style_clip``: 50 frames of another utterance of the same style (so the
-  style encoder cannot copy the target's lips), plus ``style``/``speaker`` ids.
+  style encoder cannot copy the target's lips), plus ``style``/``speaker`` ids;
+* ``phone``: ``[W]`` the phone spoken at each frame's centre, an index into
+  :data:`PHONE_SET` (−1 past the end, or for clips without phone timings): the
+  stage-2 auxiliary target that teaches the audio front-end what was said.
 
 Every random choice (jitter, style clip, augmentation) is a pure function of
 ``(seed, epoch, item)``, so a run that resumes at step k sees the very batches
@@ -32,6 +35,10 @@ import numpy as np
 from splattalk.errors import SplattalkError
 from splattalk.talk.config import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from splattalk.talk.corpus import Utterance, read_manifest
+from splattalk.talk.phones import ARPABET, SIL
+
+PHONE_SET = (SIL, *ARPABET)
+"""Frame phone labels: index 0 is silence, then the 39 CMU phones."""
 
 DEFAULT_CORPUS = Path("~/.cache/splattalk/corpus").expanduser()
 """Where ``scripts/make_talk_corpus.py`` / ``scripts/train_default_talk.py`` keep the corpus."""
@@ -72,6 +79,7 @@ class DataConfig:
 class _Clip:
     record: Utterance
     motion: np.ndarray  # [T, D]
+    phone: np.ndarray  # [T] int64 index into PHONE_SET, -1 where unknown
     audio_path: Path
     samples: int
     style: int
@@ -107,7 +115,7 @@ class WindowDataset:
         self.clips: list[_Clip] = []
         dims = set()
         for r in records:
-            motion = _read_motion(self.root / r.motion)
+            motion, phone = _read_motion(self.root / r.motion)
             dims.add(motion.shape[1])
             path = self.root / r.audio
             try:
@@ -119,7 +127,7 @@ class WindowDataset:
                     f"corpus audio {path} is {info.samplerate} Hz × {info.channels} channels; training reads "
                     f"{SAMPLE_RATE} Hz mono wav (convert it, e.g. scripts/tracks_to_corpus.py does)"
                 )
-            self.clips.append(_Clip(r, motion, path, int(info.frames), int(r.style), self.speakers.index(r.speaker)))
+            self.clips.append(_Clip(r, motion, phone, path, int(info.frames), int(r.style), self.speakers.index(r.speaker)))
         if len(dims) != 1:
             raise SplattalkError(f"corpus {self.root} mixes motion widths {sorted(dims)}; one head model per corpus")
         self.motion_dim = dims.pop()
@@ -167,11 +175,14 @@ class WindowDataset:
         clip, W = self.clips[c], self.window
         s = self.start(epoch, index)
         this, valid = motion_window(clip.motion, s, W)
+        idx = np.arange(s, s + W)
+        phone = np.where(idx < len(clip.phone), clip.phone[np.minimum(idx, len(clip.phone) - 1)], -1)
         prev = still_window(W, self.motion_dim) if s == 0 else clip.motion[s - W : s]
         out: dict[str, np.ndarray | int] = {
             "prev": prev.astype(np.float32),
             "this": this,
             "valid": valid,
+            "phone": phone.astype(np.int64),
             "first": np.float32(s == 0),
             "style": clip.style,
             "speaker": clip.speaker,
@@ -299,18 +310,32 @@ def _telephone(x: np.ndarray) -> np.ndarray:
     return sosfilt(sos, x).astype(np.float32)
 
 
-def _read_motion(path: Path) -> np.ndarray:
+def _read_motion(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(motion [T, D] float32, phone [T] int64)`` of one corpus clip (phones −1 when it has no timings)."""
     try:
         with np.load(path, allow_pickle=False) as data:
             motion = np.asarray(data["motion"], np.float32)
             fps = int(data["fps"]) if "fps" in data else FPS
+            timed = all(k in data.files for k in ("phones", "phone_start", "phone_end"))
+            phones = (list(map(str, data["phones"])), data["phone_start"], data["phone_end"]) if timed else None
     except (OSError, ValueError, KeyError, EOFError) as err:
         raise SplattalkError(f"corpus motion {path} is unreadable ({err}); rebuild the corpus") from None
     if motion.ndim != 2 or len(motion) == 0 or fps != FPS:
         raise SplattalkError(f"corpus motion {path} is {motion.shape} at {fps} fps; expected [T, D] at {FPS} fps")
     if not np.isfinite(motion).all():
         raise SplattalkError(f"corpus motion {path} contains NaN or infinite values")
-    return motion
+    phone = frame_phones(*phones, len(motion)) if phones else np.full(len(motion), -1, np.int64)
+    return motion, phone
+
+
+def frame_phones(phones: list[str], start: np.ndarray, end: np.ndarray, frames: int) -> np.ndarray:
+    """``[frames]`` index into :data:`PHONE_SET` of the phone at each frame's centre (silence between phones;
+    a label outside the set counts as unknown, −1)."""
+    centre = (np.arange(frames) + 0.5) / FPS
+    out = np.zeros(frames, np.int64)
+    for name, a, b in zip(phones, np.asarray(start, float), np.asarray(end, float)):
+        out[(centre >= a) & (centre < b)] = PHONE_SET.index(name) if name in PHONE_SET else -1
+    return out
 
 
 def most_active_segment(motion: np.ndarray, frames: int, jaw_column: int) -> tuple[np.ndarray, int]:

@@ -203,3 +203,23 @@ def test_tracks_to_corpus(tmp_path):
     np.testing.assert_allclose(motion[:, E + 3], 0.1 + 0.05 * np.sin(2 * np.pi * 0.5 * t25), atol=2e-3)
     assert abs(motion[:, E + 1].mean()) < 2e-3 and motion[:, E + 1].std() > 0.01  # the 0.3-rad offset is gone, the motion stays
     assert all(c.samples == len(c.motion) * SAMPLES_PER_FRAME for c in ds.clips)
+
+
+def test_frame_phones_label_each_frame_centre():
+    from splattalk.talk.dataset import PHONE_SET, frame_phones
+
+    # AA over [0.10, 0.30) s, then B over [0.30, 0.34) s, then silence; an unknown label is -1
+    labels = frame_phones(["AA", "B", "xx"], np.array([0.10, 0.30, 0.40]), np.array([0.30, 0.34, 0.48]), 14)
+    aa, b = PHONE_SET.index("AA"), PHONE_SET.index("B")
+    # frame i's centre is (i + 0.5) / 25 s
+    assert labels.tolist() == [0, 0, aa, aa, aa, aa, aa, b, 0, 0, -1, -1, 0, 0]
+
+
+def test_items_carry_phone_labels_masked_past_the_end(corpus):
+    ds = WindowDataset(corpus, "train", window=TINY.window, context_frames=TINY.audio_context_frames,
+                       style_frames=TINY.style_frames, jitter=False)  # fmt: skip
+    for index, (c, k) in enumerate(ds.windows):
+        item = ds.item(0, index)
+        assert item["phone"].shape == (TINY.window,) and item["phone"].dtype == np.int64
+        past = item["valid"] == 0
+        assert (item["phone"][past] == -1).all() and (item["phone"][~past] == 0).all()  # the toy corpus is all "sil"
