@@ -21,11 +21,17 @@ def intrinsics(width: int, height: int, fov_deg: float) -> np.ndarray:
 
 
 def head_target(vertices: np.ndarray) -> tuple[np.ndarray, float]:
-    """Where to aim at a head [V, 3] and its radius (from its bounding box, neck excluded roughly)."""
+    """Where to aim at a head [V, 3] and the radius to frame: the skull and face down to just below the chin.
+
+    The lowest quarter of the mesh's height (the neck, which head models carry down to the
+    shoulders) is left out, and the radius is half the larger of the remaining height and the
+    width, so a talking head fills the picture instead of a head on a long neck.
+    """
     lo, hi = vertices.min(0), vertices.max(0)
+    bottom = lo[1] + 0.25 * (hi[1] - lo[1])
     centre = 0.5 * (lo + hi)
-    centre[1] += 0.15 * (hi[1] - lo[1])  # favour the face over the neck
-    radius = 0.5 * float(np.linalg.norm(hi - lo))
+    centre[1] = 0.5 * (bottom + hi[1])
+    radius = 0.5 * float(max(hi[1] - bottom, hi[0] - lo[0]))
     return centre.astype(np.float32), radius
 
 
