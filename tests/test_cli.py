@@ -59,3 +59,12 @@ def test_readme_commands_exist():
     for name in sorted(named):
         out = _run(name, "--help")
         assert out.returncode == 0 and "usage" in out.stdout.lower(), (name, out.stderr)
+
+
+def test_demo_refuses_bad_speech_before_any_work(tmp_path):
+    bad = tmp_path / "speech.wav"
+    bad.write_text("not audio")
+    out = _run("demo", "--no-view", "--out", str(tmp_path / "run"), "--speech", str(bad))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "could not decode audio" in out.stderr
+    assert not (tmp_path / "run").exists()

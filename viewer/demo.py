@@ -40,6 +40,9 @@ def run(cmd: DemoCommand) -> int:
         raise SplattalkError(f"the embedded sample video is missing ({SAMPLE_VIDEO}); regenerate it with `python scripts/make_sample_video.py`")
     speech = cmd.speech or SAMPLE_SPEECH
     run_dir = cmd.out
+    from splattalk.talk.audio import load_audio
+
+    audio = load_audio(speech)  # a bad --speech fails now, not after minutes of tracking and fitting
     stages = _Stages()
 
     from splattalk.tracking.config import TrackConfig
@@ -55,13 +58,11 @@ def run(cmd: DemoCommand) -> int:
 
     from splattalk.avatar.io import load_avatar
     from splattalk.atomic import save_npz
-    from splattalk.talk.audio import load_audio
     from splattalk.viewer.export import avatar_path, export_clip, talk_motion
 
     import numpy as np
 
     avatar = load_avatar(avatar_path(run_dir))
-    audio = load_audio(speech)
     motion_path = run_dir / "talk" / f"{speech.stem}.npz"
 
     def talk():
