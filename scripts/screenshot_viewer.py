@@ -4,7 +4,7 @@ Starts the viewer on a free port, drives Debian's headless Chromium with Playwri
 (software WebGL: slow, but the picture is the same), uploads a sample clip and saves
 ``docs/viewer.png`` mid-sentence.
 
-    python scripts/screenshot_viewer.py [--out docs/viewer.png] [--seconds 2.0]
+    python scripts/screenshot_viewer.py [--out docs/viewer.png] [--seconds 2.0] [--run demo]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "viewer.png")
     parser.add_argument("--speech", type=Path, default=ROOT / "splattalk" / "data" / "speech" / "sample_en_2.wav")
     parser.add_argument("--seconds", type=float, default=2.0, help="audio position of the screenshot")
+    parser.add_argument("--run", type=Path, default=None, help="a fitted run folder (default: the embedded default avatar)")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -33,7 +34,7 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = ViewServer(ViewCommand(port=port)).start()
+    server = ViewServer(ViewCommand(run=args.run, port=port)).start()
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)

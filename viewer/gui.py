@@ -57,7 +57,7 @@ class ViserView:
         s = self.res.scene_scale
         self.target = target * s
         """Home camera: where it looks and where it sits (scene units), vertical field of view CAMERA_FOV_DEG."""
-        distance = radius * s / np.tan(np.radians(CAMERA_FOV_DEG) / 2) / 0.75  # the head fills ~3/4 of the height
+        distance = radius * s / np.tan(np.radians(CAMERA_FOV_DEG) / 2) / 0.55  # skull to chin fill ~55 % of the height: room to move
         self.eye = self.target + np.array([0.0, 0.05, 1.0]) * distance
         self.reset_camera()
 
