@@ -29,7 +29,7 @@ from splattalk.errors import SplattalkError
 from splattalk.talk import bsq
 from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
 from splattalk.talk.dataset import PHONE_SET
-from splattalk.talk.train_common import TrainConfig, config_dict, seeded_eval_indices, setup, teardown, train_loop
+from splattalk.talk.train_common import TrainConfig, config_dict, heldout_evaluator, setup, teardown, train_loop
 from splattalk.talk.audio_encoder import pool_per_scale
 from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
 
@@ -165,13 +165,7 @@ def run(cfg: ARTrainConfig) -> Path:
     loss_module = ARLoss(model, cfg.style_dropout, cfg.audio_aux_weight, cfg.phone_weight).to(dist.device)
     config = {"stage": "ar", "config": config_dict(cfg), "model": config_dict(model.cfg),
               "train_data": data_summary(train), "heldout_data": data_summary(held), "torch": torch.__version__, "world": dist.world}  # fmt: skip
-    evaluate = None
-    if held is not None:
-        idx = seeded_eval_indices(len(held), t.eval_windows, t.seed)
-
-        def evaluate(step: int) -> dict:
-            batch = {k: v.to(dist.device) for k, v in held.batch(0, idx).items()}
-            return evaluate_ar(loss_module, batch)
+    evaluate = heldout_evaluator(t, dist, held, lambda batch: evaluate_ar(loss_module, batch))
 
     train_loop(t, dist, loss_module, train, config, evaluate, desc="generator")
     path = Path(t.out) / MODEL_FILE

@@ -309,3 +309,16 @@ def seeded_eval_indices(n_items: int, count: int, seed: int) -> np.ndarray:
     """A fixed spread of held-out items (the same at every evaluation)."""
     rng = np.random.default_rng([seed, 99])
     return np.sort(rng.permutation(n_items)[: min(count, n_items)])
+
+
+def heldout_evaluator(cfg: TrainConfig, dist: Dist, held, evaluate_batch: Callable[[dict], dict]) -> Callable[[int], dict] | None:
+    """The ``evaluate(step)`` that ``train_loop`` calls: ``evaluate_batch`` on the same seeded held-out windows
+    every time, moved to the run's device; None without held-out data."""
+    if held is None:
+        return None
+    idx = seeded_eval_indices(len(held), cfg.eval_windows, cfg.seed)
+
+    def evaluate(step: int) -> dict:
+        return evaluate_batch({k: v.to(dist.device) for k, v in held.batch(0, idx).items()})
+
+    return evaluate

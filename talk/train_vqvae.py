@@ -30,7 +30,7 @@ from splattalk.talk.checkpoint import save_talk_checkpoint
 from splattalk.talk.config import PRESETS
 from splattalk.talk.dataset import NO_AUGMENT, WindowDataset
 from splattalk.talk.generator import TalkModel
-from splattalk.talk.train_common import TrainConfig, config_dict, seeded_eval_indices, setup, teardown, train_loop
+from splattalk.talk.train_common import TrainConfig, config_dict, heldout_evaluator, setup, teardown, train_loop
 
 MODEL_FILE = "vqvae.safetensors"
 
@@ -167,13 +167,7 @@ def run(cfg: VQVAETrainConfig) -> Path:
     loss_module = VQVAELoss(model, cfg)
     config = {"stage": "vqvae", "config": config_dict(cfg), "model": config_dict(model_cfg),
               "train_data": data_summary(train), "heldout_data": data_summary(held), "torch": torch.__version__, "world": dist.world}  # fmt: skip
-    evaluate = None
-    if held is not None:
-        idx = seeded_eval_indices(len(held), t.eval_windows, t.seed)
-
-        def evaluate(step: int) -> dict:
-            batch = {k: v.to(dist.device) for k, v in held.batch(0, idx).items()}
-            return evaluate_vqvae(model.basic_vae, batch)
+    evaluate = heldout_evaluator(t, dist, held, lambda batch: evaluate_vqvae(model.basic_vae, batch))
 
     train_loop(t, dist, loss_module, train, config, evaluate, desc="vqvae")
     path = Path(t.out) / MODEL_FILE

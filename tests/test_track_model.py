@@ -32,17 +32,19 @@ def random_state(rng, frames=3, offsets=True):
     )
 
 
+def head_landmarks(model, state: dict) -> np.ndarray:
+    """The head model's own landmarks for a tracker parameter ``state`` (the oracle of the tracker's LandmarkModel)."""
+    t = {k: torch.tensor(state[k], dtype=torch.float32) for k in ("shape", "expr", "rot", "jaw", "eyes", "transl")}
+    with torch.no_grad():
+        return model(shape=t["shape"], expr=t["expr"], rotation=t["rot"], jaw=t["jaw"], eyes=t["eyes"],
+                     translation=t["transl"]).landmarks.numpy()
+
+
 def test_landmark_model_equals_head_model(model):
     lm = LandmarkModel(model)
     state = random_state(np.random.default_rng(1), offsets=False)
     ours = lm(**state).points
-    with torch.no_grad():
-        ref = model(shape=torch.tensor(state["shape"], dtype=torch.float32),
-                    expr=torch.tensor(state["expr"], dtype=torch.float32),
-                    rotation=torch.tensor(state["rot"], dtype=torch.float32),
-                    jaw=torch.tensor(state["jaw"], dtype=torch.float32),
-                    eyes=torch.tensor(state["eyes"], dtype=torch.float32),
-                    translation=torch.tensor(state["transl"], dtype=torch.float32)).landmarks.numpy()
+    ref = head_landmarks(model, state)
     assert np.abs(ours - ref).max() < 1e-6  # metres; float32 reference
 
 
@@ -226,13 +228,7 @@ def test_landmark_model_general_embedding():
     state = dict(shape=rng.normal(size=6), expr=rng.normal(size=(frames, 5)), rot=0.3 * rng.normal(size=(frames, 3)),
                  jaw=0.2 * rng.normal(size=(frames, 3)), eyes=0.2 * rng.normal(size=(frames, 6)),
                  transl=0.05 * rng.normal(size=(frames, 3)))
-    with torch.no_grad():
-        ref = model(shape=torch.tensor(state["shape"], dtype=torch.float32),
-                    expr=torch.tensor(state["expr"], dtype=torch.float32),
-                    rotation=torch.tensor(state["rot"], dtype=torch.float32),
-                    jaw=torch.tensor(state["jaw"], dtype=torch.float32),
-                    eyes=torch.tensor(state["eyes"], dtype=torch.float32),
-                    translation=torch.tensor(state["transl"], dtype=torch.float32)).landmarks.numpy()
+    ref = head_landmarks(model, state)
     assert np.abs(lm(**state).points - ref).max() < 1e-6
     # Jacobians (exact without pose correctives, which they leave out by design)
     lm = LandmarkModel(synthetic_flame_like(np.random.default_rng(8), posedirs=False))
