@@ -1,4 +1,5 @@
-"""Train the built-in talk model: corpus (made if missing) → stage 1 (VQ-VAE) → stage 2 (generator) →
+"""Train the built-in talk model: corpus (made if missing) → stage 1 (VQ-VAE) and, at the same
+time, stage 1b (audio front-end pre-training) → stage 2 (generator, on the frozen front-end) →
 ``talk/assets/default_talk.safetensors`` + style clips ``talk/assets/styles/<name>.npz``.
 
     OMP_WAIT_POLICY=PASSIVE python scripts/train_default_talk.py            # ~2 h on 2 CPU cores
@@ -47,11 +48,21 @@ class DefaultTalkConfig:
     """Training seed (both stages)."""
     batch_size: int = 8
     """Windows per step."""
-    vq_steps: int = 1200
+    vq_steps: int = 5000
     """Stage-1 steps."""
     vq_lr: float = 1e-3
     """Stage-1 peak learning rate."""
-    ar_steps: int = 1800
+    fe_steps: int = 4000
+    """Stage-1b (audio front-end pre-training) steps."""
+    fe_batch_size: int = 16
+    """Stage-1b windows per step (the front-end alone is cheap)."""
+    fe_lr: float = 1e-3
+    """Stage-1b peak learning rate."""
+    frontend_lr_scale: float = 0.0
+    """Stage-2 learning-rate factor of the pre-trained front-end (0: frozen)."""
+    parallel: bool = True
+    """Train stages 1 and 1b at the same time, one process each (they are independent; one core each)."""
+    ar_steps: int = 2400
     """Stage-2 steps."""
     ar_lr: float = 1e-3
     """Stage-2 peak learning rate."""
@@ -68,11 +79,7 @@ class DefaultTalkConfig:
 def main(cfg: DefaultTalkConfig) -> None:
     from splattalk.talk.corpus import read_manifest
     from splattalk.talk.corpus_build import CorpusConfig, build_corpus
-    from splattalk.talk.train_ar import ARTrainConfig
-    from splattalk.talk.train_ar import run as run_ar
     from splattalk.talk.train_common import TrainConfig
-    from splattalk.talk.train_vqvae import VQVAETrainConfig
-    from splattalk.talk.train_vqvae import run as run_vqvae
 
     record_path = cfg.out / "record.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
@@ -90,25 +97,56 @@ def main(cfg: DefaultTalkConfig) -> None:
     common = TrainConfig(data=data, preset=cfg.preset, batch_size=cfg.batch_size, seed=cfg.seed, threads=cfg.threads,
                          eval_every=300, ckpt_every=100)  # fmt: skip
 
-    stages = (
-        ("vqvae", lambda: run_vqvae(VQVAETrainConfig(train=replace(common, out=cfg.out / "vqvae", steps=cfg.vq_steps, lr=cfg.vq_lr)))),
-        ("ar", lambda: run_ar(ARTrainConfig(vqvae=cfg.out / "vqvae" / "vqvae.safetensors", style_dropout=cfg.style_dropout,
-                                            train=replace(common, out=cfg.out / "ar", steps=cfg.ar_steps, lr=cfg.ar_lr)))),  # fmt: skip
-    )
-    for name, train in stages:
-        t = time.perf_counter()
-        path = train()
-        if path.is_file():
-            wall[name] = wall.get(name, 0.0) + time.perf_counter() - t
+    first = [("vqvae", replace(common, out=cfg.out / "vqvae", steps=cfg.vq_steps, lr=cfg.vq_lr), {}),
+             ("frontend", replace(common, out=cfg.out / "frontend", steps=cfg.fe_steps, lr=cfg.fe_lr, batch_size=cfg.fe_batch_size,
+                                  eval_every=500), {})]  # fmt: skip
+    if cfg.parallel:
+        import multiprocessing
+
+        with multiprocessing.get_context("spawn").Pool(len(first)) as pool:
+            walls = pool.starmap(_timed_stage, first)
+    else:
+        walls = [_timed_stage(*stage) for stage in first]
+    ar = ("ar", replace(common, out=cfg.out / "ar", steps=cfg.ar_steps, lr=cfg.ar_lr),
+          {"vqvae": cfg.out / "vqvae" / "vqvae.safetensors", "frontend": cfg.out / "frontend" / "frontend.safetensors",
+           "frontend_lr_scale": cfg.frontend_lr_scale, "style_dropout": cfg.style_dropout})  # fmt: skip
+    walls.append(_timed_stage(*ar))
+    for (name, _, _), seconds in zip([*first, ar], walls):
+        if seconds is not None:
+            wall[name] = wall.get(name, 0.0) + seconds
         record[name] = _final_rows(cfg.out / name)
-        write_json(record_path, record)
+    write_json(record_path, record)
     model_path = cfg.out / "ar" / "talk.safetensors"
     if not model_path.is_file():
         raise SystemExit(f"stage 2 did not finish ({model_path} missing); rerun to resume")
     if cfg.write_assets:
         write_assets(cfg, model_path, record)
     write_json(record_path, record)
-    print(json.dumps({k: record[k] for k in ("wall_s", "corpus", "vqvae", "ar")}, indent=2))
+    print(json.dumps({k: record[k] for k in ("wall_s", "corpus", "vqvae", "frontend", "ar")}, indent=2))
+
+
+STAGE_FILES = {"vqvae": "vqvae.safetensors", "frontend": "frontend.safetensors", "ar": "talk.safetensors"}
+
+
+def _timed_stage(name: str, train, extra: dict) -> float | None:
+    """Run one training stage (module-level, so a spawned process can); returns the seconds it trained,
+    None when its model file already existed."""
+    if (Path(train.out) / STAGE_FILES[name]).is_file():
+        return None
+    t = time.perf_counter()
+    if name == "vqvae":
+        from splattalk.talk.train_vqvae import VQVAETrainConfig, run
+
+        run(VQVAETrainConfig(train=train, **extra))
+    elif name == "frontend":
+        from splattalk.talk.train_frontend import FrontendTrainConfig, run
+
+        run(FrontendTrainConfig(train=train, **extra))
+    else:
+        from splattalk.talk.train_ar import ARTrainConfig, run
+
+        run(ARTrainConfig(train=train, **extra))
+    return time.perf_counter() - t
 
 
 def write_assets(cfg: DefaultTalkConfig, model_path: Path, record: dict) -> None:

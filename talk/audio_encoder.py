@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -114,16 +115,76 @@ def mel_filterbank(n_mels: int, n_fft: int = N_FFT, sr: int = SAMPLE_RATE, fmin:
     return weights.astype(np.float32)
 
 
-def log_mel(audio: torch.Tensor, filters: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+def log_mel(audio: torch.Tensor, filters: torch.Tensor, window: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
     """``audio: [B, S]`` (S a multiple of 160) → log-mel ``[B, S/160, n_mels]``.
 
     Frame i covers samples [160·i − 240, 160·i + 160): it ends where its hop ends,
     so a frame never looks past its own 10 ms (zeros before the start).
+    ``warp: [B]`` (training only) stretches each item's spectrum along frequency by
+    that factor before the mel filters: vocal-tract-length perturbation, which makes
+    one voice sound like a longer or shorter vocal tract.
     """
     x = F.pad(audio, (N_FFT - HOP, 0))
     spec = torch.stft(x, N_FFT, HOP, window=window, center=False, return_complex=True)
     power = spec.real**2 + spec.imag**2
+    if warp is not None:
+        power = warp_frequency(power, warp)
     return torch.log(torch.einsum("bft,fm->btm", power, filters) + 1e-6)
+
+
+def warp_frequency(power: torch.Tensor, warp: torch.Tensor) -> torch.Tensor:
+    """``power: [B, F, T]`` with bin k of item b taking the (interpolated) value of bin k / warp[b]."""
+    n = power.shape[1]
+    src = (torch.arange(n, device=power.device, dtype=power.dtype)[None] / warp[:, None]).clamp(max=n - 1)
+    lo = src.floor().long()
+    hi = (lo + 1).clamp(max=n - 1)
+    frac = (src - lo)[..., None]
+    pick = lambda idx: torch.gather(power, 1, idx[..., None].expand(-1, -1, power.shape[2]))  # noqa: E731
+    return pick(lo) * (1 - frac) + pick(hi) * frac
+
+
+@dataclass(frozen=True)
+class MelAugment:
+    """Front-end augmentation drawn per training window (none at inference).
+
+    Speaker variety the corpus lacks: vocal-tract-length warp of the spectrum and a
+    random smooth equaliser curve over the mel bands (microphones, rooms, voices);
+    and SpecAugment's band and time masks, so no single band or instant is relied on.
+    """
+
+    warp: float = 0.12
+    """Spectrum stretch factor uniform in [1 − warp, 1 + warp]."""
+    eq_db: float = 6.0
+    """Peak gain of the random equaliser curve (dB, a smooth curve of 4 cosines over the mel axis)."""
+    freq_masks: int = 2
+    """Mel-band masks per window."""
+    freq_width: int = 8
+    """Most mel bands one mask covers."""
+    time_masks: int = 3
+    """Time masks per window."""
+    time_width: int = 6
+    """Most 10-ms mel frames one time mask covers."""
+
+
+def draw_mel_augment(aug: MelAugment, batch: int, frames: int, n_mels: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """One draw of :class:`MelAugment` for a batch: ``warp [B]``, additive log-mel ``eq [B, 1, M]``, ``keep [B, frames, M]``."""
+    u = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    warp = 1.0 + aug.warp * (2 * u(batch) - 1)
+    k = torch.arange(1, 5, dtype=torch.float32)
+    axis = torch.linspace(0, math.pi, n_mels)
+    curve = (torch.cos(k[:, None] * axis[None]) * (2 * u(batch, 4, 1) - 1) / k[:, None]).sum(1)
+    eq = (curve / curve.abs().amax(-1, keepdim=True).clamp_min(1e-6) * u(batch, 1) * aug.eq_db * math.log(10) / 10)[:, None]
+    keep = torch.ones(batch, frames, n_mels)
+    for b in range(batch):
+        for _ in range(aug.freq_masks):
+            w = int(u(1) * (aug.freq_width + 1))
+            s = int(u(1) * (n_mels - w + 1))
+            keep[b, :, s : s + w] = 0
+        for _ in range(aug.time_masks):
+            w = int(u(1) * (aug.time_width + 1))
+            s = int(u(1) * (frames - w + 1))
+            keep[b, s : s + w] = 0
+    return {"warp": warp, "eq": eq, "keep": keep}
 
 
 class LogMelEncoder(nn.Module):
@@ -146,9 +207,16 @@ class LogMelEncoder(nn.Module):
         self.layers = nn.TransformerEncoder(layer, cfg.logmel_layers, enable_nested_tensor=False)
         self.out_norm = nn.LayerNorm(dim)
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """``audio: [B, (context + W)·640]`` → ``[B, W, audio_dim]``."""
-        mel = log_mel(audio, self.mel_filters, self.stft_window)
+    def forward(self, audio: torch.Tensor, augment: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``audio: [B, (context + W)·640]`` → ``[B, W, audio_dim]``; ``augment`` (training only): a
+        :func:`draw_mel_augment` draw."""
+        if augment is None:
+            mel = log_mel(audio, self.mel_filters, self.stft_window)
+        else:
+            aug = {k: v.to(audio.device) for k, v in augment.items()}
+            mel = log_mel(audio, self.mel_filters, self.stft_window, aug["warp"]) + aug["eq"]
+            floor = mel.amin(dim=(1, 2), keepdim=True)
+            mel = torch.where(aug["keep"] > 0, mel, floor)
         B, n, M = mel.shape
         x = self.in_norm(mel.reshape(B, n // MELS_PER_FRAME, MELS_PER_FRAME * M))
         x = F.gelu(self.conv(x.transpose(1, 2)).transpose(1, 2))

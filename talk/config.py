@@ -77,7 +77,7 @@ class TalkConfig:
     """Audio before each window (in motion frames) the encoder also sees; 0 for the official model."""
     n_mels: int = 80
     """Mel bands of the log-mel front-end."""
-    logmel_layers: int = 2
+    logmel_layers: int = 4
     """Transformer layers of the log-mel front-end."""
     wav2vec2_layers: int = 24
     """Transformer layers of wav2vec2 (XLS-R 300M: 24; fewer only for tests)."""

@@ -51,6 +51,11 @@ class ARTrainConfig:
     phone_weight: float = 0.5
     """Weight of the auxiliary cross-entropy classifying each frame's phone from its audio features
     (0: off; frames of clips without phone timings are ignored)."""
+    frontend: Path | None = None
+    """Stage-1b file (``train_frontend``) whose pre-trained audio front-end this stage starts from
+    (None: the front-end trains from scratch here)."""
+    frontend_lr_scale: float = 1.0
+    """Learning-rate factor of the audio front-end (0: frozen, as the pre-trained one usually is)."""
 
 
 class ARLoss(nn.Module):
@@ -65,9 +70,11 @@ class ARLoss(nn.Module):
     clips (the generator 3.8), so the front-end, not the decoder, limited lip sync.
     """
 
-    def __init__(self, model, style_dropout: float, audio_aux_weight: float = 0.0, phone_weight: float = 0.0):
+    def __init__(self, model, style_dropout: float, audio_aux_weight: float = 0.0, phone_weight: float = 0.0, frontend_lr_scale: float = 1.0):
         super().__init__()
         self.model, self.style_dropout, self.audio_aux_weight = model, style_dropout, audio_aux_weight
+        self.lr_scales = {"model.audio_encoder.": frontend_lr_scale}
+        """Read by ``train_loop``'s optimizer (a frozen front-end has no trainable parameters)."""
         self.audio_aux = nn.Linear(model.cfg.audio_dim, model.cfg.motion_dim) if audio_aux_weight > 0 else None
         self.phone_weight = phone_weight
         self.phone_head = nn.Linear(model.cfg.audio_dim, len(PHONE_SET)) if phone_weight > 0 else None
@@ -156,13 +163,20 @@ def run(cfg: ARTrainConfig) -> Path:
             p.data = p.data.clone()
     torch.manual_seed(t.seed)
     _reinit_generator(model)
+    if cfg.frontend is not None:
+        from splattalk.talk.train_frontend import adopt_frontend
+
+        adopt_frontend(model, cfg.frontend)
     model.train()
     for p in model.parameters():
         p.requires_grad_(True)
     for p in model.basic_vae.parameters():
         p.requires_grad_(False)
+    if cfg.frontend_lr_scale <= 0:
+        for p in model.audio_encoder.parameters():
+            p.requires_grad_(False)
     train, held = build_datasets(t, model.cfg, with_audio=True)
-    loss_module = ARLoss(model, cfg.style_dropout, cfg.audio_aux_weight, cfg.phone_weight).to(dist.device)
+    loss_module = ARLoss(model, cfg.style_dropout, cfg.audio_aux_weight, cfg.phone_weight, cfg.frontend_lr_scale).to(dist.device)
     config = {"stage": "ar", "config": config_dict(cfg), "model": config_dict(model.cfg),
               "train_data": data_summary(train), "heldout_data": data_summary(held), "torch": torch.__version__, "world": dist.world}  # fmt: skip
     evaluate = heldout_evaluator(t, dist, held, lambda batch: evaluate_ar(loss_module, batch))

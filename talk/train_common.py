@@ -143,12 +143,26 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
-def make_optimizer(params: list[tuple[str, nn.Parameter]], cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; matrices decay, vectors (biases, norms) and embeddings/positions do not."""
-    decay = [p for n, p in params if p.ndim >= 2 and "embed" not in n and "null_style" not in n]
-    keep = [p for n, p in params if not (p.ndim >= 2 and "embed" not in n and "null_style" not in n)]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": keep, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+def make_optimizer(params: list[tuple[str, nn.Parameter]], cfg: TrainConfig, lr_scales: dict[str, float] | None = None) -> torch.optim.AdamW:
+    """AdamW; matrices decay, vectors (biases, norms) and embeddings/positions do not.
+
+    ``lr_scales`` maps a parameter-name prefix to a factor on the learning rate
+    of the parameters under it (each group's ``lr_scale``; ``train_loop`` applies it).
+    """
+    lr_scales = lr_scales or {}
+
+    def scale(name: str) -> float:
+        return next((f for prefix, f in lr_scales.items() if name.startswith(prefix)), 1.0)
+
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {(True, 1.0): [], (False, 1.0): []}  # the order resumed states expect
+    for n, p in params:
+        decays = p.ndim >= 2 and "embed" not in n and "null_style" not in n
+        groups.setdefault((decays, scale(n)), []).append(p)
+    return torch.optim.AdamW(
+        [{"params": ps, "weight_decay": cfg.weight_decay if decays else 0.0, "lr_scale": f} for (decays, f), ps in groups.items()],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
 
 
 # ---- resumable state --------------------------------------------------------------------
@@ -251,7 +265,7 @@ def train_loop(
     """
     out = Path(cfg.out)
     params = [(n, p) for n, p in loss_module.named_parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, cfg)
+    optimizer = make_optimizer(params, cfg, getattr(loss_module, "lr_scales", None))
     step = 0
     state_path = out / STATE_FILE
     if state_path.is_file():
@@ -273,7 +287,7 @@ def train_loop(
         epoch, idx = dataset.batch_indices(step, cfg.batch_size, dist.rank, dist.world)
         batch = {k: v.to(dist.device) for k, v in dataset.batch(epoch, idx).items()}
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr_at(step, cfg) * group.get("lr_scale", 1.0)
         loss_module.train()
         loss, values = ddp(batch)
         optimizer.zero_grad(set_to_none=True)

@@ -29,6 +29,14 @@ def toy_utterance(seconds: float, seed: int, style: int) -> tuple[np.ndarray, np
     return audio.astype(np.float32), motion
 
 
+def toy_phones(voiced: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Phone timings of a toy utterance: "AA" while the jaw is open, "sil" otherwise (25 fps frames)."""
+    edges = np.flatnonzero(np.diff(voiced.astype(np.int8))) + 1
+    starts = np.concatenate([[0], edges])
+    ends = np.concatenate([edges, [len(voiced)]])
+    return ["AA" if voiced[s] else "sil" for s in starts], starts / 25.0, ends / 25.0
+
+
 def make_toy_corpus(root: Path, n_train: int = 6, n_heldout: int = 2, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     for i in range(n_train + n_heldout):
@@ -39,6 +47,6 @@ def make_toy_corpus(root: Path, n_train: int = 6, n_heldout: int = 2, seed: int 
         cid = f"toy-{i:03d}"
         wav, npz = clip_paths(cid)
         rec = Utterance(cid, wav, npz, seconds, f"toy:{i % 3}", style, split, "", "espeak-ng")
-        write_clip(root, rec, audio, motion, ["sil"], np.zeros(1), np.full(1, seconds))
+        write_clip(root, rec, audio, motion, *toy_phones(motion[:, JAW.start] > 0.05))
     rebuild_manifest(root)
     return root

@@ -161,3 +161,18 @@ def test_torchrun_two_ranks(corpus, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert (out / "vqvae.safetensors").is_file() and (out / STATE_FILE).is_file()
     assert json.loads((out / "config.json").read_text())["world"] == 2
+
+
+def test_optimizer_scales_the_learning_rate_of_named_parameters():
+    from torch import nn
+
+    from splattalk.talk.train_common import make_optimizer
+
+    net = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))
+    opt = make_optimizer(list(net.named_parameters()), TrainConfig(), {"1.": 0.1})
+    scale = {id(p): g["lr_scale"] for g in opt.param_groups for p in g["params"]}
+    assert [scale[id(p)] for p in net[0].parameters()] == [1.0, 1.0]
+    assert [scale[id(p)] for p in net[1].parameters()] == [0.1, 0.1]
+    # without scales: the two groups (decayed matrices first) resumed states were saved with
+    plain = make_optimizer(list(net.named_parameters()), TrainConfig())
+    assert [len(g["params"]) for g in plain.param_groups] == [2, 2] and plain.param_groups[0]["weight_decay"] > 0

@@ -10,8 +10,8 @@ import torch
 
 from splattalk.talk import inference
 from splattalk.talk.config import SAMPLES_PER_FRAME, TINY
-from splattalk.talk.corpus import read_manifest, read_wav
-from splattalk.talk.dataset import NO_AUGMENT, AugmentConfig, WindowDataset, augment_audio, motion_window
+from splattalk.talk.corpus import JAW, read_manifest, read_wav
+from splattalk.talk.dataset import NO_AUGMENT, PHONE_SET, AugmentConfig, WindowDataset, augment_audio, motion_window
 from talk_helpers import one_thread, random_model  # noqa: F401 (fixture)
 from talk_toy_corpus import make_toy_corpus
 
@@ -222,4 +222,7 @@ def test_items_carry_phone_labels_masked_past_the_end(corpus):
         item = ds.item(0, index)
         assert item["phone"].shape == (TINY.window,) and item["phone"].dtype == np.int64
         past = item["valid"] == 0
-        assert (item["phone"][past] == -1).all() and (item["phone"][~past] == 0).all()  # the toy corpus is all "sil"
+        assert (item["phone"][past] == -1).all()
+        # the toy corpus says "AA" exactly while the jaw is open, silence otherwise
+        open_ = item["this"][:, JAW.start] > 0.05
+        assert (item["phone"][~past & open_] == PHONE_SET.index("AA")).all() and (item["phone"][~past & ~open_] == 0).all()

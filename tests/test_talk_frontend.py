@@ -1,0 +1,141 @@
+"""Stage 1b (audio front-end pre-training): augmentation, a toy run whose losses fall and resume exactly, and
+stage 2 starting from (and keeping) the pre-trained front-end."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from splattalk.errors import SplattalkError
+from splattalk.talk.audio_encoder import MelAugment, draw_mel_augment, warp_frequency
+from splattalk.talk.checkpoint import load_talk_checkpoint
+from splattalk.talk.config import TINY
+from splattalk.talk.dataset import DataConfig
+from splattalk.talk.generator import TalkModel
+from splattalk.talk.inference import generate
+from splattalk.talk.train_ar import ARTrainConfig
+from splattalk.talk.train_ar import run as run_ar
+from splattalk.talk.train_common import STATE_FILE, TrainConfig
+from splattalk.talk.train_frontend import FrontendTrainConfig, adopt_frontend
+from splattalk.talk.train_frontend import run as run_frontend
+from splattalk.talk.train_vqvae import VQVAETrainConfig
+from splattalk.talk.train_vqvae import run as run_vqvae
+from talk_helpers import one_thread  # noqa: F401 (fixture)
+from talk_toy_corpus import make_toy_corpus, toy_utterance
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_toy_corpus(tmp_path_factory.mktemp("toy"))
+
+
+def _train(corpus, out, **kw) -> TrainConfig:
+    base = dict(out=out, data=DataConfig(corpus=corpus), preset="tiny", batch_size=4, lr=3e-3, warmup=5,
+                log_every=5, eval_every=0, ckpt_every=1000, progress=False, seed=1)  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def test_warp_moves_a_spectral_peak_by_its_factor():
+    power = torch.zeros(2, 201, 3)
+    power[:, 60] = 1.0
+    same = warp_frequency(power, torch.ones(2))
+    assert torch.equal(same, power)
+    warped = warp_frequency(power, torch.tensor([1.1, 0.9]))
+    peaks = warped[:, :, 0].argmax(1).tolist()
+    assert peaks == [66, 54]
+
+
+def test_augment_draws_repeat_with_the_seed_and_mask_some_cells():
+    aug = MelAugment()
+    a = draw_mel_augment(aug, 3, 500, 80, torch.Generator().manual_seed(5))
+    b = draw_mel_augment(aug, 3, 500, 80, torch.Generator().manual_seed(5))
+    c = draw_mel_augment(aug, 3, 500, 80, torch.Generator().manual_seed(6))
+    assert all(torch.equal(a[k], b[k]) for k in a) and not torch.equal(a["warp"], c["warp"])
+    assert ((a["warp"] - 1).abs() <= aug.warp).all()
+    assert 0.7 < float(a["keep"].mean()) < 1.0
+    assert float(a["eq"].abs().max()) <= aug.eq_db * np.log(10) / 10 + 1e-5
+
+
+@pytest.fixture(scope="module")
+def frontend(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fe")
+    cfg = FrontendTrainConfig(train=_train(corpus, out, steps=60, eval_every=60), logmel_layers=2)
+    return out, run_frontend(cfg), cfg
+
+
+def test_frontend_losses_fall_and_heldout_is_evaluated(frontend):
+    out, path, _ = frontend
+    rows = [r for r in _rows(out) if "phone_ce" in r]
+    first, last = rows[0], rows[-1]
+    assert last["motion"] < 0.6 * first["motion"], (first, last)
+    assert last["phone_ce"] < 0.6 * first["phone_ce"], (first, last)
+    evals = [r for r in _rows(out) if "eval/phone_acc" in r]
+    assert evals and evals[-1]["eval/phone_acc"] > 0.8
+    model = load_talk_checkpoint(path)
+    assert model.cfg.logmel_layers == 2 and len(model.audio_encoder.layers.layers) == 2
+
+
+def test_frontend_resumes_exactly(corpus, frontend, tmp_path):
+    from safetensors.torch import load_file
+
+    _, _, cfg = frontend
+    whole = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=tmp_path / "whole", steps=10, eval_every=0))
+    run_frontend(whole)
+    split = dataclasses.replace(whole, train=dataclasses.replace(whole.train, out=tmp_path / "split"))
+    run_frontend(dataclasses.replace(split, train=dataclasses.replace(split.train, stop_at=4)))
+    run_frontend(split)
+    a, b = load_file(str(tmp_path / "whole" / STATE_FILE)), load_file(str(tmp_path / "split" / STATE_FILE))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_stage_two_keeps_a_frozen_pretrained_frontend(corpus, frontend, tmp_path):
+    _, fe_path, _ = frontend
+    vq_path = run_vqvae(VQVAETrainConfig(train=_train(corpus, tmp_path / "vq", steps=4)))
+    assert load_talk_checkpoint(vq_path).cfg.logmel_layers == TINY.logmel_layers == 1
+    cfg = ARTrainConfig(vqvae=vq_path, frontend=fe_path, frontend_lr_scale=0.0, train=_train(corpus, tmp_path / "ar", steps=6))
+    model = load_talk_checkpoint(run_ar(cfg))
+    assert model.cfg.logmel_layers == 2
+    pre = load_talk_checkpoint(fe_path).audio_encoder.state_dict()
+    for k, v in model.audio_encoder.state_dict().items():
+        assert torch.equal(v, pre[k]), k
+    audio, _ = toy_utterance(4.0, seed=7, style=0)
+    assert np.isfinite(generate(model, audio)).all()
+
+
+def test_adopting_a_frontend_of_another_width_fails_clearly(frontend):
+    model = TalkModel(dataclasses.replace(TINY, audio_dim=48))
+    with pytest.raises(SplattalkError, match="width"):
+        adopt_frontend(model, frontend[1])
+
+
+def test_default_model_script_runs_stages_1_and_1b_together_then_2(corpus, tmp_path, monkeypatch):
+    """scripts/train_default_talk.py end to end on the toy corpus (tiny preset, a few steps, no assets written)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
+    import train_default_talk as script
+
+    out = tmp_path / "run"
+    cfg = script.DefaultTalkConfig(corpus=corpus, out=out, preset="tiny", batch_size=2, fe_batch_size=2, vq_steps=4, fe_steps=4,
+                                   ar_steps=3, write_assets=False, parallel=True)  # fmt: skip
+    script.main(cfg)
+    record = json.loads((out / "record.json").read_text())
+    assert set(record["wall_s"]) == {"vqvae", "frontend", "ar"} and all(v > 0 for v in record["wall_s"].values())
+    assert record["frontend"]["last_train"]["step"] == 4 and record["ar"]["last_train"]["step"] == 3
+    model = load_talk_checkpoint(out / "ar" / "talk.safetensors")
+    pre = load_talk_checkpoint(out / "frontend" / "frontend.safetensors").audio_encoder.state_dict()
+    assert all(torch.equal(v, pre[k]) for k, v in model.audio_encoder.state_dict().items())  # frozen by default
+    script.main(cfg)  # everything is done: nothing trains again
+    assert json.loads((out / "record.json").read_text())["wall_s"] == record["wall_s"]
