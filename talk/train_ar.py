@@ -27,9 +27,9 @@ from torch import nn
 
 from splattalk.errors import SplattalkError
 from splattalk.talk import bsq
-from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
+from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.dataset import PHONE_SET
-from splattalk.talk.train_common import TrainConfig, config_dict, heldout_evaluator, setup, teardown, train_loop
+from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, heldout_evaluator, setup, train_loop
 from splattalk.talk.audio_encoder import pool_per_scale
 from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
 
@@ -182,11 +182,7 @@ def run(cfg: ARTrainConfig) -> Path:
     evaluate = heldout_evaluator(t, dist, held, lambda batch: evaluate_ar(loss_module, batch))
 
     train_loop(t, dist, loss_module, train, config, evaluate, desc="generator")
-    path = Path(t.out) / MODEL_FILE
-    if dist.main and (t.stop_at is None or t.stop_at >= t.steps):
-        save_talk_checkpoint(model.cpu().eval(), path, {"stage": "ar"})
-    teardown()
-    return path
+    return finish_stage(t, dist, model, MODEL_FILE, "ar")
 
 
 def _reinit_generator(model) -> None:

@@ -336,3 +336,22 @@ def heldout_evaluator(cfg: TrainConfig, dist: Dist, held, evaluate_batch: Callab
         return evaluate_batch({k: v.to(dist.device) for k, v in held.batch(0, idx).items()})
 
     return evaluate
+
+
+def finish_stage(cfg: TrainConfig, dist: Dist, model: nn.Module, filename: str, stage: str) -> Path:
+    """After ``train_loop``: rank 0 writes the stage's model file ``OUT/filename`` (only once every step
+    is done, not after ``stop_at``), the process group ends; returns the file's path."""
+    from splattalk.talk.checkpoint import save_talk_checkpoint
+
+    path = Path(cfg.out) / filename
+    if dist.main and (cfg.stop_at is None or cfg.stop_at >= cfg.steps):
+        save_talk_checkpoint(model.cpu().eval(), path, {"stage": stage})
+    teardown()
+    return path
+
+
+def set_motion_stats(model: nn.Module, mean: np.ndarray, std: np.ndarray) -> None:
+    """The training data's per-channel motion mean/std into the VQ-VAE's and the style encoder's buffers."""
+    for mod in (model.basic_vae, model.style_encoder):
+        mod.motion_mean.copy_(torch.as_tensor(mean))
+        mod.motion_std.copy_(torch.as_tensor(std))

@@ -36,11 +36,11 @@ from torch import nn
 
 from splattalk.errors import SplattalkError
 from splattalk.talk.audio_encoder import HOP, MelAugment, draw_mel_augment
-from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
+from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.config import PRESETS, TalkConfig
 from splattalk.talk.dataset import PHONE_SET
 from splattalk.talk.generator import TalkModel
-from splattalk.talk.train_common import TrainConfig, config_dict, heldout_evaluator, setup, teardown, train_loop
+from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, heldout_evaluator, set_motion_stats, setup, train_loop
 from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
 
 MODEL_FILE = "frontend.safetensors"
@@ -131,9 +131,7 @@ def run(cfg: FrontendTrainConfig) -> Path:
     train, held = build_datasets(t, model_cfg, with_audio=True)
     model = TalkModel(model_cfg).to(dist.device)
     mean, std = (torch.from_numpy(a) for a in train.motion_stats())
-    for mod in (model.basic_vae, model.style_encoder):
-        mod.motion_mean.copy_(mean)
-        mod.motion_std.copy_(std)
+    set_motion_stats(model, mean, std)
     for p in model.parameters():
         p.requires_grad_(False)
     for p in model.audio_encoder.parameters():
@@ -144,11 +142,7 @@ def run(cfg: FrontendTrainConfig) -> Path:
     evaluate = heldout_evaluator(t, dist, held, lambda batch: evaluate_frontend(loss_module, batch))
 
     train_loop(t, dist, loss_module, train, config, evaluate, desc="front-end")
-    path = Path(t.out) / MODEL_FILE
-    if dist.main and (t.stop_at is None or t.stop_at >= t.steps):
-        save_talk_checkpoint(model.cpu(), path, {"stage": "frontend"})
-    teardown()
-    return path
+    return finish_stage(t, dist, model, MODEL_FILE, "frontend")
 
 
 def adopt_frontend(model: TalkModel, path: Path) -> TalkModel:

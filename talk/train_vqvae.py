@@ -26,11 +26,10 @@ import torch
 from torch import nn
 
 from splattalk.talk import bsq
-from splattalk.talk.checkpoint import save_talk_checkpoint
 from splattalk.talk.config import PRESETS
 from splattalk.talk.dataset import NO_AUGMENT, WindowDataset
 from splattalk.talk.generator import TalkModel
-from splattalk.talk.train_common import TrainConfig, config_dict, heldout_evaluator, setup, teardown, train_loop
+from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, heldout_evaluator, set_motion_stats, setup, train_loop
 
 MODEL_FILE = "vqvae.safetensors"
 
@@ -156,10 +155,7 @@ def run(cfg: VQVAETrainConfig) -> Path:
     model_cfg = PRESETS[t.preset]
     train, held = build_datasets(t, model_cfg, with_audio=False)
     model = TalkModel(model_cfg).to(dist.device)
-    mean, std = train.motion_stats()
-    for mod in (model.basic_vae, model.style_encoder):
-        mod.motion_mean.copy_(torch.from_numpy(mean))
-        mod.motion_std.copy_(torch.from_numpy(std))
+    set_motion_stats(model, *train.motion_stats())
     for p in model.parameters():
         p.requires_grad_(False)
     for p in model.basic_vae.parameters():
@@ -170,11 +166,7 @@ def run(cfg: VQVAETrainConfig) -> Path:
     evaluate = heldout_evaluator(t, dist, held, lambda batch: evaluate_vqvae(model.basic_vae, batch))
 
     train_loop(t, dist, loss_module, train, config, evaluate, desc="vqvae")
-    path = Path(t.out) / MODEL_FILE
-    if dist.main and (t.stop_at is None or t.stop_at >= t.steps):
-        save_talk_checkpoint(model.cpu(), path, {"stage": "vqvae"})
-    teardown()
-    return path
+    return finish_stage(t, dist, model, MODEL_FILE, "vqvae")
 
 
 def main() -> None:
