@@ -88,7 +88,8 @@ class FrontendLoss(nn.Module):
     def terms(self, batch: dict, augment: bool) -> dict[str, torch.Tensor]:
         feat = self.features(batch, augment)
         target = (batch["this"] - self.mean) / self.std
-        out = {"motion": masked_mse(self.motion_head(feat), target, batch["valid"])}
+        motion = self.motion_head(feat)
+        out = {"motion": masked_mse(motion, target, batch["valid"])}
         known = batch["phone"] >= 0
         logits = self.phone_head(feat)
         if bool(known.any()):
@@ -97,7 +98,7 @@ class FrontendLoss(nn.Module):
         else:  # keep the head in the graph (DDP wants every parameter used)
             out["phone_ce"] = 0.0 * logits.sum()
         jaw = self.mean.shape[0] - 3
-        pred_jaw = self.motion_head(feat)[..., jaw] * self.std[jaw] + self.mean[jaw]
+        pred_jaw = motion[..., jaw] * self.std[jaw] + self.mean[jaw]
         valid = batch["valid"]
         out["jaw_mae_rad"] = ((pred_jaw - batch["this"][..., jaw]).abs() * valid).sum() / valid.sum().clamp_min(1.0)
         return out
