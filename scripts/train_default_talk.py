@@ -2,7 +2,7 @@
 time, stage 1b (audio front-end pre-training) → stage 2 (generator, on the frozen front-end) →
 ``talk/assets/default_talk.safetensors`` + style clips ``talk/assets/styles/<name>.npz``.
 
-    OMP_WAIT_POLICY=PASSIVE python scripts/train_default_talk.py            # ~2 h on 2 CPU cores
+    OMP_WAIT_POLICY=PASSIVE python scripts/train_default_talk.py            # ~80 min on 2 CPU cores (13 of them the corpus)
     python scripts/train_default_talk.py --no-asterisk --out runs/default_talk_tts  # TTS-only variant
 
 Everything resumes: the corpus generator skips finished clips, each stage
