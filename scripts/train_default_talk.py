@@ -70,6 +70,8 @@ class DefaultTalkConfig:
     """Stage-2 style dropout (classifier-free guidance)."""
     threads: int = 1
     """Torch CPU threads."""
+    expected_codes: bool = True
+    """Ship the model set to decode expected codes for the mouth (TalkConfig.expected_codes; measured better lip sync)."""
     write_assets: bool = True
     """Write the model and style clips into talk/assets/ (off for experiments)."""
     asset: Path = ASSETS / "default_talk.safetensors"
@@ -154,6 +156,9 @@ def write_assets(cfg: DefaultTalkConfig, model_path: Path, record: dict) -> None
     from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
 
     model = load_talk_checkpoint(model_path)
+    from splattalk.talk.corpus import MOUTH_CHANNELS
+
+    model.cfg = replace(model.cfg, expected_codes=cfg.expected_codes, expected_channels=MOUTH_CHANNELS)
     meta = {"trained_by": "scripts/train_default_talk.py", "training": json.dumps({k: record.get(k) for k in ("config", "corpus", "wall_s")}, default=str),
             "license": "CC-BY-SA-3.0 (trained on asterisk-core-sounds-en prompts, see LICENSE-default_talk.md)" if cfg.asterisk
             else "Apache-2.0 (trained only on TTS-derived material)"}  # fmt: skip

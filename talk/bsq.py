@@ -40,7 +40,7 @@ def bsq(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def bits_to_codes(bits: torch.Tensor) -> torch.Tensor:
-    """``bits: [..., C]`` in {0, 1} → codes ``±1/√C`` (float32)."""
+    """``bits: [..., C]`` in {0, 1} → codes ``±1/√C`` (float32); probabilities in [0, 1] give the expected code."""
     return (bits.float() * 2.0 - 1.0) * codes_scale(bits.shape[-1])
 
 

@@ -26,6 +26,8 @@ class TalkCommand:
     """Style guidance scale (default: the model's, 1.1 for ARTalk); 1 = no guidance."""
     temperature: float = 0.0
     """0: greedy per-bit decoding as ARTalk; above 0: sample bits at this temperature."""
+    expected_codes: bool | None = None
+    """Decode expected codes instead of the chosen bits (fuller, more accurate lips); default: the model's (built-in: on; official: off, as ARTalk)."""
     smooth: bool = True
     """Savitzky–Golay post-smoothing as ARTalk."""
     threads: int | None = None

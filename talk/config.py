@@ -89,6 +89,13 @@ class TalkConfig:
     # inference defaults
     cfg_scale: float = 1.1
     """Style guidance: cond = s·style + (1−s)·null (ARTalk uses 1.1)."""
+    expected_codes: bool = False
+    """Decode each token's expected code under its bit probabilities instead of the chosen bits
+    (the AR still continues from the chosen bits). Closer to the mean motion given the audio, which
+    greedy decoding's most-likely bits under-shoot; off reproduces ARTalk's decoding."""
+    expected_channels: tuple[int, ...] = ()
+    """With ``expected_codes``: the motion columns taken from the expected-code decoding (the mouth);
+    the rest come from the chosen bits, so blinks and head motion keep their full swing. Empty: all."""
     jaw_open_only: bool = True
     """Zero the jaw's 2nd/3rd axis-angle components after generation, as ARTalk does."""
     smooth_window: int = 5
@@ -133,8 +140,9 @@ class TalkConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown talk config fields {unknown}")
-        if "scales" in data:
-            data["scales"] = tuple(data["scales"])
+        for key in ("scales", "expected_channels"):
+            if key in data:
+                data[key] = tuple(data[key])
         return TalkConfig(**data)
 
 

@@ -60,6 +60,9 @@ ROTATION = slice(N_EXPR, N_EXPR + 3)
 JAW = slice(N_EXPR + 3, N_EXPR + 6)
 """Columns of the jaw rotation (axis-angle; positive x opens the mouth)."""
 MOTION_DIM = N_EXPR + 6
+MOUTH_CHANNELS = tuple(i for i, n in enumerate(EXPR_NAMES) if n.startswith(("mouth", "lip", "upper_lip", "lower_lip", "jaw"))
+                       or n in ("smile", "frown", "cheek_puff")) + tuple(range(JAW.start, JAW.stop))  # fmt: skip
+"""Motion columns of the mouth and jaw (not eyes, brows, nose, cheeks' raise or the head)."""
 SPLITS = ("train", "heldout")
 SOURCES = ("espeak-ng", "flite", "recording")
 

@@ -121,50 +121,64 @@ class TalkModel(nn.Module):
         use_cache: bool = True,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+        return_probs: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Generate the bits ``[B, L, C]`` of one window, coarse scale to fine.
 
         ``temperature`` 0 is greedy per-bit decoding (ARTalk); above 0 each bit is
         sampled from its softmax at that temperature using ``generator``.
         ``use_cache=False`` recomputes the whole sequence at each scale, as the
         official code does; with the cache each token is computed once.
+        ``return_probs`` also returns each bit's probability of being 1 ``[B, L, C]``
+        (given the bits chosen at coarser scales), for expected-code decoding.
         """
         prefix = self.prefix_input(prefix_tokens)
         pos = self.level_pos()
         if not use_cache:
-            return self._sample_recompute(audio_cond, prefix, style, pos, temperature, generator)
+            bits, probs = self._sample_recompute(audio_cond, prefix, style, pos, temperature, generator)
+            return (bits, probs) if return_probs else bits
         cache = KVCache([block.prefix_cache(prefix) for block in self.attn_blocks])
         mods = [block.modulation(audio_cond) for block in self.attn_blocks]
         head_mod = self.cond_logits_head.modulation(audio_cond)
         T = self.scales[-1]
         acc = torch.zeros(style.shape[0], T, self.cfg.code_dim, device=style.device)
-        x_in, start, all_bits = style, 0, []
+        x_in, start, all_bits, all_probs = style, 0, [], []
         for k, n in enumerate(self.scales):
             sl = slice(start, start + n)
             x = x_in + pos[:, sl]
             for block, layer_cache, mod in zip(self.attn_blocks, cache.layers, mods):
                 x = block(x, None, cache=layer_cache, modulation=mod[:, sl])
-            bits = _choose(self._logits(x, None, head_mod[:, sl]), temperature, generator)
+            logits = self._logits(x, None, head_mod[:, sl])
+            bits = _choose(logits, temperature, generator)
             all_bits.append(bits)
+            all_probs.append(_prob_one(logits))
             if k + 1 < len(self.scales):
                 acc = acc + bsq.upsample(bsq.bits_to_codes(bits), T)
                 x_in = self.vqfeat_embed(bsq.pool(acc, self.scales[k + 1]))
             start += n
-        return torch.cat(all_bits, dim=1)
+        bits = torch.cat(all_bits, dim=1)
+        return (bits, torch.cat(all_probs, dim=1)) if return_probs else bits
 
-    def _sample_recompute(self, audio_cond, prefix, style, pos, temperature, generator) -> torch.Tensor:
-        x_in = style
+    def _sample_recompute(self, audio_cond, prefix, style, pos, temperature, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        x_in, probs = style, []
         for k in range(len(self.scales)):
             n = sum(self.scales[: k + 1])
             x, cond = x_in + pos[:, :n], audio_cond[:, :n]
             mask = self.attn_bias_for_masking[:, :, :n, : prefix.shape[1] + n]
             for block in self.attn_blocks:
                 x = block(x, cond, prefix=prefix, mask=mask)
-            bits = _choose(self._logits(x, cond), temperature, generator)
+            logits = self._logits(x, cond)
+            bits = _choose(logits, temperature, generator)
+            probs.append(_prob_one(logits[:, n - self.scales[k] :]))
             if k + 1 < len(self.scales):
                 nxt = bsq.bits_to_next_inputs(bits, self.scales, upto=k + 1)
                 x_in = torch.cat([style, self.vqfeat_embed(nxt)], dim=1)
-        return bits
+        return bits, torch.cat(probs, dim=1)
+
+
+def _prob_one(logits: torch.Tensor) -> torch.Tensor:
+    """Probability of each bit being 1, ``[B, n, C]``, from logits ``[B, n, C, 2]`` (temperature 1)."""
+    return torch.softmax(logits.float(), dim=-1)[..., 1]
 
 
 def _choose(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:

@@ -38,6 +38,8 @@ class Session:
     """Random source for bit sampling (unused when greedy)."""
     temperature: float = 0.0
     use_cache: bool = True
+    expected_codes: bool = False
+    """Decode expected codes rather than the chosen bits (``TalkConfig.expected_codes``)."""
 
 
 def _device(model: TalkModel) -> torch.device:
@@ -52,8 +54,11 @@ def start_session(
     cfg_scale: float | None = None,
     temperature: float = 0.0,
     use_cache: bool = True,
+    expected_codes: bool | None = None,
 ) -> Session:
-    """State before the first window: the prefix is the encoding of a still (all-zero) motion window."""
+    """State before the first window: the prefix is the encoding of a still (all-zero) motion window.
+
+    ``expected_codes`` None takes the model's ``cfg.expected_codes``."""
     cfg, dev = model.cfg, _device(model)
     clip = None
     if style is not None:
@@ -65,17 +70,22 @@ def start_session(
     prev_bits, _ = model.basic_vae.encode(still)
     tokens = model.window_tokens(prev_bits, style_token).repeat(1, cfg.prev_windows, 1)
     generator = torch.Generator(device=dev).manual_seed(int(seed))
-    return Session(style_token, prev_bits, tokens, generator, float(temperature), use_cache)
+    expected = cfg.expected_codes if expected_codes is None else bool(expected_codes)
+    return Session(style_token, prev_bits, tokens, generator, float(temperature), use_cache, expected)
 
 
 @torch.inference_mode()
 def step_window(model: TalkModel, session: Session, audio: torch.Tensor) -> torch.Tensor:
     """Raw motion ``[W, D]`` of one window from ``audio: [context + W·640]`` samples; advances ``session``."""
     cond = model.audio_condition(audio[None].to(_device(model)))
-    bits = model.sample_bits(
-        cond, session.prefix_tokens, session.style, session.use_cache, session.temperature, session.generator
-    )
-    _, motion = model.basic_vae.decode(session.prev_bits, bits)
+    s = session
+    bits, probs = model.sample_bits(cond, s.prefix_tokens, s.style, s.use_cache, s.temperature, s.generator, return_probs=True)
+    _, motion = model.basic_vae.decode(s.prev_bits, bits)
+    if s.expected_codes:
+        # bits_to_feature maps a bit b to the code (2b − 1)/√C, so a probability p gives the expected code.
+        _, expected = model.basic_vae.decode(s.prev_bits, probs)
+        channels = list(model.cfg.expected_channels) or slice(None)
+        motion[..., channels] = expected[..., channels]
     session.prev_bits, _ = model.basic_vae.encode(motion)
     tokens = model.window_tokens(session.prev_bits, session.style)
     session.prefix_tokens = torch.cat([session.prefix_tokens[:, tokens.shape[1] :], tokens], dim=1)
@@ -110,11 +120,13 @@ def generate(
     smooth: bool = True,
     use_cache: bool = True,
     progress: bool = False,
+    expected_codes: bool | None = None,
 ) -> np.ndarray:
     """Motion ``[T, D]`` float32 at 25 fps for ``audio: [S]`` float32 16 kHz mono; T = ⌈S / 640⌉.
 
     ``style``: a clip ``[style_frames, D]`` or None (the model's neutral style).
     ``temperature`` 0 is ARTalk's greedy decoding (``seed`` then does not matter).
+    ``expected_codes`` None: the model's ``cfg.expected_codes``.
     """
     cfg = model.cfg
     audio = np.asarray(audio, np.float32).reshape(-1)
@@ -125,7 +137,7 @@ def generate(
     padded = np.zeros(cfg.context_samples + n_windows * cfg.window_samples, np.float32)
     padded[cfg.context_samples : cfg.context_samples + audio.shape[0]] = audio
     padded_t = torch.from_numpy(padded)
-    session = start_session(model, style, seed, cfg_scale, temperature, use_cache)
+    session = start_session(model, style, seed, cfg_scale, temperature, use_cache, expected_codes)
     windows = range(n_windows)
     if progress and n_windows > 1:
         from tqdm import tqdm

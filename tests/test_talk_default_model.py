@@ -9,7 +9,8 @@ import pytest
 
 from splattalk.talk.checkpoint import load_talk_checkpoint, read_talk_metadata
 from splattalk.talk.cli import DEFAULT_MODEL
-from splattalk.talk.corpus import EXPR_NAMES, JAW, ROTATION, read_wav
+from splattalk.talk.config import OFFICIAL
+from splattalk.talk.corpus import EXPR_NAMES, JAW, MOUTH_CHANNELS, ROTATION, read_wav
 from splattalk.talk.inference import generate
 from splattalk.talk.speech_checks import frame_activity, pause_frames
 from splattalk.talk.style import load_style_clip
@@ -31,6 +32,8 @@ def test_default_model_file(model):
     assert DEFAULT_MODEL.stat().st_mode & 0o044 == 0o044  # readable by everyone, like any shipped file
     assert sum(p.numel() for p in model.parameters()) <= 10_000_000
     assert model.cfg.head_model == "default-head-v1" and model.cfg.motion_dim == len(EXPR_NAMES) + 6
+    # ours decodes the mouth from expected codes (blinks and head from the chosen bits); ARTalk's decodes the bits
+    assert model.cfg.expected_codes and model.cfg.expected_channels == MOUTH_CHANNELS and not OFFICIAL.expected_codes
     meta = read_talk_metadata(DEFAULT_MODEL)
     assert "training" in meta and "license" in meta
 

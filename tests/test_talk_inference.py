@@ -53,6 +53,31 @@ def test_stream_equals_whole_other_encoders_with_style_and_sampling(cfg):
     np.testing.assert_array_equal(generate(model, audio, **kw), whole)
 
 
+def test_expected_codes_decoding_streams_identically_and_differs_from_greedy():
+    model = random_model(TINY)
+    audio = speechlike(9.0, seed=5)
+    expected = generate(model, audio, expected_codes=True)
+    greedy = generate(model, audio, expected_codes=False)
+    assert np.isfinite(expected).all() and not np.allclose(expected, greedy, atol=1e-4)
+    np.testing.assert_array_equal(generate(model, audio), greedy)  # the tiny preset's default: off
+    np.testing.assert_allclose(_stream(model, audio, [5000, 777], expected_codes=True), expected, atol=1e-5)
+
+
+def test_expected_codes_for_some_channels_leave_the_others_as_greedy():
+    import dataclasses
+
+    from splattalk.talk.config import TalkConfig
+
+    model = random_model(TINY)
+    model.cfg = dataclasses.replace(TINY, expected_codes=True, expected_channels=(0, 29))
+    assert TalkConfig.from_json(model.cfg.to_json()) == model.cfg
+    audio = speechlike(3.5, seed=6)  # one window: the prefix (re-encoded motion) plays no part yet
+    mixed, greedy = generate(model, audio), generate(model, audio, expected_codes=False)
+    others = [c for c in range(TINY.motion_dim) if c not in (0, 29)]
+    np.testing.assert_array_equal(mixed[:, others], greedy[:, others])
+    assert not np.allclose(mixed[:, [0, 29]], greedy[:, [0, 29]], atol=1e-4)
+
+
 def test_first_window_comes_out_as_soon_as_its_audio_is_in():
     model = random_model(TINY)
     stream = TalkStream(model)

@@ -100,9 +100,14 @@ def test_kv_cache_matches_recompute_and_teacher_forcing():
     style = model.style_condition(torch.randn(1, 50, TINY.motion_dim))
     prev_bits = torch.randint(0, 2, (1, 181, 32))
     prefix = model.window_tokens(prev_bits, style)
-    cached = model.sample_bits(cond, prefix, style, use_cache=True)
-    recomputed = model.sample_bits(cond, prefix, style, use_cache=False)
+    cached, probs = model.sample_bits(cond, prefix, style, use_cache=True, return_probs=True)
+    recomputed, probs_recomputed = model.sample_bits(cond, prefix, style, use_cache=False, return_probs=True)
     assert torch.equal(cached, recomputed)
+    torch.testing.assert_close(probs, probs_recomputed, atol=1e-5, rtol=0)
+    # greedy bits are the likelier side of each probability; probabilities decode to expected codes
+    assert probs.shape == cached.shape and torch.equal(cached, (probs > 0.5).long())
+    assert torch.equal(bsq.bits_to_codes(torch.full((2,), 0.5)), torch.zeros(2))
+    torch.testing.assert_close(bsq.bits_to_codes(probs.round()), bsq.bits_to_codes(cached))
     # teacher forcing on the generated bits gives logits whose argmax reproduces them
     logits = model(cond, cached, prefix, style)
     assert logits.shape == (1, 181, 32, 2)
