@@ -154,10 +154,9 @@ def _timed_stage(name: str, train, extra: dict) -> float | None:
 def write_assets(cfg: DefaultTalkConfig, model_path: Path, record: dict) -> None:
     """The model with its training record in the metadata, and one held-out style clip per corpus style."""
     from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
-
-    model = load_talk_checkpoint(model_path)
     from splattalk.talk.corpus import MOUTH_CHANNELS
 
+    model = load_talk_checkpoint(model_path)
     model.cfg = replace(model.cfg, expected_codes=cfg.expected_codes, expected_channels=MOUTH_CHANNELS)
     meta = {"trained_by": "scripts/train_default_talk.py", "training": json.dumps({k: record.get(k) for k in ("config", "corpus", "wall_s")}, default=str),
             "license": "CC-BY-SA-3.0 (trained on asterisk-core-sounds-en prompts, see LICENSE-default_talk.md)" if cfg.asterisk

@@ -29,7 +29,7 @@ from splattalk.errors import SplattalkError
 from splattalk.talk import bsq
 from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.dataset import PHONE_SET
-from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, heldout_evaluator, setup, train_loop
+from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, frame_phone_loss, heldout_evaluator, setup, train_loop
 from splattalk.talk.audio_encoder import pool_per_scale
 from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
 
@@ -81,12 +81,7 @@ class ARLoss(nn.Module):
 
     def phone_loss(self, feat: torch.Tensor, phone: torch.Tensor) -> tuple[torch.Tensor, float] | None:
         """Frame phone cross-entropy and accuracy over labelled frames (None when the batch has none)."""
-        known = phone >= 0
-        if self.phone_head is None or not bool(known.any()):
-            return None
-        logits = self.phone_head(feat)[known]
-        target = phone[known]
-        return F.cross_entropy(logits.float(), target), float((logits.argmax(-1) == target).float().mean())
+        return None if self.phone_head is None else frame_phone_loss(self.phone_head(feat), phone)
 
     def logits(self, batch: dict, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher-forced logits ``[B, L, C, 2]``, target bits ``[B, L, C]`` and the audio frame features

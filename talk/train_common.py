@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from splattalk.atomic import atomic_path, write_json
@@ -355,3 +356,13 @@ def set_motion_stats(model: nn.Module, mean: np.ndarray, std: np.ndarray) -> Non
     for mod in (model.basic_vae, model.style_encoder):
         mod.motion_mean.copy_(torch.as_tensor(mean))
         mod.motion_std.copy_(torch.as_tensor(std))
+
+
+def frame_phone_loss(logits: torch.Tensor, phone: torch.Tensor) -> tuple[torch.Tensor, float] | None:
+    """Cross-entropy and accuracy of frame phone ``logits [B, W, P]`` against ``phone [B, W]`` over the
+    labelled frames (``phone >= 0``); None when no frame is labelled."""
+    known = phone >= 0
+    if not bool(known.any()):
+        return None
+    logits, target = logits[known], phone[known]
+    return F.cross_entropy(logits.float(), target), float((logits.argmax(-1) == target).float().mean())

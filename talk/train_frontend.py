@@ -31,7 +31,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from splattalk.errors import SplattalkError
@@ -40,7 +39,7 @@ from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.config import PRESETS, TalkConfig
 from splattalk.talk.dataset import PHONE_SET
 from splattalk.talk.generator import TalkModel
-from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, heldout_evaluator, set_motion_stats, setup, train_loop
+from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, frame_phone_loss, heldout_evaluator, set_motion_stats, setup, train_loop
 from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
 
 MODEL_FILE = "frontend.safetensors"
@@ -90,11 +89,10 @@ class FrontendLoss(nn.Module):
         target = (batch["this"] - self.mean) / self.std
         motion = self.motion_head(feat)
         out = {"motion": masked_mse(motion, target, batch["valid"])}
-        known = batch["phone"] >= 0
         logits = self.phone_head(feat)
-        if bool(known.any()):
-            out["phone_ce"] = F.cross_entropy(logits[known].float(), batch["phone"][known])
-            out["phone_acc"] = (logits[known].argmax(-1) == batch["phone"][known]).float().mean()
+        phone = frame_phone_loss(logits, batch["phone"])
+        if phone is not None:
+            out["phone_ce"], out["phone_acc"] = phone
         else:  # keep the head in the graph (DDP wants every parameter used)
             out["phone_ce"] = 0.0 * logits.sum()
         jaw = self.mean.shape[0] - 3
