@@ -68,10 +68,16 @@ class DefaultTalkConfig:
     """Stage-2 peak learning rate."""
     style_dropout: float = 0.2
     """Stage-2 style dropout (classifier-free guidance)."""
+    ar_augment: bool = True
+    """Stage-2 spectrum augmentation of the training audio (as stage 1b's)."""
+    ar_audio_dropout: float = 0.1
+    """Stage-2 audio dropout: windows trained on the null audio condition, for audio guidance."""
     threads: int = 1
     """Torch CPU threads."""
     expected_codes: bool = True
     """Ship the model set to decode expected codes for the mouth (TalkConfig.expected_codes; measured better lip sync)."""
+    audio_cfg_scale: float = 1.5
+    """Audio guidance the shipped model uses (TalkConfig.audio_cfg_scale; needs ar_audio_dropout > 0; 1 = none)."""
     write_assets: bool = True
     """Write the model and style clips into talk/assets/ (off for experiments)."""
     asset: Path = ASSETS / "default_talk.safetensors"
@@ -111,7 +117,8 @@ def main(cfg: DefaultTalkConfig) -> None:
         walls = [_timed_stage(*stage) for stage in first]
     ar = ("ar", replace(common, out=cfg.out / "ar", steps=cfg.ar_steps, lr=cfg.ar_lr),
           {"vqvae": cfg.out / "vqvae" / "vqvae.safetensors", "frontend": cfg.out / "frontend" / "frontend.safetensors",
-           "frontend_lr_scale": cfg.frontend_lr_scale, "style_dropout": cfg.style_dropout})  # fmt: skip
+           "frontend_lr_scale": cfg.frontend_lr_scale, "style_dropout": cfg.style_dropout, "augment": cfg.ar_augment,
+           "audio_dropout": cfg.ar_audio_dropout})  # fmt: skip
     walls.append(_timed_stage(*ar))
     for (name, _, _), seconds in zip([*first, ar], walls):
         if seconds is not None:
@@ -157,7 +164,9 @@ def write_assets(cfg: DefaultTalkConfig, model_path: Path, record: dict) -> None
     from splattalk.talk.corpus import MOUTH_CHANNELS
 
     model = load_talk_checkpoint(model_path)
-    model.cfg = replace(model.cfg, expected_codes=cfg.expected_codes, expected_channels=MOUTH_CHANNELS)
+    if cfg.audio_cfg_scale != 1.0 and cfg.ar_audio_dropout <= 0.0:
+        raise SystemExit("--audio-cfg-scale needs a model trained with --ar-audio-dropout above 0")
+    model.cfg = replace(model.cfg, expected_codes=cfg.expected_codes, expected_channels=MOUTH_CHANNELS, audio_cfg_scale=cfg.audio_cfg_scale)
     meta = {"trained_by": "scripts/train_default_talk.py", "training": json.dumps({k: record.get(k) for k in ("config", "corpus", "wall_s")}, default=str),
             "license": "CC-BY-SA-3.0 (trained on asterisk-core-sounds-en prompts, see LICENSE-default_talk.md)" if cfg.asterisk
             else "Apache-2.0 (trained only on TTS-derived material)"}  # fmt: skip

@@ -28,6 +28,8 @@ class TalkCommand:
     """0: greedy per-bit decoding as ARTalk; above 0: sample bits at this temperature."""
     expected_codes: bool | None = None
     """Decode expected codes instead of the chosen bits (fuller, more accurate lips); default: the model's (built-in: on; official: off, as ARTalk)."""
+    audio_cfg_scale: float | None = None
+    """Audio guidance scale (models trained with audio dropout); default: the model's; 1 = none (ARTalk)."""
     smooth: bool = True
     """Savitzky–Golay post-smoothing as ARTalk."""
     threads: int | None = None

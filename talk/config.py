@@ -96,6 +96,9 @@ class TalkConfig:
     expected_channels: tuple[int, ...] = ()
     """With ``expected_codes``: the motion columns taken from the expected-code decoding (the mouth);
     the rest come from the chosen bits, so blinks and head motion keep their full swing. Empty: all."""
+    audio_cfg_scale: float = 1.0
+    """Audio guidance on the bit logits: ``l = l_null + s·(l_audio − l_null)``, the null being all-zero
+    audio features (for models trained with audio dropout, ``train_ar --audio-dropout``); 1 = off, as ARTalk."""
     jaw_open_only: bool = True
     """Zero the jaw's 2nd/3rd axis-angle components after generation, as ARTalk does."""
     smooth_window: int = 5

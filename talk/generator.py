@@ -122,6 +122,7 @@ class TalkModel(nn.Module):
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
         return_probs: bool = False,
+        audio_scale: float = 1.0,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Generate the bits ``[B, L, C]`` of one window, coarse scale to fine.
 
@@ -131,17 +132,24 @@ class TalkModel(nn.Module):
         official code does; with the cache each token is computed once.
         ``return_probs`` also returns each bit's probability of being 1 ``[B, L, C]``
         (given the bits chosen at coarser scales), for expected-code decoding.
+        ``audio_scale`` ≠ 1 guides the logits away from those of the null (all-zero) audio
+        condition (:attr:`TalkConfig.audio_cfg_scale`); both branches continue from the same bits.
         """
+        B = style.shape[0]
+        guide = _audio_guidance(audio_scale, B)
+        if guide is not None:  # the null-audio branch rides along as a second half of the batch
+            audio_cond = torch.cat([audio_cond, torch.zeros_like(audio_cond)])
+            prefix_tokens, style = prefix_tokens.repeat(2, 1, 1), style.repeat(2, 1, 1)
         prefix = self.prefix_input(prefix_tokens)
         pos = self.level_pos()
         if not use_cache:
-            bits, probs = self._sample_recompute(audio_cond, prefix, style, pos, temperature, generator)
+            bits, probs = self._sample_recompute(audio_cond, prefix, style, pos, temperature, generator, guide)
             return (bits, probs) if return_probs else bits
         cache = KVCache([block.prefix_cache(prefix) for block in self.attn_blocks])
         mods = [block.modulation(audio_cond) for block in self.attn_blocks]
         head_mod = self.cond_logits_head.modulation(audio_cond)
         T = self.scales[-1]
-        acc = torch.zeros(style.shape[0], T, self.cfg.code_dim, device=style.device)
+        acc = torch.zeros(B, T, self.cfg.code_dim, device=style.device)
         x_in, start, all_bits, all_probs = style, 0, [], []
         for k, n in enumerate(self.scales):
             sl = slice(start, start + n)
@@ -149,17 +157,21 @@ class TalkModel(nn.Module):
             for block, layer_cache, mod in zip(self.attn_blocks, cache.layers, mods):
                 x = block(x, None, cache=layer_cache, modulation=mod[:, sl])
             logits = self._logits(x, None, head_mod[:, sl])
+            if guide is not None:
+                logits = guide(logits)
             bits = _choose(logits, temperature, generator)
             all_bits.append(bits)
             all_probs.append(_prob_one(logits))
             if k + 1 < len(self.scales):
                 acc = acc + bsq.upsample(bsq.bits_to_codes(bits), T)
                 x_in = self.vqfeat_embed(bsq.pool(acc, self.scales[k + 1]))
+                if guide is not None:
+                    x_in = x_in.repeat(2, 1, 1)
             start += n
         bits = torch.cat(all_bits, dim=1)
         return (bits, torch.cat(all_probs, dim=1)) if return_probs else bits
 
-    def _sample_recompute(self, audio_cond, prefix, style, pos, temperature, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sample_recompute(self, audio_cond, prefix, style, pos, temperature, generator, guide=None) -> tuple[torch.Tensor, torch.Tensor]:
         x_in, probs = style, []
         for k in range(len(self.scales)):
             n = sum(self.scales[: k + 1])
@@ -168,12 +180,22 @@ class TalkModel(nn.Module):
             for block in self.attn_blocks:
                 x = block(x, cond, prefix=prefix, mask=mask)
             logits = self._logits(x, cond)
+            if guide is not None:
+                logits = guide(logits)
             bits = _choose(logits, temperature, generator)
             probs.append(_prob_one(logits[:, n - self.scales[k] :]))
             if k + 1 < len(self.scales):
-                nxt = bsq.bits_to_next_inputs(bits, self.scales, upto=k + 1)
-                x_in = torch.cat([style, self.vqfeat_embed(nxt)], dim=1)
+                nxt = self.vqfeat_embed(bsq.bits_to_next_inputs(bits, self.scales, upto=k + 1))
+                x_in = torch.cat([style, nxt.repeat(style.shape[0] // nxt.shape[0], 1, 1)], dim=1)
         return bits, torch.cat(probs, dim=1)
+
+
+def _audio_guidance(scale: float, batch: int):
+    """None for ``scale`` 1; else a function mapping logits ``[2B, …]`` (audio branch, then null-audio
+    branch) to the guided logits ``[B, …]``."""
+    if scale == 1.0:
+        return None
+    return lambda logits: logits[batch:] + scale * (logits[:batch] - logits[batch:])
 
 
 def _prob_one(logits: torch.Tensor) -> torch.Tensor:

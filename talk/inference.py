@@ -40,6 +40,8 @@ class Session:
     use_cache: bool = True
     expected_codes: bool = False
     """Decode expected codes rather than the chosen bits (``TalkConfig.expected_codes``)."""
+    audio_cfg_scale: float = 1.0
+    """Audio guidance of the bit logits (``TalkConfig.audio_cfg_scale``; 1 = none)."""
 
 
 def _device(model: TalkModel) -> torch.device:
@@ -55,10 +57,11 @@ def start_session(
     temperature: float = 0.0,
     use_cache: bool = True,
     expected_codes: bool | None = None,
+    audio_cfg_scale: float | None = None,
 ) -> Session:
     """State before the first window: the prefix is the encoding of a still (all-zero) motion window.
 
-    ``expected_codes`` None takes the model's ``cfg.expected_codes``."""
+    ``expected_codes`` / ``audio_cfg_scale`` None take the model's config."""
     cfg, dev = model.cfg, _device(model)
     clip = None
     if style is not None:
@@ -71,7 +74,8 @@ def start_session(
     tokens = model.window_tokens(prev_bits, style_token).repeat(1, cfg.prev_windows, 1)
     generator = torch.Generator(device=dev).manual_seed(int(seed))
     expected = cfg.expected_codes if expected_codes is None else bool(expected_codes)
-    return Session(style_token, prev_bits, tokens, generator, float(temperature), use_cache, expected)
+    audio_scale = cfg.audio_cfg_scale if audio_cfg_scale is None else float(audio_cfg_scale)
+    return Session(style_token, prev_bits, tokens, generator, float(temperature), use_cache, expected, audio_scale)
 
 
 @torch.inference_mode()
@@ -79,7 +83,8 @@ def step_window(model: TalkModel, session: Session, audio: torch.Tensor) -> torc
     """Raw motion ``[W, D]`` of one window from ``audio: [context + W·640]`` samples; advances ``session``."""
     cond = model.audio_condition(audio[None].to(_device(model)))
     s = session
-    bits, probs = model.sample_bits(cond, s.prefix_tokens, s.style, s.use_cache, s.temperature, s.generator, return_probs=True)
+    bits, probs = model.sample_bits(cond, s.prefix_tokens, s.style, s.use_cache, s.temperature, s.generator, return_probs=True,
+                                    audio_scale=s.audio_cfg_scale)  # fmt: skip
     _, motion = model.basic_vae.decode(s.prev_bits, bits)
     if s.expected_codes:
         # bits_to_feature maps a bit b to the code (2b − 1)/√C, so a probability p gives the expected code.
@@ -121,12 +126,13 @@ def generate(
     use_cache: bool = True,
     progress: bool = False,
     expected_codes: bool | None = None,
+    audio_cfg_scale: float | None = None,
 ) -> np.ndarray:
     """Motion ``[T, D]`` float32 at 25 fps for ``audio: [S]`` float32 16 kHz mono; T = ⌈S / 640⌉.
 
     ``style``: a clip ``[style_frames, D]`` or None (the model's neutral style).
     ``temperature`` 0 is ARTalk's greedy decoding (``seed`` then does not matter).
-    ``expected_codes`` None: the model's ``cfg.expected_codes``.
+    ``expected_codes`` / ``audio_cfg_scale`` None: the model's config.
     """
     cfg = model.cfg
     audio = np.asarray(audio, np.float32).reshape(-1)
@@ -137,7 +143,7 @@ def generate(
     padded = np.zeros(cfg.context_samples + n_windows * cfg.window_samples, np.float32)
     padded[cfg.context_samples : cfg.context_samples + audio.shape[0]] = audio
     padded_t = torch.from_numpy(padded)
-    session = start_session(model, style, seed, cfg_scale, temperature, use_cache, expected_codes)
+    session = start_session(model, style, seed, cfg_scale, temperature, use_cache, expected_codes, audio_cfg_scale)
     windows = range(n_windows)
     if progress and n_windows > 1:
         from tqdm import tqdm

@@ -30,7 +30,7 @@ from splattalk.talk import bsq
 from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.dataset import PHONE_SET
 from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, frame_phone_loss, heldout_evaluator, setup, train_loop
-from splattalk.talk.audio_encoder import pool_per_scale
+from splattalk.talk.audio_encoder import LogMelEncoder, MelAugment, batch_mel_augment, pool_per_scale
 from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
 
 MODEL_FILE = "talk.safetensors"
@@ -56,6 +56,14 @@ class ARTrainConfig:
     (None: the front-end trains from scratch here)."""
     frontend_lr_scale: float = 1.0
     """Learning-rate factor of the audio front-end (0: frozen, as the pre-trained one usually is)."""
+    audio_dropout: float = 0.0
+    """Chance per window of training with the null (all-zero) audio condition, so the model also serves audio
+    guidance (``TalkConfig.audio_cfg_scale``). Drawn disjoint from style dropout: never both in one window."""
+    augment: bool = True
+    """Spectrum augmentation of the training windows' audio (log-mel front-ends; the wav2vec2 front-end
+    has none): the generator learns to read features of voices and microphones it has not heard."""
+    mel_augment: MelAugment = field(default_factory=MelAugment)
+    """The augmentation's settings (as stage 1b's)."""
 
 
 class ARLoss(nn.Module):
@@ -70,9 +78,15 @@ class ARLoss(nn.Module):
     clips (the generator 3.8), so the front-end, not the decoder, limited lip sync.
     """
 
-    def __init__(self, model, style_dropout: float, audio_aux_weight: float = 0.0, phone_weight: float = 0.0, frontend_lr_scale: float = 1.0):
+    def __init__(self, model, style_dropout: float, audio_aux_weight: float = 0.0, phone_weight: float = 0.0, frontend_lr_scale: float = 1.0,
+                 augment: MelAugment | None = None, audio_dropout: float = 0.0):  # fmt: skip
         super().__init__()
+        if style_dropout + audio_dropout > 1.0:
+            raise SplattalkError(f"style dropout {style_dropout} + audio dropout {audio_dropout} exceed 1 (they are drawn disjoint)")
         self.model, self.style_dropout, self.audio_aux_weight = model, style_dropout, audio_aux_weight
+        self.audio_dropout = audio_dropout
+        self.augment = augment if isinstance(model.audio_encoder, LogMelEncoder) else None
+        """Training-time spectrum augmentation (None: off, and always for a wav2vec2 front-end)."""
         self.lr_scales = {"model.audio_encoder.": frontend_lr_scale}
         """Read by ``train_loop``'s optimizer (a frozen front-end has no trainable parameters)."""
         self.audio_aux = nn.Linear(model.cfg.audio_dim, model.cfg.motion_dim) if audio_aux_weight > 0 else None
@@ -83,21 +97,30 @@ class ARLoss(nn.Module):
         """Frame phone cross-entropy and accuracy over labelled frames (None when the batch has none)."""
         return None if self.phone_head is None else frame_phone_loss(self.phone_head(feat), phone)
 
-    def logits(self, batch: dict, drop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def logits(self, batch: dict, drop: torch.Tensor, augment: bool = False, drop_audio: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         """Teacher-forced logits ``[B, L, C, 2]``, target bits ``[B, L, C]`` and the audio frame features
-        ``[B, W, audio_dim]``; ``drop: [B]`` bool picks the null style."""
+        ``[B, W, audio_dim]``; ``drop: [B]`` bool picks the null style, ``drop_audio: [B]`` the null audio
+        condition; ``augment`` applies :attr:`augment`."""
         m = self.model
         with torch.no_grad():
             prev_bits, bits = m.basic_vae.encode(batch["prev"], batch["this"])
-        feat = m.audio_encoder(batch["audio"])
+        if augment and self.augment is not None:
+            enc = m.audio_encoder
+            feat = enc(batch["audio"], batch_mel_augment(self.augment, batch["audio"], batch["u"], enc.mel_filters.shape[1]))
+        else:
+            feat = m.audio_encoder(batch["audio"])
         cond = pool_per_scale(feat, m.scales)
+        if drop_audio is not None:
+            cond = torch.where(drop_audio[:, None, None], torch.zeros_like(cond), cond)
         style = m.style_condition(batch["style_clip"], cfg_scale=1.0)
         style = torch.where(drop[:, None, None], m.null_style_cond.expand_as(style), style)
         prefix = m.window_tokens(prev_bits, style).repeat(1, m.cfg.prev_windows, 1)
         return m(cond, bits, prefix, style), bits, feat
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        logits, bits, feat = self.logits(batch, batch["u"] < self.style_dropout)
+        u = batch["u"]
+        logits, bits, feat = self.logits(batch, u < self.style_dropout, augment=True, drop_audio=u >= 1.0 - self.audio_dropout)
         ce = F.cross_entropy(logits.reshape(-1, 2).float(), bits.reshape(-1))
         values = {"ce": ce.item(), "bit_acc": float((logits.argmax(-1) == bits).float().mean())}
         loss = ce
@@ -171,7 +194,8 @@ def run(cfg: ARTrainConfig) -> Path:
         for p in model.audio_encoder.parameters():
             p.requires_grad_(False)
     train, held = build_datasets(t, model.cfg, with_audio=True)
-    loss_module = ARLoss(model, cfg.style_dropout, cfg.audio_aux_weight, cfg.phone_weight, cfg.frontend_lr_scale).to(dist.device)
+    loss_module = ARLoss(model, cfg.style_dropout, cfg.audio_aux_weight, cfg.phone_weight, cfg.frontend_lr_scale,
+                         cfg.mel_augment if cfg.augment else None, cfg.audio_dropout).to(dist.device)  # fmt: skip
     config = {"stage": "ar", "config": config_dict(cfg), "model": config_dict(model.cfg),
               "train_data": data_summary(train), "heldout_data": data_summary(held), "torch": torch.__version__, "world": dist.world}  # fmt: skip
     evaluate = heldout_evaluator(t, dist, held, lambda batch: evaluate_ar(loss_module, batch))

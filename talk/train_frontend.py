@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from splattalk.errors import SplattalkError
-from splattalk.talk.audio_encoder import HOP, MelAugment, draw_mel_augment
+from splattalk.talk.audio_encoder import MelAugment, batch_mel_augment
 from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.config import PRESETS, TalkConfig
 from splattalk.talk.dataset import PHONE_SET
@@ -76,12 +76,7 @@ class FrontendLoss(nn.Module):
         self.register_buffer("std", std.float())
 
     def features(self, batch: dict, augment: bool) -> torch.Tensor:
-        aug = None
-        if augment:
-            # Every draw is a function of the batch's own seeded uniforms, so a resumed run repeats it exactly.
-            g = torch.Generator().manual_seed(int(batch["u"].double().sum().item() * 2**40) % 2**62)
-            frames = batch["audio"].shape[1] // HOP
-            aug = draw_mel_augment(self.cfg.augment, batch["audio"].shape[0], frames, self.encoder.mel_filters.shape[1], g)
+        aug = batch_mel_augment(self.cfg.augment, batch["audio"], batch["u"], self.encoder.mel_filters.shape[1]) if augment else None
         return self.encoder(batch["audio"], aug)
 
     def terms(self, batch: dict, augment: bool) -> dict[str, torch.Tensor]:

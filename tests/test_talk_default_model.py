@@ -34,6 +34,8 @@ def test_default_model_file(model):
     assert model.cfg.head_model == "default-head-v1" and model.cfg.motion_dim == len(EXPR_NAMES) + 6
     # ours decodes the mouth from expected codes (blinks and head from the chosen bits); ARTalk's decodes the bits
     assert model.cfg.expected_codes and model.cfg.expected_channels == MOUTH_CHANNELS and not OFFICIAL.expected_codes
+    # ours was trained with audio dropout and ships with audio guidance; ARTalk guides the style only
+    assert model.cfg.audio_cfg_scale > 1.0 and OFFICIAL.audio_cfg_scale == 1.0
     meta = read_talk_metadata(DEFAULT_MODEL)
     assert "training" in meta and "license" in meta
 

@@ -25,7 +25,7 @@ from splattalk.talk.train_frontend import FrontendTrainConfig, adopt_frontend
 from splattalk.talk.train_frontend import run as run_frontend
 from splattalk.talk.train_vqvae import VQVAETrainConfig
 from splattalk.talk.train_vqvae import run as run_vqvae
-from talk_helpers import one_thread  # noqa: F401 (fixture)
+from talk_helpers import TINY_W2V, one_thread  # noqa: F401 (fixture)
 from talk_toy_corpus import make_toy_corpus, toy_utterance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -139,3 +139,39 @@ def test_default_model_script_runs_stages_1_and_1b_together_then_2(corpus, tmp_p
     assert all(torch.equal(v, pre[k]) for k, v in model.audio_encoder.state_dict().items())  # frozen by default
     script.main(cfg)  # everything is done: nothing trains again
     assert json.loads((out / "record.json").read_text())["wall_s"] == record["wall_s"]
+
+
+def test_stage_two_augments_training_features_only(corpus, tmp_path):
+    from splattalk.talk.train_ar import ARLoss, evaluate_ar
+    from splattalk.talk.train_vqvae import build_datasets
+
+    torch.manual_seed(0)
+    model = TalkModel(TINY)
+    train, _ = build_datasets(_train(corpus, tmp_path), model.cfg, with_audio=True)
+    batch = train.batch(0, [0, 1, 2])
+    keep = torch.zeros(3, dtype=torch.bool)
+    loss = ARLoss(model, style_dropout=0.0, augment=MelAugment())
+    plain = loss.logits(batch, keep)[2]
+    aug = loss.logits(batch, keep, augment=True)[2]
+    assert not torch.allclose(plain, aug, atol=1e-4)  # training windows see augmented spectra …
+    assert torch.equal(aug, loss.logits(batch, keep, augment=True)[2])  # … drawn from the batch's seed
+    assert torch.equal(plain, ARLoss(model, style_dropout=0.0).logits(batch, keep, augment=True)[2])  # off: none
+    assert np.isfinite(evaluate_ar(loss, batch)["ce"])  # evaluation runs without augmentation
+    assert ARLoss(TalkModel(TINY_W2V), 0.0, augment=MelAugment()).augment is None  # wav2vec2 reads raw audio: no mel augmentation
+
+
+def test_audio_dropout_trains_the_null_audio_branch(corpus, tmp_path):
+    from splattalk.talk.train_ar import ARLoss
+    from splattalk.talk.train_vqvae import build_datasets
+
+    torch.manual_seed(0)
+    model = TalkModel(TINY).eval()  # no drop-path noise
+    train, _ = build_datasets(_train(corpus, tmp_path), model.cfg, with_audio=True)
+    batch = train.batch(0, [0, 1])
+    other = dict(batch, audio=torch.randn_like(batch["audio"]))
+    keep, drop = torch.zeros(2, dtype=torch.bool), torch.ones(2, dtype=torch.bool)
+    loss = ARLoss(model, style_dropout=0.2, audio_dropout=0.1)
+    assert torch.equal(loss.logits(batch, keep, drop_audio=drop)[0], loss.logits(other, keep, drop_audio=drop)[0])
+    assert not torch.equal(loss.logits(batch, keep)[0], loss.logits(other, keep)[0])
+    with pytest.raises(SplattalkError, match="disjoint"):
+        ARLoss(model, style_dropout=0.95, audio_dropout=0.1)

@@ -114,6 +114,27 @@ def test_kv_cache_matches_recompute_and_teacher_forcing():
     assert torch.equal(logits.argmax(-1), cached)
 
 
+def test_audio_guidance_combines_the_audio_and_null_audio_logits():
+    model = random_model(TINY)
+    torch.manual_seed(2)
+    audio = torch.from_numpy(speechlike(5.0, seed=3)[: TINY.context_samples + TINY.window_samples])[None]
+    cond = model.audio_condition(audio)
+    style = model.style_condition(None)
+    prefix = model.window_tokens(torch.randint(0, 2, (1, 181, 32)), style)
+    plain = model.sample_bits(cond, prefix, style)
+    assert torch.equal(model.sample_bits(cond, prefix, style, audio_scale=1.0), plain)
+    # scale 0 is the null-audio branch alone: the model run on all-zero audio features
+    assert torch.equal(model.sample_bits(cond, prefix, style, audio_scale=0.0), model.sample_bits(torch.zeros_like(cond), prefix, style))
+    cached, p_cached = model.sample_bits(cond, prefix, style, return_probs=True, audio_scale=2.5)
+    recomputed, p_recomputed = model.sample_bits(cond, prefix, style, use_cache=False, return_probs=True, audio_scale=2.5)
+    assert torch.equal(cached, recomputed) and not torch.equal(cached, plain)
+    torch.testing.assert_close(p_cached, p_recomputed, atol=1e-5, rtol=0)
+    # the first scale's guided logits by hand (its inputs do not depend on earlier choices)
+    l_audio, l_null = model(cond, cached, prefix, style)[:, :1], model(torch.zeros_like(cond), cached, prefix, style)[:, :1]
+    guided = l_null + 2.5 * (l_audio - l_null)
+    torch.testing.assert_close(p_cached[:, :1], torch.softmax(guided, -1)[..., 1], atol=1e-5, rtol=0)
+
+
 def test_audio_condition_pooling_and_frame_rates():
     x = torch.arange(8.0).view(1, 8, 1)
     pooled = pool_per_scale(x, (1, 2, 4))
