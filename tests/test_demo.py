@@ -73,11 +73,12 @@ def test_demo_writes_a_talking_mp4(demo_run):
         images = [f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)]
     mouth = np.stack([im[rows, cols] for im in images])
     env = frame_envelope(audio, len(images))
-    assert env[0] < 0.05 * env.max()  # the clip starts silent: frame 0 is the closed mouth to compare with
-    opening = np.abs(mouth - mouth[0]).mean(axis=(1, 2, 3))  # [T] how far the mouth region is from closed
+    # [T] share of dark pixels in the mouth box: the open mouth's cavity (a closed mouth shows only the lip line).
+    # Unlike a difference to a closed frame, it does not grow when the head turns or nods a little.
+    opening = (mouth.mean(-1) < 50).mean(axis=(1, 2))
     active, pauses = frame_activity(audio, len(images)), pause_frames(audio, len(images))
-    assert opening.max() > 10.0  # the mouth moves visibly (grey levels)
-    assert opening[active].mean() > 2 * opening[pauses].mean()  # open while speaking, (nearly) closed in pauses
+    assert opening.max() > 0.08  # the mouth opens visibly
+    assert opening[active].mean() > 3 * opening[pauses].mean()  # open while speaking, (nearly) closed in pauses
     assert np.corrcoef(opening, gaussian_filter1d(env, 2.0))[0, 1] > 0.3  # and it follows the speech envelope
 
 

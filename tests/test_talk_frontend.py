@@ -137,6 +137,10 @@ def test_default_model_script_runs_stages_1_and_1b_together_then_2(corpus, tmp_p
     model = load_talk_checkpoint(out / "ar" / "talk.safetensors")
     pre = load_talk_checkpoint(out / "frontend" / "frontend.safetensors").audio_encoder.state_dict()
     assert all(torch.equal(v, pre[k]) for k, v in model.audio_encoder.state_dict().items())  # frozen by default
+    ar_config = json.loads((out / "ar" / "config.json").read_text())["config"]
+    assert ar_config["augment"] and ar_config["audio_dropout"] == cfg.ar_audio_dropout > 0  # trained for audio guidance
+    with pytest.raises(SystemExit, match="audio-dropout"):  # guidance on a model never trained without audio
+        script.write_assets(dataclasses.replace(cfg, ar_audio_dropout=0.0, asset=tmp_path / "m.safetensors"), out / "ar" / "talk.safetensors", record)
     script.main(cfg)  # everything is done: nothing trains again
     assert json.loads((out / "record.json").read_text())["wall_s"] == record["wall_s"]
 
