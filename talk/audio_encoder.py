@@ -187,11 +187,14 @@ def draw_mel_augment(aug: MelAugment, batch: int, frames: int, n_mels: int, gene
     return {"warp": warp, "eq": eq, "keep": keep}
 
 
-def batch_mel_augment(aug: MelAugment, audio: torch.Tensor, u: torch.Tensor, n_mels: int) -> dict[str, torch.Tensor]:
-    """One :func:`draw_mel_augment` draw for a training batch ``audio: [B, S]``, seeded from the batch's own
-    uniforms ``u: [B]``, so a resumed run repeats every draw exactly."""
+def encode_augmented(encoder: "LogMelEncoder", audio: torch.Tensor, u: torch.Tensor, aug: MelAugment | None) -> torch.Tensor:
+    """``encoder``'s features of a training batch ``audio: [B, S]`` under one :func:`draw_mel_augment` draw
+    (none when ``aug`` is None), seeded from the batch's own uniforms ``u: [B]``, so a resumed run repeats
+    every draw exactly."""
+    if aug is None:
+        return encoder(audio)
     g = torch.Generator().manual_seed(int(u.double().sum().item() * 2**40) % 2**62)
-    return draw_mel_augment(aug, audio.shape[0], audio.shape[1] // HOP, n_mels, g)
+    return encoder(audio, draw_mel_augment(aug, audio.shape[0], audio.shape[1] // HOP, encoder.mel_filters.shape[1], g))
 
 
 class LogMelEncoder(nn.Module):

@@ -30,7 +30,7 @@ from splattalk.talk import bsq
 from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.dataset import PHONE_SET
 from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, frame_phone_loss, heldout_evaluator, setup, train_loop
-from splattalk.talk.audio_encoder import LogMelEncoder, MelAugment, batch_mel_augment, pool_per_scale
+from splattalk.talk.audio_encoder import LogMelEncoder, MelAugment, encode_augmented, pool_per_scale
 from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
 
 MODEL_FILE = "talk.safetensors"
@@ -105,11 +105,7 @@ class ARLoss(nn.Module):
         m = self.model
         with torch.no_grad():
             prev_bits, bits = m.basic_vae.encode(batch["prev"], batch["this"])
-        if augment and self.augment is not None:
-            enc = m.audio_encoder
-            feat = enc(batch["audio"], batch_mel_augment(self.augment, batch["audio"], batch["u"], enc.mel_filters.shape[1]))
-        else:
-            feat = m.audio_encoder(batch["audio"])
+        feat = encode_augmented(m.audio_encoder, batch["audio"], batch["u"], self.augment if augment else None)
         cond = pool_per_scale(feat, m.scales)
         if drop_audio is not None:
             cond = torch.where(drop_audio[:, None, None], torch.zeros_like(cond), cond)

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from splattalk.errors import SplattalkError
-from splattalk.talk.audio_encoder import MelAugment, batch_mel_augment
+from splattalk.talk.audio_encoder import MelAugment, encode_augmented
 from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.config import PRESETS, TalkConfig
 from splattalk.talk.dataset import PHONE_SET
@@ -76,8 +76,7 @@ class FrontendLoss(nn.Module):
         self.register_buffer("std", std.float())
 
     def features(self, batch: dict, augment: bool) -> torch.Tensor:
-        aug = batch_mel_augment(self.cfg.augment, batch["audio"], batch["u"], self.encoder.mel_filters.shape[1]) if augment else None
-        return self.encoder(batch["audio"], aug)
+        return encode_augmented(self.encoder, batch["audio"], batch["u"], self.cfg.augment if augment else None)
 
     def terms(self, batch: dict, augment: bool) -> dict[str, torch.Tensor]:
         feat = self.features(batch, augment)
