@@ -2,7 +2,7 @@
 """Talk model speed: real-time factor and first-frame latency, batch and streaming.
 
 Random weights (speed does not depend on them). For the ``small`` preset (decoding as the
-built-in model is set to: expected codes, audio guidance) and the ``official`` ARTalk size:
+built-in model is set to: expected codes, audio guidance, mouth ensemble) and the ``official`` ARTalk size:
 
 * batch: ``generate`` on a whole utterance; real-time factor = audio seconds / compute seconds;
 * streaming: ``TalkStream`` fed 20-ms chunks as fast as it takes them (same RTF idea), and
@@ -50,7 +50,7 @@ def shipped_decoding() -> dict:
     if not DEFAULT_MODEL.is_file():
         return {}
     cfg = load_talk_checkpoint(DEFAULT_MODEL).cfg
-    return {k: getattr(cfg, k) for k in ("expected_codes", "expected_channels", "audio_cfg_scale")}
+    return {k: getattr(cfg, k) for k in ("expected_codes", "expected_channels", "audio_cfg_scale", "mouth_samples")}
 
 
 def load() -> str:
@@ -99,17 +99,17 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = build_model(PRESETS[args.preset]).eval().to(dev)
-    if args.preset == "small":  # decode as the built-in model does (its expected codes and audio guidance cost time)
+    if args.preset == "small":  # decode as the built-in model does (its expected codes, audio guidance and mouth ensemble cost time)
         model.cfg = replace(model.cfg, **shipped_decoding())
     params = sum(p.numel() for p in model.parameters()) / 1e6
     audio = speechlike(args.seconds)
     generate(model, audio[: 5 * SAMPLE_RATE])  # warm-up
     rtf = bench_batch(model, audio, repeats=2)
-    plain_rtf = bench_batch(model, audio, repeats=1, expected_codes=False, audio_cfg_scale=1.0)
+    plain_rtf = bench_batch(model, audio, repeats=1, expected_codes=False, audio_cfg_scale=1.0, mouth_samples=1)
     stream_rtf, first = bench_stream(model, audio)
     c = model.cfg
     print(f"{args.preset} ({params:.1f} M params, {args.threads} threads; expected codes {c.expected_codes}, audio guidance "
-          f"{c.audio_cfg_scale:g}): batch {rtf:.1f}× real time ({plain_rtf:.1f}× decoding as ARTalk); stream {stream_rtf:.1f}×, "
+          f"{c.audio_cfg_scale:g}, mouth samples {c.mouth_samples}): batch {rtf:.1f}× real time ({plain_rtf:.1f}× decoding as ARTalk); stream {stream_rtf:.1f}×, "
           f"first frame {first:.3f} s after the first window's audio; {load()}")
 
     official_rtf = float("nan")

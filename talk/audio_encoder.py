@@ -213,7 +213,7 @@ class LogMelEncoder(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, frames, dim))
         nn.init.trunc_normal_(self.pos_embed, std=math.sqrt(1 / dim / 3))
         heads = max(1, dim // 64)
-        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=cfg.logmel_dropout, activation="gelu", batch_first=True, norm_first=True)
         self.layers = nn.TransformerEncoder(layer, cfg.logmel_layers, enable_nested_tensor=False)
         self.out_norm = nn.LayerNorm(dim)
 

@@ -52,7 +52,7 @@ def run(cmd: TalkCommand) -> int:
     style = load_style_clip(cmd.style, cfg.motion_dim, cfg.style_frames) if cmd.style is not None else None
     start = time.perf_counter()
     motion = generate(model, audio, style=style, seed=cmd.seed, cfg_scale=cmd.cfg_scale, temperature=cmd.temperature, smooth=cmd.smooth, progress=True,
-                      expected_codes=cmd.expected_codes, audio_cfg_scale=cmd.audio_cfg_scale)
+                      expected_codes=cmd.expected_codes, audio_cfg_scale=cmd.audio_cfg_scale, mouth_samples=cmd.mouth_samples)
     elapsed = time.perf_counter() - start
     config = {"command": dataclasses.asdict(cmd), "model": dataclasses.asdict(cfg)}
     save_npz(

@@ -30,6 +30,8 @@ class TalkCommand:
     """Decode expected codes instead of the chosen bits (fuller, more accurate lips); default: the model's (built-in: on; official: off, as ARTalk)."""
     audio_cfg_scale: float | None = None
     """Audio guidance scale (models trained with audio dropout); default: the model's; 1 = none (ARTalk)."""
+    mouth_samples: int | None = None
+    """Decodings of each window averaged for the mouth (steadier, more accurate lips; costs time); default: the model's; 1 = none (ARTalk)."""
     smooth: bool = True
     """Savitzky–Golay post-smoothing as ARTalk."""
     threads: int | None = None

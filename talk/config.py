@@ -79,6 +79,8 @@ class TalkConfig:
     """Mel bands of the log-mel front-end."""
     logmel_layers: int = 4
     """Transformer layers of the log-mel front-end."""
+    logmel_dropout: float = 0.0
+    """Dropout in the log-mel front-end's transformer layers while it trains (stage 1b regularisation)."""
     wav2vec2_layers: int = 24
     """Transformer layers of wav2vec2 (XLS-R 300M: 24; fewer only for tests)."""
     wav2vec2_dim: int = 1024
@@ -99,6 +101,13 @@ class TalkConfig:
     audio_cfg_scale: float = 1.0
     """Audio guidance on the bit logits: ``l = l_null + s·(l_audio − l_null)``, the null being all-zero
     audio features (for models trained with audio dropout, ``train_ar --audio-dropout``); 1 = off, as ARTalk."""
+    mouth_samples: int = 1
+    """Mouth ensemble: each window is decoded ``mouth_samples`` times in one batch — the chosen bits as
+    usual plus ``mouth_samples − 1`` draws at ``mouth_sample_temperature`` — and the mouth columns
+    (``expected_channels``; all when empty) are their mean, a closer estimate of the mean motion given
+    the audio. Head pose and lids come from the first, as without it. 1 = off, as ARTalk."""
+    mouth_sample_temperature: float = 1.0
+    """Temperature of the extra decodings of the mouth ensemble."""
     jaw_open_only: bool = True
     """Zero the jaw's 2nd/3rd axis-angle components after generation, as ARTalk does."""
     smooth_window: int = 5

@@ -119,7 +119,7 @@ class TalkModel(nn.Module):
         prefix_tokens: torch.Tensor,
         style: torch.Tensor,
         use_cache: bool = True,
-        temperature: float = 0.0,
+        temperature: float | torch.Tensor = 0.0,
         generator: torch.Generator | None = None,
         return_probs: bool = False,
         audio_scale: float = 1.0,
@@ -127,7 +127,7 @@ class TalkModel(nn.Module):
         """Generate the bits ``[B, L, C]`` of one window, coarse scale to fine.
 
         ``temperature`` 0 is greedy per-bit decoding (ARTalk); above 0 each bit is
-        sampled from its softmax at that temperature using ``generator``.
+        sampled from its softmax at that temperature using ``generator`` (a ``[B]`` tensor: one per item).
         ``use_cache=False`` recomputes the whole sequence at each scale, as the
         official code does; with the cache each token is computed once.
         ``return_probs`` also returns each bit's probability of being 1 ``[B, L, C]``
@@ -203,10 +203,14 @@ def _prob_one(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=-1)[..., 1]
 
 
-def _choose(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Bits ``[B, n, C]`` from logits ``[B, n, C, 2]``: argmax, or sampling at ``temperature``."""
-    if temperature <= 0.0:
-        return logits.argmax(dim=-1)
-    p1 = torch.softmax(logits.float() / temperature, dim=-1)[..., 1]
+def _choose(logits: torch.Tensor, temperature: float | torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Bits ``[B, n, C]`` from logits ``[B, n, C, 2]``: argmax, or sampling at ``temperature`` (a number, or
+    ``[B]`` one per batch item, 0 meaning argmax for that item)."""
+    if not torch.is_tensor(temperature):
+        if temperature <= 0.0:
+            return logits.argmax(dim=-1)
+        temperature = torch.full((logits.shape[0],), float(temperature))
+    t = temperature.to(logits.device, torch.float32).view(-1, 1, 1)
+    p1 = torch.softmax(logits.float() / t.clamp_min(1e-6)[..., None], dim=-1)[..., 1]
     u = torch.rand(p1.shape, generator=generator, device=p1.device)
-    return (u < p1).long()
+    return torch.where(t > 0, (u < p1).long(), logits.argmax(dim=-1))

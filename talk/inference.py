@@ -42,6 +42,8 @@ class Session:
     """Decode expected codes rather than the chosen bits (``TalkConfig.expected_codes``)."""
     audio_cfg_scale: float = 1.0
     """Audio guidance of the bit logits (``TalkConfig.audio_cfg_scale``; 1 = none)."""
+    mouth_samples: int = 1
+    """Decodings averaged for the mouth (``TalkConfig.mouth_samples``; 1 = none)."""
 
 
 def _device(model: TalkModel) -> torch.device:
@@ -58,10 +60,12 @@ def start_session(
     use_cache: bool = True,
     expected_codes: bool | None = None,
     audio_cfg_scale: float | None = None,
+    *,
+    mouth_samples: int | None = None,
 ) -> Session:
     """State before the first window: the prefix is the encoding of a still (all-zero) motion window.
 
-    ``expected_codes`` / ``audio_cfg_scale`` None take the model's config."""
+    ``expected_codes`` / ``audio_cfg_scale`` / ``mouth_samples`` None take the model's config."""
     cfg, dev = model.cfg, _device(model)
     clip = None
     if style is not None:
@@ -75,22 +79,32 @@ def start_session(
     generator = torch.Generator(device=dev).manual_seed(int(seed))
     expected = cfg.expected_codes if expected_codes is None else bool(expected_codes)
     audio_scale = cfg.audio_cfg_scale if audio_cfg_scale is None else float(audio_cfg_scale)
-    return Session(style_token, prev_bits, tokens, generator, float(temperature), use_cache, expected, audio_scale)
+    samples = cfg.mouth_samples if mouth_samples is None else int(mouth_samples)
+    if samples < 1:
+        raise ValueError(f"mouth_samples must be at least 1, got {samples}")
+    return Session(style_token, prev_bits, tokens, generator, float(temperature), use_cache, expected, audio_scale, samples)
 
 
 @torch.inference_mode()
 def step_window(model: TalkModel, session: Session, audio: torch.Tensor) -> torch.Tensor:
     """Raw motion ``[W, D]`` of one window from ``audio: [context + W·640]`` samples; advances ``session``."""
     cond = model.audio_condition(audio[None].to(_device(model)))
-    s = session
-    bits, probs = model.sample_bits(cond, s.prefix_tokens, s.style, s.use_cache, s.temperature, s.generator, return_probs=True,
+    s, K = session, session.mouth_samples
+    prefix, style, prev_bits, temperature = s.prefix_tokens, s.style, s.prev_bits, s.temperature
+    if K > 1:  # the mouth ensemble: the usual decoding first, then K − 1 draws, in one batch
+        cond, prefix, style, prev_bits = (x.expand(K, *x.shape[1:]) for x in (cond, prefix, style, prev_bits))
+        temperature = torch.tensor([s.temperature] + [model.cfg.mouth_sample_temperature] * (K - 1))
+    bits, probs = model.sample_bits(cond, prefix, style, s.use_cache, temperature, s.generator, return_probs=True,
                                     audio_scale=s.audio_cfg_scale)  # fmt: skip
-    _, motion = model.basic_vae.decode(s.prev_bits, bits)
+    _, motion = model.basic_vae.decode(prev_bits, bits)
+    channels = list(model.cfg.expected_channels) or slice(None)
     if s.expected_codes:
         # bits_to_feature maps a bit b to the code (2b − 1)/√C, so a probability p gives the expected code.
-        _, expected = model.basic_vae.decode(s.prev_bits, probs)
-        channels = list(model.cfg.expected_channels) or slice(None)
+        _, expected = model.basic_vae.decode(prev_bits, probs)
         motion[..., channels] = expected[..., channels]
+    if K > 1:
+        motion[:1, :, channels] = motion[..., channels].mean(0, keepdim=True)
+        motion = motion[:1]
     session.prev_bits, _ = model.basic_vae.encode(motion)
     tokens = model.window_tokens(session.prev_bits, session.style)
     session.prefix_tokens = torch.cat([session.prefix_tokens[:, tokens.shape[1] :], tokens], dim=1)
@@ -127,12 +141,14 @@ def generate(
     progress: bool = False,
     expected_codes: bool | None = None,
     audio_cfg_scale: float | None = None,
+    *,
+    mouth_samples: int | None = None,
 ) -> np.ndarray:
     """Motion ``[T, D]`` float32 at 25 fps for ``audio: [S]`` float32 16 kHz mono; T = ⌈S / 640⌉.
 
     ``style``: a clip ``[style_frames, D]`` or None (the model's neutral style).
     ``temperature`` 0 is ARTalk's greedy decoding (``seed`` then does not matter).
-    ``expected_codes`` / ``audio_cfg_scale`` None: the model's config.
+    ``expected_codes`` / ``audio_cfg_scale`` / ``mouth_samples`` None: the model's config.
     """
     cfg = model.cfg
     audio = np.asarray(audio, np.float32).reshape(-1)
@@ -143,7 +159,8 @@ def generate(
     padded = np.zeros(cfg.context_samples + n_windows * cfg.window_samples, np.float32)
     padded[cfg.context_samples : cfg.context_samples + audio.shape[0]] = audio
     padded_t = torch.from_numpy(padded)
-    session = start_session(model, style, seed, cfg_scale, temperature, use_cache, expected_codes, audio_cfg_scale)
+    session = start_session(model, style, seed, cfg_scale, temperature, use_cache, expected_codes, audio_cfg_scale,
+                            mouth_samples=mouth_samples)  # fmt: skip
     windows = range(n_windows)
     if progress and n_windows > 1:
         from tqdm import tqdm

@@ -50,11 +50,14 @@ class TalkStream:
         use_cache: bool = True,
         expected_codes: bool | None = None,
         audio_cfg_scale: float | None = None,
+        *,
+        mouth_samples: int | None = None,
     ):
         self.model = model
         self.cfg = model.cfg
         self.smooth = smooth
-        self.session = inference.start_session(model, style, seed, cfg_scale, temperature, use_cache, expected_codes, audio_cfg_scale)
+        self.session = inference.start_session(model, style, seed, cfg_scale, temperature, use_cache, expected_codes, audio_cfg_scale,
+                                                mouth_samples=mouth_samples)  # fmt: skip
         self.smoother = StreamSmoother(self.cfg) if smooth else None
         # Pending audio, starting with the left context of the next window (zeros before the start).
         self.buffer = np.zeros(self.cfg.context_samples, np.float32)

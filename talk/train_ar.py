@@ -92,6 +92,14 @@ class ARLoss(nn.Module):
         self.audio_aux = nn.Linear(model.cfg.audio_dim, model.cfg.motion_dim) if audio_aux_weight > 0 else None
         self.phone_weight = phone_weight
         self.phone_head = nn.Linear(model.cfg.audio_dim, len(PHONE_SET)) if phone_weight > 0 else None
+        self.frozen_frontend = frontend_lr_scale <= 0
+
+    def train(self, mode: bool = True) -> "ARLoss":
+        """A frozen front-end stays in eval mode (its dropout off): it gives the features inference sees."""
+        super().train(mode)
+        if self.frozen_frontend:
+            self.model.audio_encoder.eval()
+        return self
 
     def phone_loss(self, feat: torch.Tensor, phone: torch.Tensor) -> tuple[torch.Tensor, float] | None:
         """Frame phone cross-entropy and accuracy over labelled frames (None when the batch has none)."""

@@ -43,7 +43,7 @@ from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, 
 from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
 
 MODEL_FILE = "frontend.safetensors"
-AUDIO_FIELDS = ("audio_encoder", "audio_dim", "audio_context_frames", "n_mels", "logmel_layers")
+AUDIO_FIELDS = ("audio_encoder", "audio_dim", "audio_context_frames", "n_mels", "logmel_layers", "logmel_dropout")
 """The config fields that shape the log-mel front-end (the generator depends only on ``audio_dim``)."""
 
 
@@ -61,6 +61,8 @@ class FrontendTrainConfig:
     """Weight of the frame motion regression (normalised MSE)."""
     logmel_layers: int | None = None
     """Transformer layers of the front-end (None: the preset's)."""
+    logmel_dropout: float | None = None
+    """Dropout in the front-end's transformer layers (None: the preset's)."""
 
 
 class FrontendLoss(nn.Module):
@@ -110,17 +112,20 @@ def evaluate_frontend(loss: FrontendLoss, batch: dict) -> dict[str, float]:
     return {k: float(v) for k, v in loss.terms(batch, augment=False).items()}
 
 
-def frontend_config(preset: TalkConfig, layers: int | None) -> TalkConfig:
+def frontend_config(preset: TalkConfig, layers: int | None, dropout: float | None = None) -> TalkConfig:
     if preset.audio_encoder != "logmel":
         raise SplattalkError(f"the '{preset.name}' preset uses the {preset.audio_encoder} encoder; only the log-mel front-end is pre-trained here")
-    return preset if layers is None else replace(preset, logmel_layers=layers)
+    if dropout is not None and not 0.0 <= dropout < 1.0:
+        raise SplattalkError(f"front-end dropout must be in [0, 1), got {dropout}")
+    changes = {k: v for k, v in (("logmel_layers", layers), ("logmel_dropout", dropout)) if v is not None}
+    return replace(preset, **changes)
 
 
 def run(cfg: FrontendTrainConfig) -> Path:
     """Train stage 1b; returns the written model file."""
     t = cfg.train
     dist = setup(t)
-    model_cfg = frontend_config(PRESETS[t.preset], cfg.logmel_layers)
+    model_cfg = frontend_config(PRESETS[t.preset], cfg.logmel_layers, cfg.logmel_dropout)
     train, held = build_datasets(t, model_cfg, with_audio=True)
     model = TalkModel(model_cfg).to(dist.device)
     mean, std = (torch.from_numpy(a) for a in train.motion_stats())

@@ -13,7 +13,7 @@ import torch
 
 from splattalk.errors import SplattalkError
 from splattalk.talk.audio_encoder import MelAugment, draw_mel_augment, warp_frequency
-from splattalk.talk.checkpoint import load_talk_checkpoint
+from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
 from splattalk.talk.config import TINY
 from splattalk.talk.dataset import DataConfig
 from splattalk.talk.generator import TalkModel
@@ -179,3 +179,36 @@ def test_audio_dropout_trains_the_null_audio_branch(corpus, tmp_path):
     assert not torch.equal(loss.logits(batch, keep)[0], loss.logits(other, keep)[0])
     with pytest.raises(SplattalkError, match="disjoint"):
         ARLoss(model, style_dropout=0.95, audio_dropout=0.1)
+
+
+def test_frontend_dropout_trains_in_stage_1b_only(corpus, tmp_path):
+    """``--logmel-dropout`` regularises stage 1b; the config carries it, and stage 2 reads a frozen front-end
+    in eval mode (the features inference sees) but keeps its dropout when fine-tuning it."""
+    from splattalk.talk.train_ar import ARLoss
+    from splattalk.talk.train_frontend import frontend_config
+    from splattalk.talk.train_vqvae import build_datasets
+
+    with pytest.raises(SplattalkError, match="dropout"):
+        frontend_config(TINY, None, 1.0)
+    cfg = frontend_config(TINY, 2, 0.3)
+    assert (cfg.logmel_layers, cfg.logmel_dropout) == (2, 0.3)
+    torch.manual_seed(0)
+    model = TalkModel(cfg)
+    train, _ = build_datasets(_train(corpus, tmp_path), cfg, with_audio=True)
+    batch = train.batch(0, [0, 1])
+    keep = torch.zeros(2, dtype=torch.bool)
+
+    def features(loss):
+        loss.train()
+        return loss.logits(batch, keep)[2]
+
+    frozen = ARLoss(model, style_dropout=0.0, frontend_lr_scale=0.0)
+    assert torch.equal(features(frozen), features(frozen))  # frozen: no dropout noise in training mode
+    assert not model.audio_encoder.training and model.attn_blocks.training
+    tuned = ARLoss(model, style_dropout=0.0, frontend_lr_scale=1.0)
+    assert not torch.equal(features(tuned), features(tuned))  # fine-tuned: dropout on
+
+    path = tmp_path / "fe.safetensors"
+    save_talk_checkpoint(model.eval(), path, {"stage": "frontend"})
+    adopted = adopt_frontend(TalkModel(TINY), path)
+    assert adopted.cfg.logmel_dropout == 0.3 and adopted.cfg.logmel_layers == 2

@@ -78,6 +78,47 @@ def test_expected_codes_for_some_channels_leave_the_others_as_greedy():
     assert not np.allclose(mixed[:, [0, 29]], greedy[:, [0, 29]], atol=1e-4)
 
 
+def test_mouth_ensemble_averages_the_mouth_of_several_decodings():
+    import dataclasses
+
+    import torch
+
+    from splattalk.talk.config import TalkConfig
+    from splattalk.talk.inference import start_session, step_window, zero_jaw_twist
+
+    model = random_model(TINY)
+    mouth = (0, 5, 29)
+    model.cfg = dataclasses.replace(TINY, expected_codes=True, expected_channels=mouth, mouth_samples=4)
+    assert TalkConfig.from_json(model.cfg.to_json()) == model.cfg
+    audio = speechlike(3.5, seed=6)  # one window: the prefix plays no part yet
+    ens, single = generate(model, audio, smooth=False), generate(model, audio, smooth=False, mouth_samples=1)
+    others = [c for c in range(TINY.motion_dim) if c not in mouth]
+    np.testing.assert_allclose(ens[:, others], single[:, others], atol=1e-5)  # head and lids: the usual decoding
+    assert not np.allclose(ens[:, list(mouth)], single[:, list(mouth)], atol=1e-4)
+    # by hand: the usual decoding and three draws at temperature 1 from the same generator, mouth averaged
+    cfg1 = dataclasses.replace(model.cfg, mouth_samples=1)
+    s = start_session(model, seed=0)
+    padded = np.zeros(TINY.context_samples + TINY.window_samples, np.float32)
+    padded[TINY.context_samples : TINY.context_samples + audio.shape[0]] = audio
+    with torch.no_grad():
+        cond = model.audio_condition(torch.from_numpy(padded)[None])
+        _, probs = model.sample_bits(cond.expand(4, -1, -1), s.prefix_tokens.expand(4, -1, -1), s.style.expand(4, -1, -1), True,
+                                     torch.tensor([0.0, 1.0, 1.0, 1.0]), s.generator, return_probs=True)  # fmt: skip
+        _, exp = model.basic_vae.decode(s.prev_bits.expand(4, -1, -1), probs)
+    np.testing.assert_allclose(ens[:, list(mouth)], exp[:, : len(ens), list(mouth)].mean(0).numpy(), atol=1e-5)
+    model.cfg = cfg1
+    step = step_window(model, start_session(model), torch.from_numpy(padded))
+    np.testing.assert_allclose(single, zero_jaw_twist(step[: len(single)].numpy(), cfg1), atol=1e-6)
+    # all draws greedy: the mean of identical decodings is the usual one; streaming matches; bad counts refused
+    model.cfg = dataclasses.replace(model.cfg, mouth_samples=3, mouth_sample_temperature=0.0)
+    np.testing.assert_allclose(generate(model, speechlike(9.0, seed=2)), generate(model, speechlike(9.0, seed=2), mouth_samples=1), atol=1e-5)
+    model.cfg = dataclasses.replace(model.cfg, mouth_sample_temperature=1.0)
+    long = speechlike(9.0, seed=2)
+    np.testing.assert_allclose(_stream(model, long, [5000, 777]), generate(model, long), atol=1e-5)
+    with pytest.raises(ValueError, match="mouth_samples"):
+        generate(model, audio, mouth_samples=0)
+
+
 def test_first_window_comes_out_as_soon_as_its_audio_is_in():
     model = random_model(TINY)
     stream = TalkStream(model)
