@@ -2,7 +2,7 @@
 time, stage 1b (audio front-end pre-training) → stage 2 (generator, on the frozen front-end) →
 ``talk/assets/default_talk.safetensors`` + style clips ``talk/assets/styles/<name>.npz``.
 
-    OMP_WAIT_POLICY=PASSIVE python scripts/train_default_talk.py            # ~80 min on 2 CPU cores (13 of them the corpus)
+    OMP_WAIT_POLICY=PASSIVE python scripts/train_default_talk.py            # ~115 min on 2 CPU cores (13 of them the corpus)
     python scripts/train_default_talk.py --no-asterisk --out runs/default_talk_tts  # TTS-only variant
 
 Everything resumes: the corpus generator skips finished clips, each stage
@@ -62,7 +62,7 @@ class DefaultTalkConfig:
     """Stage-2 learning-rate factor of the pre-trained front-end (0: frozen)."""
     parallel: bool = True
     """Train stages 1 and 1b at the same time, one process each (they are independent; one core each)."""
-    ar_steps: int = 2400
+    ar_steps: int = 4800
     """Stage-2 steps."""
     ar_lr: float = 1e-3
     """Stage-2 peak learning rate."""
@@ -76,8 +76,10 @@ class DefaultTalkConfig:
     """Torch CPU threads."""
     expected_codes: bool = True
     """Ship the model set to decode expected codes for the mouth (TalkConfig.expected_codes; measured better lip sync)."""
-    audio_cfg_scale: float = 1.5
+    audio_cfg_scale: float = 2.0
     """Audio guidance the shipped model uses (TalkConfig.audio_cfg_scale; needs ar_audio_dropout > 0; 1 = none)."""
+    mouth_samples: int = 4
+    """Decodings averaged for the mouth by the shipped model (TalkConfig.mouth_samples; 1 = none)."""
     write_assets: bool = True
     """Write the model and style clips into talk/assets/ (off for experiments)."""
     asset: Path = ASSETS / "default_talk.safetensors"
@@ -166,7 +168,8 @@ def write_assets(cfg: DefaultTalkConfig, model_path: Path, record: dict) -> None
     model = load_talk_checkpoint(model_path)
     if cfg.audio_cfg_scale != 1.0 and cfg.ar_audio_dropout <= 0.0:
         raise SystemExit("--audio-cfg-scale needs a model trained with --ar-audio-dropout above 0")
-    model.cfg = replace(model.cfg, expected_codes=cfg.expected_codes, expected_channels=MOUTH_CHANNELS, audio_cfg_scale=cfg.audio_cfg_scale)
+    model.cfg = replace(model.cfg, expected_codes=cfg.expected_codes, expected_channels=MOUTH_CHANNELS, audio_cfg_scale=cfg.audio_cfg_scale,
+                        mouth_samples=cfg.mouth_samples)  # fmt: skip
     meta = {"trained_by": "scripts/train_default_talk.py", "training": json.dumps({k: record.get(k) for k in ("config", "corpus", "wall_s")}, default=str),
             "license": "CC-BY-SA-3.0 (trained on asterisk-core-sounds-en prompts, see LICENSE-default_talk.md)" if cfg.asterisk
             else "Apache-2.0 (trained only on TTS-derived material)"}  # fmt: skip

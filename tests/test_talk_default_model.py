@@ -36,6 +36,8 @@ def test_default_model_file(model):
     assert model.cfg.expected_codes and model.cfg.expected_channels == MOUTH_CHANNELS and not OFFICIAL.expected_codes
     # ours was trained with audio dropout and ships with audio guidance; ARTalk guides the style only
     assert model.cfg.audio_cfg_scale > 1.0 and OFFICIAL.audio_cfg_scale == 1.0
+    # and averages the mouth of several decodings per window; ARTalk decodes once
+    assert model.cfg.mouth_samples > 1 and OFFICIAL.mouth_samples == 1
     meta = read_talk_metadata(DEFAULT_MODEL)
     assert "training" in meta and "license" in meta
 
