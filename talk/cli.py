@@ -43,6 +43,8 @@ def run(cmd: TalkCommand) -> int:
 
     import torch
 
+    if cmd.mouth_samples is not None and cmd.mouth_samples < 1:
+        raise SplattalkError(f"--mouth-samples must be at least 1 (1 = one decoding, as ARTalk), got {cmd.mouth_samples}")
     audio = load_audio(cmd.audio)
     model = resolve_model(cmd.checkpoint)
     cfg = model.cfg

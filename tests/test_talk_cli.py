@@ -42,6 +42,19 @@ def test_talk_writes_motion_npz(tmp_path, speech, capsys):
         assert np.isfinite(data["motion"]).all()
 
 
+def test_mouth_samples_option(tmp_path, speech, capsys):
+    model_path = tmp_path / "tiny.safetensors"
+    ckpt.save_talk_checkpoint(random_model(TINY), model_path)
+    one, four = tmp_path / "one.npz", tmp_path / "four.npz"
+    assert _run([speech, "--out", one, "--checkpoint", model_path], capsys)[0] == 0
+    assert _run([speech, "--out", four, "--checkpoint", model_path, "--mouth-samples", 4], capsys)[0] == 0
+    with np.load(one) as a, np.load(four) as b:
+        assert a["motion"].shape == b["motion"].shape and not np.allclose(a["motion"], b["motion"], atol=1e-4)
+    code, _, err = _run([speech, "--out", tmp_path / "bad.npz", "--checkpoint", model_path, "--mouth-samples", 0], capsys)
+    assert code == 2 and "--mouth-samples must be at least 1" in err and "Traceback" not in err
+    assert not (tmp_path / "bad.npz").exists()
+
+
 def test_official_layout_checkpoint_and_style_pt(tmp_path, speech, capsys, monkeypatch):
     """A .pt in the official layout is loaded strictly; an ARTalk-style .pt clip is accepted as --style."""
     monkeypatch.setattr(ckpt, "OFFICIAL", TINY_W2V)
