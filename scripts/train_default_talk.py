@@ -66,6 +66,8 @@ class DefaultTalkConfig:
     """Stage-2 steps."""
     ar_lr: float = 1e-3
     """Stage-2 peak learning rate."""
+    ar_depth: int | None = None
+    """Stage-2 AR transformer blocks (None: the preset's)."""
     style_dropout: float = 0.2
     """Stage-2 style dropout (classifier-free guidance)."""
     ar_augment: bool = True
@@ -120,7 +122,7 @@ def main(cfg: DefaultTalkConfig) -> None:
     ar = ("ar", replace(common, out=cfg.out / "ar", steps=cfg.ar_steps, lr=cfg.ar_lr),
           {"vqvae": cfg.out / "vqvae" / "vqvae.safetensors", "frontend": cfg.out / "frontend" / "frontend.safetensors",
            "frontend_lr_scale": cfg.frontend_lr_scale, "style_dropout": cfg.style_dropout, "augment": cfg.ar_augment,
-           "audio_dropout": cfg.ar_audio_dropout})  # fmt: skip
+           "audio_dropout": cfg.ar_audio_dropout, "ar_depth": cfg.ar_depth})  # fmt: skip
     walls.append(_timed_stage(*ar))
     for (name, _, _), seconds in zip([*first, ar], walls):
         if seconds is not None:

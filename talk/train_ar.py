@@ -18,7 +18,7 @@ Writes ``OUT/talk.safetensors``, a complete talk model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -29,6 +29,7 @@ from splattalk.errors import SplattalkError
 from splattalk.talk import bsq
 from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.dataset import PHONE_SET
+from splattalk.talk.generator import TalkModel
 from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, frame_phone_loss, heldout_evaluator, setup, train_loop
 from splattalk.talk.audio_encoder import LogMelEncoder, MelAugment, encode_augmented, pool_per_scale
 from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
@@ -64,6 +65,8 @@ class ARTrainConfig:
     has none): the generator learns to read features of voices and microphones it has not heard."""
     mel_augment: MelAugment = field(default_factory=MelAugment)
     """The augmentation's settings (as stage 1b's)."""
+    ar_depth: int | None = None
+    """AR transformer blocks (None: the stage-1 model's preset)."""
 
 
 class ARLoss(nn.Module):
@@ -184,7 +187,7 @@ def run(cfg: ARTrainConfig) -> Path:
         for p in model.parameters():
             p.data = p.data.clone()
     torch.manual_seed(t.seed)
-    _reinit_generator(model)
+    model = _fresh_generator(model, cfg.ar_depth)
     if cfg.frontend is not None:
         from splattalk.talk.train_frontend import adopt_frontend
 
@@ -208,16 +211,18 @@ def run(cfg: ARTrainConfig) -> Path:
     return finish_stage(t, dist, model, MODEL_FILE, "ar")
 
 
-def _reinit_generator(model) -> None:
-    """Fresh, seeded weights for everything but the VQ-VAE and the motion statistics.
+def _fresh_generator(model: TalkModel, ar_depth: int | None = None) -> TalkModel:
+    """A model with ``model``'s VQ-VAE and motion statistics and fresh, seeded weights for everything else.
 
     The stage-1 file carries a randomly initialised generator; re-drawing it from
-    ``--train.seed`` makes stage 2's start depend on its own seed only.
+    ``--train.seed`` makes stage 2's start depend on its own seed only. ``ar_depth``
+    (None: the stage-1 file's) sets the number of AR blocks.
     """
-    fresh = type(model)(model.cfg).to(next(model.parameters()).device)
-    keep = {k for k in model.state_dict() if k.startswith("basic_vae.") or k.endswith("motion_mean") or k.endswith("motion_std")}
-    state = {k: v for k, v in fresh.state_dict().items() if k not in keep}
-    model.load_state_dict(state, strict=False)
+    cfg = model.cfg if ar_depth is None else replace(model.cfg, ar_depth=ar_depth)
+    fresh = type(model)(cfg).to(next(model.parameters()).device)
+    keep = {k: v for k, v in model.state_dict().items() if k.startswith("basic_vae.") or k.endswith("motion_mean") or k.endswith("motion_std")}
+    fresh.load_state_dict(keep, strict=False)
+    return fresh
 
 
 def main() -> None:

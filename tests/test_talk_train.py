@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from splattalk.talk.checkpoint import load_talk_checkpoint
+from splattalk.talk.config import TINY
 from splattalk.talk.dataset import AugmentConfig, DataConfig
 from splattalk.talk.inference import generate
 from splattalk.talk.train_ar import ARTrainConfig
@@ -113,10 +114,11 @@ def test_ar_loss_falls_and_model_generates(ar, vqvae):
     assert motion.shape == (125, 32) and np.isfinite(motion).all()
 
 
-def test_ar_resumes_exactly(corpus, ar, tmp_path):
+def test_ar_resumes_exactly(corpus, ar, vqvae, tmp_path):
+    """Stop-and-resume ends bit-identical; here with a deeper AR than the stage-1 file's preset (``--ar-depth``)."""
     _, _, cfg = ar
     whole_out = tmp_path / "whole"
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=whole_out, steps=12))
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=whole_out, steps=12), ar_depth=TINY.ar_depth + 1)
     run_ar(cfg)
     out = tmp_path / "split"
     train = dataclasses.replace(cfg.train, out=out)
@@ -127,6 +129,9 @@ def test_ar_resumes_exactly(corpus, ar, tmp_path):
         assert torch.equal(a[k], b[k]), k
     sa, sb = _state(whole_out / "talk.safetensors"), _state(out / "talk.safetensors")
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    deeper, vae = load_talk_checkpoint(out / "talk.safetensors"), load_talk_checkpoint(vqvae[1])
+    assert deeper.cfg.ar_depth == len(deeper.attn_blocks) == TINY.ar_depth + 1 != vae.cfg.ar_depth
+    assert all(torch.equal(v, vae.basic_vae.state_dict()[k]) for k, v in deeper.basic_vae.state_dict().items())
 
 
 def test_learning_rate_schedule():
