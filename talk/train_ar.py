@@ -181,13 +181,10 @@ def run(cfg: ARTrainConfig) -> Path:
     model = load_talk_checkpoint(cfg.vqvae)
     if model.cfg.name != t.preset:
         raise SplattalkError(f"{cfg.vqvae} is a '{model.cfg.name}' model but --train.preset is '{t.preset}'")
-    # load_talk_checkpoint maps tensors in place (assign=True); give training its own writable copies.
-    model = model.to(dist.device)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.data = p.data.clone()
+    # A new model that copies in the stage-1 file's VQ-VAE: training gets its own writable tensors
+    # (load_talk_checkpoint maps the file's in place).
     torch.manual_seed(t.seed)
-    model = _fresh_generator(model, cfg.ar_depth)
+    model = _fresh_generator(model.to(dist.device), cfg.ar_depth)
     if cfg.frontend is not None:
         from splattalk.talk.train_frontend import adopt_frontend
 
