@@ -178,6 +178,8 @@ def run(cfg: ARTrainConfig) -> Path:
     dist = setup(t)
     if not Path(cfg.vqvae).is_file():
         raise SplattalkError(f"stage-1 model {cfg.vqvae} not found; train it first with python -m splattalk.talk.train_vqvae")
+    if cfg.ar_depth is not None and cfg.ar_depth < 1:
+        raise SplattalkError(f"--ar-depth must be at least 1 (AR transformer blocks), got {cfg.ar_depth}")
     model = load_talk_checkpoint(cfg.vqvae)
     if model.cfg.name != t.preset:
         raise SplattalkError(f"{cfg.vqvae} is a '{model.cfg.name}' model but --train.preset is '{t.preset}'")

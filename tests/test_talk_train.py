@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from splattalk.errors import SplattalkError
 from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.config import TINY
 from splattalk.talk.dataset import AugmentConfig, DataConfig
@@ -132,6 +133,8 @@ def test_ar_resumes_exactly(corpus, ar, vqvae, tmp_path):
     deeper, vae = load_talk_checkpoint(out / "talk.safetensors"), load_talk_checkpoint(vqvae[1])
     assert deeper.cfg.ar_depth == len(deeper.attn_blocks) == TINY.ar_depth + 1 != vae.cfg.ar_depth
     assert all(torch.equal(v, vae.basic_vae.state_dict()[k]) for k, v in deeper.basic_vae.state_dict().items())
+    with pytest.raises(SplattalkError, match="ar-depth"):
+        run_ar(dataclasses.replace(cfg, ar_depth=0))
 
 
 def test_learning_rate_schedule():
