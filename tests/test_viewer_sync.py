@@ -142,11 +142,17 @@ def test_lead_follows_the_displayed_offset():
     p.tick(0.0)
     seq = p.desired().seq
     # The page shows frames 0.3 s behind its audio (a slow page): the lead grows towards that delay.
-    for k in range(6 * LEAD_SAMPLES):
-        t = 1.0 + 0.05 * k
-        shown = int((t - 0.3 + p.lead) * 25)  # the frame sent 0.3 s ago, drawn now
-        p.report(report(clip=clip.id, applied=seq, t=t, page_ms=1000 * t, drawn=(shown + 0.5) / 25 - t), now=t)
+    def run(delay: float, start: float, reports: int) -> None:
+        for k in range(reports):
+            t = start + 0.05 * k
+            shown = int((t - delay + p.lead) * 25)  # the frame sent `delay` ago, drawn now
+            p.report(report(clip=clip.id, applied=seq, t=t, page_ms=1000 * t, drawn=(shown + 0.5) / 25 - t), now=t)
+
+    run(0.3, 1.0, 6 * LEAD_SAMPLES)
     assert p.lead == pytest.approx(0.3, abs=0.05)
+    # The page slows down further: a large offset moves the lead by all of it, in one adjustment.
+    run(0.5, 5.0, LEAD_SAMPLES)
+    assert p.lead == pytest.approx(0.5, abs=0.05)
 
 
 # ----------------------------------------------------------------------------- the page side

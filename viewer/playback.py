@@ -27,6 +27,10 @@ LEAD_RANGE = (0.0, 0.8)
 """Bounds of the lead (s) by which frames run ahead of the audio clock to make up for delivery delay."""
 LEAD_SAMPLES = 10
 """Display offsets (reports) per lead adjustment: a slow page's offsets sawtooth over its draw period."""
+LEAD_SNAP = 0.04
+"""A median display offset (s) beyond which the lead moves by all of it: the delay really changed (the page
+slowed down, sped up, or the first estimate came from its start-up); smaller ones move it by half, to average
+out the sawtooth."""
 RESUME_FRAMES = FPS
 """Frames that must be ready ahead of the playhead before a stalled clip resumes."""
 
@@ -193,14 +197,15 @@ class Player:
     # ------------------------------------------------------------------ internals
     def _adapt_lead(self, offset: float) -> None:
         """One displayed-frame offset (frame centre − audio time, s) from the page; every
-        :data:`LEAD_SAMPLES` of them move the lead against their median — fully the first time,
-        by half after that (a loop wrap's jump is ignored)."""
+        :data:`LEAD_SAMPLES` of them move the lead against their median — fully the first time and
+        whenever it exceeds :data:`LEAD_SNAP`, by half otherwise (a loop wrap's jump is ignored)."""
         if abs(offset) > 1.5:
             return
         self._offsets.append(offset)
         if len(self._offsets) == LEAD_SAMPLES:
-            gain = 1.0 if self._adjustments == 0 else 0.5  # jump to the first estimate, then average out the noise
-            self.lead = float(np.clip(self.lead - gain * np.median(self._offsets), *LEAD_RANGE))
+            offset = float(np.median(self._offsets))
+            gain = 1.0 if self._adjustments == 0 or abs(offset) > LEAD_SNAP else 0.5
+            self.lead = float(np.clip(self.lead - gain * offset, *LEAD_RANGE))
             self._adjustments += 1
             self._offsets.clear()
 
