@@ -74,6 +74,8 @@ class DefaultTalkConfig:
     """Stage-2 spectrum augmentation of the training audio (as stage 1b's)."""
     ar_audio_dropout: float = 0.1
     """Stage-2 audio dropout: windows trained on the null audio condition, for audio guidance."""
+    ar_audio_posteriors: bool = False
+    """Stage 2 conditions the generator on the front-end's phone posteriors and relative energy (--audio-posteriors)."""
     threads: int = 1
     """Torch CPU threads."""
     expected_codes: bool = True
@@ -122,7 +124,7 @@ def main(cfg: DefaultTalkConfig) -> None:
     ar = ("ar", replace(common, out=cfg.out / "ar", steps=cfg.ar_steps, lr=cfg.ar_lr),
           {"vqvae": cfg.out / "vqvae" / "vqvae.safetensors", "frontend": cfg.out / "frontend" / "frontend.safetensors",
            "frontend_lr_scale": cfg.frontend_lr_scale, "style_dropout": cfg.style_dropout, "augment": cfg.ar_augment,
-           "audio_dropout": cfg.ar_audio_dropout, "ar_depth": cfg.ar_depth})  # fmt: skip
+           "audio_dropout": cfg.ar_audio_dropout, "ar_depth": cfg.ar_depth, "audio_posteriors": cfg.ar_audio_posteriors})  # fmt: skip
     walls.append(_timed_stage(*ar))
     for (name, _, _), seconds in zip([*first, ar], walls):
         if seconds is not None:

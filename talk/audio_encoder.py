@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from splattalk.talk.config import SAMPLE_RATE, SAMPLES_PER_FRAME, TalkConfig
+from splattalk.talk.dataset import PHONE_SET
 
 N_FFT = 400
 """25 ms analysis window."""
@@ -197,8 +198,25 @@ def encode_augmented(encoder: "LogMelEncoder", audio: torch.Tensor, u: torch.Ten
     return encoder(audio, draw_mel_augment(aug, audio.shape[0], audio.shape[1] // HOP, encoder.mel_filters.shape[1], g))
 
 
+ENERGY_FLOOR = -2.0
+"""Lowest relative frame energy of the posterior features (20 nats, about 87 dB, under the loudest frame)."""
+
+
+def relative_frame_energy(mel: torch.Tensor) -> torch.Tensor:
+    """Log-mel ``[B, n, M]`` (n a multiple of 4) → ``[B, n/4]``: each 40-ms frame's log mel power relative to
+    the loudest frame of the input, in tens of nats, floored at :data:`ENERGY_FLOOR`. Relative, so the
+    input's gain (and a flat equaliser) does not change it."""
+    B, n, M = mel.shape
+    e = torch.logsumexp(mel.reshape(B, n // MELS_PER_FRAME, MELS_PER_FRAME * M), dim=-1)
+    return ((e - e.amax(dim=1, keepdim=True)) / 10.0).clamp_min(ENERGY_FLOOR)
+
+
 class LogMelEncoder(nn.Module):
-    """Log-mel → conv → small transformer → W feature frames (25 fps) per window."""
+    """Log-mel → conv → small transformer → W feature frames (25 fps) per window.
+
+    With ``cfg.audio_posteriors`` it owns a phone classifier (``phone_head``, stage 1b's) and returns
+    each frame's phone posteriors and relative energy, ``[B, W, phones + 1]``, instead of its features.
+    """
 
     def __init__(self, cfg: TalkConfig):
         super().__init__()
@@ -216,10 +234,15 @@ class LogMelEncoder(nn.Module):
         layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=cfg.logmel_dropout, activation="gelu", batch_first=True, norm_first=True)
         self.layers = nn.TransformerEncoder(layer, cfg.logmel_layers, enable_nested_tensor=False)
         self.out_norm = nn.LayerNorm(dim)
+        self.phone_head = nn.Linear(dim, len(PHONE_SET)) if cfg.audio_posteriors else None
+
+    @property
+    def out_dim(self) -> int:
+        return self.out_norm.normalized_shape[0] if self.phone_head is None else self.phone_head.out_features + 1
 
     def forward(self, audio: torch.Tensor, augment: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """``audio: [B, (context + W)·640]`` → ``[B, W, audio_dim]``; ``augment`` (training only): a
-        :func:`draw_mel_augment` draw."""
+        """``audio: [B, (context + W)·640]`` → ``[B, W, audio_dim]`` (with a ``phone_head``: ``[B, W, phones + 1]``);
+        ``augment`` (training only): a :func:`draw_mel_augment` draw."""
         if augment is None:
             mel = log_mel(audio, self.mel_filters, self.stft_window)
         else:
@@ -231,11 +254,18 @@ class LogMelEncoder(nn.Module):
         x = self.in_norm(mel.reshape(B, n // MELS_PER_FRAME, MELS_PER_FRAME * M))
         x = F.gelu(self.conv(x.transpose(1, 2)).transpose(1, 2))
         x = self.layers(x + self.pos_embed[:, : x.shape[1]])
-        return self.out_norm(x[:, self.context_frames :])
+        feat = self.out_norm(x[:, self.context_frames :])
+        if self.phone_head is None:
+            return feat
+        posteriors = torch.softmax(self.phone_head(feat), dim=-1)
+        energy = relative_frame_energy(mel)[:, self.context_frames :, None]
+        return torch.cat([posteriors, energy], dim=-1)
 
 
 def build_audio_encoder(cfg: TalkConfig) -> nn.Module:
     if cfg.audio_encoder == "wav2vec2":
+        if cfg.audio_posteriors:
+            raise ValueError("audio_posteriors needs the log-mel front-end (it reads that front-end's phone classifier)")
         if cfg.audio_context_frames != 0:
             raise ValueError("the wav2vec2 encoder encodes each window alone (audio_context_frames must be 0)")
         if cfg.audio_dim != cfg.wav2vec2_dim:

@@ -81,6 +81,11 @@ class TalkConfig:
     """Transformer layers of the log-mel front-end."""
     logmel_dropout: float = 0.0
     """Dropout in the log-mel front-end's transformer layers while it trains (stage 1b regularisation)."""
+    audio_posteriors: bool = False
+    """Log-mel front-end only: the generator hears the front-end's frame phone posteriors and a relative
+    frame energy (through a learned projection, ``audio_in``) instead of its hidden features — a
+    phonetic bottleneck that carries little of the voice, so a generator trained on few voices
+    generalises better to new ones (stage 2's ``--audio-posteriors``)."""
     wav2vec2_layers: int = 24
     """Transformer layers of wav2vec2 (XLS-R 300M: 24; fewer only for tests)."""
     wav2vec2_dim: int = 1024

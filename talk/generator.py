@@ -45,6 +45,8 @@ class TalkModel(nn.Module):
         self.style_encoder = StyleEncoder(cfg)
         self.style_cond_embed = nn.Linear(cfg.style_dim, dim)
         self.audio_encoder = build_audio_encoder(cfg)
+        # posteriors + energy → the width the AR blocks are conditioned on (features pass as they are)
+        self.audio_in = nn.Linear(self.audio_encoder.out_dim, cfg.audio_dim) if cfg.audio_posteriors else nn.Identity()
         rates = torch.linspace(0, 0.1 * cfg.ar_depth / 24, cfg.ar_depth, device="cpu").tolist()
         self.attn_blocks = nn.ModuleList(AdaLNBlock(dim, cfg.audio_dim, cfg.ar_heads, rates[i]) for i in range(cfg.ar_depth))
         self.cond_logits_head = AdaLNHead(dim, cfg.audio_dim)
@@ -74,7 +76,7 @@ class TalkModel(nn.Module):
 
     def audio_condition(self, audio: torch.Tensor) -> torch.Tensor:
         """``audio: [B, context + W·640]`` samples → per-token condition ``[B, L, audio_dim]``."""
-        return pool_per_scale(self.audio_encoder(audio), self.scales)
+        return pool_per_scale(self.audio_in(self.audio_encoder(audio)), self.scales)
 
     def window_tokens(self, bits: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """Input tokens ``[B, L, ar_dim]`` (no position embedding) of a window whose bits are ``[B, L, C]``."""

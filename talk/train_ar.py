@@ -67,6 +67,9 @@ class ARTrainConfig:
     """The augmentation's settings (as stage 1b's)."""
     ar_depth: int | None = None
     """AR transformer blocks (None: the stage-1 model's preset)."""
+    audio_posteriors: bool = False
+    """Condition the generator on the front-end's frame phone posteriors and relative energy instead of its
+    features (``TalkConfig.audio_posteriors``); needs ``--frontend``, whose phone classifier it reads."""
 
 
 class ARLoss(nn.Module):
@@ -116,7 +119,7 @@ class ARLoss(nn.Module):
         m = self.model
         with torch.no_grad():
             prev_bits, bits = m.basic_vae.encode(batch["prev"], batch["this"])
-        feat = encode_augmented(m.audio_encoder, batch["audio"], batch["u"], self.augment if augment else None)
+        feat = m.audio_in(encode_augmented(m.audio_encoder, batch["audio"], batch["u"], self.augment if augment else None))
         cond = pool_per_scale(feat, m.scales)
         if drop_audio is not None:
             cond = torch.where(drop_audio[:, None, None], torch.zeros_like(cond), cond)
@@ -186,7 +189,9 @@ def run(cfg: ARTrainConfig) -> Path:
     # A new model that copies in the stage-1 file's VQ-VAE: training gets its own writable tensors
     # (load_talk_checkpoint maps the file's in place).
     torch.manual_seed(t.seed)
-    model = _fresh_generator(model.to(dist.device), cfg.ar_depth)
+    if cfg.audio_posteriors and cfg.frontend is None:
+        raise SplattalkError("--audio-posteriors reads a pre-trained front-end's phone classifier: give --frontend (a train_frontend file)")
+    model = _fresh_generator(model.to(dist.device), cfg.ar_depth, cfg.audio_posteriors)
     if cfg.frontend is not None:
         from splattalk.talk.train_frontend import adopt_frontend
 
@@ -210,14 +215,14 @@ def run(cfg: ARTrainConfig) -> Path:
     return finish_stage(t, dist, model, MODEL_FILE, "ar")
 
 
-def _fresh_generator(model: TalkModel, ar_depth: int | None = None) -> TalkModel:
+def _fresh_generator(model: TalkModel, ar_depth: int | None = None, audio_posteriors: bool = False) -> TalkModel:
     """A model with ``model``'s VQ-VAE and motion statistics and fresh, seeded weights for everything else.
 
     The stage-1 file carries a randomly initialised generator; re-drawing it from
     ``--train.seed`` makes stage 2's start depend on its own seed only. ``ar_depth``
-    (None: the stage-1 file's) sets the number of AR blocks.
+    (None: the stage-1 file's) sets the number of AR blocks; ``audio_posteriors`` the generator's audio condition.
     """
-    cfg = model.cfg if ar_depth is None else replace(model.cfg, ar_depth=ar_depth)
+    cfg = replace(model.cfg, ar_depth=model.cfg.ar_depth if ar_depth is None else ar_depth, audio_posteriors=audio_posteriors)
     fresh = type(model)(cfg).to(next(model.parameters()).device)
     keep = {k: v for k, v in model.state_dict().items() if k.startswith("basic_vae.") or k.endswith("motion_mean") or k.endswith("motion_std")}
     fresh.load_state_dict(keep, strict=False)

@@ -140,7 +140,18 @@ def run(cfg: FrontendTrainConfig) -> Path:
     evaluate = heldout_evaluator(t, dist, held, lambda batch: evaluate_frontend(loss_module, batch))
 
     train_loop(t, dist, loss_module, train, config, evaluate, desc="front-end")
-    return finish_stage(t, dist, model, MODEL_FILE, "frontend")
+    return finish_stage(t, dist, with_phone_head(model, loss_module.phone_head), MODEL_FILE, "frontend")
+
+
+def with_phone_head(model: TalkModel, head: nn.Linear) -> TalkModel:
+    """``model`` with the trained frame phone classifier ``head`` inside its front-end: what a stage-1b file
+    carries, so stage 2 can condition on phone posteriors (``--audio-posteriors``); it drops the head otherwise."""
+    out = TalkModel(replace(model.cfg, audio_posteriors=True)).to(next(model.parameters()).device)
+    missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or set(missing) != {"audio_encoder.phone_head.weight", "audio_encoder.phone_head.bias", "audio_in.weight", "audio_in.bias"}:
+        raise AssertionError(f"front-end export: unexpected keys {unexpected}, missing {missing}")
+    out.audio_encoder.phone_head.load_state_dict(head.state_dict())
+    return out
 
 
 def adopt_frontend(model: TalkModel, path: Path) -> TalkModel:
@@ -155,10 +166,18 @@ def adopt_frontend(model: TalkModel, path: Path) -> TalkModel:
             f"{path} has a {source.cfg.audio_encoder} front-end of width {source.cfg.audio_dim}; "
             f"the model needs {model.cfg.audio_encoder} of width {model.cfg.audio_dim}"
         )
+    state = source.audio_encoder.state_dict()
+    if model.cfg.audio_posteriors and getattr(source.audio_encoder, "phone_head", None) is None:
+        raise SplattalkError(
+            f"{path} carries no phone classifier (written before front-end files did); rerun its "
+            "python -m splattalk.talk.train_frontend command with the same --train.out to write it again"
+        )
+    if not model.cfg.audio_posteriors:
+        state = {k: v for k, v in state.items() if not k.startswith("phone_head.")}
     model.cfg = replace(model.cfg, **{k: getattr(source.cfg, k) for k in AUDIO_FIELDS})
     device = next(model.parameters()).device
     model.audio_encoder = build_audio_encoder(model.cfg).to(device)
-    model.audio_encoder.load_state_dict({k: v.clone() for k, v in source.audio_encoder.state_dict().items()})
+    model.audio_encoder.load_state_dict({k: v.clone() for k, v in state.items()})
     return model
 
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from splattalk.errors import SplattalkError
-from splattalk.talk.audio_encoder import MelAugment, draw_mel_augment, warp_frequency
+from splattalk.talk.audio_encoder import ENERGY_FLOOR, MelAugment, build_audio_encoder, draw_mel_augment, relative_frame_energy, warp_frequency
 from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
 from splattalk.talk.config import TINY
-from splattalk.talk.dataset import DataConfig
+from splattalk.talk.dataset import PHONE_SET, DataConfig
 from splattalk.talk.generator import TalkModel
 from splattalk.talk.inference import generate
 from splattalk.talk.train_ar import ARTrainConfig
@@ -114,6 +114,51 @@ def test_stage_two_keeps_a_frozen_pretrained_frontend(corpus, frontend, tmp_path
         assert torch.equal(v, pre[k]), k
     audio, _ = toy_utterance(4.0, seed=7, style=0)
     assert np.isfinite(generate(model, audio)).all()
+
+
+def test_energy_of_the_posterior_features_ignores_the_gain():
+    mel = torch.randn(2, 40, 8)
+    e = relative_frame_energy(mel)
+    assert e.shape == (2, 10) and torch.allclose(relative_frame_energy(mel + 2.5), e, atol=1e-5)
+    assert float(e.amax(1).abs().max()) < 1e-6 and float(e.min()) >= ENERGY_FLOOR
+    with pytest.raises(ValueError, match="log-mel"):
+        build_audio_encoder(dataclasses.replace(TINY_W2V, audio_posteriors=True))
+
+
+def test_stage_two_on_phone_posteriors(corpus, frontend, tmp_path):
+    """A stage-1b file carries its trained phone classifier; ``--audio-posteriors`` conditions the generator on its
+    posteriors and the frame energy (the classifier frozen with the front-end); files without one fail clearly."""
+    from safetensors.torch import load_file
+
+    out, fe_path, _ = frontend
+    fe = load_talk_checkpoint(fe_path)
+    trained = load_file(str(out / STATE_FILE))
+    assert torch.equal(fe.audio_encoder.phone_head.weight, trained["model/phone_head.weight"])
+    vq_path = run_vqvae(VQVAETrainConfig(train=_train(corpus, tmp_path / "vq", steps=4)))
+    cfg = ARTrainConfig(vqvae=vq_path, frontend=fe_path, frontend_lr_scale=0.0, audio_posteriors=True,
+                        train=_train(corpus, tmp_path / "ar", steps=6))  # fmt: skip
+    model = load_talk_checkpoint(run_ar(cfg))
+    assert model.cfg.audio_posteriors and model.audio_in.in_features == len(PHONE_SET) + 1
+    pre = fe.audio_encoder.state_dict()
+    assert {k for k in model.audio_encoder.state_dict()} == set(pre) and any(k.startswith("phone_head.") for k in pre)
+    assert all(torch.equal(v, pre[k]) for k, v in model.audio_encoder.state_dict().items())
+    audio, _ = toy_utterance(4.0, seed=7, style=0)
+    window = torch.from_numpy(np.concatenate([np.zeros(model.cfg.context_samples, np.float32), audio[: model.cfg.window_samples]]))
+    with torch.no_grad():
+        feat = model.audio_encoder(window[None])
+    assert feat.shape == (1, model.cfg.window, len(PHONE_SET) + 1)
+    assert torch.allclose(feat[..., :-1].sum(-1), torch.ones(1, model.cfg.window), atol=1e-5)
+    assert float(feat[..., -1].max()) <= 0.0 and float(feat[..., -1].min()) >= ENERGY_FLOOR
+    assert np.isfinite(generate(model, audio)).all()
+    with pytest.raises(SplattalkError, match="--frontend"):
+        run_ar(dataclasses.replace(cfg, frontend=None, train=_train(corpus, tmp_path / "ar2", steps=2)))
+    # a front-end file written before they carried the classifier
+    old = TalkModel(dataclasses.replace(fe.cfg, audio_posteriors=False))
+    old.load_state_dict({k: v for k, v in fe.state_dict().items() if "phone_head" not in k and not k.startswith("audio_in.")})
+    save_talk_checkpoint(old, tmp_path / "old.safetensors", {"stage": "frontend"})
+    with pytest.raises(SplattalkError, match="phone classifier"):
+        adopt_frontend(TalkModel(dataclasses.replace(TINY, audio_posteriors=True)), tmp_path / "old.safetensors")
+    assert "phone_head.weight" not in adopt_frontend(TalkModel(TINY), fe_path).audio_encoder.state_dict()
 
 
 def test_adopting_a_frontend_of_another_width_fails_clearly(frontend):
