@@ -74,8 +74,12 @@ class DefaultTalkConfig:
     """Stage-2 spectrum augmentation of the training audio (as stage 1b's)."""
     ar_audio_dropout: float = 0.1
     """Stage-2 audio dropout: windows trained on the null audio condition, for audio guidance."""
-    ar_audio_posteriors: bool = False
+    ar_audio_posteriors: bool = True
     """Stage 2 conditions the generator on the front-end's phone posteriors and relative energy (--audio-posteriors)."""
+    readout_context: int = 12
+    """Mouth read-out fitted after stage 2 (with ar_audio_posteriors): frames on each side it reads."""
+    readout_weight: float = 0.5
+    """Share of the read-out in the shipped model's mouth (0: no read-out is fitted)."""
     threads: int = 1
     """Torch CPU threads."""
     expected_codes: bool = True
@@ -134,6 +138,9 @@ def main(cfg: DefaultTalkConfig) -> None:
     model_path = cfg.out / "ar" / "talk.safetensors"
     if not model_path.is_file():
         raise SystemExit(f"stage 2 did not finish ({model_path} missing); rerun to resume")
+    if cfg.ar_audio_posteriors and cfg.readout_weight > 0:
+        model_path = _readout(cfg, model_path, record)
+        write_json(record_path, record)
     if cfg.write_assets:
         write_assets(cfg, model_path, record)
     write_json(record_path, record)
@@ -209,6 +216,18 @@ def _hours(records) -> dict:
         key = f"{r.split}/{r.source if r.source == 'recording' else 'tts'}"
         hours[key] = round(hours.get(key, 0.0) + r.duration / 3600.0, 3)
     return hours
+
+
+def _readout(cfg: DefaultTalkConfig, model_path: Path, record: dict) -> Path:
+    """Fit the mouth read-out of the stage-2 model (once; minutes) → its file."""
+    from splattalk.talk.readout import ReadoutConfig, run
+
+    out = cfg.out / "readout" / "talk.safetensors"
+    if not out.is_file():
+        t = time.perf_counter()
+        run(ReadoutConfig(model=model_path, out=out, corpus=cfg.corpus, context=cfg.readout_context, weight=cfg.readout_weight, threads=cfg.threads))
+        record["wall_s"]["readout"] = time.perf_counter() - t
+    return out
 
 
 def _final_rows(out: Path) -> dict:

@@ -45,16 +45,21 @@ def run(cmd: TalkCommand) -> int:
 
     if cmd.mouth_samples is not None and cmd.mouth_samples < 1:
         raise SplattalkError(f"--mouth-samples must be at least 1 (1 = one decoding, as ARTalk), got {cmd.mouth_samples}")
+    if cmd.readout_weight is not None and not 0.0 <= cmd.readout_weight <= 1.0:
+        raise SplattalkError(f"--readout-weight must be in [0, 1] (0 = the generator alone), got {cmd.readout_weight}")
     audio = load_audio(cmd.audio)
     model = resolve_model(cmd.checkpoint)
     cfg = model.cfg
     threads = cmd.threads if cmd.threads is not None else (1 if cfg.audio_encoder != "wav2vec2" else None)
     if threads is not None:
         torch.set_num_threads(max(1, threads))
+    if cmd.readout_weight and model.readout is None:
+        raise SplattalkError("--readout-weight: this model has no mouth read-out (python -m splattalk.talk.readout fits one)")
     style = load_style_clip(cmd.style, cfg.motion_dim, cfg.style_frames) if cmd.style is not None else None
     start = time.perf_counter()
     motion = generate(model, audio, style=style, seed=cmd.seed, cfg_scale=cmd.cfg_scale, temperature=cmd.temperature, smooth=cmd.smooth, progress=True,
-                      expected_codes=cmd.expected_codes, audio_cfg_scale=cmd.audio_cfg_scale, mouth_samples=cmd.mouth_samples)
+                      expected_codes=cmd.expected_codes, audio_cfg_scale=cmd.audio_cfg_scale, mouth_samples=cmd.mouth_samples,
+                      readout_weight=cmd.readout_weight)
     elapsed = time.perf_counter() - start
     config = {"command": dataclasses.asdict(cmd), "model": dataclasses.asdict(cfg)}
     save_npz(

@@ -32,6 +32,8 @@ class TalkCommand:
     """Audio guidance scale (models trained with audio dropout); default: the model's; 1 = none (ARTalk)."""
     mouth_samples: int | None = None
     """Decodings of each window averaged for the mouth (steadier, more accurate lips; costs time); default: the model's; 1 = none (ARTalk)."""
+    readout_weight: float | None = None
+    """Share of the mouth read-out in the mouth (models that have one); default: the model's; 0 = the generator alone."""
     smooth: bool = True
     """Savitzky–Golay post-smoothing as ARTalk."""
     threads: int | None = None

@@ -113,6 +113,13 @@ class TalkConfig:
     the audio. Head pose and lids come from the first, as without it. 1 = off, as ARTalk."""
     mouth_sample_temperature: float = 1.0
     """Temperature of the extra decodings of the mouth ensemble."""
+    readout_channels: tuple[int, ...] = ()
+    """Mouth read-out (``talk/readout.py``; needs ``audio_posteriors``): the motion columns (mouth and jaw) a
+    linear map reads from the phone posteriors and energy of nearby frames. Empty: no read-out."""
+    readout_context: int = 0
+    """Frames on each side of a frame, within its window, the read-out reads."""
+    readout_weight: float = 0.0
+    """Share of the read-out in those columns; the generator's decoding gives the rest (0 = generator only)."""
     jaw_open_only: bool = True
     """Zero the jaw's 2nd/3rd axis-angle components after generation, as ARTalk does."""
     smooth_window: int = 5
@@ -157,7 +164,7 @@ class TalkConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown talk config fields {unknown}")
-        for key in ("scales", "expected_channels"):
+        for key in ("scales", "expected_channels", "readout_channels"):
             if key in data:
                 data[key] = tuple(data[key])
         return TalkConfig(**data)

@@ -28,6 +28,7 @@ from splattalk.talk import bsq
 from splattalk.talk.audio_encoder import build_audio_encoder, pool_per_scale
 from splattalk.talk.blocks import AdaLNBlock, AdaLNHead, KVCache, level_mask
 from splattalk.talk.config import TalkConfig
+from splattalk.talk.readout import MouthReadout
 from splattalk.talk.style import StyleEncoder
 from splattalk.talk.vqvae import MotionVQVAE
 
@@ -47,6 +48,7 @@ class TalkModel(nn.Module):
         self.audio_encoder = build_audio_encoder(cfg)
         # posteriors + energy → the width the AR blocks are conditioned on (features pass as they are)
         self.audio_in = nn.Linear(self.audio_encoder.out_dim, cfg.audio_dim) if cfg.audio_posteriors else nn.Identity()
+        self.readout = MouthReadout(cfg, self.audio_encoder.out_dim) if cfg.readout_channels else None
         rates = torch.linspace(0, 0.1 * cfg.ar_depth / 24, cfg.ar_depth, device="cpu").tolist()
         self.attn_blocks = nn.ModuleList(AdaLNBlock(dim, cfg.audio_dim, cfg.ar_heads, rates[i]) for i in range(cfg.ar_depth))
         self.cond_logits_head = AdaLNHead(dim, cfg.audio_dim)
@@ -76,7 +78,11 @@ class TalkModel(nn.Module):
 
     def audio_condition(self, audio: torch.Tensor) -> torch.Tensor:
         """``audio: [B, context + W·640]`` samples → per-token condition ``[B, L, audio_dim]``."""
-        return pool_per_scale(self.audio_in(self.audio_encoder(audio)), self.scales)
+        return self.condition_from_features(self.audio_encoder(audio))
+
+    def condition_from_features(self, feat: torch.Tensor) -> torch.Tensor:
+        """The audio encoder's output ``[B, W, F]`` → per-token condition ``[B, L, audio_dim]``."""
+        return pool_per_scale(self.audio_in(feat), self.scales)
 
     def window_tokens(self, bits: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """Input tokens ``[B, L, ar_dim]`` (no position embedding) of a window whose bits are ``[B, L, C]``."""

@@ -44,6 +44,8 @@ class Session:
     """Audio guidance of the bit logits (``TalkConfig.audio_cfg_scale``; 1 = none)."""
     mouth_samples: int = 1
     """Decodings averaged for the mouth (``TalkConfig.mouth_samples``; 1 = none)."""
+    readout_weight: float = 0.0
+    """Share of the mouth read-out in the mouth (``TalkConfig.readout_weight``; 0 = generator only)."""
 
 
 def _device(model: TalkModel) -> torch.device:
@@ -62,10 +64,11 @@ def start_session(
     audio_cfg_scale: float | None = None,
     *,
     mouth_samples: int | None = None,
+    readout_weight: float | None = None,
 ) -> Session:
     """State before the first window: the prefix is the encoding of a still (all-zero) motion window.
 
-    ``expected_codes`` / ``audio_cfg_scale`` / ``mouth_samples`` None take the model's config."""
+    ``expected_codes`` / ``audio_cfg_scale`` / ``mouth_samples`` / ``readout_weight`` None take the model's config."""
     cfg, dev = model.cfg, _device(model)
     clip = None
     if style is not None:
@@ -82,13 +85,17 @@ def start_session(
     samples = cfg.mouth_samples if mouth_samples is None else int(mouth_samples)
     if samples < 1:
         raise ValueError(f"mouth_samples must be at least 1, got {samples}")
-    return Session(style_token, prev_bits, tokens, generator, float(temperature), use_cache, expected, audio_scale, samples)
+    readout = cfg.readout_weight if readout_weight is None else float(readout_weight)
+    if not 0.0 <= readout <= 1.0 or (readout > 0 and model.readout is None):
+        raise ValueError(f"readout_weight must be in [0, 1] and needs a model with a mouth read-out, got {readout}")
+    return Session(style_token, prev_bits, tokens, generator, float(temperature), use_cache, expected, audio_scale, samples, readout)
 
 
 @torch.inference_mode()
 def step_window(model: TalkModel, session: Session, audio: torch.Tensor) -> torch.Tensor:
     """Raw motion ``[W, D]`` of one window from ``audio: [context + W·640]`` samples; advances ``session``."""
-    cond = model.audio_condition(audio[None].to(_device(model)))
+    feat = model.audio_encoder(audio[None].to(_device(model)))
+    cond = model.condition_from_features(feat)
     s, K = session, session.mouth_samples
     prefix, style, prev_bits, temperature = s.prefix_tokens, s.style, s.prev_bits, s.temperature
     if K > 1:  # the mouth ensemble: the usual decoding first, then K − 1 draws, in one batch
@@ -105,6 +112,9 @@ def step_window(model: TalkModel, session: Session, audio: torch.Tensor) -> torc
     if K > 1:
         motion[:1, :, channels] = motion[..., channels].mean(0, keepdim=True)
         motion = motion[:1]
+    if s.readout_weight > 0:  # blended before re-encoding: the next window continues from the mouth shown
+        ch, w = model.readout.channels, s.readout_weight
+        motion[..., ch] = (1.0 - w) * motion[..., ch] + w * model.readout(feat)
     session.prev_bits, _ = model.basic_vae.encode(motion)
     tokens = model.window_tokens(session.prev_bits, session.style)
     session.prefix_tokens = torch.cat([session.prefix_tokens[:, tokens.shape[1] :], tokens], dim=1)
@@ -143,12 +153,13 @@ def generate(
     audio_cfg_scale: float | None = None,
     *,
     mouth_samples: int | None = None,
+    readout_weight: float | None = None,
 ) -> np.ndarray:
     """Motion ``[T, D]`` float32 at 25 fps for ``audio: [S]`` float32 16 kHz mono; T = ⌈S / 640⌉.
 
     ``style``: a clip ``[style_frames, D]`` or None (the model's neutral style).
     ``temperature`` 0 is ARTalk's greedy decoding (``seed`` then does not matter).
-    ``expected_codes`` / ``audio_cfg_scale`` / ``mouth_samples`` None: the model's config.
+    ``expected_codes`` / ``audio_cfg_scale`` / ``mouth_samples`` / ``readout_weight`` None: the model's config.
     """
     cfg = model.cfg
     audio = np.asarray(audio, np.float32).reshape(-1)
@@ -160,7 +171,7 @@ def generate(
     padded[cfg.context_samples : cfg.context_samples + audio.shape[0]] = audio
     padded_t = torch.from_numpy(padded)
     session = start_session(model, style, seed, cfg_scale, temperature, use_cache, expected_codes, audio_cfg_scale,
-                            mouth_samples=mouth_samples)  # fmt: skip
+                            mouth_samples=mouth_samples, readout_weight=readout_weight)  # fmt: skip
     windows = range(n_windows)
     if progress and n_windows > 1:
         from tqdm import tqdm

@@ -55,6 +55,17 @@ def test_mouth_samples_option(tmp_path, speech, capsys):
     assert not (tmp_path / "bad.npz").exists()
 
 
+def test_readout_weight_option(tmp_path, speech, capsys):
+    """``--readout-weight`` on a model without a mouth read-out, or out of [0, 1], is refused clearly; 0 is the generator."""
+    model_path = tmp_path / "tiny.safetensors"
+    ckpt.save_talk_checkpoint(random_model(TINY), model_path)
+    for weight, message in ((0.5, "no mouth read-out"), (1.5, "must be in [0, 1]")):
+        code, _, err = _run([speech, "--out", tmp_path / "bad.npz", "--checkpoint", model_path, "--readout-weight", weight], capsys)
+        assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "bad.npz").exists()
+    assert _run([speech, "--out", tmp_path / "ok.npz", "--checkpoint", model_path, "--readout-weight", 0], capsys)[0] == 0
+
+
 def test_official_layout_checkpoint_and_style_pt(tmp_path, speech, capsys, monkeypatch):
     """A .pt in the official layout is loaded strictly; an ARTalk-style .pt clip is accepted as --style."""
     monkeypatch.setattr(ckpt, "OFFICIAL", TINY_W2V)

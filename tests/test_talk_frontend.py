@@ -177,13 +177,17 @@ def test_default_model_script_runs_stages_1_and_1b_together_then_2(corpus, tmp_p
                                    ar_steps=3, write_assets=False, parallel=True)  # fmt: skip
     script.main(cfg)
     record = json.loads((out / "record.json").read_text())
-    assert set(record["wall_s"]) == {"vqvae", "frontend", "ar"} and all(v > 0 for v in record["wall_s"].values())
+    assert set(record["wall_s"]) == {"vqvae", "frontend", "ar", "readout"} and all(v > 0 for v in record["wall_s"].values())
     assert record["frontend"]["last_train"]["step"] == 4 and record["ar"]["last_train"]["step"] == 3
     model = load_talk_checkpoint(out / "ar" / "talk.safetensors")
     pre = load_talk_checkpoint(out / "frontend" / "frontend.safetensors").audio_encoder.state_dict()
     assert all(torch.equal(v, pre[k]) for k, v in model.audio_encoder.state_dict().items())  # frozen by default
     ar_config = json.loads((out / "ar" / "config.json").read_text())["config"]
     assert ar_config["augment"] and ar_config["audio_dropout"] == cfg.ar_audio_dropout > 0  # trained for audio guidance
+    assert ar_config["audio_posteriors"] and model.cfg.audio_posteriors  # conditioned on phone posteriors …
+    shipped = load_talk_checkpoint(out / "readout" / "talk.safetensors")  # … with a mouth read-out fitted after stage 2
+    assert shipped.cfg.readout_weight == cfg.readout_weight and shipped.cfg.readout_context == cfg.readout_context
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in shipped.state_dict().items() if not k.startswith("readout."))
     with pytest.raises(SystemExit, match="audio-dropout"):  # guidance on a model never trained without audio
         script.write_assets(dataclasses.replace(cfg, ar_audio_dropout=0.0, asset=tmp_path / "m.safetensors"), out / "ar" / "talk.safetensors", record)
     script.main(cfg)  # everything is done: nothing trains again

@@ -1,0 +1,78 @@
+"""Mouth read-out: frames stacked within the window, an exact linear target recovered by the fit, the blend in
+``generate`` (weight 0 = the generator alone, weight 1 = the read-out alone), a file round trip, clear refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from splattalk.errors import SplattalkError
+from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
+from splattalk.talk.config import TINY
+from splattalk.talk.generator import TalkModel
+from splattalk.talk.inference import generate
+from splattalk.talk.readout import context_stack, fit_readout, window_features
+from talk_helpers import one_thread  # noqa: F401 (fixture)
+from talk_toy_corpus import toy_utterance
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CHANNELS = (3, 7, 29)
+
+
+def test_context_stack_repeats_the_window_edges():
+    feat = torch.arange(5.0).view(1, 5, 1)
+    out = context_stack(feat, 2)
+    assert out.shape == (1, 5, 5)
+    assert out[0, 0].tolist() == [0, 0, 0, 1, 2] and out[0, 4].tolist() == [2, 3, 4, 4, 4] and out[0, 2].tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.fixture(scope="module")
+def posterior_model():
+    torch.manual_seed(0)
+    return TalkModel(dataclasses.replace(TINY, audio_posteriors=True)).eval()
+
+
+def test_fit_recovers_a_linear_target_and_generate_blends_it(posterior_model, tmp_path):
+    model, context = posterior_model, 2
+    rng = np.random.default_rng(0)
+    true_w = rng.standard_normal(((2 * context + 1) * model.audio_encoder.out_dim, len(CHANNELS)))
+    clips = []
+    for seed in range(4):
+        audio, motion = toy_utterance(6.0, seed=seed, style=0)  # 150 frames: a full window and half of one
+        feat = context_stack(window_features(model, audio, len(motion)), context)
+        motion = motion.copy()
+        motion[:, CHANNELS] = feat.reshape(-1, feat.shape[-1])[: len(motion)].double().numpy() @ true_w + 0.1
+        clips.append((audio, motion))
+    fitted, summary = fit_readout(model, clips, context, 0.5, CHANNELS, ridge=1e-9)
+    assert summary["frames"] == 600 and summary["train_rmse"] < 1e-3 * np.std(clips[0][1][:, CHANNELS])
+
+    audio, motion = clips[3]
+    alone = generate(fitted, audio, smooth=False, readout_weight=0.0)
+    reads = generate(fitted, audio, smooth=False, readout_weight=1.0)
+    half = generate(fitted, audio, smooth=False)  # the model's weight: 0.5
+    assert np.allclose(alone, generate(model, audio, smooth=False), atol=1e-5)  # weight 0: the generator as before
+    assert np.allclose(reads[:, CHANNELS], motion[:, CHANNELS], atol=1e-3)  # weight 1: the read-out's mouth
+    first = slice(0, fitted.cfg.window)  # the first window: both continue from the same prefix
+    assert np.allclose(half[first, CHANNELS], 0.5 * (alone[first, CHANNELS] + reads[first, CHANNELS]), atol=1e-4)
+    others = [c for c in range(motion.shape[1]) if c not in CHANNELS]
+    assert np.allclose(half[first][:, others], alone[first][:, others], atol=1e-5)
+
+    path = tmp_path / "m.safetensors"
+    save_talk_checkpoint(fitted, path, {})
+    loaded = load_talk_checkpoint(path)
+    assert loaded.cfg.readout_channels == CHANNELS and loaded.cfg.readout_weight == 0.5
+    assert np.array_equal(generate(loaded, audio), generate(fitted, audio))
+
+
+def test_readout_refusals(posterior_model):
+    audio, motion = toy_utterance(2.0, seed=1, style=0)
+    with pytest.raises(SplattalkError, match="posteriors"):
+        fit_readout(TalkModel(TINY), [(audio, motion)], 2, 0.5, CHANNELS)
+    with pytest.raises(SplattalkError, match="weight"):
+        fit_readout(posterior_model, [(audio, motion)], 2, 1.5, CHANNELS)
+    with pytest.raises(ValueError, match="read-out"):
+        generate(posterior_model, audio, readout_weight=0.5)  # no read-out in this model
