@@ -77,9 +77,11 @@ class DefaultTalkConfig:
     ar_audio_posteriors: bool = True
     """Stage 2 conditions the generator on the front-end's phone posteriors and relative energy (--audio-posteriors)."""
     readout_context: int = 12
-    """Mouth read-out fitted after stage 2 (with ar_audio_posteriors): frames on each side it reads."""
-    readout_weight: float = 0.5
-    """Share of the read-out in the shipped model's mouth (0: no read-out is fitted)."""
+    """Mouth read-out trained after stage 2 (with ar_audio_posteriors): frames on each side it reads."""
+    readout_epochs: int = 8
+    """Passes of the read-out's training over the training frames."""
+    readout_weight: float = 0.85
+    """Share of the read-out in the shipped model's mouth (0: no read-out is trained)."""
     threads: int = 1
     """Torch CPU threads."""
     expected_codes: bool = True
@@ -219,13 +221,14 @@ def _hours(records) -> dict:
 
 
 def _readout(cfg: DefaultTalkConfig, model_path: Path, record: dict) -> Path:
-    """Fit the mouth read-out of the stage-2 model (once; minutes) → its file."""
+    """Train the mouth read-out of the stage-2 model (once; minutes) → its file."""
     from splattalk.talk.readout import ReadoutConfig, run
 
     out = cfg.out / "readout" / "talk.safetensors"
     if not out.is_file():
         t = time.perf_counter()
-        run(ReadoutConfig(model=model_path, out=out, corpus=cfg.corpus, context=cfg.readout_context, weight=cfg.readout_weight, threads=cfg.threads))
+        run(ReadoutConfig(model=model_path, out=out, corpus=cfg.corpus, context=cfg.readout_context, weight=cfg.readout_weight,
+                          epochs=cfg.readout_epochs, seed=cfg.seed, threads=cfg.threads))  # fmt: skip
         record["wall_s"]["readout"] = time.perf_counter() - t
     return out
 

@@ -118,6 +118,8 @@ class TalkConfig:
     linear map reads from the phone posteriors and energy of nearby frames. Empty: no read-out."""
     readout_context: int = 0
     """Frames on each side of a frame, within its window, the read-out reads."""
+    readout_hidden: int = 256
+    """Width of the read-out's hidden layer."""
     readout_weight: float = 0.0
     """Share of the read-out in those columns; the generator's decoding gives the rest (0 = generator only)."""
     jaw_open_only: bool = True

@@ -1,17 +1,18 @@
-"""Mouth read-out: a linear map from a few frames of phone posteriors to the mouth, blended with the generator's.
+"""Mouth read-out: a small MLP from a few frames of phone posteriors to the mouth, blended with the generator's.
 
 For models conditioned on phone posteriors (``TalkConfig.audio_posteriors``). Each frame's mouth and jaw
 columns (``readout_channels``) are read from the posteriors and relative energy of the frames up to
 ``readout_context`` on either side, within the frame's own window (the edge frame repeats past the
-window's ends, so a window needs no audio beyond its own and streaming latency is unchanged). The map is
-fitted in closed form (ridge regression) on the training corpus, after stage 2, and the window's decoded
-mouth becomes ``(1 − w)·generator + w·read-out`` (``readout_weight``) before it is re-encoded as the next
-window's prefix. The generator's bits see the audio only through AdaLN and its decoding is a sample;
-a regression of the same posteriors is the conditional mean those few frames support, and the two err
-differently (measured in docs/talk.md).
+window's ends, so a window needs no audio beyond its own and streaming latency is unchanged), by one
+hidden layer of ``readout_hidden`` units. It is trained after stage 2 on the training corpus (MSE of the
+normalised mouth columns; it reads only the frozen front-end, so it does not depend on the generator's
+weights), and the window's decoded mouth becomes ``(1 − w)·generator + w·read-out`` (``readout_weight``)
+before it is re-encoded as the next window's prefix. The generator's decoding is one chain of coarse
+choices, conditioned on the audio through AdaLN; the read-out regresses the mean mouth those frames
+support. Measured in docs/talk.md.
 
     python -m splattalk.talk.readout --model runs/ar/talk.safetensors --out runs/ar/talk_readout.safetensors \\
-        --corpus ~/.cache/splattalk/corpus --context 12 --weight 0.5
+        --corpus ~/.cache/splattalk/corpus
 """
 
 from __future__ import annotations
@@ -36,21 +37,28 @@ def context_stack(feat: torch.Tensor, context: int) -> torch.Tensor:
 
 
 class MouthReadout(nn.Module):
-    """``linear``: ``(2·context + 1)·F`` stacked posterior features → the ``readout_channels`` (motion units)."""
+    """A small MLP: ``(2·context + 1)·F`` stacked posterior features → the ``readout_channels`` (motion units)."""
 
     def __init__(self, cfg: TalkConfig, in_dim: int):
         super().__init__()
         if not cfg.audio_posteriors:
             raise ValueError("the mouth read-out reads phone posteriors: it needs audio_posteriors")
-        if cfg.readout_context < 0:
-            raise ValueError(f"readout_context must be ≥ 0, got {cfg.readout_context}")
+        if cfg.readout_context < 0 or cfg.readout_hidden < 1:
+            raise ValueError(f"readout_context must be ≥ 0 and readout_hidden ≥ 1, got {cfg.readout_context}, {cfg.readout_hidden}")
         self.context = cfg.readout_context
         self.channels = list(cfg.readout_channels)
-        self.linear = nn.Linear((2 * cfg.readout_context + 1) * in_dim, len(cfg.readout_channels))
+        self.net = nn.Sequential(
+            nn.Dropout(INPUT_DROPOUT), nn.Linear((2 * cfg.readout_context + 1) * in_dim, cfg.readout_hidden), nn.GELU(),
+            nn.Dropout(HIDDEN_DROPOUT), nn.Linear(cfg.readout_hidden, len(cfg.readout_channels)),
+        )  # fmt: skip
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """``feat: [B, W, F]`` (the audio encoder's output for one window) → ``[B, W, channels]``."""
-        return self.linear(context_stack(feat, self.context))
+        return self.net(context_stack(feat, self.context))
+
+
+INPUT_DROPOUT, HIDDEN_DROPOUT = 0.1, 0.2
+"""Dropout of the read-out while it trains."""
 
 
 # ---------------------------------------------------------------------------------------------- fitting
@@ -58,7 +66,7 @@ class MouthReadout(nn.Module):
 
 @dataclass(frozen=True)
 class ReadoutConfig:
-    """Fit the mouth read-out of a posterior-conditioned model on a corpus' training clips."""
+    """Train the mouth read-out of a posterior-conditioned model on a corpus' training clips."""
 
     model: Path
     """Stage-2 model file (trained with ``--audio-posteriors``)."""
@@ -68,10 +76,18 @@ class ReadoutConfig:
     """Corpus (None: the default corpus folder)."""
     context: int = 12
     """Frames on each side a frame's mouth is read from (within its window)."""
-    weight: float = 0.5
+    hidden: int = 256
+    """Width of the read-out's hidden layer."""
+    weight: float = 0.7
     """Share of the read-out in the mouth (``readout_weight``); the generator gives the rest."""
-    ridge: float = 1e-3
-    """Ridge penalty, as a share of the mean diagonal of XᵀX."""
+    epochs: int = 8
+    """Passes over the training frames."""
+    batch_size: int = 256
+    """Frames per step."""
+    lr: float = 1e-3
+    """AdamW learning rate (weight decay 0.01)."""
+    seed: int = 0
+    """Seed of the initial weights, the frame order and the dropout."""
     threads: int = 1
     """Torch CPU threads."""
 
@@ -90,53 +106,70 @@ def window_features(model, audio: np.ndarray, frames: int) -> torch.Tensor:
     return model.audio_encoder(torch.stack(wins))
 
 
-def fit_readout(model, clips, context: int, weight: float, channels: tuple[int, ...], ridge: float = 1e-3, total: int | None = None):
-    """``model`` with a read-out fitted on ``clips`` (an iterable of ``(audio [S], motion [T, D])``) by ridge regression;
-    returns ``(model, summary)``; ``total``: the number of clips, for a progress bar."""
+def fit_readout(model, clips, context: int, weight: float, channels: tuple[int, ...], hidden: int = 256, epochs: int = 1,
+                batch_size: int = 256, lr: float = 1e-3, seed: int = 0, total: int | None = None):  # fmt: skip
+    """``model`` with a mouth read-out trained on ``clips`` (an iterable of ``(audio [S], motion [T, D])``): MSE of
+    the normalised ``channels``, AdamW, seeded; returns ``(model, summary)``. The normalisation is folded into the
+    last layer, so the read-out outputs motion units. ``total``: the number of clips, for a progress bar."""
+    from tqdm import tqdm
+
     if not model.cfg.audio_posteriors:
         raise SplattalkError("the mouth read-out needs a model conditioned on phone posteriors (train_ar --audio-posteriors)")
-    if context < 0 or not 0.0 <= weight <= 1.0:
-        raise SplattalkError(f"read-out context must be ≥ 0 and weight in [0, 1], got {context} and {weight}")
-    cfg = replace(model.cfg, readout_context=context, readout_channels=tuple(channels), readout_weight=weight)
-    ch = list(channels)
-    xtx = xty = None
-    frames, y2 = 0, 0.0
-    it = clips
-    if total is not None:
-        from tqdm import tqdm
-
-        it = tqdm(clips, desc="read-out", unit="clip", total=total)
+    if context < 0 or not 0.0 <= weight <= 1.0 or hidden < 1 or epochs < 1:
+        raise SplattalkError(f"read-out context must be ≥ 0, weight in [0, 1], hidden and epochs ≥ 1; got {context}, {weight}, {hidden}, {epochs}")
     model.eval()
-    for audio, motion in it:
+    xs, ys = [], []
+    for audio, motion in tqdm(clips, desc="read-out features", unit="clip", total=total, disable=total is None):
         T = motion.shape[0]
         feat = context_stack(window_features(model, audio, T), context)
-        x = feat.reshape(-1, feat.shape[-1])[:T].double()
-        x = torch.cat([x, torch.ones(T, 1, dtype=x.dtype)], dim=1)
-        y = torch.from_numpy(np.asarray(motion, np.float64)[:, ch])
-        xtx = x.T @ x if xtx is None else xtx + x.T @ x
-        xty = x.T @ y if xty is None else xty + x.T @ y
-        frames += T
-        y2 += float((y**2).sum())
-    if xtx is None:
+        xs.append(feat.reshape(-1, feat.shape[-1])[:T].float())
+        ys.append(torch.from_numpy(np.asarray(motion, np.float32)[:, list(channels)]))
+    if not xs:
         raise SplattalkError("no training clips to fit the read-out on")
-    reg = ridge * float(xtx.diagonal().mean()) * torch.eye(xtx.shape[0], dtype=xtx.dtype)
-    reg[-1, -1] = 0.0  # the bias is not penalised
-    w = torch.linalg.solve(xtx + reg, xty)
-    fitted = _with_readout(model, cfg, w)
-    resid = float((w.T @ xtx @ w).trace() - 2 * (w * xty).sum() + y2) / frames
-    return fitted, {"frames": frames, "context": context, "weight": weight, "train_rmse": resid**0.5}
+    x, y = torch.cat(xs), torch.cat(ys)
+    mean, std = y.mean(0), y.std(0).clamp_min(1e-6)
+    target = (y - mean) / std
+    torch.manual_seed(seed)
+    fitted = _with_readout(model, replace(model.cfg, readout_context=context, readout_channels=tuple(channels), readout_hidden=hidden,
+                                          readout_weight=weight))  # fmt: skip
+    net = fitted.readout.net.train()
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
+    g = torch.Generator().manual_seed(seed)
+    steps = epochs * -(-len(x) // batch_size)
+    bar = tqdm(total=steps, desc="read-out", unit="step", disable=total is None)
+    first = last = None
+    with torch.enable_grad():
+        for _ in range(epochs):
+            order = torch.randperm(len(x), generator=g)
+            for i in range(0, len(x), batch_size):
+                b = order[i : i + batch_size]
+                loss = ((net(x[b]) - target[b]) ** 2).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                first = loss.item() if first is None else first
+                last = loss.item()
+                bar.update()
+    bar.close()
+    net.eval()
+    out_layer = net[-1]
+    with torch.no_grad():  # outputs in motion units
+        out_layer.weight.mul_(std[:, None])
+        out_layer.bias.mul_(std).add_(mean)
+    summary = {"frames": len(x), "context": context, "hidden": hidden, "epochs": epochs, "steps": steps, "weight": weight,
+               "first_loss": first, "last_loss": last}  # fmt: skip
+    return fitted.eval(), summary
 
 
-def _with_readout(model, cfg: TalkConfig, w: torch.Tensor):
+def _with_readout(model, cfg: TalkConfig):
+    """A copy of ``model`` with ``cfg`` and a fresh read-out."""
     from splattalk.talk.generator import TalkModel
 
     out = TalkModel(cfg)
     missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
     if unexpected or any(not k.startswith("readout.") for k in missing):
         raise SplattalkError(f"read-out: unexpected keys {unexpected}, missing {missing}")
-    out.readout.linear.weight.data.copy_(w[:-1].T.float())
-    out.readout.linear.bias.data.copy_(w[-1].float())
-    return out.eval()
+    return out
 
 
 def run(cfg: ReadoutConfig) -> Path:
@@ -150,7 +183,8 @@ def run(cfg: ReadoutConfig) -> Path:
     train = read_manifest(corpus, "train")
     channels = model.cfg.expected_channels or MOUTH_CHANNELS
     clips = ((c.audio, c.motion) for c in (load_clip(corpus, u) for u in train))
-    fitted, summary = fit_readout(model, clips, cfg.context, cfg.weight, tuple(channels), cfg.ridge, total=len(train))
+    fitted, summary = fit_readout(model, clips, cfg.context, cfg.weight, tuple(channels), cfg.hidden, cfg.epochs, cfg.batch_size, cfg.lr,
+                                  cfg.seed, total=len(train))  # fmt: skip
     save_talk_checkpoint(fitted, cfg.out, {"stage": "readout", "readout": str(summary)})
     print(summary)
     return Path(cfg.out)
