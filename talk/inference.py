@@ -133,6 +133,15 @@ def zero_jaw_twist(motion: np.ndarray, cfg: TalkConfig) -> np.ndarray:
     return motion
 
 
+def pad_for_windows(audio: np.ndarray, n_windows: int, cfg: TalkConfig) -> np.ndarray:
+    """``audio`` after the first window's left context of zeros, cut or zero-padded to ``n_windows`` windows:
+    window w reads samples ``[w·W·640, w·W·640 + context + W·640)`` of the result."""
+    padded = np.zeros(cfg.context_samples + n_windows * cfg.window_samples, np.float32)
+    audio = np.asarray(audio, np.float32).reshape(-1)[: n_windows * cfg.window_samples]
+    padded[cfg.context_samples : cfg.context_samples + audio.shape[0]] = audio
+    return padded
+
+
 def frames_for(samples: int) -> int:
     """Motion frames covering ``samples`` audio samples (the last frame may be partial)."""
     return math.ceil(samples / SAMPLES_PER_FRAME)
@@ -167,9 +176,7 @@ def generate(
     if T == 0:
         return np.zeros((0, cfg.motion_dim), np.float32)
     n_windows = math.ceil(T / cfg.window)
-    padded = np.zeros(cfg.context_samples + n_windows * cfg.window_samples, np.float32)
-    padded[cfg.context_samples : cfg.context_samples + audio.shape[0]] = audio
-    padded_t = torch.from_numpy(padded)
+    padded_t = torch.from_numpy(pad_for_windows(audio, n_windows, cfg))
     session = start_session(model, style, seed, cfg_scale, temperature, use_cache, expected_codes, audio_cfg_scale,
                             mouth_samples=mouth_samples, readout_weight=readout_weight)  # fmt: skip
     windows = range(n_windows)

@@ -96,12 +96,11 @@ class ReadoutConfig:
 def window_features(model, audio: np.ndarray, frames: int) -> torch.Tensor:
     """The audio encoder's output ``[n_windows, W, F]`` for a clip, window by window as :func:`inference.generate`
     feeds it (left context of zeros, the last window zero-padded)."""
+    from splattalk.talk.inference import pad_for_windows
+
     cfg = model.cfg
     n = -(-frames // cfg.window)
-    padded = np.zeros(cfg.context_samples + n * cfg.window_samples, np.float32)
-    audio = np.asarray(audio, np.float32)[: n * cfg.window_samples]
-    padded[cfg.context_samples : cfg.context_samples + audio.shape[0]] = audio
-    x = torch.from_numpy(padded)
+    x = torch.from_numpy(pad_for_windows(audio, n, cfg))
     wins = [x[w * cfg.window_samples : w * cfg.window_samples + cfg.context_samples + cfg.window_samples] for w in range(n)]
     return model.audio_encoder(torch.stack(wins))
 
