@@ -222,3 +222,13 @@ def _choose(logits: torch.Tensor, temperature: float | torch.Tensor, generator: 
     p1 = torch.softmax(logits.float() / t.clamp_min(1e-6)[..., None], dim=-1)[..., 1]
     u = torch.rand(p1.shape, generator=generator, device=p1.device)
     return torch.where(t > 0, (u < p1).long(), logits.argmax(dim=-1))
+
+
+def rebuilt(model: TalkModel, cfg: TalkConfig, fresh: tuple[str, ...]) -> TalkModel:
+    """A model of ``cfg`` holding ``model``'s weights, on its device; only the parameters under the prefixes
+    ``fresh`` (modules that ``cfg`` adds) keep their new initialisation. Anything else missing or left over fails."""
+    out = TalkModel(cfg).to(next(model.parameters()).device)
+    missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not k.startswith(fresh) for k in missing):
+        raise ValueError(f"rebuilding the talk model: unexpected keys {unexpected}, missing {missing}")
+    return out

@@ -78,7 +78,7 @@ class ReadoutConfig:
     """Frames on each side a frame's mouth is read from (within its window)."""
     hidden: int = 256
     """Width of the read-out's hidden layer."""
-    weight: float = 0.7
+    weight: float = 0.85
     """Share of the read-out in the mouth (``readout_weight``); the generator gives the rest."""
     epochs: int = 8
     """Passes over the training frames."""
@@ -105,7 +105,7 @@ def window_features(model, audio: np.ndarray, frames: int) -> torch.Tensor:
     return model.audio_encoder(torch.stack(wins))
 
 
-def fit_readout(model, clips, context: int, weight: float, channels: tuple[int, ...], hidden: int = 256, epochs: int = 1,
+def fit_readout(model, clips, context: int, weight: float, channels: tuple[int, ...], hidden: int = 256, epochs: int = 8,
                 batch_size: int = 256, lr: float = 1e-3, seed: int = 0, total: int | None = None):  # fmt: skip
     """``model`` with a mouth read-out trained on ``clips`` (an iterable of ``(audio [S], motion [T, D])``): MSE of
     the normalised ``channels``, AdamW, seeded; returns ``(model, summary)``. The normalisation is folded into the
@@ -129,8 +129,10 @@ def fit_readout(model, clips, context: int, weight: float, channels: tuple[int, 
     mean, std = y.mean(0), y.std(0).clamp_min(1e-6)
     target = (y - mean) / std
     torch.manual_seed(seed)
-    fitted = _with_readout(model, replace(model.cfg, readout_context=context, readout_channels=tuple(channels), readout_hidden=hidden,
-                                          readout_weight=weight))  # fmt: skip
+    from splattalk.talk.generator import rebuilt
+
+    cfg = replace(model.cfg, readout_context=context, readout_channels=tuple(channels), readout_hidden=hidden, readout_weight=weight)
+    fitted = rebuilt(model, cfg, ("readout.",))
     net = fitted.readout.net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
     g = torch.Generator().manual_seed(seed)
@@ -158,17 +160,6 @@ def fit_readout(model, clips, context: int, weight: float, channels: tuple[int, 
     summary = {"frames": len(x), "context": context, "hidden": hidden, "epochs": epochs, "steps": steps, "weight": weight,
                "first_loss": first, "last_loss": last}  # fmt: skip
     return fitted.eval(), summary
-
-
-def _with_readout(model, cfg: TalkConfig):
-    """A copy of ``model`` with ``cfg`` and a fresh read-out."""
-    from splattalk.talk.generator import TalkModel
-
-    out = TalkModel(cfg)
-    missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
-    if unexpected or any(not k.startswith("readout.") for k in missing):
-        raise SplattalkError(f"read-out: unexpected keys {unexpected}, missing {missing}")
-    return out
 
 
 def run(cfg: ReadoutConfig) -> Path:

@@ -38,7 +38,7 @@ from splattalk.talk.audio_encoder import MelAugment, encode_augmented
 from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.config import PRESETS, TalkConfig
 from splattalk.talk.dataset import PHONE_SET
-from splattalk.talk.generator import TalkModel
+from splattalk.talk.generator import TalkModel, rebuilt
 from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, frame_phone_loss, heldout_evaluator, set_motion_stats, setup, train_loop
 from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
 
@@ -146,10 +146,7 @@ def run(cfg: FrontendTrainConfig) -> Path:
 def with_phone_head(model: TalkModel, head: nn.Linear) -> TalkModel:
     """``model`` with the trained frame phone classifier ``head`` inside its front-end: what a stage-1b file
     carries, so stage 2 can condition on phone posteriors (``--audio-posteriors``); it drops the head otherwise."""
-    out = TalkModel(replace(model.cfg, audio_posteriors=True)).to(next(model.parameters()).device)
-    missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
-    if unexpected or set(missing) != {"audio_encoder.phone_head.weight", "audio_encoder.phone_head.bias", "audio_in.weight", "audio_in.bias"}:
-        raise AssertionError(f"front-end export: unexpected keys {unexpected}, missing {missing}")
+    out = rebuilt(model, replace(model.cfg, audio_posteriors=True), ("audio_encoder.phone_head.", "audio_in."))
     out.audio_encoder.phone_head.load_state_dict(head.state_dict())
     return out
 
