@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
 import soundfile as sf
 
 from splattalk.errors import SplattalkError
 from splattalk.talk.audio import load_audio, resample
-
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
-
 
 def _tone(rate: int, seconds: float = 1.0, freq: float = 440.0, channels: int = 1) -> np.ndarray:
     t = np.arange(int(rate * seconds)) / rate
@@ -44,15 +41,13 @@ def test_stereo_is_averaged(tmp_path):
     assert abs(np.abs(audio[2000:-2000]).max() - 0.25) < 0.01
 
 
-@needs_ffmpeg
 @pytest.mark.parametrize("ext,codec", [("mp3", []), ("m4a", ["-c:a", "aac"]), ("ogg", ["-c:a", "libvorbis"]), ("flac", []), ("opus", ["-c:a", "libopus"])])
 def test_compressed_formats(tmp_path, ext, codec):
     src = tmp_path / "src.wav"
     sf.write(src, _tone(44100, 2.0, channels=2), 44100)
     out = tmp_path / f"speech.{ext}"
-    run = subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), *codec, str(out)], capture_output=True)
-    if run.returncode != 0:
-        pytest.skip(f"this ffmpeg cannot encode {ext}: {run.stderr.decode()[:200]}")
+    run = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(src), *codec, str(out)], capture_output=True)
+    assert run.returncode == 0, f"the bundled ffmpeg could not encode {ext}: {run.stderr.decode()[:200]}"
     audio = load_audio(out)
     assert abs(audio.shape[0] - 32000) < 2000  # encoder priming may add a few ms
     assert abs(_peak_hz(audio) - 440.0) < 2.0 and np.isfinite(audio).all()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 
 from splattalk.assets import data_path
@@ -52,19 +52,20 @@ def write_video(path: Path, frames, fps: float = 25, times: list[float] | None =
 
 
 def with_rotation(src: Path, dst: Path, degrees: int) -> Path:
-    """Copy ``src`` adding a display-matrix rotation (as phones record portrait video)."""
-    subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-i", str(src), "-c", "copy",
-                    "-metadata:s:v:0", f"rotate={degrees}", str(dst)], check=True)
+    """Copy ``src`` adding a display-matrix rotation (as phones record portrait video).
+
+    ``degrees`` is clockwise, as the legacy ``rotate`` tag that phones wrote; current ffmpeg
+    (the one imageio-ffmpeg bundles) ignores that tag and takes ``-display_rotation``, which
+    is counter-clockwise.
+    """
+    subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-display_rotation:v:0", str(-degrees), "-i", str(src),
+                    "-c", "copy", str(dst)], check=True)
     return dst
 
 
 def ffmpeg() -> str:
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        import imageio_ffmpeg
-
-        exe = imageio_ffmpeg.get_ffmpeg_exe()
-    return exe
+    """The ffmpeg that a user has: the one imageio-ffmpeg (a dependency) bundles, not a system one."""
+    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def ffmpeg_decode(path: Path, count: int, folder: Path) -> list[np.ndarray]:
