@@ -245,17 +245,19 @@ def _object_dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
     return dtype
 
 
-class _NpyObjectUnpickler(RestrictedUnpickler):
-    extra = {
-        ("numpy", "dtype"): _object_dtype,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-        ("torch.storage", "_load_from_bytes"): _TorchBytes,
-        ("collections", "OrderedDict"): _empty_ordered_dict,
-    }
+NPY_OBJECT_GLOBALS = {
+    ("numpy", "dtype"): _object_dtype,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch.storage", "_load_from_bytes"): _TorchBytes,
+    ("collections", "OrderedDict"): _empty_ordered_dict,
+}
+"""What :func:`load_npy_object` resolves on top of :data:`ALLOWED_GLOBALS`."""
 
+
+class _NpyObjectUnpickler(RestrictedUnpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self.extra:
-            return self.extra[(module, name)]
+        if (module, name) in NPY_OBJECT_GLOBALS:
+            return NPY_OBJECT_GLOBALS[(module, name)]
         return super().find_class(module, name)
 
 

@@ -26,8 +26,9 @@ place that converts our OpenCV ``viewmat``. The run folder is read through
 
 This lives in ``tracking/`` next to ``export.py`` because it writes tracking
 results in other tools' layouts and needs nothing above ``tracking`` (no
-avatar, no viewer); the command's config is here too so ``--help`` stays light
-(cv2 is imported only when the command runs).
+avatar, no viewer). The command's config is here too; the CLI imports this
+module for ``--help``, so numpy, cv2 and the run-folder readers are imported
+inside the functions that use them.
 """
 
 from __future__ import annotations
@@ -37,12 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 from tyro.conf import Positional
 
-from splattalk.atomic import save_npz, write_bytes, write_json
 from splattalk.errors import SplattalkError
-from splattalk.tracking.export import frame_name, load_tracks, transforms_json
 
 FLAME_SHAPE, FLAME_EXPR, FLAME_VERTICES = 300, 100, 5023
 """The sizes GaussianAvatars' and VHAP's FLAME take (``n_shape=300``, ``n_expr=100``, the 5023-vertex mesh)."""
@@ -79,8 +77,10 @@ def _refuse_default_head(head_model: str, fmt: str) -> None:
     )
 
 
-def flame_sized(tracks: dict) -> dict[str, np.ndarray]:
+def flame_sized(tracks: dict) -> dict:
     """Per-run FLAME arrays padded to the peers' sizes: shape [300], expr [T,100], static_offset [1,5023,3]."""
+    import numpy as np
+
     shape, expr = np.asarray(tracks["shape"], np.float32), np.asarray(tracks["expr"], np.float32)
     offset = np.asarray(tracks.get("static_offset", np.zeros((FLAME_VERTICES, 3))), np.float32)
     if shape.shape[0] > FLAME_SHAPE or expr.shape[1] > FLAME_EXPR or offset.shape != (FLAME_VERTICES, 3):
@@ -101,12 +101,15 @@ def split(num_frames: int, train_ratio: float) -> tuple[list[int], list[int]]:
     """Train and test timesteps as VHAP splits a one-camera recording (train first, ``ceil``)."""
     if not 0 < train_ratio <= 1:
         raise SplattalkError(f"--train-ratio {train_ratio}: use a value in (0, 1]")
-    num_train = int(math.ceil(num_frames * train_ratio))
+    num_train = math.ceil(num_frames * train_ratio)
     return list(range(num_train)), list(range(num_train, num_frames))
 
 
-def _read_frame(run: Path, t: int, masks: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    import cv2  # lazy: keeps `splattalk --help` fast
+def _read_frame(run: Path, t: int, masks: bool):
+    """RGB [H, W, 3] uint8 and matte [H, W] uint8 (None without masks) of frame ``t``."""
+    import cv2
+
+    from splattalk.tracking.export import frame_name
 
     name = frame_name(t)
     path = run / "frames" / f"{name}.jpg"
@@ -122,8 +125,10 @@ def _read_frame(run: Path, t: int, masks: bool) -> tuple[np.ndarray, np.ndarray 
     return rgb[:, :, ::-1], alpha
 
 
-def _png(image: np.ndarray) -> bytes:
+def _png(image) -> bytes:
+    """PNG bytes of an RGB(A) [H, W, 3|4] or grey [H, W] uint8 image."""
     import cv2
+    import numpy as np
 
     if image.ndim == 3:
         image = image[:, :, [2, 1, 0, 3]] if image.shape[2] == 4 else image[:, :, ::-1]
@@ -144,6 +149,11 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 def export_dataset(run: str | Path, out: str | Path, fmt: str = "gaussian-avatars", train_ratio: float = 0.7,
                    background: str = "white", overwrite: bool = False, progress: bool = True) -> dict:
     """Write the dataset (see the module docstring); returns a summary, also saved as ``splattalk_export.json``."""
+    import numpy as np
+
+    from splattalk.atomic import save_npz, write_bytes, write_json
+    from splattalk.tracking.export import frame_name, load_tracks, transforms_json
+
     run, out = Path(run), Path(out)
     tracks_path = run / "tracking" / "tracks.npz"
     if not tracks_path.is_file():
@@ -200,7 +210,7 @@ def export_dataset(run: str | Path, out: str | Path, fmt: str = "gaussian-avatar
     notes = []
     write_json(out / "transforms.json", db)
     if flame:
-        zeros = lambda key: np.zeros_like(np.asarray(tracks[key][:1], np.float32))  # noqa: E731
+        zeros = lambda key: np.zeros_like(np.asarray(tracks[key][:1], np.float32))
         save_npz(out / "canonical_flame_param.npz", translation=zeros("transl"), rotation=zeros("rot"),
                  neck_pose=zeros("neck"), jaw_pose=zeros("jaw"), eyes_pose=zeros("eyes"), shape=sized["shape"],
                  expr=np.zeros((1, FLAME_EXPR), np.float32), static_offset=sized["static_offset"])

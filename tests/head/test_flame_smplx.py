@@ -44,8 +44,8 @@ def test_joints_without_j_match_the_stored_j(tmp_path, arrays):
     rest = without(shape=torch.zeros(1, 300), expr=torch.zeros(1, 100))
     np.testing.assert_allclose(rest.joints[0].numpy(), arrays["J"], rtol=1e-5, atol=1e-6)
     gen = torch.Generator().manual_seed(0)
-    params = dict(shape=torch.randn(2, 300, generator=gen), expr=torch.randn(2, 100, generator=gen),
-                  jaw=0.2 * torch.randn(2, 3, generator=gen), rotation=0.1 * torch.randn(2, 3, generator=gen))
+    params = {"shape": torch.randn(2, 300, generator=gen), "expr": torch.randn(2, 100, generator=gen),
+              "jaw": 0.2 * torch.randn(2, 3, generator=gen), "rotation": 0.1 * torch.randn(2, 3, generator=gen)}
     a, b = with_j(**params), without(**params)
     assert torch.equal(a.joints, b.joints) and torch.equal(a.vertices, b.vertices)
 
