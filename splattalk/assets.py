@@ -55,7 +55,8 @@ FLAME_2023 = UserAsset(
     key="flame",
     filenames=("flame2023.pkl", "flame2023_no_jaw.pkl", "FLAME2023/flame2023.pkl", "FLAME2023/FLAME_NEUTRAL.pkl"),
     what="FLAME 2023 head model (tracking/avatars in FLAME space)",
-    where="https://flame.is.tue.mpg.de (register, download FLAME 2023, copy flame2023.pkl)",
+    where=("https://flame.is.tue.mpg.de (register, download FLAME 2023, copy flame2023.pkl; a renamed copy such as "
+           "FLAME_NEUTRAL.pkl goes in a FLAME2023/ folder)"),
 )
 FLAME_MEDIAPIPE_EMBEDDING = UserAsset(
     key="flame",
