@@ -148,7 +148,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 def export_dataset(run: str | Path, out: str | Path, fmt: str = "gaussian-avatars", train_ratio: float = 0.7,
                    background: str = "white", overwrite: bool = False, progress: bool = True) -> dict:
-    """Write the dataset (see the module docstring); returns a summary, also saved as ``splattalk_export.json``."""
+    """Write the dataset (see the module docstring); returns a summary, also saved as ``config.json`` (with the settings)."""
     import numpy as np
 
     from splattalk.atomic import save_npz, write_bytes, write_json
@@ -212,7 +212,8 @@ def export_dataset(run: str | Path, out: str | Path, fmt: str = "gaussian-avatar
     if flame:
         zeros = lambda key: np.zeros_like(np.asarray(tracks[key][:1], np.float32))
         save_npz(out / "canonical_flame_param.npz", translation=zeros("transl"), rotation=zeros("rot"),
-                 neck_pose=zeros("neck"), jaw_pose=zeros("jaw"), eyes_pose=zeros("eyes"), shape=sized["shape"],
+                 neck_pose=zeros("neck"), jaw_pose=np.array([[0.3, 0.0, 0.0]], np.float32),  # mouth open, as VHAP
+                 eyes_pose=zeros("eyes"), shape=sized["shape"],
                  expr=np.zeros((1, FLAME_EXPR), np.float32), static_offset=sized["static_offset"])
         shared = {k: v for k, v in db.items() if k not in ("frames", "timestep_indices", "camera_indices")}
         parts = {
@@ -227,8 +228,9 @@ def export_dataset(run: str | Path, out: str | Path, fmt: str = "gaussian-avatar
             notes.append(f"tracked with {head_model}: GaussianAvatars and VHAP load flame2023.pkl by default; point their "
                          f"FLAME_MODEL_PATH at the same release (generic_model.pkl for flame2020)")
     summary = {"format": fmt, "run": str(run), "frames": num_frames, "train": len(train), "test": len(test),
-               "head_model": head_model, "width": width, "height": height, "notes": notes}
-    write_json(out / "splattalk_export.json", summary)
+               "head_model": head_model, "width": width, "height": height, "notes": notes,
+               "config": {"format": fmt, "train_ratio": train_ratio, "background": background}}
+    write_json(out / "config.json", summary)
     return summary
 
 

@@ -69,7 +69,9 @@ def ga_meshes(path: Path, transforms: str):
 
 
 def test_gaussian_avatars_takes_the_dynamic_path(ga_folder):
-    assert (ga_folder / "canonical_flame_param.npz").is_file()
+    with np.load(ga_folder / "canonical_flame_param.npz") as canonical:
+        assert canonical["jaw_pose"].tolist() == [[0.30000001192092896, 0.0, 0.0]]  # VHAP's open-mouth canonical pose
+        assert canonical["shape"].shape == (300,) and canonical["expr"].shape == (1, 100) and not canonical["expr"].any()
     for name in ("transforms.json", "transforms_train.json", "transforms_val.json", "transforms_test.json"):
         assert (ga_folder / name).is_file(), name
 
