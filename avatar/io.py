@@ -1,8 +1,11 @@
 """Avatar files: ``avatar.safetensors`` (everything needed to animate) and the standard 3DGS ``.ply``.
 
-The ``.ply`` follows the layout of the original 3D Gaussian Splatting code, so
-any splat viewer opens it: x y z, nx ny nz, f_dc_0..2, f_rest_* (channel-major),
-opacity (logit), scale_0..2 (log), rot_0..3 (wxyz).
+The ``.ply`` follows the layout of the original 3D Gaussian Splatting code:
+x y z, nx ny nz, f_dc_0..2, f_rest_* (channel-major), opacity (logit),
+scale_0..2 (log), rot_0..3 (wxyz). It is written at SH degree 3 by default
+(45 ``f_rest_*``, the bands above the avatar's own degree zero), because the
+original loader asserts ``len(f_rest) == 3 * (max_sh_degree + 1)**2 - 3`` with
+``max_sh_degree`` 3 unless told otherwise; docs/interop.md lists the readers checked.
 """
 
 from __future__ import annotations
@@ -96,11 +99,29 @@ def _ply_fields(num_rest: int) -> list[str]:
     )
 
 
-def save_ply(path: str | Path, gaussians: Gaussians) -> None:
-    """One frame of Gaussians as a binary little-endian 3DGS .ply (activations inverted: logit opacity, log scale)."""
+PLY_SH_DEGREE = 3
+"""SH degree of the written .ply: the original 3DGS code's default ``--sh_degree``."""
+
+
+def save_ply(path: str | Path, gaussians: Gaussians, sh_degree: int = PLY_SH_DEGREE) -> None:
+    """One frame of Gaussians as a binary little-endian 3DGS .ply (activations inverted: logit opacity, log scale).
+
+    sh_degree: degree of the file's layout (0..3); bands above the Gaussians' own
+    degree are written as zeros. A lower degree than the Gaussians' is refused.
+    """
     g = gaussians
     n = g.num
     sh = g.sh.detach().cpu().numpy().astype(np.float32)
+    if not 0 <= sh_degree <= 3:
+        raise SplattalkError(f"--sh-degree {sh_degree}: the 3DGS .ply layout has degrees 0 to 3")
+    if sh_degree < g.sh_degree:
+        raise SplattalkError(
+            f"the Gaussians have SH degree {g.sh_degree}; writing degree {sh_degree} would drop colour detail. "
+            f"Use sh_degree >= {g.sh_degree}."
+        )
+    padded = np.zeros((n, (sh_degree + 1) ** 2, 3), np.float32)
+    padded[:, : sh.shape[1]] = sh
+    sh = padded
     rest = sh[:, 1:, :].transpose(0, 2, 1).reshape(n, -1)  # channel-major, as 3DGS writes it
     opac = g.opacities.detach().cpu().numpy().astype(np.float64).clip(1e-7, 1 - 1e-7)
     columns = [
@@ -122,7 +143,11 @@ def save_ply(path: str | Path, gaussians: Gaussians) -> None:
 
 
 def load_ply(path: str | Path) -> Gaussians:
-    """Read a 3DGS .ply (ours or another tool's) into Gaussians."""
+    """Read a 3DGS .ply (ours or another tool's) into Gaussians.
+
+    Trailing SH bands that are exactly zero (the padding :func:`save_ply` writes)
+    are dropped, so a file renders the same and round-trips to the degree it was fitted at.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -160,6 +185,10 @@ def load_ply(path: str | Path) -> Gaussians:
     sh[:, 0] = np.stack([col[f"f_dc_{c}"] for c in range(3)], 1)
     if rest_names:
         sh[:, 1:] = np.stack([col[n] for n in rest_names], 1).reshape(count, 3, k - 1).transpose(0, 2, 1)
+    degree = int(round(k**0.5)) - 1
+    while degree > 0 and (degree + 1) ** 2 == sh.shape[1] and not sh[:, degree**2 :].any():
+        sh = sh[:, : degree**2]
+        degree -= 1
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
     return Gaussians(
         means=t(np.stack([col["x"], col["y"], col["z"]], 1)),

@@ -1,14 +1,19 @@
 """FLAME head models from the user's own files, loaded strictly and without chumpy.
 
 Supported: FLAME 2020 (``generic_model.pkl``, also ``male_model.pkl`` /
-``female_model.pkl``), FLAME 2023 (``flame2023.pkl``) and its no-jaw variant
-(``flame2023_no_jaw.pkl``, whose mouth opening lives in the expression space).
-All three share one layout — a dict with ``v_template [5023,3]``, ``f
-[9976,3]``, ``shapedirs [5023,3,400]`` (300 shape + 100 expression),
+``female_model.pkl``; smplx keeps them as ``flame/FLAME_NEUTRAL.pkl``,
+``FLAME_MALE.pkl``, ``FLAME_FEMALE.pkl``), FLAME 2023 (``flame2023.pkl``) and
+its no-jaw variant (``flame2023_no_jaw.pkl``, whose mouth opening lives in the
+expression space). All share one layout — a dict with ``v_template [5023,3]``,
+``f [9976,3]``, ``shapedirs [5023,3,400]`` (300 shape + 100 expression),
 ``posedirs [5023,3,36]``, a sparse ``J_regressor [5,5023]``, ``weights
-[5023,5]``, ``kintree_table [2,5]``, ``J [5,3]`` and the strings ``bs_style``
-/ ``bs_type`` — and no documented field tells them apart, so the release is
-read from the official file (or ``FLAMEyyyy`` folder) name, or given as ``version=``.
+[5023,5]``, ``kintree_table [2,5]``, optionally ``J [5,3]``, and the strings
+``bs_style`` / ``bs_type``. Joints always come from ``J_regressor`` applied to
+the shaped template, as in smplx, VHAP and GaussianAvatars, none of which read
+``J``; a file without ``J`` loads the same. No documented field tells the
+releases apart, so the release is read from the file name (official or
+smplx's), its ``FLAMEyyyy`` folder or a symlink's target, or given as
+``version=``.
 
 Every array is checked for presence, shape, dtype and finiteness; any problem
 raises :class:`SplattalkError` naming the file, the field, what was found and
@@ -28,11 +33,13 @@ import numpy as np
 
 from splattalk.errors import SplattalkError
 from splattalk.head import unpickle
-from splattalk.head.flame_extras import NUM_FACES, NUM_VERTICES, load_flame_masks, load_mediapipe_embedding
+from splattalk.head.flame_extras import (
+    NUM_FACES, NUM_VERTICES, load_flame_masks, load_mediapipe_embedding, load_vhap_embedding,
+)
 
 __all__ = [
-    "MODEL_IDS", "detect_flame_version", "read_flame_arrays", "to_head_arrays", "load_flame",
-    "load_mediapipe_embedding", "load_flame_masks",
+    "MODEL_IDS", "detect_flame_version", "release_reason", "read_flame_arrays", "to_head_arrays", "load_flame",
+    "load_mediapipe_embedding", "load_vhap_embedding", "load_flame_masks",
 ]
 
 NUM_SHAPE = 300
@@ -61,6 +68,11 @@ FIELDS: dict[str, tuple[tuple[int, ...], str, str]] = {
     "kintree_table": ((2, NUM_JOINTS), "int", "kinematic tree (parents, joint ids)"),
     "J": ((NUM_JOINTS, 3), "float", "rest joint locations"),
 }
+OPTIONAL = frozenset({"J"})
+"""Fields a file may leave out: the peers' loaders regress joints from ``J_regressor`` and never read ``J``."""
+
+SMPLX_NAMES = ("flame_neutral", "flame_male", "flame_female")
+"""smplx's names (``models/flame/FLAME_{GENDER}.pkl``) for FLAME 2020's generic / male / female files."""
 
 _VERTEX_COUNTS = {
     6890: "a SMPL / SMPL-H body model file, not FLAME",
@@ -115,13 +127,13 @@ def _what_else(data: Mapping[str, Any]) -> str | None:
 def _version_from_name(path: Path) -> tuple[str | None, str]:
     """(model id, reason) from the official file name or its FLAMEyyyy folder; (None, "") when they say nothing.
 
-    A symlink (e.g. smplx's FLAME_NEUTRAL.pkl pointing at flame2023.pkl) is judged by its target when its own
-    name says nothing.
+    A symlink (e.g. smplx's FLAME_NEUTRAL.pkl pointing at flame2023.pkl) is judged by its target first.
     """
-    found = _version_from_one_name(path)
-    if found[0] is None and path.is_symlink():
+    if path.is_symlink():
         found = _version_from_one_name(path.resolve())
-    return found
+        if found[0] is not None:
+            return found
+    return _version_from_one_name(path)
 
 
 def _version_from_one_name(path: Path) -> tuple[str | None, str]:
@@ -136,7 +148,17 @@ def _version_from_one_name(path: Path) -> tuple[str | None, str]:
         return f"flame{folder.group(1)}", f"it is in the folder {path.parent.name}"
     if name in ("generic_model.pkl", "male_model.pkl", "female_model.pkl"):
         return "flame2020", f"{path.name} is the FLAME 2020 release's file name"
+    if path.stem.lower() in SMPLX_NAMES:
+        return "flame2020", (
+            f"{path.name} is smplx's name for FLAME 2020; if it is a renamed flame2023.pkl, put it in a folder named "
+            f"FLAME2023 or pass version='flame2023'"
+        )
     return None, ""
+
+
+def release_reason(path: str | Path) -> str:
+    """Why ``path``'s name says which release it is ("" when it says nothing); for reports such as doctor's."""
+    return _version_from_name(Path(path))[1]
 
 
 def detect_flame_version(path_or_dict: str | Path | Mapping[str, Any], name: str | Path | None = None) -> str:
@@ -173,7 +195,8 @@ def detect_flame_version(path_or_dict: str | Path | Mapping[str, Any], name: str
         raise SplattalkError(
             f"{label} has FLAME's layout, but FLAME 2020 and 2023 files have identical layouts, so its release cannot be "
             f"told from its contents and its name does not say. Keep the official name (generic_model.pkl for 2020, "
-            f"flame2023.pkl / flame2023_no_jaw.pkl for 2023) or pass version= (one of {', '.join(MODEL_IDS)})."
+            f"flame2023.pkl / flame2023_no_jaw.pkl for 2023; smplx's FLAME_NEUTRAL.pkl counts as 2020), put it in a folder "
+            f"named FLAME2020 or FLAME2023, or pass version= (one of {', '.join(MODEL_IDS)})."
         )
     return model_id
 
@@ -194,6 +217,8 @@ def validate_flame_arrays(data: Mapping[str, Any], path: Any = "FLAME model") ->
     if other:
         raise SplattalkError(f"{path} is {other}.")
     for field, (shape, family, meaning) in FIELDS.items():
+        if field not in data and field in OPTIONAL:
+            continue
         if field not in data:
             raise _fail(path, field, "is missing", f"{meaning} of shape {list(shape)}")
         value = np.asarray(data[field]) if not isinstance(data[field], np.ndarray) else data[field]
@@ -279,9 +304,12 @@ def load_flame(
 ):
     """Load a FLAME model file as a :class:`~splattalk.head.model.HeadModel`.
 
-    path: FLAME 2020 / 2023 / 2023-no-jaw ``.pkl`` (or a re-saved ``.npz``).
-    mediapipe_embedding: ``mediapipe_landmark_embedding.npz`` (or its loaded
-    dict); without it the model has no landmarks (L = 0) and cannot be tracked.
+    path: FLAME 2020 / 2023 / 2023-no-jaw ``.pkl`` (or a re-saved ``.npz``), under
+    its official name or smplx's (``FLAME_NEUTRAL.pkl`` = FLAME 2020).
+    mediapipe_embedding: ``mediapipe_landmark_embedding.npz`` (metrical-tracker's,
+    or its loaded dict); without it the model has no landmarks (L = 0) and cannot
+    be tracked. VHAP's ``landmark_embedding_with_eyes.npy`` is a 68-point
+    embedding for other detectors and is refused here with a note saying so.
     masks: ``FLAME_masks.pkl``, loaded into ``HeadModel.regions``.
     version: one of :data:`MODEL_IDS`, overriding the name-based detection.
     expect: the release(s) the caller needs; any other raises with a hint.

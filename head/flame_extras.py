@@ -1,10 +1,20 @@
-"""Files that come with a FLAME model: the mediapipe landmark embedding and the vertex masks.
+"""Files that come with a FLAME model: landmark embeddings and the vertex masks.
 
-``mediapipe_landmark_embedding.npz`` (FLAME's download page; also shipped by
-metrical-tracker and VHAP) places 105 of mediapipe's 478 face-landmarker
-points on the FLAME mesh: ``lmk_face_idx [L]`` (triangle ids),
-``lmk_b_coords [L,3]`` (barycentrics) and ``landmark_indices [L]`` (which
-mediapipe point each is). It is read with ``allow_pickle=False``.
+Tracking needs ``mediapipe_landmark_embedding.npz``, which metrical-tracker
+ships (``flame/mediapipe/mediapipe_landmark_embedding.npz``): it places 105 of
+mediapipe's 478 face-landmarker points on the FLAME mesh with
+``lmk_face_idx [L]`` (triangle ids), ``lmk_b_coords [L,3]`` (barycentrics) and
+``landmark_indices [L]`` (which mediapipe point each is). It is read with
+``allow_pickle=False``.
+
+VHAP and GaussianAvatars ship a different file, ``landmark_embedding_with_eyes.npy``:
+a dict saved with ``np.save`` (so a pickle) whose ``full_lmk_faces_idx [1,70]`` /
+``full_lmk_bary_coords [1,70,3]`` place the 68 iBUG points of face-alignment /
+STAR detectors plus the two eye centres (also ``static_*`` / ``dynamic_*``
+contour tables, the dynamic ones as torch tensors). :func:`load_vhap_embedding`
+reads it through the restricted unpickler; it is not a mediapipe embedding (no
+mediapipe ids), so it cannot drive our mediapipe-based tracker, and passing it
+where the mediapipe file is needed raises an error that says so.
 
 ``FLAME_masks.pkl`` maps region names (``lips``, ``forehead``, ``eye_region``,
 ``face``, ``scalp``, ``neck``, …) to vertex index arrays; it is read through
@@ -21,6 +31,12 @@ import numpy as np
 
 from splattalk.errors import SplattalkError
 from splattalk.head import unpickle
+
+MEDIAPIPE_EMBEDDING_SOURCE = (
+    "metrical-tracker ships it as flame/mediapipe/mediapipe_landmark_embedding.npz "
+    "(https://github.com/Zielon/metrical-tracker)"
+)
+VHAP_EMBEDDING_KEYS = ("full_lmk_faces_idx", "full_lmk_bary_coords")
 
 NUM_VERTICES = 5023
 NUM_FACES = 9976
@@ -72,7 +88,7 @@ def validate_mediapipe_embedding(
     def fail(field: str, found: str, expected: str) -> SplattalkError:
         return SplattalkError(
             f"{path}: field '{field}' {found}, expected {expected}. This is not an intact mediapipe landmark "
-            f"embedding; get mediapipe_landmark_embedding.npz again (FLAME download page, or metrical-tracker / VHAP)."
+            f"embedding; get mediapipe_landmark_embedding.npz again ({MEDIAPIPE_EMBEDDING_SOURCE})."
         )
 
     for key, (shape, meaning) in EMBEDDING_KEYS.items():
@@ -110,7 +126,46 @@ def load_mediapipe_embedding(path: str | Path, num_faces: int = NUM_FACES) -> di
     Returns ``lmk_face_ids`` [L] int64, ``lmk_bary`` [L, 3] float32 and
     ``lmk_ids`` [L] int64 (mediapipe landmark ids), ready for ``HeadModel``.
     """
-    return validate_mediapipe_embedding(read_npz(path, "mediapipe landmark embedding"), Path(path), num_faces)
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        raise SplattalkError(
+            f"{path} is an .npy file; tracking needs mediapipe_landmark_embedding.npz (105 of mediapipe's 478 points "
+            f"on FLAME: lmk_face_idx, lmk_b_coords, landmark_indices). VHAP's / GaussianAvatars' "
+            f"landmark_embedding_with_eyes.npy places the 68 iBUG points + 2 eye centres for other detectors and has "
+            f"no mediapipe ids, so it cannot stand in; {MEDIAPIPE_EMBEDDING_SOURCE}."
+        )
+    return validate_mediapipe_embedding(read_npz(path, "mediapipe landmark embedding"), path, num_faces)
+
+
+def load_vhap_embedding(path: str | Path, num_faces: int = NUM_FACES) -> dict[str, np.ndarray]:
+    """Read VHAP's / GaussianAvatars' ``landmark_embedding_with_eyes.npy`` without running its pickle.
+
+    Returns ``lmk_face_ids`` [70] int64 and ``lmk_bary`` [70, 3] float32 (the
+    ``full_lmk_*`` tables: 68 iBUG points, then the two eye centres) and
+    ``keys``: every key the file holds (its torch-tensor contour tables are not decoded).
+    """
+    path = Path(path)
+    data = unpickle.load_npy_object(path, "landmark embedding (landmark_embedding_with_eyes.npy)")
+    if not isinstance(data, dict) or not all(k in data for k in VHAP_EMBEDDING_KEYS):
+        found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+        raise SplattalkError(
+            f"{path}: expected VHAP's landmark_embedding_with_eyes.npy (a dict with {', '.join(VHAP_EMBEDDING_KEYS)}), "
+            f"found {found}. Get it again from VHAP's or GaussianAvatars' asset folder."
+        )
+    faces, bary = np.asarray(data["full_lmk_faces_idx"]), np.asarray(data["full_lmk_bary_coords"])
+    faces = faces.reshape(-1) if faces.ndim == 2 and faces.shape[0] == 1 else faces
+    bary = bary[0] if bary.ndim == 3 and bary.shape[0] == 1 else bary
+    count = faces.shape[0] if faces.ndim == 1 else -1
+    if (faces.dtype.kind not in "iu" or bary.dtype.kind != "f" or count <= 0 or bary.shape != (count, 3)
+            or faces.min() < 0 or faces.max() >= num_faces
+            or not np.isfinite(bary).all() or np.abs(bary.sum(-1) - 1.0).max() > 1e-3):
+        raise SplattalkError(
+            f"{path}: full_lmk_faces_idx {faces.dtype} {list(faces.shape)} / full_lmk_bary_coords {bary.dtype} "
+            f"{list(bary.shape)} are not [1, L] triangle ids in 0..{num_faces - 1} with [1, L, 3] barycentrics "
+            f"summing to 1. Get the file again from VHAP's or GaussianAvatars' asset folder."
+        )
+    return {"lmk_face_ids": faces.astype(np.int64), "lmk_bary": bary.astype(np.float32),
+            "keys": np.array(sorted(map(str, data)))}
 
 
 def load_flame_masks(path: str | Path, num_vertices: int = NUM_VERTICES) -> dict[str, np.ndarray]:

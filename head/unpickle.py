@@ -17,6 +17,12 @@ through a fixed table:
   to the stand-ins) cover what Python 2 wrote for plain instances;
 
 and every other global is refused before anything is called.
+
+:func:`load_npy_object` reads the one ``.npy`` flavour that holds a pickle —
+``np.save`` of a dict, as VHAP's / GaussianAvatars' ``landmark_embedding_with_eyes.npy`` —
+through the same table plus: the object dtype of that one 0-d container, and
+stand-ins for torch's tensor-rebuild functions (:class:`TorchTensorStub`, which
+keep the tensor's shape and never decode its bytes) and ``OrderedDict()``.
 """
 
 from __future__ import annotations
@@ -201,6 +207,60 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise RefusedGlobal(module, name) from None
 
 
+class TorchTensorStub:
+    """What a pickled torch tensor becomes in :func:`load_npy_object`: its size only; its bytes are never parsed."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = shape
+
+    def __repr__(self) -> str:
+        return f"TorchTensorStub(shape={self.shape})"
+
+
+class _TorchBytes:
+    """A torch storage serialised as bytes (``torch.storage._load_from_bytes``): kept, not loaded."""
+
+    def __init__(self, data: Any):
+        if not isinstance(data, bytes):
+            raise pickle.UnpicklingError("torch storage payload is not bytes")
+
+
+def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *rest: Any) -> TorchTensorStub:
+    if not isinstance(storage, _TorchBytes) or not isinstance(size, tuple) or not all(isinstance(n, int) for n in size):
+        raise pickle.UnpicklingError("torch tensor record is malformed")
+    return TorchTensorStub(tuple(size))
+
+
+def _empty_ordered_dict(*args: Any) -> dict:
+    # torch writes its (empty) backward hooks as collections.OrderedDict(); anything with content is refused.
+    if args:
+        raise pickle.UnpicklingError("refusing collections.OrderedDict with arguments")
+    return {}
+
+
+def _object_dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
+    dtype = np.dtype(spec, bool(align), True)
+    if dtype.hasobject and dtype != np.dtype(object):
+        raise pickle.UnpicklingError(f"refusing structured dtype with objects: {dtype}")
+    return dtype
+
+
+NPY_OBJECT_GLOBALS = {
+    ("numpy", "dtype"): _object_dtype,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch.storage", "_load_from_bytes"): _TorchBytes,
+    ("collections", "OrderedDict"): _empty_ordered_dict,
+}
+"""What :func:`load_npy_object` resolves on top of :data:`ALLOWED_GLOBALS`."""
+
+
+class _NpyObjectUnpickler(RestrictedUnpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in NPY_OBJECT_GLOBALS:
+            return NPY_OBJECT_GLOBALS[(module, name)]
+        return super().find_class(module, name)
+
+
 # -- entry points ----------------------------------------------------------------------
 
 
@@ -274,3 +334,45 @@ def _evaluate_chumpy(node: ChumpyNode, depth: int) -> np.ndarray:
     if node.kind == "chumpy.reordering.transpose":
         return np.transpose(operand("a"), state.get("axes"))
     raise ValueError(f"unsupported chumpy node {node.kind}")
+
+
+def load_npy_object(path: Path, what: str) -> Any:
+    """The object inside an ``np.save``-d 0-d object array (e.g. a dict), read without running its code.
+
+    The ``.npy`` header is parsed by numpy's format reader (no pickle); the
+    payload goes through the restricted table (see the module docstring). A
+    plain numeric ``.npy`` is returned as its array, read with
+    ``allow_pickle=False``. Failures raise :class:`SplattalkError` naming the file.
+    """
+    from numpy.lib import format as npy_format
+
+    path = Path(path)
+    if not path.is_file():
+        raise SplattalkError(f"{what} file not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            version = npy_format.read_magic(f)
+            header = npy_format.read_array_header_1_0(f) if version == (1, 0) else npy_format.read_array_header_2_0(f)
+            shape, _, dtype = header
+            if not dtype.hasobject:
+                f.seek(0)
+                return np.load(f, allow_pickle=False)
+            if shape != ():
+                raise pickle.UnpicklingError(f"an object array of shape {shape}, expected one saved object (shape ())")
+            raw = _NpyObjectUnpickler(f).load()
+    except RefusedGlobal as err:
+        raise SplattalkError(
+            f"refusing to load {path}: it references {err.module}.{err.name}, which a {what} never does. "
+            f"Loading stopped before anything it names was called. Re-download the file from its official source."
+        ) from None
+    except Exception as err:  # noqa: BLE001 - any failure to parse is a bad file
+        raise SplattalkError(
+            f"could not read {path} as a {what} ({type(err).__name__}: {err}); the file is truncated, corrupted "
+            f"or not an .npy. Re-download it from its official source."
+        ) from None
+    if not (isinstance(raw, np.ndarray) and raw.shape == () and raw.dtype == object):
+        raise SplattalkError(f"{path} does not hold one saved object, so it is not a {what}.")
+    try:
+        return to_plain(raw.item())
+    except ValueError as err:
+        raise SplattalkError(f"could not read {path} as a {what}: {err}") from None

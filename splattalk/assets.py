@@ -46,21 +46,24 @@ class UserAsset:
 
 FLAME_2020 = UserAsset(
     key="flame",
-    filenames=("generic_model.pkl", "FLAME2020/generic_model.pkl"),
+    # smplx keeps FLAME 2020 as models/flame/FLAME_NEUTRAL.pkl: $SPLATTALK_ASSETS=models finds it through key "flame".
+    filenames=("generic_model.pkl", "FLAME2020/generic_model.pkl", "FLAME_NEUTRAL.pkl", "FLAME2020/FLAME_NEUTRAL.pkl"),
     what="FLAME 2020 head model (needed by the official ARTalk checkpoint)",
     where="https://flame.is.tue.mpg.de (register, download FLAME 2020, copy generic_model.pkl)",
 )
 FLAME_2023 = UserAsset(
     key="flame",
-    filenames=("flame2023.pkl", "flame2023_no_jaw.pkl", "FLAME2023/flame2023.pkl"),
+    filenames=("flame2023.pkl", "flame2023_no_jaw.pkl", "FLAME2023/flame2023.pkl", "FLAME2023/FLAME_NEUTRAL.pkl"),
     what="FLAME 2023 head model (tracking/avatars in FLAME space)",
-    where="https://flame.is.tue.mpg.de (register, download FLAME 2023, copy flame2023.pkl)",
+    where=("https://flame.is.tue.mpg.de (register, download FLAME 2023, copy flame2023.pkl; a renamed copy such as "
+           "FLAME_NEUTRAL.pkl goes in a FLAME2023/ folder)"),
 )
 FLAME_MEDIAPIPE_EMBEDDING = UserAsset(
     key="flame",
-    filenames=("mediapipe_landmark_embedding.npz",),
+    filenames=("mediapipe_landmark_embedding.npz", "mediapipe/mediapipe_landmark_embedding.npz"),
     what="mediapipe landmark embedding for FLAME (tracking FLAME from mediapipe landmarks)",
-    where="ships with FLAME-based trackers (e.g. metrical-tracker, VHAP: mediapipe_landmark_embedding.npz)",
+    where=("metrical-tracker (https://github.com/Zielon/metrical-tracker): flame/mediapipe/mediapipe_landmark_embedding.npz;"
+           " VHAP's landmark_embedding_with_eyes.npy is a 68-point embedding and does not replace it"),
 )
 FLAME_MASKS = UserAsset(
     key="flame_masks",

@@ -17,6 +17,7 @@ from splattalk.avatar.fit_config import FitCommand
 from splattalk.errors import SplattalkError
 from splattalk.talk.cli_config import TalkCommand
 from splattalk.tracking.config import TrackCommand
+from splattalk.tracking.export_dataset import ExportDatasetCommand
 from splattalk.viewer.commands import DemoCommand, ExportCommand, ViewCommand
 from splattalk.viewer.doctor import DoctorCommand
 
@@ -39,6 +40,7 @@ COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
     "doctor": (DoctorCommand, _lazy("splattalk.viewer.doctor:run")),
     "talk": (TalkCommand, _lazy("splattalk.talk.cli:run")),
     "export": (ExportCommand, _lazy("splattalk.viewer.export:run")),
+    "export-dataset": (ExportDatasetCommand, _lazy("splattalk.tracking.export_dataset:run")),
     "view": (ViewCommand, _lazy("splattalk.viewer.server:run")),
 }
 

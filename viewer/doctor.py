@@ -33,6 +33,8 @@ def run(cmd: DoctorCommand) -> int:
         if cmd.check_files:
             detail += "  " + _validate(asset, path)
         print(_line(True, asset.filenames[0], detail))
+    for line in _other_flame_files(cmd.check_files):
+        print(line)
 
     print("embedded defaults:")
     for name, path in _embedded():
@@ -56,6 +58,28 @@ def run(cmd: DoctorCommand) -> int:
     except Exception as err:  # noqa: BLE001 - report whatever went wrong
         print(_line(False, "imageio-ffmpeg", str(err)))
     return 0
+
+
+def _other_flame_files(check: bool):
+    """Lines for landmark files of other tools (smplx, VHAP) found next to the FLAME model: what each is for us."""
+    from splattalk.errors import SplattalkError
+
+    for folder in (assets.assets_dir(), assets.assets_dir() / "flame"):
+        vhap = folder / "landmark_embedding_with_eyes.npy"
+        if vhap.is_file():
+            detail = str(vhap)
+            if check:
+                from splattalk.head import flame
+
+                try:
+                    count = len(flame.load_vhap_embedding(vhap)["lmk_face_ids"])
+                    detail += f"  valid (VHAP/GaussianAvatars, {count} points: 68 iBUG + eyes; not used by our mediapipe tracker)"
+                except SplattalkError as err:
+                    detail += f"  INVALID: {err}"
+            yield _line(True, vhap.name, detail)
+        for name in ("flame_static_embedding.pkl", "flame_dynamic_embedding.npy"):
+            if (folder / name).is_file():
+                yield _line(True, name, f"{folder / name}  (smplx's 68-point embedding; not used by our mediapipe tracker)")
 
 
 def _embedded():
@@ -82,7 +106,8 @@ def _validate(asset: assets.UserAsset, path) -> str:
             from splattalk.head import flame
 
             model = flame.load_flame(path)
-            return f"valid ({model.model_id}, {model.num_vertices} vertices)"
+            reason = flame.release_reason(path)
+            return f"valid ({model.model_id}, {model.num_vertices} vertices{'; ' + reason if reason else ''})"
         if asset.key == "flame" and path.suffix == ".npz":
             from splattalk.head import flame
 

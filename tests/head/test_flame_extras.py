@@ -122,7 +122,7 @@ def test_doctor_validates_user_flame_files(isolated_assets, capsys):
     (isolated_assets / "flame2023.pkl").write_bytes(f"cos\nsystem\n(Vtouch {marker}\ntR.".encode())
     doctor.run(doctor.DoctorCommand())
     out = capsys.readouterr().out
-    assert "valid (flame2020, 5023 vertices)" in out
+    assert "valid (flame2020, 5023 vertices; generic_model.pkl is the FLAME 2020 release" in out
     assert "valid (105 landmarks)" in out
     assert "valid (14 regions)" in out
     assert "INVALID: refusing to load" in out and "os.system" in out

@@ -202,3 +202,22 @@ def masks(seed: int = 0) -> dict[str, np.ndarray]:
     names = ("eye_region", "neck", "left_eyeball", "right_eyeball", "right_ear", "right_eye_region", "forehead",
              "lips", "nose", "scalp", "boundary", "face", "left_ear", "left_eye_region")
     return {name: np.sort(rng.choice(V, 200, replace=False)).astype(np.int64) for name in names}
+
+
+def write_vhap_embedding(path: Path, seed: int = 0, **overrides) -> dict:
+    """Write a landmark_embedding_with_eyes.npy in VHAP's layout: ``np.save`` of a dict (so a pickle, protocol 3)
+    with numpy ``static_*`` [53] / [53,3] and ``full_*`` [1,70] / [1,70,3] tables and torch ``dynamic_*`` ones."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    data = {
+        "static_lmk_faces_idx": rng.integers(0, F, 53).astype(np.int64),
+        "static_lmk_bary_coords": rng.dirichlet(np.ones(3), 53),
+        "dynamic_lmk_faces_idx": torch.from_numpy(rng.integers(0, F, (79, 17))),
+        "dynamic_lmk_bary_coords": torch.from_numpy(rng.dirichlet(np.ones(3), (79, 17))),
+        "full_lmk_faces_idx": rng.integers(0, F, (1, 70)).astype(np.int64),
+        "full_lmk_bary_coords": rng.dirichlet(np.ones(3), (1, 70)),
+    }
+    data.update(overrides)
+    np.save(path, data, allow_pickle=True)
+    return data
