@@ -40,7 +40,7 @@ from splattalk.talk.audio import resample
 from splattalk.talk.config import FPS, SAMPLE_RATE
 
 DEFAULT_CORPUS = Path("~/.cache/splattalk/corpus").expanduser()
-"""Where ``scripts/make_talk_corpus.py`` and the default-model recipe (``splattalk.talk.training.default_model``) keep the corpus."""
+"""Where ``scripts/make_talk_corpus.py`` and the default model's recipe keep the corpus."""
 HEAD_MODEL = "default-head-v1"
 """Head model whose parameter space the motion lives in."""
 

@@ -137,7 +137,7 @@ _PS_FRAME = 0.01  # pocketsphinx's frame shift (100 frames a second)
 
 @lru_cache(maxsize=2)
 def _align_decoder(wide: bool = False):
-    from pocketsphinx import Decoder  # lazy: only labelling speech needs pocketsphinx (a training-only dependency)
+    from pocketsphinx import Decoder  # lazy: only labelling speech needs it
 
     beams = {"beam": 1e-60, "pbeam": 1e-60} if wide else {}
     return Decoder(samprate=16000, loglevel="FATAL", lm=None, **beams)
@@ -154,7 +154,7 @@ def dictionary_words() -> set[str]:
 
 @lru_cache(maxsize=1)
 def _dictionary() -> frozenset[str]:
-    from pocketsphinx import get_model_path  # lazy: only labelling speech needs pocketsphinx (a training-only dependency)
+    from pocketsphinx import get_model_path  # lazy: only labelling speech needs it
 
     words = set()
     with open(os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict"), encoding="utf-8") as f:
@@ -230,7 +230,7 @@ def recognize_phones(audio: np.ndarray) -> Segmentation:
 
 @lru_cache(maxsize=1)
 def _phone_decoder():
-    from pocketsphinx import Decoder, get_model_path  # lazy: only labelling speech needs pocketsphinx (a training-only dependency)
+    from pocketsphinx import Decoder, get_model_path  # lazy: only labelling speech needs it
 
     lm = os.path.join(get_model_path(), "en-us", "en-us-phone.lm.bin")
     return Decoder(
