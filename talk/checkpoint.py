@@ -16,7 +16,6 @@ Ours: ONE ``.safetensors`` file whose metadata holds ``format`` =
 from __future__ import annotations
 
 import functools
-import json
 import zipfile
 from pathlib import Path
 
