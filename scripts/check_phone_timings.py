@@ -24,9 +24,9 @@ class TimingConfig:
 
 
 def main() -> None:
-    from splattalk.talk.phones import align_pocketsphinx, boundary_error
-    from splattalk.talk.texts import make_sentences
-    from splattalk.talk.tts import ESPEAK_VARIANTS, ESPEAK_VOICES, FLITE_VOICES, Voice, synthesize
+    from splattalk.talk.corpus.phones import align_pocketsphinx, boundary_error
+    from splattalk.talk.corpus.texts import make_sentences
+    from splattalk.talk.corpus.tts import ESPEAK_VARIANTS, ESPEAK_VOICES, FLITE_VOICES, Voice, synthesize
 
     from splattalk.errors import SplattalkError
 

@@ -26,9 +26,9 @@ class StatsConfig:
 
 
 def main() -> None:
-    from splattalk.talk import corpus as C
-    from splattalk.talk import speech_checks as S
-    from splattalk.talk.styles import STYLES
+    from splattalk.talk.corpus import layout as C
+    from splattalk.talk.corpus import speech_checks as S
+    from splattalk.talk.corpus.styles import STYLES
 
     cfg = tyro.cli(StatsConfig)
     records = C.read_manifest(cfg.corpus)
@@ -98,8 +98,9 @@ def _plot(cfg: StatsConfig, records) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from splattalk.talk import corpus as C
-    from splattalk.talk import speech_checks as S
+    from splattalk.talk.config import FPS
+    from splattalk.talk.corpus import layout as C
+    from splattalk.talk.corpus import speech_checks as S
 
     tts = next(r for r in records if r.source != "recording" and 6.0 < r.duration < 12.0)
     real = [r for r in records if r.source == "recording" and r.split == "heldout" and r.duration > 8.0]
@@ -107,7 +108,7 @@ def _plot(cfg: StatsConfig, records) -> None:
     fig, axes = plt.subplots(2, 1, figsize=(14, 7))
     for ax, rec in zip(axes, (tts, real)):
         clip = C.load_clip(cfg.corpus, rec)
-        t = (np.arange(len(clip.motion)) + 0.5) / C.FPS
+        t = (np.arange(len(clip.motion)) + 0.5) / FPS
         env = S.frame_envelope(clip.audio, len(clip.motion))
         pauses = S.pause_frames(clip.audio, len(clip.motion))
         ax.fill_between(t, 0, 0.3, where=pauses, color="0.9", label="pause (VAD)")

@@ -33,9 +33,8 @@ import torch
 import tyro
 
 from splattalk.atomic import write_json
-from splattalk.talk.corpus import EXPR_NAMES, JAW, ROTATION, load_clip, read_manifest
-from splattalk.talk.dataset import DEFAULT_CORPUS
-from splattalk.talk.speech_checks import frame_activity, frame_envelope, mouth_closed, pause_frames
+from splattalk.talk.corpus.layout import DEFAULT_CORPUS, EXPR_NAMES, JAW, ROTATION, load_clip, read_manifest
+from splattalk.talk.corpus.speech_checks import frame_activity, frame_envelope, mouth_closed, pause_frames
 
 # mediapipe face-mesh inner-lip landmarks (= default-head vertices), upper/lower pairs for MOD
 UPPER_LIP = (13, 82, 81, 80, 191, 312, 311, 310, 415)
@@ -147,7 +146,7 @@ def energy_motion(audio: np.ndarray, frames: int, fit: dict) -> np.ndarray:
 
 def speech_figures(audio: np.ndarray, motion: np.ndarray) -> dict[str, float]:
     """Pause closure, jaw in voiced speech vs pauses, jaw/envelope correlation, head motion, blinks."""
-    from splattalk.talk.speech_checks import jaw_envelope_correlation
+    from splattalk.talk.corpus.speech_checks import jaw_envelope_correlation
 
     T = len(motion)
     pauses, active = pause_frames(audio, T), frame_activity(audio, T)
@@ -262,7 +261,7 @@ def main(cfg: EvalConfig) -> None:
 def style_clips_by_style(corpus: Path, frames: int) -> dict[int, list[tuple[str, np.ndarray]]]:
     """Per style id, the most active stretch of its two longest held-out TTS clips: a clip from *another*
     utterance of the same style is what the model+style row gets (never the evaluated one's own motion)."""
-    from splattalk.talk.dataset import most_active_segment
+    from splattalk.talk.training.dataset import most_active_segment
 
     held = [r for r in read_manifest(corpus, "heldout") if r.source != "recording"]
     out: dict[int, list] = {}

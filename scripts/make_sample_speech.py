@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import tyro
-from splattalk.talk.corpus import SAMPLE_RATE, write_wav
-from splattalk.talk.tts import Voice, synthesize
+from splattalk.talk.config import SAMPLE_RATE
+from splattalk.talk.corpus.layout import write_wav
+from splattalk.talk.corpus.tts import Voice, synthesize
 
 from splattalk.assets import data_path
 

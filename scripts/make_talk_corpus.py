@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import tyro
-from splattalk.talk.corpus_build import CorpusConfig, build_corpus
+from splattalk.talk.corpus.build import CorpusConfig, build_corpus
 
 from splattalk.errors import SplattalkError
 

@@ -14,7 +14,10 @@ import io
 import math
 from pathlib import Path
 
+import av
 import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
 
 from splattalk.errors import SplattalkError
 from splattalk.talk.config import SAMPLE_RATE
@@ -67,8 +70,6 @@ def load_audio(
 
 def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
     """Polyphase resampling of ``audio: [S]`` from ``rate`` to ``target`` Hz (float32)."""
-    from scipy.signal import resample_poly
-
     audio = np.asarray(audio, np.float32)
     if rate == target:
         return audio
@@ -97,8 +98,6 @@ def _check_duration(seconds: float, max_seconds: float | None, label: str) -> No
 
 
 def _decode_soundfile(source: Source, max_seconds: float | None, label: str) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
     with sf.SoundFile(_open(source)) as f:
         if f.frames > 0:
             _check_duration(f.frames / f.samplerate, max_seconds, label)
@@ -107,8 +106,6 @@ def _decode_soundfile(source: Source, max_seconds: float | None, label: str) -> 
 
 
 def _decode_av(source: Source, max_seconds: float | None, label: str) -> tuple[np.ndarray, int]:
-    import av
-
     with av.open(_open(source), mode="r") as container:
         streams = container.streams.audio
         if not streams:

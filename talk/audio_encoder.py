@@ -28,8 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from splattalk.talk.config import SAMPLE_RATE, SAMPLES_PER_FRAME, TalkConfig
-from splattalk.talk.dataset import PHONE_SET
+from splattalk.talk.config import PHONE_SET, SAMPLE_RATE, SAMPLES_PER_FRAME, TalkConfig
 
 N_FFT = 400
 """25 ms analysis window."""
@@ -43,7 +42,7 @@ def xlsr_300m_config(layers: int = 24, hidden: int = 1024, conv_dim: int = 512):
 
     ``layers``/``hidden``/``conv_dim`` shrink it for tests only; the official model uses 24 / 1024.
     """
-    from transformers import Wav2Vec2Config
+    from transformers import Wav2Vec2Config  # lazy: a slow import; only wav2vec2 needs it
 
     heads = 16 if hidden % 16 == 0 and hidden >= 256 else 2
     return Wav2Vec2Config(
@@ -81,7 +80,7 @@ def xlsr_300m_config(layers: int = 24, hidden: int = 1024, conv_dim: int = 512):
 
 @functools.lru_cache(maxsize=None)
 def wav2vec2_class():
-    from transformers import Wav2Vec2Model
+    from transformers import Wav2Vec2Model  # lazy: a slow import; only wav2vec2 needs it
 
     class Wav2Vec2Encoder(Wav2Vec2Model):
         """wav2vec2 (transformers) encoding one window; keys match ``audio_encoder.*`` of the official checkpoint."""

@@ -16,11 +16,12 @@ Ours: ONE ``.safetensors`` file whose metadata holds ``format`` =
 from __future__ import annotations
 
 import functools
-import json
 import zipfile
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from splattalk.atomic import atomic_path
 from splattalk.errors import SplattalkError
@@ -131,8 +132,6 @@ def save_official_state_dict(model: TalkModel, path: str | Path, weight_norm: st
 
 def save_talk_checkpoint(model: TalkModel, path: str | Path, extra_metadata: dict[str, str] | None = None) -> None:
     """Our format: one safetensors file, config JSON and format tag in its metadata."""
-    from safetensors.torch import save_file
-
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT_TAG, "config": model.cfg.to_json(), **(extra_metadata or {})}
     with atomic_path(path) as tmp:
@@ -140,8 +139,6 @@ def save_talk_checkpoint(model: TalkModel, path: str | Path, extra_metadata: dic
 
 
 def read_talk_metadata(path: str | Path) -> dict[str, str]:
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise SplattalkError(f"talk model {path} not found")
@@ -154,8 +151,6 @@ def read_talk_metadata(path: str | Path) -> dict[str, str]:
 
 def load_talk_checkpoint(path: str | Path) -> TalkModel:
     """One of our ``.safetensors`` talk models (eval mode)."""
-    from safetensors.torch import load_file
-
     meta = read_talk_metadata(path)
     if meta.get("format") != FORMAT_TAG:
         raise SplattalkError(

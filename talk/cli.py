@@ -54,7 +54,7 @@ def run(cmd: TalkCommand) -> int:
     if threads is not None:
         torch.set_num_threads(max(1, threads))
     if cmd.readout_weight and model.readout is None:
-        raise SplattalkError("--readout-weight: this model has no mouth read-out (python -m splattalk.talk.readout fits one)")
+        raise SplattalkError("--readout-weight: this model has no mouth read-out (python -m splattalk.talk.training.readout fits one)")
     style = load_style_clip(cmd.style, cfg.motion_dim, cfg.style_frames) if cmd.style is not None else None
     start = time.perf_counter()
     motion = generate(model, audio, style=style, seed=cmd.seed, cfg_scale=cmd.cfg_scale, temperature=cmd.temperature, smooth=cmd.smooth, progress=True,

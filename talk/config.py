@@ -24,6 +24,17 @@ SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
 POSE_DIMS = 6
 """Motion layout ``[expression (E), global rotation (3), jaw (3)]``: 6 pose numbers after E."""
 
+SIL = "sil"
+"""The silence label of phone segmentations and frame phone labels."""
+ARPABET = (
+    "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
+    "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH",
+    "UH", "UW", "V", "W", "Y", "Z", "ZH",
+)  # fmt: skip # a table: 16 phones a row
+"""The 39 CMU phones; with :data:`SIL` the whole label set of a segmentation."""
+PHONE_SET = (SIL, *ARPABET)
+"""Frame phone labels (the front-end's phone head predicts them): index 0 is silence, then the 39 CMU phones."""
+
 
 @dataclass(frozen=True)
 class TalkConfig:

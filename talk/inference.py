@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from splattalk.talk.config import SAMPLES_PER_FRAME, TalkConfig
 from splattalk.talk.generator import TalkModel
@@ -181,8 +182,6 @@ def generate(
                             mouth_samples=mouth_samples, readout_weight=readout_weight)  # fmt: skip
     windows = range(n_windows)
     if progress and n_windows > 1:
-        from tqdm import tqdm
-
         windows = tqdm(windows, desc=f"talk ({cfg.window / 25:g} s windows)", unit="window")
     raw = []
     for w in windows:

@@ -53,7 +53,7 @@ def test_demo_writes_a_talking_mp4(demo_run):
     from splattalk.talk.audio import load_audio
     from scipy.ndimage import gaussian_filter1d
 
-    from splattalk.talk.speech_checks import frame_activity, frame_envelope, pause_frames
+    from splattalk.talk.corpus.speech_checks import frame_activity, frame_envelope, pause_frames
     from splattalk.viewer.demo import SAMPLE_SPEECH
     from splattalk.viewer.video import probe
 

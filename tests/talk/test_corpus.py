@@ -6,30 +6,31 @@ import shutil
 
 import numpy as np
 import pytest
-from splattalk.talk import corpus as C
-from splattalk.talk.phones import SIL, Segmentation, normalize
+from splattalk.talk.config import FPS, SAMPLE_RATE, SIL
+from splattalk.talk.corpus import layout as C
+from splattalk.talk.corpus.phones import Segmentation, normalize
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed")
 
 
 def _speak(text: str, voice: str = "en-us+m3", engine: str = "espeak-ng"):
-    from splattalk.talk.tts import Voice, synthesize
+    from splattalk.talk.corpus.tts import Voice, synthesize
 
     return synthesize(text, Voice(engine, voice))
 
 
 def _motion(audio, seg, style=0, seed=0):
-    from splattalk.talk.motion_synth import synthesize_motion
-    from splattalk.talk.styles import STYLES
+    from splattalk.talk.corpus.motion_synth import synthesize_motion
+    from splattalk.talk.corpus.styles import STYLES
 
     return synthesize_motion(audio, seg, STYLES[style], np.random.default_rng(seed))
 
 
 def _padded(audio, seg, pad=0.6):
-    n = int(pad * C.SAMPLE_RATE)
+    n = int(pad * SAMPLE_RATE)
     audio = np.concatenate([np.zeros(n, np.float32), audio, np.zeros(n, np.float32)])
-    seg = normalize(Segmentation(seg.labels, seg.start + pad, seg.end + pad), len(audio) / C.SAMPLE_RATE)
+    seg = normalize(Segmentation(seg.labels, seg.start + pad, seg.end + pad), len(audio) / SAMPLE_RATE)
     return audio, seg
 
 
@@ -41,7 +42,8 @@ def test_expression_names_match_default_head():
 
 
 def test_espeak_mnemonics_map_to_arpabet():
-    from splattalk.talk.phones import ARPABET, espeak_to_arpabet
+    from splattalk.talk.config import ARPABET
+    from splattalk.talk.corpus.phones import espeak_to_arpabet
 
     for m in ["p", "b", "m", "aI", "aU@", "@L", "i@3", "t#", "r-", "3:", "0", "_:", "dZ", "N", "O@", "VR", "e@"]:
         out = espeak_to_arpabet(m)
@@ -53,7 +55,7 @@ def test_espeak_mnemonics_map_to_arpabet():
 def test_format_round_trip(tmp_path):
     audio, seg = _speak("Bring me the blue map.")
     motion = _motion(audio, seg)
-    dur = len(audio) / C.SAMPLE_RATE
+    dur = len(audio) / SAMPLE_RATE
     assert motion.shape == (round(dur * 25), 32) and motion.dtype == np.float32
     wav, npz = C.clip_paths("a")
     rec = C.Utterance("a", wav, npz, dur, "espeak-ng:en-us+m3", 0, "train", "Bring me the blue map.", "espeak-ng")
@@ -69,7 +71,7 @@ def test_format_round_trip(tmp_path):
     np.testing.assert_allclose(clip.phone_end, seg.end, atol=1e-5)
     assert len(clip.audio) == len(audio)
     np.testing.assert_allclose(clip.audio, np.clip(audio, -1, 1), atol=1.0 / 32767)
-    assert len(clip.motion) == round(clip.record.duration * C.FPS)
+    assert len(clip.motion) == round(clip.record.duration * FPS)
     with pytest.raises(ValueError):
         C.write_clip(tmp_path, rec, audio, motion[:-3], seg.labels, seg.start, seg.end)
 
@@ -82,7 +84,7 @@ def test_manifest_errors_are_actionable(tmp_path):
 
 
 def test_coarticulation_is_smooth_and_anticipates():
-    from splattalk.talk.visemes import articulate
+    from splattalk.talk.corpus.visemes import articulate
 
     # "ma" + "moo": steps of 80-200 ms; a step function would jump by the full target change.
     labels = [SIL, "M", "AA", "M", "UW", SIL]
@@ -102,7 +104,7 @@ def test_coarticulation_is_smooth_and_anticipates():
 
 @needs_espeak
 def test_bilabials_close_the_lips():
-    from splattalk.talk.motion_synth import frame_times
+    from splattalk.talk.corpus.motion_synth import frame_times
 
     audio, seg = _padded(*_speak("Bob bought a map, maybe a pump by the pub.", "en-us+f2"))
     motion = _motion(audio, seg)
@@ -124,7 +126,7 @@ def test_bilabials_close_the_lips():
 
 @needs_espeak
 def test_silence_relaxes_the_mouth_closed():
-    from splattalk.talk.motion_synth import frame_times
+    from splattalk.talk.corpus.motion_synth import frame_times
 
     audio, seg = _padded(*_speak("Hello there. Look at that."), pad=0.8)
     motion = _motion(audio, seg)
@@ -141,7 +143,7 @@ def test_silence_relaxes_the_mouth_closed():
 
 @needs_espeak
 def test_phone_timings_agree_with_pocketsphinx():
-    from splattalk.talk.phones import align_pocketsphinx, boundary_error
+    from splattalk.talk.corpus.phones import align_pocketsphinx, boundary_error
 
     text = "Please call Stella. Ask her to bring these things with her from the store."
     audio, seg = _speak(text)
@@ -152,15 +154,15 @@ def test_phone_timings_agree_with_pocketsphinx():
 @needs_flite
 def test_flite_voices_give_timed_phones():
     audio, seg = _speak("Five thick slabs of blue cheese.", "slt", "flite")
-    assert len(audio) / C.SAMPLE_RATE == pytest.approx(seg.end[-1])
+    assert len(audio) / SAMPLE_RATE == pytest.approx(seg.end[-1])
     assert {"F", "AY", "V", "TH", "B", "L", "UW", "CH", "IY", "Z"} <= set(seg.labels)
     assert np.all(np.diff(seg.start) > 0)
 
 
 def test_yin_finds_the_pitch_of_a_tone():
-    from splattalk.talk.pitch import yin
+    from splattalk.talk.corpus.pitch import yin
 
-    t = np.arange(C.SAMPLE_RATE) / C.SAMPLE_RATE
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     for f in (90.0, 180.0, 320.0):
         x = 0.3 * np.sin(2 * np.pi * f * t) + 0.15 * np.sin(4 * np.pi * f * t)
         f0, _ = yin(x.astype(np.float32))
@@ -169,7 +171,7 @@ def test_yin_finds_the_pitch_of_a_tone():
 
 @needs_espeak
 def test_motion_is_deterministic_and_styles_differ():
-    from splattalk.talk.styles import style_id
+    from splattalk.talk.corpus.styles import style_id
 
     audio, seg = _padded(*_speak("Why did the tiger hide the golden key? Nobody knows, but we found it at home."))
     a, b = _motion(audio, seg, seed=3), _motion(audio, seg, seed=3)
@@ -189,7 +191,7 @@ def test_motion_is_deterministic_and_styles_differ():
 
 @needs_espeak
 def test_build_is_deterministic_and_resumes(tmp_path):
-    from splattalk.talk.corpus_build import CorpusConfig, build_corpus, plan
+    from splattalk.talk.corpus.build import CorpusConfig, build_corpus, plan
 
     cfg = CorpusConfig(out=tmp_path / "c", hours=0.006, seed=5, recordings=False, flite_fraction=0.0)
     assert plan(cfg) == plan(cfg)
@@ -210,7 +212,7 @@ def test_build_is_deterministic_and_resumes(tmp_path):
 
 
 def test_plan_holds_out_voices_and_sentences(tmp_path):
-    from splattalk.talk.corpus_build import CorpusConfig, plan
+    from splattalk.talk.corpus.build import CorpusConfig, plan
 
     jobs = plan(CorpusConfig(out=tmp_path, hours=0.5, seed=1, recordings=False, heldout_fraction=0.2))
     train = [j for j in jobs if j.split == "train"]
@@ -225,16 +227,16 @@ def test_plan_holds_out_voices_and_sentences(tmp_path):
 
 
 def test_transcripts_are_made_speakable():
-    from splattalk.talk.recordings import number_words, speakable
+    from splattalk.talk.corpus.recordings import number_words, speakable
 
     assert number_words(42) == "forty two" and number_words(100) == "one hundred" and number_words(7) == "seven"
     assert speakable("Press 1 [beep] or 20.") == "Press one or twenty."
 
 
 def test_real_recording_is_labelled_and_moves_with_the_voice():
-    from splattalk.talk import speech_checks as S
-    from splattalk.talk.phones import label_speech
-    from splattalk.talk.recordings import asterisk_prompts
+    from splattalk.talk.corpus import speech_checks as S
+    from splattalk.talk.corpus.phones import label_speech
+    from splattalk.talk.corpus.recordings import asterisk_prompts
 
     prompts = [p for p in asterisk_prompts() if p.path.stem == "agent-pass"]
     if not prompts:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from splattalk.talk.corpus.phones import dictionary_words
+
 WORD_LIST = Path("/usr/share/dict/words")
 
 _NAMES = (
@@ -72,8 +74,6 @@ def _dictionary_words() -> tuple[str, ...]:
     """Plain lower-case words from the system word list that pocketsphinx can align."""
     if not WORD_LIST.is_file():
         return ()
-    from .phones import dictionary_words
-
     known = dictionary_words()
     words = []
     for line in WORD_LIST.read_text(encoding="utf-8", errors="ignore").splitlines():

@@ -10,16 +10,16 @@ import pytest
 from splattalk.talk.checkpoint import load_talk_checkpoint, read_talk_metadata
 from splattalk.talk.cli import DEFAULT_MODEL
 from splattalk.talk.config import OFFICIAL
-from splattalk.talk.corpus import EXPR_NAMES, JAW, MOUTH_CHANNELS, ROTATION, read_wav
+from splattalk.talk.corpus.layout import EXPR_NAMES, JAW, MOUTH_CHANNELS, ROTATION, read_wav
 from splattalk.talk.inference import generate
-from splattalk.talk.speech_checks import frame_activity, pause_frames
+from splattalk.talk.corpus.speech_checks import frame_activity, pause_frames
 from splattalk.talk.style import load_style_clip
-from splattalk.talk.styles import STYLES
+from splattalk.talk.corpus.styles import STYLES
 from talk_helpers import one_thread  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 STYLE_DIR = DEFAULT_MODEL.parent / "styles"
-SPEECH = Path(__file__).resolve().parents[1] / "splattalk" / "data" / "speech" / "sample_en_1.wav"
+SPEECH = Path(__file__).resolve().parents[2] / "splattalk" / "data" / "speech" / "sample_en_1.wav"
 
 
 @pytest.fixture(scope="module")

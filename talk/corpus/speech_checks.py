@@ -7,9 +7,11 @@ training/eval can report the same numbers on real recordings.
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import binary_dilation, gaussian_filter1d
 
-from .corpus import EXPR_NAMES, FPS, JAW, SAMPLE_RATE
-from .pitch import RATE, speech_features, voice_activity
+from splattalk.talk.config import FPS, SAMPLE_RATE
+from splattalk.talk.corpus.layout import EXPR_NAMES, JAW
+from splattalk.talk.corpus.pitch import RATE, speech_features, voice_activity
 
 CLOSED_JAW = 0.05
 """Jaw opening (rad) below which the mouth counts as closed (with lips not parted)."""
@@ -36,8 +38,6 @@ def frame_activity(audio: np.ndarray, n_frames: int) -> np.ndarray:
 
 def pause_frames(audio: np.ndarray, n_frames: int, margin: float = 0.15) -> np.ndarray:
     """[T] bool frames inside pauses, at least ``margin`` seconds from any speech."""
-    from scipy.ndimage import binary_dilation
-
     active = frame_activity(audio, n_frames)
     grow = int(round(margin * FPS))
     return ~binary_dilation(active, structure=np.ones(2 * grow + 1)) if grow else ~active
@@ -62,8 +62,6 @@ def speech_opening(audio: np.ndarray, motion: np.ndarray) -> float:
 
 def jaw_envelope_correlation(audio: np.ndarray, motion: np.ndarray, smooth_frames: float = 1.0) -> float:
     """Pearson correlation between jaw opening and the (lightly smoothed) speech RMS envelope."""
-    from scipy.ndimage import gaussian_filter1d
-
     env = gaussian_filter1d(frame_envelope(audio, len(motion)), smooth_frames)
     jaw = motion[:, JAW.start].astype(np.float64)
     if env.std() < 1e-9 or jaw.std() < 1e-9:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from splattalk.talk.corpus import JAW, MOTION_DIM, ROTATION, Utterance, clip_paths, rebuild_manifest, write_clip
+from splattalk.talk.corpus.layout import JAW, MOTION_DIM, ROTATION, Utterance, clip_paths, rebuild_manifest, write_clip
 
 
 def toy_utterance(seconds: float, seed: int, style: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,16 +10,37 @@ sentences that training never sees, plus real recordings of other speakers.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import subprocess
 import time
+import zlib
 from dataclasses import asdict, dataclass, replace
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+from scipy.signal import butter, sosfilt
+from tqdm import tqdm
 
 from splattalk.atomic import write_json
 from splattalk.errors import SplattalkError
-
-from .corpus import SAMPLE_RATE, Utterance, clip_done, clip_paths, rebuild_manifest, remove_partial_files, write_clip
+from splattalk.talk.config import SAMPLE_RATE
+from splattalk.talk.corpus.layout import (
+    Utterance,
+    clip_done,
+    clip_paths,
+    read_wav,
+    rebuild_manifest,
+    remove_partial_files,
+    write_clip,
+)
+from splattalk.talk.corpus.motion_synth import synthesize_motion
+from splattalk.talk.corpus.phones import Segmentation, label_speech, normalize
+from splattalk.talk.corpus.recordings import alsa_clips, asterisk_prompts, codec2_clips
+from splattalk.talk.corpus.styles import STYLES
+from splattalk.talk.corpus.texts import WORD_LIST, _dictionary_words, make_sentences
+from splattalk.talk.corpus.tts import ESPEAK_VARIANTS, ESPEAK_VOICES, FLITE_VOICES, Voice, synthesize
 
 HELDOUT_ESPEAK_VOICES = ("en-029", "en-gb-x-gbcwmd")
 HELDOUT_ESPEAK_VARIANTS = ("m6", "f4", "klatt3")
@@ -72,13 +93,6 @@ _WORDS_PER_SECOND = 2.9  # typical synthetic speech at rate 1, with pauses
 
 def plan(config: CorpusConfig) -> list[Job]:
     """Every utterance of the corpus, in order; deterministic from the config's seed."""
-    import soundfile as sf
-
-    from .recordings import alsa_clips, asterisk_prompts, codec2_clips
-    from .styles import STYLES
-    from .texts import make_sentences
-    from .tts import ESPEAK_VARIANTS, ESPEAK_VOICES, FLITE_VOICES
-
     jobs: list[Job] = []
     budget = config.hours * 3600.0
     if config.recordings:
@@ -118,10 +132,6 @@ def plan(config: CorpusConfig) -> list[Job]:
 
 def _recording_jobs(config: CorpusConfig, prompts: list, budget: float) -> tuple[list[Job], float]:
     """Asterisk prompts shuffled and joined into 3–10 s utterances, up to ``budget`` seconds."""
-    import soundfile as sf
-
-    from .styles import STYLES
-
     rng = np.random.default_rng([config.seed, 3])
     order = rng.permutation(len(prompts))
     jobs, group, length, total = [], [], 0.0, 0.0
@@ -145,12 +155,6 @@ def _recording_jobs(config: CorpusConfig, prompts: list, budget: float) -> tuple
 
 def render(job: Job, seed: int, augment: bool = True) -> tuple[Utterance, np.ndarray, np.ndarray, object]:
     """Speech, ground-truth motion and phones of one job."""
-    from .corpus import read_wav
-    from .motion_synth import synthesize_motion
-    from .phones import Segmentation, label_speech, normalize
-    from .styles import STYLES
-    from .tts import Voice, synthesize
-
     rng = np.random.default_rng([seed, 7, hash_id(job.id)])
     if job.source == "recording":
         pieces, labels, starts, ends, t, methods = [], [], [], [], 0.0, set()
@@ -193,8 +197,6 @@ def render(job: Job, seed: int, augment: bool = True) -> tuple[Utterance, np.nda
 
 def _augment(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Level change, sometimes a noise floor (SNR 25–45 dB), sometimes telephone band (300–3400 Hz)."""
-    from scipy.signal import butter, sosfilt
-
     audio = audio * 10 ** (rng.uniform(-10.0, 0.0) / 20.0)
     if rng.random() < 0.15:
         sos = butter(4, [300, 3400], btype="bandpass", fs=SAMPLE_RATE, output="sos")
@@ -208,15 +210,11 @@ def _augment(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def hash_id(text: str) -> int:
     """A stable (process-independent) integer for a string."""
-    import zlib
-
     return zlib.crc32(text.encode("utf-8"))
 
 
 def _recordings_found() -> dict:
     """How many package-shipped recordings were found, with the packages to install when none were."""
-    from .recordings import alsa_clips, asterisk_prompts, codec2_clips
-
     return {
         "asterisk (asterisk-core-sounds-en-wav + asterisk-core-sounds-en)": len(asterisk_prompts()),
         "codec2 (codec2-examples)": len(codec2_clips()),
@@ -226,11 +224,6 @@ def _recordings_found() -> dict:
 
 def _environment() -> dict:
     """Versions of what shapes the corpus (another espeak-ng or word list gives other audio/texts)."""
-    import subprocess
-    from importlib.metadata import PackageNotFoundError, version
-
-    from .texts import WORD_LIST, _dictionary_words
-
     def tool(cmd: list[str]) -> str:
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
@@ -260,8 +253,6 @@ def _work(args: tuple) -> str:
 
 def build_corpus(config: CorpusConfig) -> dict:
     """Make (or finish) the corpus in ``config.out``; returns a summary."""
-    from tqdm import tqdm
-
     root = Path(config.out)
     root.mkdir(parents=True, exist_ok=True)
     cfg_path = root / "config.json"
@@ -283,9 +274,7 @@ def build_corpus(config: CorpusConfig) -> dict:
     since_manifest = 0
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="corpus", unit="clip") as bar:
         if config.workers > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("spawn").Pool(config.workers) as pool:
+            with multiprocessing.get_context("spawn").Pool(config.workers) as pool:
                 for _ in pool.imap_unordered(_work, args, chunksize=4):
                     bar.update()
                     since_manifest += 1

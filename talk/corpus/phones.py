@@ -9,19 +9,15 @@ TTS or a real recording — given a transcript or its own recognition result.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-SIL = "sil"
-ARPABET = (
-    "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
-    "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH",
-    "UH", "UW", "V", "W", "Y", "Z", "ZH",
-)  # fmt: skip
-"""The 39 CMU phones; with :data:`SIL` the whole label set of a segmentation."""
+from splattalk.errors import SplattalkError
+from splattalk.talk.config import ARPABET, SIL
 
 # espeak-ng's English phoneme mnemonics → ARPAbet. A vowel followed by r-colouring becomes
 # two phones (the time is split). Unlisted mnemonics fall back to their first letter(s).
@@ -77,13 +73,6 @@ def flite_to_arpabet(segment: str) -> str:
     return {"AX": "AH", "AXR": "ER", "IX": "IH", "DX": "D", "NX": "N", "EL": "L", "EM": "M", "EN": "N"}.get(
         label, label
     )
-
-
-def from_events(labels: list[str], starts: list[float], duration: float) -> Segmentation:
-    """Segmentation from phone-start events (each phone ends where the next starts)."""
-    starts_a = np.asarray(starts, dtype=np.float64)
-    ends = np.append(starts_a[1:], duration)
-    return normalize(Segmentation(list(labels), starts_a, ends), duration)
 
 
 def normalize(seg: Segmentation, duration: float, min_len: float = 0.005) -> Segmentation:
@@ -148,7 +137,7 @@ _PS_FRAME = 0.01  # pocketsphinx's frame shift (100 frames a second)
 
 @lru_cache(maxsize=2)
 def _align_decoder(wide: bool = False):
-    from pocketsphinx import Decoder
+    from pocketsphinx import Decoder  # lazy: only labelling speech needs it
 
     beams = {"beam": 1e-60, "pbeam": 1e-60} if wide else {}
     return Decoder(samprate=16000, loglevel="FATAL", lm=None, **beams)
@@ -165,9 +154,7 @@ def dictionary_words() -> set[str]:
 
 @lru_cache(maxsize=1)
 def _dictionary() -> frozenset[str]:
-    import os
-
-    from pocketsphinx import get_model_path
+    from pocketsphinx import get_model_path  # lazy: only labelling speech needs it
 
     words = set()
     with open(os.path.join(get_model_path(), "en-us", "cmudict-en-us.dict"), encoding="utf-8") as f:
@@ -187,8 +174,6 @@ def transcript_words(text: str) -> list[str]:
 
 def align_pocketsphinx(audio: np.ndarray, text: str) -> Segmentation:
     """Force-align ``text`` to ``audio: [N]`` (16 kHz) with pocketsphinx; ARPAbet + sil."""
-    from splattalk.errors import SplattalkError
-
     words = transcript_words(text)
     duration = len(audio) / 16000
     if not words:
@@ -245,9 +230,7 @@ def recognize_phones(audio: np.ndarray) -> Segmentation:
 
 @lru_cache(maxsize=1)
 def _phone_decoder():
-    import os
-
-    from pocketsphinx import Decoder, get_model_path
+    from pocketsphinx import Decoder, get_model_path  # lazy: only labelling speech needs it
 
     lm = os.path.join(get_model_path(), "en-us", "en-us-phone.lm.bin")
     return Decoder(
@@ -288,8 +271,6 @@ def boundary_error(ref: Segmentation, hyp: Segmentation) -> tuple[float, int]:
 def label_speech(audio: np.ndarray, text: str = "") -> tuple[Segmentation, str]:
     """Phones of any speech ``audio: [N]`` (16 kHz): forced alignment of ``text`` when given and
     alignable, else phone recognition. Returns the segmentation and which method made it."""
-    from splattalk.errors import SplattalkError
-
     words = re.findall(r"[a-z']+", text.lower())
     if words and len(transcript_words(text)) >= 0.9 * len(words):
         try:

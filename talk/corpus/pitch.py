@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import binary_closing, binary_dilation, median_filter
 
-from .corpus import SAMPLE_RATE, resample
+from splattalk.talk.audio import resample
+from splattalk.talk.config import SAMPLE_RATE
 
 RATE = 100
 """Feature frames per second."""
@@ -101,8 +103,6 @@ def yin(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, threshold: float = 0.
 
 def speech_features(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> SpeechFeatures:
     """Loudness, F0 and voicing of ``audio: [S]``."""
-    from scipy.ndimage import median_filter
-
     level = energy_db(audio, sample_rate)
     f0, aperiodicity = yin(audio, sample_rate)
     n = min(len(level), len(f0))
@@ -117,8 +117,6 @@ def speech_features(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Speech
 
 def voice_activity(feat: SpeechFeatures, margin_db: float = 20.0, hangover: float = 0.1) -> np.ndarray:
     """[N] bool speech activity: loud enough relative to the clip's speech level, or voiced."""
-    from scipy.ndimage import binary_closing, binary_dilation
-
     active = (feat.energy_db > feat.speech_level_db - margin_db) | feat.voiced
     active = binary_closing(active, structure=np.ones(int(0.1 * RATE)))
     return binary_dilation(active, structure=np.ones(int(hangover * RATE) | 1))

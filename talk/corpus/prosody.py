@@ -12,19 +12,19 @@ generator.
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
 
-from .corpus import EXPR_NAMES, FPS, N_EXPR
-from .pitch import RATE, SpeechFeatures, voice_activity
-from .styles import MotionStyle
+from splattalk.talk.config import FPS
+from splattalk.talk.corpus.layout import EXPR_NAMES, N_EXPR
+from splattalk.talk.corpus.pitch import RATE, SpeechFeatures, voice_activity
+from splattalk.talk.corpus.styles import MotionStyle
 
 _DEG = np.pi / 180.0
 
 
 def pitch_accents(feat: SpeechFeatures, min_gap: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """Times (s) [A] and strengths in [0, 1] [A] of pitch accents: prominent F0/loudness peaks."""
-    from scipy.ndimage import gaussian_filter1d
-    from scipy.signal import find_peaks
-
     voiced = feat.voiced
     if voiced.sum() < 5:
         return np.zeros(0), np.zeros(0)
@@ -48,8 +48,6 @@ def _bump(t: np.ndarray, onset: float, rise: float) -> np.ndarray:
 
 def smooth_noise(n: int, frames_per_cycle: float, rng: np.random.Generator) -> np.ndarray:
     """[n] zero-mean, unit-std noise, low-passed to a time scale of ``frames_per_cycle`` frames."""
-    from scipy.ndimage import gaussian_filter1d
-
     sigma = max(frames_per_cycle / 4.0, 1.0)
     pad = int(4 * sigma)
     x = gaussian_filter1d(rng.standard_normal(n + 2 * pad), sigma)[pad : pad + n]
@@ -60,8 +58,6 @@ def smooth_noise(n: int, frames_per_cycle: float, rng: np.random.Generator) -> n
 
 
 def _activity_at(feat: SpeechFeatures, times: np.ndarray) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter1d
-
     act = gaussian_filter1d(voice_activity(feat).astype(float), 0.3 * RATE)
     return np.interp(times, feat.times, act)
 
@@ -74,8 +70,6 @@ def head_rotation(
     accents: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """[T, 3] head rotation (axis-angle, radians) at frame ``times: [T]``."""
-    from scipy.ndimage import gaussian_filter1d
-
     acc_t, acc_s = pitch_accents(feat) if accents is None else accents
     n = len(times)
     rot = np.zeros((n, 3))

@@ -14,17 +14,17 @@ import torch
 from splattalk.errors import SplattalkError
 from splattalk.talk.audio_encoder import ENERGY_FLOOR, MelAugment, build_audio_encoder, draw_mel_augment, relative_frame_energy, warp_frequency
 from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
-from splattalk.talk.config import TINY
-from splattalk.talk.dataset import PHONE_SET, DataConfig
+from splattalk.talk.config import PHONE_SET, TINY
+from splattalk.talk.training.dataset import DataConfig
 from splattalk.talk.generator import TalkModel
 from splattalk.talk.inference import generate
-from splattalk.talk.train_ar import ARTrainConfig
-from splattalk.talk.train_ar import run as run_ar
-from splattalk.talk.train_common import STATE_FILE, TrainConfig
-from splattalk.talk.train_frontend import FrontendTrainConfig, adopt_frontend
-from splattalk.talk.train_frontend import run as run_frontend
-from splattalk.talk.train_vqvae import VQVAETrainConfig
-from splattalk.talk.train_vqvae import run as run_vqvae
+from splattalk.talk.training.train_ar import ARTrainConfig
+from splattalk.talk.training.train_ar import run as run_ar
+from splattalk.talk.training.train_common import STATE_FILE, TrainConfig
+from splattalk.talk.training.train_frontend import FrontendTrainConfig, adopt_frontend
+from splattalk.talk.training.train_frontend import run as run_frontend
+from splattalk.talk.training.train_vqvae import VQVAETrainConfig
+from splattalk.talk.training.train_vqvae import run as run_vqvae
 from talk_helpers import TINY_W2V, one_thread  # noqa: F401 (fixture)
 from talk_toy_corpus import make_toy_corpus, toy_utterance
 
@@ -167,15 +167,14 @@ def test_adopting_a_frontend_of_another_width_fails_clearly(frontend):
         adopt_frontend(model, frontend[1])
 
 
-def test_default_model_script_runs_stages_1_and_1b_together_then_2(corpus, tmp_path, monkeypatch):
-    """scripts/train_default_talk.py end to end on the toy corpus (tiny preset, a few steps, no assets written)."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "scripts"))
-    import train_default_talk as script
+def test_default_model_recipe_runs_stages_1_and_1b_together_then_2(corpus, tmp_path):
+    """The default model's recipe end to end on the toy corpus (tiny preset, a few steps, no assets written)."""
+    from splattalk.talk.training import default_model as recipe
 
     out = tmp_path / "run"
-    cfg = script.DefaultTalkConfig(corpus=corpus, out=out, preset="tiny", batch_size=2, fe_batch_size=2, vq_steps=4, fe_steps=4,
+    cfg = recipe.DefaultTalkConfig(corpus=corpus, out=out, preset="tiny", batch_size=2, fe_batch_size=2, vq_steps=4, fe_steps=4,
                                    ar_steps=3, write_assets=False, parallel=True)  # fmt: skip
-    script.main(cfg)
+    recipe.main(cfg)
     record = json.loads((out / "record.json").read_text())
     assert set(record["wall_s"]) == {"vqvae", "frontend", "ar", "readout"} and all(v > 0 for v in record["wall_s"].values())
     assert record["frontend"]["last_train"]["step"] == 4 and record["ar"]["last_train"]["step"] == 3
@@ -189,14 +188,14 @@ def test_default_model_script_runs_stages_1_and_1b_together_then_2(corpus, tmp_p
     assert shipped.cfg.readout_weight == cfg.readout_weight and shipped.cfg.readout_context == cfg.readout_context
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in shipped.state_dict().items() if not k.startswith("readout."))
     with pytest.raises(SystemExit, match="audio-dropout"):  # guidance on a model never trained without audio
-        script.write_assets(dataclasses.replace(cfg, ar_audio_dropout=0.0, asset=tmp_path / "m.safetensors"), out / "ar" / "talk.safetensors", record)
-    script.main(cfg)  # everything is done: nothing trains again
+        recipe.write_assets(dataclasses.replace(cfg, ar_audio_dropout=0.0, asset=tmp_path / "m.safetensors"), out / "ar" / "talk.safetensors", record)
+    recipe.main(cfg)  # everything is done: nothing trains again
     assert json.loads((out / "record.json").read_text())["wall_s"] == record["wall_s"]
 
 
 def test_stage_two_augments_training_features_only(corpus, tmp_path):
-    from splattalk.talk.train_ar import ARLoss, evaluate_ar
-    from splattalk.talk.train_vqvae import build_datasets
+    from splattalk.talk.training.train_ar import ARLoss, evaluate_ar
+    from splattalk.talk.training.train_vqvae import build_datasets
 
     torch.manual_seed(0)
     model = TalkModel(TINY)
@@ -214,8 +213,8 @@ def test_stage_two_augments_training_features_only(corpus, tmp_path):
 
 
 def test_audio_dropout_trains_the_null_audio_branch(corpus, tmp_path):
-    from splattalk.talk.train_ar import ARLoss
-    from splattalk.talk.train_vqvae import build_datasets
+    from splattalk.talk.training.train_ar import ARLoss
+    from splattalk.talk.training.train_vqvae import build_datasets
 
     torch.manual_seed(0)
     model = TalkModel(TINY).eval()  # no drop-path noise
@@ -233,9 +232,9 @@ def test_audio_dropout_trains_the_null_audio_branch(corpus, tmp_path):
 def test_frontend_dropout_trains_in_stage_1b_only(corpus, tmp_path):
     """``--logmel-dropout`` regularises stage 1b; the config carries it, and stage 2 reads a frozen front-end
     in eval mode (the features inference sees) but keeps its dropout when fine-tuning it."""
-    from splattalk.talk.train_ar import ARLoss
-    from splattalk.talk.train_frontend import frontend_config
-    from splattalk.talk.train_vqvae import build_datasets
+    from splattalk.talk.training.train_ar import ARLoss
+    from splattalk.talk.training.train_frontend import frontend_config
+    from splattalk.talk.training.train_vqvae import build_datasets
 
     with pytest.raises(SplattalkError, match="dropout"):
         frontend_config(TINY, None, 1.0)

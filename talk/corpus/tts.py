@@ -9,6 +9,8 @@ own formant voices are the variety we have.
 from __future__ import annotations
 
 import ctypes
+import os
+import pickle
 import shutil
 import subprocess
 import tempfile
@@ -19,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from splattalk.errors import SplattalkError
-
-from .corpus import SAMPLE_RATE, read_wav, resample
-from .phones import Segmentation, espeak_to_arpabet, flite_to_arpabet, normalize, split_multi
+from splattalk.talk.audio import resample
+from splattalk.talk.config import SAMPLE_RATE
+from splattalk.talk.corpus.layout import read_wav
+from splattalk.talk.corpus.phones import Segmentation, espeak_to_arpabet, flite_to_arpabet, normalize, split_multi
 
 ESPEAK_VOICES = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
 """espeak-ng English voices (accents)."""
@@ -162,9 +165,6 @@ def _isolated(fn, *args):
     what was said before. A child forked from a process that never spoke starts from
     the same state every time, which makes the corpus reproducible in any order.
     """
-    import os
-    import pickle
-
     if not hasattr(os, "fork"):
         return fn(*args)
     read_fd, write_fd = os.pipe()
@@ -223,12 +223,3 @@ def _flite(text: str, voice: Voice) -> tuple[np.ndarray, Segmentation]:
     starts = [0.0, *ends[:-1]]
     duration = len(audio) / SAMPLE_RATE
     return audio, normalize(Segmentation(labels, np.array(starts), np.array(ends)), duration)
-
-
-def espeak_phone_events(text: str, voice: str = "en-us") -> list[tuple[float, str]]:
-    """Raw (seconds, mnemonic) phoneme events of espeak-ng, for inspection."""
-    global _ESPEAK
-    if _ESPEAK is None:
-        _ESPEAK = _Espeak()
-    _, events = _isolated(_ESPEAK.speak, text, voice, 175, 50, 50)
-    return [(s / _ESPEAK.rate, m) for s, m in events]

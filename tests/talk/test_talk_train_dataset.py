@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from splattalk.talk import inference
-from splattalk.talk.config import SAMPLES_PER_FRAME, TINY
-from splattalk.talk.corpus import JAW, read_manifest, read_wav
-from splattalk.talk.dataset import NO_AUGMENT, PHONE_SET, AugmentConfig, WindowDataset, augment_audio, motion_window
+from splattalk.talk.config import PHONE_SET, SAMPLES_PER_FRAME, TINY
+from splattalk.talk.corpus.layout import JAW, read_manifest, read_wav
+from splattalk.talk.training.dataset import NO_AUGMENT, AugmentConfig, WindowDataset, augment_audio, motion_window
 from talk_helpers import one_thread, random_model  # noqa: F401 (fixture)
 from talk_toy_corpus import make_toy_corpus
 
@@ -169,13 +169,9 @@ def test_exclude_speakers(corpus):
 
 def test_tracks_to_corpus(tmp_path):
     """A tracked 30-fps run + its 44.1 kHz audio become a 25-fps corpus the trainer reads; rotation relative to the mean."""
-    import sys
-    from pathlib import Path
-
     import soundfile as sf
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from tracks_to_corpus import TracksToCorpus, convert
+    from splattalk.talk.corpus.tracks import TracksToCorpus, convert
 
     fps, seconds, E = 30.0, 12.0, 26
     n = int(fps * seconds)
@@ -206,7 +202,7 @@ def test_tracks_to_corpus(tmp_path):
 
 
 def test_frame_phones_label_each_frame_centre():
-    from splattalk.talk.dataset import PHONE_SET, frame_phones
+    from splattalk.talk.training.dataset import frame_phones
 
     # AA over [0.10, 0.30) s, then B over [0.30, 0.34) s, then silence; an unknown label is -1
     labels = frame_phones(["AA", "B", "xx"], np.array([0.10, 0.30, 0.40]), np.array([0.30, 0.34, 0.48]), 14)

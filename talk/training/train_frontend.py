@@ -10,7 +10,7 @@ time, under augmentation that imitates unseen speakers and microphones
 (:class:`~splattalk.talk.audio_encoder.MelAugment`: vocal-tract-length warp,
 random equaliser, SpecAugment masks). Two linear heads read its frame features:
 
-* frame phone classification over :data:`~splattalk.talk.dataset.PHONE_SET`
+* frame phone classification over :data:`~splattalk.talk.config.PHONE_SET`
   (the corpus' phone timings; frames without labels are ignored), and
 * regression of the frame's normalised motion (what the face does).
 
@@ -18,8 +18,8 @@ Stage 2 (``train_ar --frontend OUT/frontend.safetensors``) starts its audio
 encoder from this one. It runs independently of stage 1 (the VQ-VAE), so the
 two can train at the same time on two cores.
 
-    python -m splattalk.talk.train_frontend --train.out runs/talk_frontend --train.steps 4000
-    torchrun --nproc-per-node 4 -m splattalk.talk.train_frontend ...   # same, data-parallel
+    python -m splattalk.talk.training.train_frontend --train.out runs/talk_frontend --train.steps 4000
+    torchrun --nproc-per-node 4 -m splattalk.talk.training.train_frontend ...   # same, data-parallel
 
 Writes ``OUT/frontend.safetensors``: a whole talk model (our checkpoint format)
 whose audio encoder is trained.
@@ -31,16 +31,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+import tyro
 from torch import nn
 
 from splattalk.errors import SplattalkError
-from splattalk.talk.audio_encoder import MelAugment, encode_augmented
+from splattalk.talk.audio_encoder import MelAugment, build_audio_encoder, encode_augmented
 from splattalk.talk.checkpoint import load_talk_checkpoint
-from splattalk.talk.config import PRESETS, TalkConfig
-from splattalk.talk.dataset import PHONE_SET
+from splattalk.talk.config import PHONE_SET, PRESETS, TalkConfig
 from splattalk.talk.generator import TalkModel, rebuilt
-from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, frame_phone_loss, heldout_evaluator, set_motion_stats, setup, train_loop
-from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
+from splattalk.talk.training.train_common import (
+    TrainConfig,
+    config_dict,
+    finish_stage,
+    frame_phone_loss,
+    heldout_evaluator,
+    set_motion_stats,
+    setup,
+    train_loop,
+)
+from splattalk.talk.training.train_vqvae import build_datasets, data_summary, masked_mse
 
 MODEL_FILE = "frontend.safetensors"
 AUDIO_FIELDS = ("audio_encoder", "audio_dim", "audio_context_frames", "n_mels", "logmel_layers", "logmel_dropout")
@@ -153,10 +162,8 @@ def with_phone_head(model: TalkModel, head: nn.Linear) -> TalkModel:
 
 def adopt_frontend(model: TalkModel, path: Path) -> TalkModel:
     """``model`` with the audio encoder (and its config fields) of the stage-1b file at ``path``."""
-    from splattalk.talk.audio_encoder import build_audio_encoder
-
     if not Path(path).is_file():
-        raise SplattalkError(f"front-end model {path} not found; train it with python -m splattalk.talk.train_frontend")
+        raise SplattalkError(f"front-end model {path} not found; train it with python -m splattalk.talk.training.train_frontend")
     source = load_talk_checkpoint(path)
     if source.cfg.audio_encoder != model.cfg.audio_encoder or source.cfg.audio_dim != model.cfg.audio_dim:
         raise SplattalkError(
@@ -167,7 +174,7 @@ def adopt_frontend(model: TalkModel, path: Path) -> TalkModel:
     if model.cfg.audio_posteriors and getattr(source.audio_encoder, "phone_head", None) is None:
         raise SplattalkError(
             f"{path} carries no phone classifier (written before front-end files did); rerun its "
-            "python -m splattalk.talk.train_frontend command with the same --train.out to write it again"
+            "python -m splattalk.talk.training.train_frontend command with the same --train.out to write it again"
         )
     if not model.cfg.audio_posteriors:
         state = {k: v for k, v in state.items() if not k.startswith("phone_head.")}
@@ -179,8 +186,6 @@ def adopt_frontend(model: TalkModel, path: Path) -> TalkModel:
 
 
 def main() -> None:
-    import tyro
-
     run(tyro.cli(FrontendTrainConfig))
 
 

@@ -9,8 +9,8 @@ frame-to-frame differences + the BSQ ``commit`` and ``entropy`` terms
 reconstruction error when only the first k scales are decoded (how much each
 scale adds) and code usage per scale (distinct codes / tokens, mean bit entropy).
 
-    python -m splattalk.talk.train_vqvae --train.out runs/talk_vqvae --train.steps 1500
-    torchrun --nproc-per-node 4 -m splattalk.talk.train_vqvae ...   # same, data-parallel
+    python -m splattalk.talk.training.train_vqvae --train.out runs/talk_vqvae --train.steps 1500
+    torchrun --nproc-per-node 4 -m splattalk.talk.training.train_vqvae ...   # same, data-parallel
 
 Writes ``OUT/vqvae.safetensors``: a whole talk model (our checkpoint format)
 whose VQ-VAE and motion statistics are trained; stage 2 starts from it.
@@ -21,15 +21,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
+import tyro
 from torch import nn
 
 from splattalk.talk import bsq
 from splattalk.talk.config import PRESETS
-from splattalk.talk.dataset import NO_AUGMENT, WindowDataset
 from splattalk.talk.generator import TalkModel
-from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, heldout_evaluator, set_motion_stats, setup, train_loop
+from splattalk.talk.training.dataset import NO_AUGMENT, WindowDataset
+from splattalk.talk.training.train_common import (
+    TrainConfig,
+    config_dict,
+    finish_stage,
+    heldout_evaluator,
+    set_motion_stats,
+    setup,
+    train_loop,
+)
 
 MODEL_FILE = "vqvae.safetensors"
 
@@ -170,8 +178,6 @@ def run(cfg: VQVAETrainConfig) -> Path:
 
 
 def main() -> None:
-    import tyro
-
     run(tyro.cli(VQVAETrainConfig))
 
 

@@ -29,11 +29,16 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from splattalk.atomic import atomic_path, write_json
 from splattalk.errors import SplattalkError
-from splattalk.talk.dataset import DataConfig
+from splattalk.talk.checkpoint import save_talk_checkpoint
+from splattalk.talk.training.dataset import DataConfig
 
 STATE_FILE = "state.safetensors"
 """Name of the resumable training state inside the run folder."""
@@ -122,8 +127,6 @@ def teardown() -> None:
 def wrap(module: nn.Module, dist: Dist) -> nn.Module:
     if dist.world == 1:
         return module
-    from torch.nn.parallel import DistributedDataParallel
-
     ids = [dist.device.index] if dist.device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids)
 
@@ -171,8 +174,6 @@ def make_optimizer(params: list[tuple[str, nn.Parameter]], cfg: TrainConfig, lr_
 
 def save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, config: dict) -> None:
     """Model + optimizer + RNG states + step, as one safetensors file, atomically."""
-    from safetensors.torch import save_file
-
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     for pid, state in opt["state"].items():
@@ -191,9 +192,6 @@ def save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, s
 
 def load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
     """Restore what :func:`save_state` wrote; returns the step to continue from."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     try:
         with safe_open(str(path), "pt") as f:
             meta = dict(f.metadata() or {})
@@ -279,8 +277,6 @@ def train_loop(
     log = Log(out / "log.jsonl", dist.main)
     bar = None
     if dist.main and cfg.progress and step < last:
-        from tqdm import tqdm
-
         bar = tqdm(total=last, initial=step, desc=desc, unit="step", dynamic_ncols=True, mininterval=1.0)
     ema = None
     trainable = [p for _, p in params]
@@ -342,8 +338,6 @@ def heldout_evaluator(cfg: TrainConfig, dist: Dist, held, evaluate_batch: Callab
 def finish_stage(cfg: TrainConfig, dist: Dist, model: nn.Module, filename: str, stage: str) -> Path:
     """After ``train_loop``: rank 0 writes the stage's model file ``OUT/filename`` (only once every step
     is done, not after ``stop_at``), the process group ends; returns the file's path."""
-    from splattalk.talk.checkpoint import save_talk_checkpoint
-
     path = Path(cfg.out) / filename
     if dist.main and (cfg.stop_at is None or cfg.stop_at >= cfg.steps):
         save_talk_checkpoint(model.cpu().eval(), path, {"stage": stage})

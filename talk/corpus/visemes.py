@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .corpus import EXPR_NAMES, N_EXPR
-from .phones import SIL, Segmentation
+from splattalk.talk.config import SIL
+from splattalk.talk.corpus.layout import EXPR_NAMES, N_EXPR
+from splattalk.talk.corpus.phones import Segmentation
 
 VISEMES = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou")
 

@@ -14,7 +14,8 @@ from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
 from splattalk.talk.config import TINY
 from splattalk.talk.generator import TalkModel
 from splattalk.talk.inference import generate
-from splattalk.talk.readout import context_stack, fit_readout, window_features
+from splattalk.talk.readout import context_stack
+from splattalk.talk.training.readout import fit_readout, window_features
 from talk_helpers import one_thread  # noqa: F401 (fixture)
 from talk_toy_corpus import toy_utterance
 

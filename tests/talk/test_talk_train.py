@@ -16,13 +16,13 @@ import torch
 from splattalk.errors import SplattalkError
 from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.config import TINY
-from splattalk.talk.dataset import AugmentConfig, DataConfig
+from splattalk.talk.training.dataset import AugmentConfig, DataConfig
 from splattalk.talk.inference import generate
-from splattalk.talk.train_ar import ARTrainConfig
-from splattalk.talk.train_ar import run as run_ar
-from splattalk.talk.train_common import STATE_FILE, TrainConfig, lr_at
-from splattalk.talk.train_vqvae import VQVAETrainConfig
-from splattalk.talk.train_vqvae import run as run_vqvae
+from splattalk.talk.training.train_ar import ARTrainConfig
+from splattalk.talk.training.train_ar import run as run_ar
+from splattalk.talk.training.train_common import STATE_FILE, TrainConfig, lr_at
+from splattalk.talk.training.train_vqvae import VQVAETrainConfig
+from splattalk.talk.training.train_vqvae import run as run_vqvae
 from talk_helpers import one_thread  # noqa: F401 (fixture)
 from talk_toy_corpus import make_toy_corpus, toy_utterance
 
@@ -162,7 +162,7 @@ def test_torchrun_two_ranks(corpus, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-           "-m", "splattalk.talk.train_vqvae", "--train.out", str(out), "--train.data.corpus", str(corpus),
+           "-m", "splattalk.talk.training.train_vqvae", "--train.out", str(out), "--train.data.corpus", str(corpus),
            "--train.preset", "tiny", "--train.steps", "6", "--train.batch-size", "2", "--train.ckpt-every", "3",
            "--train.no-progress"]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
@@ -174,7 +174,7 @@ def test_torchrun_two_ranks(corpus, tmp_path):
 def test_optimizer_scales_the_learning_rate_of_named_parameters():
     from torch import nn
 
-    from splattalk.talk.train_common import make_optimizer
+    from splattalk.talk.training.train_common import make_optimizer
 
     net = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 1))
     opt = make_optimizer(list(net.named_parameters()), TrainConfig(), {"1.": 0.1})

@@ -11,7 +11,7 @@ Style dropout: with probability ``style_dropout`` the style token (and the
 prefix built with it) is the learned null style, so one model serves both
 terms of classifier-free guidance.
 
-    python -m splattalk.talk.train_ar --vqvae runs/talk_vqvae/vqvae.safetensors --train.out runs/talk_ar
+    python -m splattalk.talk.training.train_ar --vqvae runs/talk_vqvae/vqvae.safetensors --train.out runs/talk_ar
 
 Writes ``OUT/talk.safetensors``, a complete talk model.
 """
@@ -23,16 +23,26 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import tyro
 from torch import nn
 
 from splattalk.errors import SplattalkError
 from splattalk.talk import bsq
-from splattalk.talk.checkpoint import load_talk_checkpoint
-from splattalk.talk.dataset import PHONE_SET
-from splattalk.talk.generator import TalkModel
-from splattalk.talk.train_common import TrainConfig, config_dict, finish_stage, frame_phone_loss, heldout_evaluator, setup, train_loop
 from splattalk.talk.audio_encoder import LogMelEncoder, MelAugment, encode_augmented, pool_per_scale
-from splattalk.talk.train_vqvae import build_datasets, data_summary, masked_mse
+from splattalk.talk.checkpoint import load_talk_checkpoint
+from splattalk.talk.config import PHONE_SET
+from splattalk.talk.generator import TalkModel
+from splattalk.talk.training.train_common import (
+    TrainConfig,
+    config_dict,
+    finish_stage,
+    frame_phone_loss,
+    heldout_evaluator,
+    setup,
+    train_loop,
+)
+from splattalk.talk.training.train_frontend import adopt_frontend
+from splattalk.talk.training.train_vqvae import build_datasets, data_summary, masked_mse
 
 MODEL_FILE = "talk.safetensors"
 
@@ -180,7 +190,7 @@ def run(cfg: ARTrainConfig) -> Path:
     t = cfg.train
     dist = setup(t)
     if not Path(cfg.vqvae).is_file():
-        raise SplattalkError(f"stage-1 model {cfg.vqvae} not found; train it first with python -m splattalk.talk.train_vqvae")
+        raise SplattalkError(f"stage-1 model {cfg.vqvae} not found; train it first with python -m splattalk.talk.training.train_vqvae")
     if cfg.ar_depth is not None and cfg.ar_depth < 1:
         raise SplattalkError(f"--ar-depth must be at least 1 (AR transformer blocks), got {cfg.ar_depth}")
     model = load_talk_checkpoint(cfg.vqvae)
@@ -193,8 +203,6 @@ def run(cfg: ARTrainConfig) -> Path:
         raise SplattalkError("--audio-posteriors reads a pre-trained front-end's phone classifier: give --frontend (a train_frontend file)")
     model = _fresh_generator(model.to(dist.device), cfg.ar_depth, cfg.audio_posteriors)
     if cfg.frontend is not None:
-        from splattalk.talk.train_frontend import adopt_frontend
-
         adopt_frontend(model, cfg.frontend)
     model.train()
     for p in model.parameters():
@@ -230,8 +238,6 @@ def _fresh_generator(model: TalkModel, ar_depth: int | None = None, audio_poster
 
 
 def main() -> None:
-    import tyro
-
     run(tyro.cli(ARTrainConfig))
 
 

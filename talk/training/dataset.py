@@ -1,6 +1,6 @@
 """Training windows from a talk corpus, cut on the fly exactly as inference cuts them.
 
-A corpus (``talk/corpus.py`` format: ``manifest.jsonl`` + ``clips/<id>.wav``
+A corpus (:mod:`splattalk.talk.corpus.layout` format: ``manifest.jsonl`` + ``clips/<id>.wav``
 16 kHz mono + ``clips/<id>.npz`` with ``motion [T, D]`` at 25 fps) becomes a
 list of windows of W frames (W = 100). Window ``k`` of an utterance starts at
 frame ``s`` (``s = k·W``; with ``jitter`` the windows after the first move by a
@@ -31,17 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import torch
+from scipy.signal import butter, sosfilt
 
 from splattalk.errors import SplattalkError
-from splattalk.talk.config import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
-from splattalk.talk.corpus import Utterance, read_manifest
-from splattalk.talk.phones import ARPABET, SIL
-
-PHONE_SET = (SIL, *ARPABET)
-"""Frame phone labels: index 0 is silence, then the 39 CMU phones."""
-
-DEFAULT_CORPUS = Path("~/.cache/splattalk/corpus").expanduser()
-"""Where ``scripts/make_talk_corpus.py`` / ``scripts/train_default_talk.py`` keep the corpus."""
+from splattalk.talk.config import FPS, PHONE_SET, SAMPLE_RATE, SAMPLES_PER_FRAME
+from splattalk.talk.corpus.layout import DEFAULT_CORPUS, Utterance, read_manifest
 
 
 @dataclass(frozen=True)
@@ -66,7 +62,7 @@ class DataConfig:
     """Which material a training run reads and how it is varied."""
 
     corpus: Path = DEFAULT_CORPUS
-    """Corpus folder (manifest.jsonl + clips/); see talk/corpus.py and scripts/make_talk_corpus.py."""
+    """Corpus folder (manifest.jsonl + clips/); see talk/corpus/layout.py and scripts/make_talk_corpus.py."""
     exclude_speakers: tuple[str, ...] = ()
     """Leave out utterances whose speaker starts with any of these prefixes (e.g. "asterisk:")."""
     jitter: bool = True
@@ -103,8 +99,6 @@ class WindowDataset:
         seed: int = 0,
         with_audio: bool = True,
     ):
-        import soundfile as sf
-
         self.root = Path(root).expanduser()
         self.window, self.context_frames, self.style_frames = window, context_frames, style_frames
         self.jitter, self.augment, self.seed, self.with_audio = jitter, augment, int(seed), with_audio
@@ -224,8 +218,6 @@ class WindowDataset:
 
     def batch(self, epoch: int, indices) -> dict:
         """Stack items into torch tensors (``audio [B, S]``, ``prev/this [B, W, D]``, ``valid [B, W]`` …)."""
-        import torch
-
         items = [self.item(epoch, int(i)) for i in indices]
         return {k: torch.as_tensor(np.stack([np.asarray(it[k]) for it in items])) for k in items[0]}
 
@@ -268,8 +260,6 @@ def window_audio(source: Path | np.ndarray, samples: int, start: int, window: in
         if isinstance(source, np.ndarray):
             seg = source[lo:hi]
         else:
-            import soundfile as sf
-
             seg, _ = sf.read(str(source), start=lo, stop=hi, dtype="float32", always_2d=False)
         out[lo - a : lo - a + len(seg)] = seg
     return out
@@ -304,8 +294,6 @@ def _speech_rms(x: np.ndarray) -> float:
 
 
 def _telephone(x: np.ndarray) -> np.ndarray:
-    from scipy.signal import butter, sosfilt
-
     sos = butter(4, [300.0, 3400.0], btype="bandpass", fs=SAMPLE_RATE, output="sos")
     return sosfilt(sos, x).astype(np.float32)
 

@@ -9,13 +9,15 @@ head rotation, brows and blinks from prosody and the style (:mod:`talk.prosody`)
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
-from .corpus import EXPR, EXPR_NAMES, FPS, JAW, MOTION_DIM, ROTATION, SAMPLE_RATE, n_frames
-from .phones import SIL, Segmentation
-from .pitch import RATE, SpeechFeatures, speech_features
-from .prosody import blinks, face_expression, head_rotation, pitch_accents
-from .styles import MotionStyle
-from .visemes import articulate, rate_gain
+from splattalk.talk.config import FPS, SAMPLE_RATE, SIL
+from splattalk.talk.corpus.layout import EXPR, EXPR_NAMES, JAW, MOTION_DIM, ROTATION, n_frames
+from splattalk.talk.corpus.phones import Segmentation
+from splattalk.talk.corpus.pitch import RATE, SpeechFeatures, speech_features
+from splattalk.talk.corpus.prosody import blinks, face_expression, head_rotation, pitch_accents
+from splattalk.talk.corpus.styles import MotionStyle
+from splattalk.talk.corpus.visemes import articulate, rate_gain
 
 
 def frame_times(n: int) -> np.ndarray:
@@ -31,8 +33,6 @@ def soft_limit(x: np.ndarray, knee: float, ceiling: float) -> np.ndarray:
 
 def loudness_gain(feat: SpeechFeatures, times: np.ndarray) -> np.ndarray:
     """[N] opening gain from syllable-level loudness relative to the clip's speech level."""
-    from scipy.ndimage import gaussian_filter1d, maximum_filter1d
-
     upper = maximum_filter1d(feat.energy_db, int(0.15 * RATE))
     upper = gaussian_filter1d(upper, 0.05 * RATE)
     gain = np.clip(2.0 ** ((upper - feat.speech_level_db) / 12.0), 0.6, 1.35)

@@ -20,7 +20,7 @@ rebuilt from the clips, so a killed generator loses nothing it finished.
 Splits: synthetic ``heldout`` clips use voices and sentences no ``train`` clip uses;
 real ``heldout`` recordings are speakers absent from training (codec2, alsa) and
 asterisk prompts training does not hear; ``style`` indexes
-``talk.styles.STYLES``; ``source`` is ``espeak-ng``, ``flite`` or ``recording``.
+``talk.corpus.styles.STYLES``; ``source`` is ``espeak-ng``, ``flite`` or ``recording``.
 """
 
 from __future__ import annotations
@@ -32,14 +32,15 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import soundfile as sf
 
 from splattalk.atomic import atomic_path, save_npz, write_text
 from splattalk.errors import SplattalkError
+from splattalk.talk.audio import resample
+from splattalk.talk.config import FPS, SAMPLE_RATE
 
-FPS = 25
-"""Motion frames per second."""
-SAMPLE_RATE = 16000
-"""Audio samples per second (mono PCM16)."""
+DEFAULT_CORPUS = Path("~/.cache/splattalk/corpus").expanduser()
+"""Where ``scripts/make_talk_corpus.py`` and the default model's recipe keep the corpus."""
 HEAD_MODEL = "default-head-v1"
 """Head model whose parameter space the motion lives in."""
 
@@ -92,7 +93,7 @@ class Utterance:
     speaker: str
     """Voice or speaker id (e.g. ``espeak-ng:en-us+f3``, ``flite:slt``, ``asterisk:allison``)."""
     style: int
-    """Motion style id (index into ``talk.styles.STYLES``)."""
+    """Motion style id (index into ``talk.corpus.styles.STYLES``)."""
     split: str
     """``train`` or ``heldout`` (held-out sentences *and* voices)."""
     text: str
@@ -122,33 +123,17 @@ class Clip:
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write ``audio: [N]`` (float in [-1, 1]) as mono PCM16, atomically."""
-    import soundfile as sf
-
     with atomic_path(path, suffix=".wav") as tmp:
         sf.write(tmp, np.clip(audio, -1.0, 1.0).astype(np.float32), sample_rate, subtype="PCM_16", format="WAV")
 
 
 def read_wav(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read any soundfile-readable audio as mono float32 ``[N]`` resampled to ``sample_rate``."""
-    import soundfile as sf
-
     try:
         audio, sr = sf.read(path, dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises several types for unreadable files
         raise SplattalkError(f"cannot read audio {path}: {exc}. Give a wav/flac/ogg file.") from exc
     return resample(audio.mean(axis=1), sr, sample_rate)
-
-
-def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Polyphase resampling of ``audio: [N]``; returns float32."""
-    if rate_in == rate_out:
-        return audio.astype(np.float32)
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    g = gcd(rate_in, rate_out)
-    return resample_poly(audio, rate_out // g, rate_in // g).astype(np.float32)
 
 
 def clip_done(root: str | os.PathLike, clip_id: str) -> bool:
