@@ -32,7 +32,7 @@ from splattalk.avatar.binding import face_frames, pose_gaussians
 from splattalk.avatar.dataset import FitData, load_run
 from splattalk.avatar.densify import DensifyStats, densify, prune
 from splattalk.avatar.evaluate import evaluate, write_preview
-from splattalk.avatar.fit_config import FitCommand, FitConfig
+from splattalk.avatar.fit_config import FitConfig
 from splattalk.avatar.init import face_regions, initial_gaussians
 from splattalk.avatar.losses import binding_regularizer, photometric
 from splattalk.avatar.optim import GaussianParams
@@ -49,15 +49,6 @@ SH_DEGREE_EVERY = 500
 RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(FitConfig)
                       if f.name not in ("checkpoint_every", "eval_every", "preview_every"))
 """Settings a checkpoint must share to be resumed (bookkeeping cadence may change between runs)."""
-
-
-def run(cmd: FitCommand) -> int:
-    cfg = FitConfig(**{f.name: getattr(cmd, f.name) for f in dataclasses.fields(FitConfig)})
-    summary = fit(cmd.run, cfg, restart=cmd.restart, progress=not cmd.quiet)
-    m = summary["metrics"]["heldout"]
-    print(f"avatar: {summary['gaussians']} Gaussians; held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} "
-          f"({len(m['frames'])} frames, {cfg.resolution}²); wrote {summary['out']}")
-    return 0
 
 
 def resolve_device(cfg: FitConfig) -> torch.device:

@@ -25,6 +25,8 @@ import tyro
 
 from splattalk.atomic import save_npz
 from splattalk.errors import SplattalkError
+from splattalk.head.params import MOTION_FPS, resample_motion
+from splattalk.run import RunLayout, Tracks
 
 
 @dataclass(frozen=True)
@@ -43,18 +45,14 @@ class TracksToCorpus:
     """Every n-th clip (per run) is held out for evaluation; 0: none."""
 
 
-def head_motion(tracks: dict, fps: float) -> np.ndarray:
+def head_motion(tracks: Tracks) -> np.ndarray:
     """Tracks at ``fps`` → motion ``[T25, E + 6]`` at 25 fps (rotation relative to the mean orientation)."""
     from scipy.spatial.transform import Rotation
 
-    rot = Rotation.from_rotvec(np.asarray(tracks["rot"], np.float64))
+    rot = Rotation.from_rotvec(np.asarray(tracks.rot, np.float64))
     rel = (rot.mean().inv() * rot).as_rotvec()
-    motion = np.concatenate([np.asarray(tracks["expr"], np.float64), rel, np.asarray(tracks["jaw"], np.float64)], axis=1)
-    n = len(motion)
-    src = (np.arange(n) + 0.5) / fps
-    T = int(round(n / fps * 25))
-    dst = (np.arange(T) + 0.5) / 25
-    return np.stack([np.interp(dst, src, motion[:, c]) for c in range(motion.shape[1])], axis=1).astype(np.float32)
+    motion = np.concatenate([np.asarray(tracks.expr, np.float64), rel, np.asarray(tracks.jaw, np.float64)], axis=1)
+    return resample_motion(motion, tracks.fps, MOTION_FPS)
 
 
 def convert(cfg: TracksToCorpus) -> list:
@@ -64,15 +62,9 @@ def convert(cfg: TracksToCorpus) -> list:
     if len(cfg.runs) != len(cfg.media):
         raise SplattalkError(f"{len(cfg.runs)} runs but {len(cfg.media)} media files: give one video/audio per run, in order")
     for r, (run, media) in enumerate(zip(cfg.runs, cfg.media)):
-        path = Path(run) / "tracking" / "tracks.npz"
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                tracks = {k: data[k] for k in ("expr", "jaw", "rot")}
-                fps = float(data["fps"])
-                head = str(data["head_model"]) if "head_model" in data else "unknown"
-        except (OSError, KeyError, ValueError) as err:
-            raise SplattalkError(f"cannot read {path} ({err}); run `splattalk track` on that video first") from None
-        motion = head_motion(tracks, fps)
+        tracks = Tracks.load(RunLayout(run).tracks)  # a missing or broken file is a clear SplattalkError
+        head = tracks.head_model
+        motion = head_motion(tracks)
         audio = load_audio(media, max_bytes=None)
         frames = min(len(motion), int(len(audio) // 640))
         pieces = max(1, int(np.ceil(frames / (cfg.clip_seconds * 25))))

@@ -15,7 +15,8 @@ import torch
 
 from splattalk.atomic import save_npz
 from splattalk.head.default import EXPR_NAMES, load_default_head, load_texture
-from splattalk.head.raster import intrinsics, look_at, render_mesh
+from splattalk.camera import focal_from_fov, intrinsics, look_at
+from splattalk.head.raster import render_mesh
 
 BACKGROUND = np.array([0.7, 0.72, 0.75])
 
@@ -33,7 +34,7 @@ def make_tiny_run(root: Path, num_frames: int = 16, size: int = 64, seed: int = 
     zeros3 = np.zeros((num_frames, 3), np.float32)
     params = dict(expr=expr, jaw=jaw, neck=zeros3, rot=rot, transl=zeros3.copy(), eyes=np.zeros((num_frames, 6), np.float32))
     shape = np.clip(rng.normal(0, 0.5, head.num_shape), -1, 1).astype(np.float32)
-    K = intrinsics(size, size, 25.0)
+    K = intrinsics(focal_from_fov(25.0, size), size, size)
     viewmat = look_at(np.array([0.0, 0.01, 0.62]), np.array([0.0, -0.012, -0.03]))
     with torch.no_grad():
         verts = head(shape=torch.from_numpy(shape), **{("rotation" if k == "rot" else "translation" if k == "transl" else k): torch.from_numpy(v) for k, v in params.items()}).vertices.numpy()

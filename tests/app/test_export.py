@@ -27,8 +27,8 @@ def _jaw_motion(avatar, frames: int) -> np.ndarray:
 def test_export_writes_video_and_audio_and_the_mouth_opens(avatar, tmp_path):
     import av
 
-    from splattalk.viewer.export import export_clip
-    from splattalk.viewer.video import probe
+    from splattalk.export import export_clip
+    from splattalk.mp4 import probe
 
     frames, size = 20, 128
     audio = (0.2 * np.sin(2 * np.pi * 220 * np.arange(frames * 640) / 16000)).astype(np.float32)
@@ -50,7 +50,7 @@ def test_export_writes_video_and_audio_and_the_mouth_opens(avatar, tmp_path):
 
 
 def test_export_errors(avatar, tmp_path):
-    from splattalk.viewer.export import export_clip, load_motion
+    from splattalk.export import export_clip, load_motion
 
     with pytest.raises(SplattalkError, match="even"):
         export_clip(avatar, _jaw_motion(avatar, 4), tmp_path / "x.mp4", resolution=127, progress=False)
