@@ -39,6 +39,7 @@ from splattalk.avatar.optim import GaussianParams
 from splattalk.avatar.refine import FrameCorrections
 from splattalk.avatar.view import Camera, render_gaussians
 from splattalk.errors import SplattalkError
+from splattalk.run import RunLayout
 
 CPU_MAX_GAUSSIANS = 25_000
 GPU_MAX_GAUSSIANS = 100_000
@@ -143,7 +144,7 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
     out = run_dir / "avatar"
     start_wall = time.perf_counter()
     f = prepare(run_dir, cfg, progress)
-    tracks_file = run_dir / "tracking" / "tracks.npz"
+    tracks_file = RunLayout(run_dir).tracks
     key = ckpt.fit_key({k: getattr(cfg, k) for k in RESULT_FIELDS},
                        f"{tracks_file.stat().st_size}:{tracks_file.stat().st_mtime_ns}")
     state = None if restart else ckpt.load_checkpoint(out / "checkpoint.pt", key)

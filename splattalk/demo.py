@@ -1,4 +1,7 @@
-"""``splattalk demo``: the whole pipeline on the embedded sample, reusing finished stages."""
+"""``splattalk demo``: the whole pipeline on the embedded sample, reusing finished stages.
+
+Imported when the command runs (``splattalk.cli`` loads it lazily); only the live viewer (viser) waits for ``--view``.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,17 @@ import numpy as np
 
 from splattalk.assets import data_path
 from splattalk.atomic import save_npz
+from splattalk.avatar.fit import fit_run
 from splattalk.avatar.fit_config import FitConfig
+from splattalk.avatar.io import load_avatar
 from splattalk.commands import DemoCommand
 from splattalk.errors import SplattalkError
 from splattalk.export import export_clip, talk_motion
 from splattalk.head.params import MOTION_FPS
 from splattalk.run import RunLayout
+from splattalk.talk.audio import load_audio
 from splattalk.tracking.config import TrackConfig
+from splattalk.tracking.run import track
 from splattalk.viewer.config import ViewConfig
 
 SAMPLE_VIDEO = data_path("sample", "sample.mp4")
@@ -49,11 +56,6 @@ def run(cmd: DemoCommand) -> int:
     speech = cmd.speech or SAMPLE_SPEECH
     run_dir = cmd.out
     layout = RunLayout(run_dir)
-    # lazy, as every heavy import of the application layer: `splattalk --help` stays instant
-    from splattalk.avatar.fit import fit_run
-    from splattalk.avatar.io import load_avatar
-    from splattalk.talk.audio import load_audio
-    from splattalk.tracking.run import track
 
     audio = load_audio(speech)  # a bad --speech fails now, not after minutes of tracking and fitting
     stages = _Stages()

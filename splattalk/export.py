@@ -1,6 +1,7 @@
 """``splattalk export``: render the avatar speaking into an mp4 with sound.
 
-The orchestration only: speech → motion (the talk model, :func:`talk_motion`), motion →
+Imported when the command runs (``splattalk.cli`` loads it lazily), so torch and the
+talk model's modules are imported at the top. The orchestration only: speech → motion (the talk model, :func:`talk_motion`), motion →
 frames (:func:`splattalk.avatar.sequence.render_sequence`), frames + speech → mp4
 (:func:`splattalk.mp4.write_mp4`).
 """
@@ -11,13 +12,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
+from splattalk.avatar.io import load_avatar
+from splattalk.avatar.sequence import render_sequence
 from splattalk.commands import ExportCommand
 from splattalk.errors import SplattalkError
 from splattalk.head.params import MOTION_FPS, HeadParams, resample_motion, scale_motion
 from splattalk.models import check_head_model, default_threads, resolve_model
 from splattalk.mp4 import write_mp4
 from splattalk.run import RunLayout, Tracks
+from splattalk.talk.audio import load_audio
+from splattalk.talk.inference import generate
+from splattalk.talk.style import load_style_clip
 
 
 def load_motion(path: Path, head_model: str) -> np.ndarray:
@@ -35,11 +43,6 @@ def load_motion(path: Path, head_model: str) -> np.ndarray:
 
 def talk_motion(audio: np.ndarray, head_model: str, checkpoint: Path | None, style_path: Path | None, seed: int) -> np.ndarray:
     """Speech [S] at 16 kHz → motion [T, D] with the default (or given) talk model."""
-    import torch  # lazy, as every heavy import of the application layer: `splattalk --help` stays instant
-
-    from splattalk.talk.inference import generate
-    from splattalk.talk.style import load_style_clip
-
     model = resolve_model(checkpoint)
     check_head_model(model, head_model)
     threads = default_threads(model)
@@ -65,10 +68,6 @@ def export_clip(
     progress: bool = True,
 ) -> int:
     """Render ``motion`` [T, E+6] (25 fps) on ``avatar`` into ``out`` with ``audio`` (16 kHz) muxed. Returns frames written."""
-    from tqdm import tqdm
-
-    from splattalk.avatar.sequence import render_sequence  # lazy: torch and the rasterizer
-
     if resolution % 2:
         raise SplattalkError(f"--resolution must be even for H.264 (got {resolution})")
     if camera == "tracked" and tracked_camera is None:
@@ -84,16 +83,12 @@ def export_clip(
 
 
 def run(cmd: ExportCommand) -> int:
-    from splattalk.avatar.io import load_avatar
-
     if cmd.audio is None and cmd.motion is None:
         raise SplattalkError("give --audio (speech to speak) or --motion (a motion .npz), or both")
     layout = RunLayout.of_avatar(cmd.run)
     avatar = load_avatar(cmd.run if cmd.run.suffix == ".safetensors" else layout.avatar)
     audio = None
     if cmd.audio is not None:
-        from splattalk.talk.audio import load_audio
-
         audio = load_audio(cmd.audio)
     start = time.perf_counter()
     if cmd.motion is not None:

@@ -1,4 +1,7 @@
-"""``splattalk talk``: run the talk model on an audio file and write the motion."""
+"""``splattalk talk``: run the talk model on an audio file and write the motion.
+
+Imported when the command runs (``splattalk.cli`` loads it lazily), so torch is imported at the top.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +10,19 @@ import json
 import time
 
 import numpy as np
+import torch
 
 from splattalk.atomic import save_npz
 from splattalk.commands import TalkCommand
 from splattalk.errors import SplattalkError
 from splattalk.head.params import MOTION_FPS
 from splattalk.models import default_threads, resolve_model
+from splattalk.talk.audio import load_audio
+from splattalk.talk.inference import generate
+from splattalk.talk.style import load_style_clip
 
 
 def run(cmd: TalkCommand) -> int:
-    import torch  # lazy, as every heavy import of the application layer: `splattalk --help` stays instant
-
-    from splattalk.talk.audio import load_audio
-    from splattalk.talk.inference import generate
-    from splattalk.talk.style import load_style_clip
-
     if cmd.mouth_samples is not None and cmd.mouth_samples < 1:
         raise SplattalkError(f"--mouth-samples must be at least 1 (1 = one decoding, as ARTalk), got {cmd.mouth_samples}")
     if cmd.readout_weight is not None and not 0.0 <= cmd.readout_weight <= 1.0:

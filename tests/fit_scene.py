@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import torch
 
-from splattalk.atomic import save_npz
-from splattalk.head.default import EXPR_NAMES, load_default_head, load_texture
 from splattalk.camera import focal_from_fov, intrinsics, look_at
+from splattalk.head.default import EXPR_NAMES, load_default_head, load_texture
 from splattalk.head.raster import render_mesh
+from splattalk.run import RunLayout, Tracks
 
 BACKGROUND = np.array([0.7, 0.72, 0.75])
 
@@ -48,7 +48,6 @@ def make_tiny_run(root: Path, num_frames: int = 16, size: int = 64, seed: int = 
         cv2.imwrite(str(root / "frames" / f"{i:06d}.jpg"), (np.clip(rgb, 0, 1)[:, :, ::-1] * 255 + 0.5).astype(np.uint8),
                     [cv2.IMWRITE_JPEG_QUALITY, 98])
         cv2.imwrite(str(root / "masks" / f"{i:06d}.png"), (r.alpha * 255 + 0.5).astype(np.uint8))
-    save_npz(root / "tracking" / "tracks.npz", **params, shape=shape, K=K.astype(np.float32),
-             viewmat=viewmat.astype(np.float32), width=np.int32(size), height=np.int32(size), fps=np.float32(25),
-             head_model=np.str_(head.model_id))
+    Tracks(**params, shape=shape, K=K.astype(np.float32), viewmat=viewmat.astype(np.float32), width=size, height=size,
+           fps=25.0, head_model=head.model_id).save(RunLayout(root).tracks)
     return root

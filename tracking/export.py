@@ -21,6 +21,7 @@ import numpy as np
 from splattalk.atomic import save_npz, write_json
 from splattalk.run import Tracks, frame_name
 from splattalk.tracking import camera
+from splattalk.tracking.offsets import personalized_head
 
 
 def posed_vertices(model, tracks: Tracks, frames=slice(None)):
@@ -32,8 +33,6 @@ def pose(model, shape: np.ndarray, params: dict[str, np.ndarray], static_offset:
     """Vertices [T, V, 3] and landmarks [T, L, 3] (float64) of ``model`` with identity ``shape`` [S] and per-frame
     ``params`` (expr [T, E], rot, neck, jaw, transl [T, 3], eyes [T, 6])."""
     import torch  # lazy: writing transforms.json and the per-frame files needs no torch
-
-    from splattalk.tracking.offsets import personalized_head
 
     head = personalized_head(model, static_offset)
     t = torch.as_tensor

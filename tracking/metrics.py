@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from splattalk.run import PER_FRAME, Tracks
+from splattalk.tracking.export import pose, posed_vertices
 
 
 def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -56,8 +57,6 @@ def evaluate(tracks: Tracks, truth: dict, model) -> dict:
     scale = float(tracks.width) / side
     to_out = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale], [0, 0, 1.0]])
     k_true = to_out @ truth["K"].astype(np.float64)
-
-    from splattalk.tracking.export import pose, posed_vertices
 
     v_fit, l_fit = posed_vertices(model, tracks)
     v_true, l_true = pose(model, truth["shape"], {k: truth[k][:num] for k in PER_FRAME})
