@@ -39,7 +39,7 @@ from splattalk.avatar.optim import GaussianParams
 from splattalk.avatar.refine import FrameCorrections
 from splattalk.avatar.view import Camera, render_gaussians
 from splattalk.errors import SplattalkError
-from splattalk.run import RunLayout
+from splattalk.run import PER_FRAME, RunLayout
 
 CPU_MAX_GAUSSIANS = 25_000
 GPU_MAX_GAUSSIANS = 100_000
@@ -280,7 +280,7 @@ def finish(f: Fitting, params: GaussianParams, corrections, history: list, elaps
     save_ply(out / "canonical.ply", canonical)
     if corrections is not None:
         p = corrections.corrected()
-        save_npz(out / "refined_tracks.npz", **{k: getattr(p, k) for k in ("expr", "jaw", "neck", "rot", "transl", "eyes")})
+        save_npz(out / "refined_tracks.npz", **{k: getattr(p, k) for k in PER_FRAME})
     first_30 = next((h["seconds"] for h in history if h["psnr"] >= 30.0), None)
     metrics = {
         "resolution": [data.width, data.height],

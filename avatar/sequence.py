@@ -13,7 +13,7 @@ import torch
 
 from splattalk.avatar.model import animate, posed_vertices
 from splattalk.avatar.render import rasterize
-from splattalk.avatar.views import camera_path
+from splattalk.avatar.framing import camera_path
 from splattalk.head.params import MOTION_FPS, HeadParams
 
 
@@ -35,7 +35,7 @@ def render_frames(avatar, params: HeadParams, viewmats: np.ndarray, ks: np.ndarr
 def render_sequence(avatar, params: HeadParams, size: int, *, camera: str = "front", rest: HeadParams | None = None,
                     background=(1.0, 1.0, 1.0), tracked=None, fps: float = MOTION_FPS,
                     backend: str = "auto") -> Iterator[np.ndarray]:
-    """Frames of ``avatar`` posed by ``params`` (T frames at ``fps``) with one of :func:`~splattalk.avatar.views.camera_path`'s
+    """Frames of ``avatar`` posed by ``params`` (T frames at ``fps``) with one of :func:`~splattalk.avatar.framing.camera_path`'s
     cameras (``front``, ``orbit``, ``tracked`` with ``tracked`` = (viewmat, K, width, height)), framed on the head in
     the pose ``rest`` (one frame; default: all zeros)."""
     if rest is None:

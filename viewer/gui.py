@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from splattalk.avatar.views import head_target
+from splattalk.avatar.framing import head_target
 from splattalk.talk.config import FPS
 from splattalk.viewer import uploads
 from splattalk.viewer.audio_sync import CLOCK_LABEL, READOUT_ID, player_html, state_html

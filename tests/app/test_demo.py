@@ -33,7 +33,7 @@ def _mouth_box(avatar, size: int) -> tuple[slice, slice]:
 
     from splattalk.avatar.model import posed_vertices
     from splattalk.head.params import HeadParams
-    from splattalk.avatar.views import front_view
+    from splattalk.avatar.framing import front_view
 
     with torch.no_grad():
         rest = posed_vertices(avatar, HeadParams.zeros(1, avatar.head.num_expr))[0].numpy()
