@@ -182,7 +182,7 @@ class Tracks:
     landmarks2d: np.ndarray | None = None
     """[T, 478, 2] detected landmarks in frame pixels (nan without a detection)"""
     crop: np.ndarray | None = None
-    """[4] the crop of the source (x0, y0, side, size)"""
+    """[3] the square crop of the source: x0, y0, side (source pixels)"""
     source_size: np.ndarray | None = None
     """[2] source width, height"""
     source_rotation: int | None = None
