@@ -17,7 +17,7 @@ from splattalk.avatar.fit_config import FitConfig
 from splattalk.avatar.io import load_avatar
 from splattalk.commands import DemoCommand
 from splattalk.errors import SplattalkError
-from splattalk.export import export_clip, talk_motion
+from splattalk.export import avatar_path, export_clip, talk_motion
 from splattalk.head.params import MOTION_FPS
 from splattalk.run import RunLayout
 from splattalk.talk.audio import load_audio
@@ -65,7 +65,7 @@ def run(cmd: DemoCommand) -> int:
     fit_cfg = FitConfig() if cmd.fit_iterations is None else dataclasses.replace(FitConfig(), iterations=cmd.fit_iterations)
     stages.run("fit", f"Gaussian avatar → {layout.avatar_dir}", lambda: fit_run(run_dir, fit_cfg))
 
-    avatar = load_avatar(layout.avatar)
+    avatar = load_avatar(avatar_path(run_dir))
     motion_path = layout.motion(speech.stem)
 
     def talk():

@@ -28,6 +28,17 @@ from splattalk.talk.inference import generate
 from splattalk.talk.style import load_style_clip
 
 
+def avatar_path(run: Path) -> Path:
+    """A command's RUN argument (a run folder, or an avatar .safetensors file) → the avatar file."""
+    return run if run.suffix == ".safetensors" else RunLayout(run).avatar
+
+
+def tracks_path(run: Path) -> Path | None:
+    """The tracks of a command's RUN argument (see :func:`avatar_path`), or None when it was not tracked."""
+    path = RunLayout.of_avatar(run).tracks
+    return path if path.is_file() else None
+
+
 def load_motion(path: Path, head_model: str) -> np.ndarray:
     """The motion [T, D] of a ``splattalk talk`` .npz, checked against the avatar's ``head_model``."""
     try:
@@ -85,8 +96,7 @@ def export_clip(
 def run(cmd: ExportCommand) -> int:
     if cmd.audio is None and cmd.motion is None:
         raise SplattalkError("give --audio (speech to speak) or --motion (a motion .npz), or both")
-    layout = RunLayout.of_avatar(cmd.run)
-    avatar = load_avatar(cmd.run if cmd.run.suffix == ".safetensors" else layout.avatar)
+    avatar = load_avatar(avatar_path(cmd.run))
     audio = None
     if cmd.audio is not None:
         audio = load_audio(cmd.audio)
@@ -97,8 +107,9 @@ def run(cmd: ExportCommand) -> int:
         motion = talk_motion(audio, avatar.model_id, cmd.checkpoint, cmd.style, cmd.seed)
     motion = scale_motion(motion, avatar.head.num_expr, cmd.expression_scale, cmd.head_motion_scale)
     tracks, tracked_camera = None, None
-    if layout.tracks.is_file():
-        run_tracks = Tracks.load(layout.tracks)
+    tracks_file = tracks_path(cmd.run)
+    if tracks_file is not None:
+        run_tracks = Tracks.load(tracks_file)
         tracks, tracked_camera = HeadParams(**run_tracks.per_frame()), run_tracks.camera
     name = (cmd.audio or cmd.motion).stem
     out = cmd.out or (cmd.run if cmd.run.is_dir() else cmd.run.parent) / "exports" / f"{name}.mp4"
