@@ -10,8 +10,7 @@ import torch
 
 from splattalk.errors import SplattalkError
 from splattalk.head.params import HeadParams
-
-PER_FRAME = ("expr", "jaw", "neck", "rot", "transl", "eyes")
+from splattalk.run import RunLayout, Tracks
 
 
 @dataclass
@@ -45,22 +44,6 @@ class FitData:
         return self.targets[i].to(device=device, dtype=torch.float32) / 255.0
 
 
-def load_tracks(run: Path) -> dict:
-    path = run / "tracking" / "tracks.npz"
-    if not path.is_file():
-        raise SplattalkError(f"no tracks at {path}: run `splattalk track VIDEO --run {run}` first")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            tracks = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as err:
-        raise SplattalkError(f"cannot read {path} ({err}); rerun `splattalk track` to regenerate it") from None
-    missing = [k for k in (*PER_FRAME, "shape", "K", "viewmat", "width", "height", "head_model") if k not in tracks]
-    if missing:
-        raise SplattalkError(f"{path} lacks {', '.join(missing)}; it was written by an older tracker — rerun `splattalk track`")
-    tracks["head_model"] = str(tracks["head_model"])
-    return tracks
-
-
 def parse_background(text: str) -> np.ndarray | None:
     """'r,g,b' → [3] floats; 'auto' → None."""
     if text.strip().lower() == "auto":
@@ -90,23 +73,24 @@ def load_run(run: str | Path, resolution: int, holdout_fraction: float = 0.1, ba
     from tqdm import tqdm
 
     run = Path(run)
-    tracks = load_tracks(run)
-    num = len(tracks["expr"])
+    layout = RunLayout(run)
+    tracks = Tracks.load(layout.tracks)
+    num = len(tracks)
     if num < 2:
         raise SplattalkError(f"{run} has {num} tracked frame(s); fitting needs at least 2 (one is held out)")
-    width, height = int(tracks["width"]), int(tracks["height"])
+    width, height = tracks.width, tracks.height
     scale = resolution / max(width, height)
     out_w, out_h = int(round(width * scale)), int(round(height * scale))
     frames, masks = [], []
     for t in tqdm(range(num), desc="load frames", unit="frame", disable=not progress, leave=False):
-        name = f"{t:06d}"
-        image = _read(run / "frames" / f"{name}.jpg", cv2.IMREAD_COLOR)[:, :, ::-1]
-        mask_path = run / "masks" / f"{name}.png"
+        image = _read(layout.frame(t), cv2.IMREAD_COLOR)[:, :, ::-1]
+        mask_path = layout.mask(t)
         if not mask_path.is_file():
             raise SplattalkError(f"{mask_path} is missing: the fit needs foreground masks (track without --no-masks)")
         mask = _read(mask_path, cv2.IMREAD_GRAYSCALE)
         if image.shape[:2] != (height, width) or mask.shape != (height, width):
-            raise SplattalkError(f"{run}/frames or masks/{name} is not {width}x{height} as tracks.npz says; rerun `splattalk track`")
+            raise SplattalkError(f"{layout.frame(t)} or {mask_path} is not {width}x{height} as tracks.npz says; "
+                                 f"rerun `splattalk track`")
         if (out_w, out_h) != (width, height):
             image = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_AREA)
             mask = cv2.resize(mask, (out_w, out_h), interpolation=cv2.INTER_AREA)
@@ -121,15 +105,15 @@ def load_run(run: str | Path, resolution: int, holdout_fraction: float = 0.1, ba
     composite = frames_np.astype(np.float32) * alpha + bg * 255.0 * (1.0 - alpha)
     targets = np.clip(composite + 0.5, 0, 255).astype(np.uint8)
 
-    K = tracks["K"].astype(np.float32).copy()
+    K = tracks.K.astype(np.float32).copy()
     K[0, :] *= out_w / width  # pixel centres at +0.5 scale with the image: cx' = cx·s
     K[1, :] *= out_h / height
     num_test = max(1, int(round(num * holdout_fraction)))
-    params = HeadParams(**{k: tracks[k] for k in PER_FRAME})
+    params = HeadParams(**tracks.per_frame())
     return FitData(
         targets=torch.from_numpy(targets), masks=torch.from_numpy(masks_np), background=torch.from_numpy(bg.astype(np.float32)),
-        K=torch.from_numpy(K), viewmat=torch.from_numpy(tracks["viewmat"].astype(np.float32)), params=params,
-        shape=torch.from_numpy(tracks["shape"].astype(np.float32)), head_model=tracks["head_model"],
+        K=torch.from_numpy(K), viewmat=torch.from_numpy(tracks.viewmat.astype(np.float32)), params=params,
+        shape=torch.from_numpy(tracks.shape.astype(np.float32)), head_model=tracks.head_model,
         train_ids=np.arange(num - num_test), test_ids=np.arange(num - num_test, num), width=out_w, height=out_h,
     )
 

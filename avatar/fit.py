@@ -32,13 +32,14 @@ from splattalk.avatar.binding import face_frames, pose_gaussians
 from splattalk.avatar.dataset import FitData, load_run
 from splattalk.avatar.densify import DensifyStats, densify, prune
 from splattalk.avatar.evaluate import evaluate, write_preview
-from splattalk.avatar.fit_config import FitCommand, FitConfig
+from splattalk.avatar.fit_config import FitConfig
 from splattalk.avatar.init import face_regions, initial_gaussians
 from splattalk.avatar.losses import binding_regularizer, photometric
 from splattalk.avatar.optim import GaussianParams
 from splattalk.avatar.refine import FrameCorrections
 from splattalk.avatar.view import Camera, render_gaussians
 from splattalk.errors import SplattalkError
+from splattalk.run import PER_FRAME, RunLayout
 
 CPU_MAX_GAUSSIANS = 25_000
 GPU_MAX_GAUSSIANS = 100_000
@@ -49,15 +50,6 @@ SH_DEGREE_EVERY = 500
 RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(FitConfig)
                       if f.name not in ("checkpoint_every", "eval_every", "preview_every"))
 """Settings a checkpoint must share to be resumed (bookkeeping cadence may change between runs)."""
-
-
-def run(cmd: FitCommand) -> int:
-    cfg = FitConfig(**{f.name: getattr(cmd, f.name) for f in dataclasses.fields(FitConfig)})
-    summary = fit(cmd.run, cfg, restart=cmd.restart, progress=not cmd.quiet)
-    m = summary["metrics"]["heldout"]
-    print(f"avatar: {summary['gaussians']} Gaussians; held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} "
-          f"({len(m['frames'])} frames, {cfg.resolution}²); wrote {summary['out']}")
-    return 0
 
 
 def resolve_device(cfg: FitConfig) -> torch.device:
@@ -152,7 +144,7 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
     out = run_dir / "avatar"
     start_wall = time.perf_counter()
     f = prepare(run_dir, cfg, progress)
-    tracks_file = run_dir / "tracking" / "tracks.npz"
+    tracks_file = RunLayout(run_dir).tracks
     key = ckpt.fit_key({k: getattr(cfg, k) for k in RESULT_FIELDS},
                        f"{tracks_file.stat().st_size}:{tracks_file.stat().st_mtime_ns}")
     state = None if restart else ckpt.load_checkpoint(out / "checkpoint.pt", key)
@@ -288,7 +280,7 @@ def finish(f: Fitting, params: GaussianParams, corrections, history: list, elaps
     save_ply(out / "canonical.ply", canonical)
     if corrections is not None:
         p = corrections.corrected()
-        save_npz(out / "refined_tracks.npz", **{k: getattr(p, k) for k in ("expr", "jaw", "neck", "rot", "transl", "eyes")})
+        save_npz(out / "refined_tracks.npz", **{k: getattr(p, k) for k in PER_FRAME})
     first_30 = next((h["seconds"] for h in history if h["psnr"] >= 30.0), None)
     metrics = {
         "resolution": [data.width, data.height],

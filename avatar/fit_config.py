@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
-
-import tyro
 
 CARRYING_REGIONS = ("face", "lips", "eyes", "mouth_interior", "teeth", "scalp", "skull", "neck", "ears")
 """Head-model regions whose triangles carry Gaussians (the default head names these; FLAME has none,
@@ -104,14 +101,3 @@ class FitConfig:
     preview_every: int = 500
     """Iterations between preview PNGs (truth | render | error) of held-out frames; 0 = only at the end."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class FitCommand(FitConfig):
-    """Fit the Gaussian head avatar to a tracked run folder (after `splattalk track`); rerun to resume."""
-
-    run: tyro.conf.Positional[Path]
-    """Run folder written by `splattalk track` (frames/, masks/, tracking/tracks.npz)."""
-    restart: bool = False
-    """Ignore an existing checkpoint and start over."""
-    quiet: bool = False
-    """No progress bar."""

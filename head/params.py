@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 
@@ -11,6 +10,31 @@ from splattalk.errors import SplattalkError
 
 MOTION_FPS = 25
 """Every motion array in splattalk runs at 25 frames per second."""
+
+
+def resample_motion(motion: np.ndarray, src_fps: float, dst_fps: float = MOTION_FPS) -> np.ndarray:
+    """Linear resampling of a motion [T, D] from ``src_fps`` to ``dst_fps`` → [round(T · dst/src), D] float32.
+
+    Frame i stands for the time (i + 0.5) / fps (the middle of its interval) on both sides, so a
+    clip keeps its timing whichever way it is resampled; the ends are held.
+    """
+    motion = np.asarray(motion)
+    if src_fps == dst_fps:
+        return motion.astype(np.float32, copy=False)
+    n = len(motion)
+    src = (np.arange(n) + 0.5) / src_fps
+    dst = (np.arange(int(round(n * dst_fps / src_fps))) + 0.5) / dst_fps
+    return np.stack([np.interp(dst, src, motion[:, d]) for d in range(motion.shape[1])], 1).astype(np.float32)
+
+
+def scale_motion(motion: np.ndarray, expr_dim: int, expression: float = 1.0, head: float = 1.0) -> np.ndarray:
+    """A copy of a motion [T, E+6] (expression, head rotation, jaw) with expression and jaw scaled by
+    ``expression`` and the head rotation by ``head``."""
+    out = np.array(motion, copy=True)
+    out[:, :expr_dim] *= expression
+    out[:, expr_dim + 3 :] *= expression
+    out[:, expr_dim : expr_dim + 3] *= head
+    return out
 
 
 @dataclass
@@ -90,16 +114,6 @@ class HeadParams:
             out.eyes[:] = base.eyes[0]
             out.rot = _compose_axis_angle(base.rot[0], out.rot)
         return out
-
-    # -- tracks.npz ------------------------------------------------------------------
-    @classmethod
-    def from_npz(cls, path: str | Path) -> "HeadParams":
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                return cls(**{f.name: data[f.name] for f in fields(cls)})
-        except (OSError, ValueError, KeyError) as err:
-            raise SplattalkError(f"cannot read head parameters from {path}: {err}. Rerun `splattalk track` to regenerate it.") from None
 
 
 def _compose_axis_angle(base: np.ndarray, rel: np.ndarray) -> np.ndarray:

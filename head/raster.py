@@ -156,22 +156,3 @@ def render_mesh(
         fid = fid[s // 2 :: s, s // 2 :: s]
     return MeshRender(rgb=rgb.astype(np.float32), alpha=alpha, depth=depth.astype(np.float32), face_id=fid)
 
-
-def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 1.0, 0.0])) -> np.ndarray:
-    """OpenCV world→camera matrix [4, 4] for a camera at ``eye`` looking at ``target`` (world y up)."""
-    forward = np.asarray(target, float) - np.asarray(eye, float)
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, up)
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    rot = np.stack([right, down, forward])
-    view = np.eye(4)
-    view[:3, :3] = rot
-    view[:3, 3] = -rot @ np.asarray(eye, float)
-    return view
-
-
-def intrinsics(width: int, height: int, fov_deg: float = 20.0) -> np.ndarray:
-    """Pinhole K [3, 3] with the given horizontal field of view, principal point at the centre."""
-    f = 0.5 * width / np.tan(np.radians(fov_deg) / 2)
-    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])

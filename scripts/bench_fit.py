@@ -56,14 +56,13 @@ def animate_ms(avatar_path: Path, run: Path, repeats: int = 50) -> float:
     """Median milliseconds of ``animate()`` for one frame under no_grad (head model LBS + binding)."""
     import torch
 
-    from splattalk.avatar.dataset import load_tracks
     from splattalk.avatar.io import load_avatar
     from splattalk.avatar.model import animate
     from splattalk.head.params import HeadParams
+    from splattalk.run import RunLayout, Tracks
 
     avatar = load_avatar(avatar_path)
-    tracks = load_tracks(run)
-    params = HeadParams(**{k: tracks[k] for k in ("expr", "jaw", "neck", "rot", "transl", "eyes")})
+    params = HeadParams(**Tracks.load(RunLayout(run).tracks).per_frame())
     times = []
     with torch.no_grad():
         animate(avatar, params.slice(0))  # builds the fast poser, compiles on a fresh checkout

@@ -28,6 +28,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from splattalk.avatar.render import rasterize  # noqa: E402
+from splattalk.camera import intrinsics  # noqa: E402
 
 
 def head_scene(n: int = 20_000, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -72,9 +73,9 @@ def head_scene(n: int = 20_000, seed: int = 0) -> dict[str, torch.Tensor]:
     }  # fmt: skip
 
 
-def intrinsics(size: int) -> torch.Tensor:
-    f = 1.8 * size  # a 0.2 m head at 0.5 m fills ~70% of the frame
-    return torch.tensor([[f, 0.0, size / 2], [0.0, f, size / 2], [0.0, 0.0, 1.0]])
+def camera_k(size: int) -> torch.Tensor:
+    # focal 1.8 × the side: a 0.2 m head at 0.5 m fills ~70% of the frame
+    return torch.tensor(intrinsics(1.8 * size, size, size), dtype=torch.float32)
 
 
 def _render(params, size, backend, grad, target=None):
@@ -83,7 +84,7 @@ def _render(params, size, backend, grad, target=None):
         p.grad = None
     rgb, alpha = rasterize(
         params["means"], params["quats"], params["scales"], params["opacities"],
-        params["colors"], params["viewmat"], intrinsics(size).to(params["means"].device),
+        params["colors"], params["viewmat"], camera_k(size).to(params["means"].device),
         size, size, torch.ones(3, device=params["means"].device), backend=backend,
     )  # fmt: skip
     if grad:

@@ -45,7 +45,7 @@ def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
 def shipped_decoding() -> dict:
     """The built-in model's decoding settings and read-out (TalkConfig fields), or none when it is missing."""
     from splattalk.talk.checkpoint import load_talk_checkpoint
-    from splattalk.talk.cli import DEFAULT_MODEL
+    from splattalk.models import DEFAULT_MODEL
 
     if not DEFAULT_MODEL.is_file():
         return {}

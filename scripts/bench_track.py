@@ -29,7 +29,7 @@ import numpy as np
 
 from splattalk.assets import data_path
 from splattalk.tracking.config import TrackConfig
-from splattalk.tracking.export import load_tracks
+from splattalk.run import RunLayout, Tracks
 from splattalk.tracking.metrics import evaluate
 from splattalk.tracking.run import select_head, track
 
@@ -58,7 +58,7 @@ def main() -> None:
         start, cpu_start = time.perf_counter(), _cpu_seconds()
         summary = track(args.video, run_dir, cfg, progress=True)
         wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
-        tracks = load_tracks(run_dir / "tracking" / "tracks.npz")
+        tracks = Tracks.load(RunLayout(run_dir).tracks)
     frames = summary["frames"]
     seconds = summary["seconds"]
     all_in = sum(v for k, v in seconds.items() if k != "overlay")

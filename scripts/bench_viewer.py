@@ -107,8 +107,8 @@ def bench_viewer(avatar, frames: int) -> tuple[float, float, float]:
 
 
 def bench_export(avatar, frames: int, resolution: int) -> float:
-    """``splattalk export``'s path (``viewer.export.export_clip``) on the CPU backend."""
-    from splattalk.viewer.export import export_clip
+    """``splattalk export``'s path (``splattalk.export.export_clip``) on the CPU backend."""
+    from splattalk.export import export_clip
 
     rows = motion_rows(frames + 2, avatar.head.num_expr + 6)
     audio = np.zeros(int(frames / 25 * 16000), np.float32)

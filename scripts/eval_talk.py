@@ -194,7 +194,7 @@ def main(cfg: EvalConfig) -> None:
     from tqdm import tqdm
 
     from splattalk.talk.checkpoint import load_talk_checkpoint
-    from splattalk.talk.cli import DEFAULT_MODEL
+    from splattalk.models import DEFAULT_MODEL
     from splattalk.talk.inference import generate
     from splattalk.talk.style import load_style_clip
 
@@ -306,8 +306,9 @@ def render_clip(cfg: EvalConfig, model, head: Head, motions: dict, real: list) -
     import cv2
 
     from splattalk.head.default import load_texture
-    from splattalk.head.raster import intrinsics, look_at, render_mesh
-    from splattalk.viewer.video import write_mp4
+    from splattalk.camera import focal_from_fov, intrinsics, look_at
+    from splattalk.head.raster import render_mesh
+    from splattalk.mp4 import write_mp4
 
     # real speech of several held-out speakers, joined with short pauses (up to ~12 s)
     picks = sorted(real, key=lambda r: (r.speaker.startswith("asterisk"), r.id))
@@ -327,7 +328,7 @@ def render_clip(cfg: EvalConfig, model, head: Head, motions: dict, real: list) -
     m = head.model
     texture, faces, uvs, uv_faces = load_texture(), m.faces_np, m.uvs.numpy(), m.uv_faces.numpy()
     size = cfg.render_size
-    K = intrinsics(size, size, 22)
+    K = intrinsics(focal_from_fov(22, size), size, size)
     view = look_at(np.array([0.0, 0.02, 0.62]), np.array([0.0, -0.005, -0.03]))
     frames = []
     for v in verts:

@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from splattalk.atomic import save_npz
 from splattalk.head.default import EXPR_NAMES, load_default_head, load_texture
-from splattalk.head.raster import intrinsics, look_at, render_mesh
-from splattalk.tracking.video import write_mp4
+from splattalk.camera import focal_from_fov, intrinsics, look_at
+from splattalk.head.raster import render_mesh
+from splattalk.mp4 import write_mp4
 
 FPS = 25
 SIZE = 512
@@ -180,12 +181,12 @@ def main() -> None:
     model = load_default_head()
     shape = np.clip(rng.normal(0, 1.0, model.num_shape), -2, 2).astype(np.float32)
     params = speech_motion(rng, num_frames)
-    K = intrinsics(SIZE, SIZE, FOV_DEG)
+    K = intrinsics(focal_from_fov(FOV_DEG, SIZE), SIZE, SIZE)
     viewmat = look_at(CAMERA_EYE, CAMERA_TARGET)
 
     start = time.perf_counter()
     frames = tqdm(render_frames(model, params, shape, K, viewmat, rng), total=num_frames, desc="render", unit="frame")
-    write_mp4(args.out / "sample.mp4", frames, FPS, crf=20, preset="slow")
+    write_mp4(args.out / "sample.mp4", frames, FPS, crf=20, preset="slow", threads=1)
     save_npz(
         args.out / "sample_gt.npz",
         shape=shape, **params, K=K.astype(np.float32), viewmat=viewmat.astype(np.float32),

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 from splattalk.atomic import write_bytes
-from splattalk.avatar.dataset import load_tracks
 from splattalk.avatar.io import load_avatar
 from splattalk.avatar.model import animate
 from splattalk.avatar.view import Camera, render_gaussians
 from splattalk.head.default import EXPR_NAMES, load_texture
 from splattalk.head.params import HeadParams
 from splattalk.head.raster import render_mesh
+from splattalk.run import RunLayout, Tracks
 
 
 def _png(path: Path, image: np.ndarray) -> None:
@@ -74,13 +74,13 @@ def main() -> None:
     args = parser.parse_args()
 
     avatar = load_avatar(args.run / "avatar" / "avatar.safetensors")
-    tracks = load_tracks(args.run)
-    scale = args.size / max(int(tracks["width"]), int(tracks["height"]))
-    K = torch.from_numpy(tracks["K"].astype(np.float32)).clone()
+    tracks = Tracks.load(RunLayout(args.run).tracks)
+    scale = args.size / max(tracks.width, tracks.height)
+    K = torch.from_numpy(tracks.K.astype(np.float32)).clone()
     K[:2] *= scale
-    camera = Camera(torch.from_numpy(tracks["viewmat"].astype(np.float32)), K, args.size, args.size)
+    camera = Camera(torch.from_numpy(tracks.viewmat.astype(np.float32)), K, args.size, args.size)
     background = torch.tensor(avatar.config.get("background_rgb", [1.0, 1.0, 1.0]), dtype=torch.float32)
-    params = HeadParams(**{k: tracks[k] for k in ("expr", "jaw", "neck", "rot", "transl", "eyes")})
+    params = HeadParams(**tracks.per_frame())
     num = len(params)
     test = np.arange(num - max(1, int(round(num * avatar.config.get("holdout_fraction", 0.1)))), num)
 

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from splattalk.head.default import EXPR_NAMES, load_default_head, load_texture
-from splattalk.head.raster import intrinsics, look_at, render_mesh
+from splattalk.camera import focal_from_fov, intrinsics, look_at
+from splattalk.head.raster import render_mesh
 
 POSES = {
     "neutral": {},
@@ -43,7 +44,7 @@ def main() -> None:
     texture = load_texture()
     faces = model.faces_np
     uvs, uv_faces = model.uvs.numpy(), model.uv_faces.numpy()
-    k = intrinsics(args.size, args.size, 22)
+    k = intrinsics(focal_from_fov(22, args.size), args.size, args.size)
     view = look_at(np.array([0.0, 0.02, 0.62]), np.array([0.0, -0.005, -0.03]))
     rows = []
     for textured in (False, True):

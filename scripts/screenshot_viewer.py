@@ -28,13 +28,13 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from splattalk.viewer.commands import ViewCommand
+    from splattalk.viewer.config import ViewConfig
     from splattalk.viewer.server import ViewServer
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = ViewServer(ViewCommand(run=args.run, port=port)).start()
+    server = ViewServer(ViewConfig(run=args.run, port=port)).start()
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)

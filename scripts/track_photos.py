@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from splattalk.run import RunLayout, Tracks
+
 
 def photo_paths() -> dict[str, Path]:
     import matplotlib
@@ -32,27 +34,26 @@ def photo_paths() -> dict[str, Path]:
 def track_photo(path: Path, run_dir: Path, progress: bool = False) -> dict:
     """Track one image; returns the run's tracks (``tracks.npz``) and summary."""
     from splattalk.tracking.config import TrackConfig
-    from splattalk.tracking.export import load_tracks
     from splattalk.tracking.run import track
 
     summary = track(path, run_dir, TrackConfig(head="default", overlay=False), progress=progress)
-    return {"summary": summary, "tracks": load_tracks(run_dir / "tracking" / "tracks.npz")}
+    return {"summary": summary, "tracks": Tracks.load(RunLayout(run_dir).tracks)}
 
 
-def figure(run_dir: Path, tracks: dict, panel: int = 384) -> np.ndarray:
+def figure(run_dir: Path, tracks: Tracks, panel: int = 384) -> np.ndarray:
     """[crop | wireframe + landmarks | shaded mesh] as RGB uint8."""
     from splattalk.head.default import load_default_head
     from splattalk.tracking.export import posed_vertices
     from splattalk.tracking.overlay import draw_overlay, shaded_blend
 
     model = load_default_head()
-    image = cv2.imread(str(run_dir / "frames" / "000000.jpg"))[:, :, ::-1]
+    image = cv2.imread(str(RunLayout(run_dir).frame(0)))[:, :, ::-1]
     vertices, landmarks = posed_vertices(model, tracks)
-    view, K = tracks["viewmat"].astype(np.float64), tracks["K"].astype(np.float64)
+    view, K = tracks.viewmat.astype(np.float64), tracks.K.astype(np.float64)
     cam = landmarks[0] @ view[:3, :3].T + view[:3, 3]
     fitted = cam[:, :2] / cam[:, 2:] * np.diag(K)[:2] + K[:2, 2]
-    detected = tracks["landmarks2d"][0][model.lmk_ids.numpy()]
-    text = f"landmark residual {float(tracks['residual_px'][0]):.2f} px"
+    detected = tracks.landmarks2d[0][model.lmk_ids.numpy()]
+    text = f"landmark residual {float(tracks.residual_px[0]):.2f} px"
     wire = draw_overlay(image, vertices[0], model.faces_np, view, K, fitted=fitted, detected=detected, text=text)
     shaded = shaded_blend(image, vertices[0], model.faces_np, view, K)
     tiles = [cv2.resize(t, (panel, panel), interpolation=cv2.INTER_AREA) for t in (image, wire, shaded)]
@@ -72,7 +73,7 @@ def main() -> None:
         ok, png = cv2.imencode(".png", picture[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
         out = args.out / f"track_{name}.png"
         write_bytes(out, png.tobytes())
-        print(f"wrote {out}: residual {float(result['tracks']['residual_px'][0]):.2f} px, "
+        print(f"wrote {out}: residual {float(result['tracks'].residual_px[0]):.2f} px, "
               f"FOV {result['summary']['fov_deg']:.1f}°")
 
 

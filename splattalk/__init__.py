@@ -3,7 +3,10 @@
 Subpackages (kept as top-level folders in the repository):
 ``head`` parametric head models, ``tracking`` video → head-model parameters,
 ``avatar`` Gaussian avatar + rasterizers, ``talk`` speech → motion,
-``viewer`` live viser session, mp4 export and the CLI glue.
+``viewer`` the live viser session. This package itself is the application:
+the ``splattalk`` command (``cli``, ``commands``, ``demo``, ``doctor``, ``export``,
+``talk_command``, ``stages``, ``models``) and small leaf modules every package may
+use (``run``: the run folder; ``atomic``, ``errors``, ``assets``, ``camera``, ``mp4``).
 """
 
 import os as _os

@@ -1,3 +1,3 @@
-from splattalk.viewer.cli import main
+from splattalk.cli import main
 
 main()

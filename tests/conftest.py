@@ -1,13 +1,8 @@
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-# tests/head/flame_layouts.py writes FLAME-format files for tests in several folders (tracking, interop).
-sys.path.insert(0, str(Path(__file__).parent / "head"))
 
 # Keep test runs reproducible and within the 2-core budget.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -13,9 +13,10 @@ import cv2
 import numpy as np
 import torch
 
-from splattalk.atomic import save_npz
+from splattalk.camera import focal_from_fov, intrinsics, look_at
 from splattalk.head.default import EXPR_NAMES, load_default_head, load_texture
-from splattalk.head.raster import intrinsics, look_at, render_mesh
+from splattalk.head.raster import render_mesh
+from splattalk.run import RunLayout, Tracks
 
 BACKGROUND = np.array([0.7, 0.72, 0.75])
 
@@ -33,7 +34,7 @@ def make_tiny_run(root: Path, num_frames: int = 16, size: int = 64, seed: int = 
     zeros3 = np.zeros((num_frames, 3), np.float32)
     params = dict(expr=expr, jaw=jaw, neck=zeros3, rot=rot, transl=zeros3.copy(), eyes=np.zeros((num_frames, 6), np.float32))
     shape = np.clip(rng.normal(0, 0.5, head.num_shape), -1, 1).astype(np.float32)
-    K = intrinsics(size, size, 25.0)
+    K = intrinsics(focal_from_fov(25.0, size), size, size)
     viewmat = look_at(np.array([0.0, 0.01, 0.62]), np.array([0.0, -0.012, -0.03]))
     with torch.no_grad():
         verts = head(shape=torch.from_numpy(shape), **{("rotation" if k == "rot" else "translation" if k == "transl" else k): torch.from_numpy(v) for k, v in params.items()}).vertices.numpy()
@@ -47,7 +48,6 @@ def make_tiny_run(root: Path, num_frames: int = 16, size: int = 64, seed: int = 
         cv2.imwrite(str(root / "frames" / f"{i:06d}.jpg"), (np.clip(rgb, 0, 1)[:, :, ::-1] * 255 + 0.5).astype(np.uint8),
                     [cv2.IMWRITE_JPEG_QUALITY, 98])
         cv2.imwrite(str(root / "masks" / f"{i:06d}.png"), (r.alpha * 255 + 0.5).astype(np.uint8))
-    save_npz(root / "tracking" / "tracks.npz", **params, shape=shape, K=K.astype(np.float32),
-             viewmat=viewmat.astype(np.float32), width=np.int32(size), height=np.int32(size), fps=np.float32(25),
-             head_model=np.str_(head.model_id))
+    Tracks(**params, shape=shape, K=K.astype(np.float32), viewmat=viewmat.astype(np.float32), width=size, height=size,
+           fps=25.0, head_model=head.model_id).save(RunLayout(root).tracks)
     return root

@@ -1,4 +1,4 @@
-"""The tracker's one fixed camera, and conversions between camera conventions.
+"""The tracker's one fixed camera, and conversions between camera conventions (``K`` itself: :mod:`splattalk.camera`).
 
 World = the head model's frame (metres, y up, +z where the face looks). The
 camera sits on the +z axis at ``distance`` looking back at the origin, so the
@@ -8,8 +8,6 @@ world→camera (x right, y down, z forward), ``K`` with pixel centres at +0.5.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -23,20 +21,6 @@ def fixed_viewmat(distance: float) -> np.ndarray:
     view[:3, :3] = FLIP_YZ
     view[2, 3] = distance
     return view
-
-
-def intrinsics(focal: float, width: int, height: int) -> np.ndarray:
-    """K [3, 3] with square pixels and the principal point at the image centre."""
-    return np.array([[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]])
-
-
-def focal_from_fov(fov_deg: float, width: float) -> float:
-    return 0.5 * width / math.tan(math.radians(fov_deg) / 2)
-
-
-def fov_from_focal(focal: float, width: float) -> float:
-    """Field of view in degrees along a side of ``width`` pixels."""
-    return math.degrees(2 * math.atan(width / (2 * focal)))
 
 
 def project(points: np.ndarray, viewmat: np.ndarray, K: np.ndarray) -> np.ndarray:

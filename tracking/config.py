@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
-
-import tyro
 
 OUTPUT_FPS = 25.0
 """Frame rate of every run folder: the motion model and the avatar both work at 25 fps."""
 
 
 @dataclass(frozen=True)
-class FitConfig:
+class LandmarkFitConfig:
     """Landmark fitting: robust reprojection loss + priors + temporal smoothness, Levenberg–Marquardt over all frames."""
 
     iterations: int = 8
@@ -98,15 +95,6 @@ class TrackConfig:
     """Write foreground mattes (mediapipe selfie segmentation) to RUN/masks."""
     overlay: bool = True
     """Write RUN/tracking/overlay.mp4 (frame + mesh wireframe + landmarks) for checking the fit."""
-    fit: FitConfig = field(default_factory=FitConfig)
+    fit: LandmarkFitConfig = field(default_factory=LandmarkFitConfig)
     """Landmark fitting settings."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class TrackCommand(TrackConfig):
-    """Fit the head model and a camera to every frame of a video (or a folder of images, or one image)."""
-
-    video: tyro.conf.Positional[Path]
-    """Input video file, folder of images, or a single image."""
-    run: Path
-    """Run folder to write (frames/, masks/, tracking/); rerunning resumes finished sub-stages."""

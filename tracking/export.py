@@ -19,29 +19,27 @@ from pathlib import Path
 import numpy as np
 
 from splattalk.atomic import save_npz, write_json
+from splattalk.run import Tracks, frame_name
 from splattalk.tracking import camera
-
-PER_FRAME = ("expr", "jaw", "neck", "rot", "transl", "eyes")
-"""Per-frame arrays of ``tracks.npz`` (see shared/DESIGN.md)."""
+from splattalk.tracking.offsets import personalized_head
 
 
-def posed_vertices(model, tracks: dict, frames=slice(None)):
+def posed_vertices(model, tracks: Tracks, frames=slice(None)):
     """Vertices [T, V, 3] and landmarks [T, L, 3] of the tracked head (``static_offset`` applied)."""
-    import torch
+    return pose(model, tracks.shape, {k: v[frames] for k, v in tracks.per_frame().items()}, tracks.static_offset)
 
-    from splattalk.tracking.offsets import personalized_head
 
-    head = personalized_head(model, tracks.get("static_offset"))
+def pose(model, shape: np.ndarray, params: dict[str, np.ndarray], static_offset: np.ndarray | None = None):
+    """Vertices [T, V, 3] and landmarks [T, L, 3] (float64) of ``model`` with identity ``shape`` [S] and per-frame
+    ``params`` (expr [T, E], rot, neck, jaw, transl [T, 3], eyes [T, 6])."""
+    import torch  # lazy: writing transforms.json and the per-frame files needs no torch
+
+    head = personalized_head(model, static_offset)
+    t = torch.as_tensor
     with torch.no_grad():
-        out = head(shape=torch.as_tensor(tracks["shape"]), expr=torch.as_tensor(tracks["expr"][frames]),
-                   rotation=torch.as_tensor(tracks["rot"][frames]), neck=torch.as_tensor(tracks["neck"][frames]),
-                   jaw=torch.as_tensor(tracks["jaw"][frames]), eyes=torch.as_tensor(tracks["eyes"][frames]),
-                   translation=torch.as_tensor(tracks["transl"][frames]))
+        out = head(shape=t(shape), expr=t(params["expr"]), rotation=t(params["rot"]), neck=t(params["neck"]),
+                   jaw=t(params["jaw"]), eyes=t(params["eyes"]), translation=t(params["transl"]))
     return out.vertices.numpy().astype(np.float64), out.landmarks.numpy().astype(np.float64)
-
-
-def frame_name(index: int) -> str:
-    return f"{index:06d}"
 
 
 def transforms_json(K: np.ndarray, viewmat: np.ndarray, width: int, height: int, num_frames: int,
@@ -73,36 +71,26 @@ def transforms_json(K: np.ndarray, viewmat: np.ndarray, width: int, height: int,
     return {**intrinsics, "frames": frames, "timestep_indices": list(range(num_frames)), "camera_indices": [0]}
 
 
-def write_frame_params(folder: Path, tracks: dict) -> None:
-    """One ``.npz`` per frame with VHAP's parameter names, plus ``canonical_flame_param.npz`` (neutral, mouth slightly open as VHAP writes it)."""
-    num_frames = len(tracks["expr"])
-    for t in range(num_frames):
+def write_frame_params(folder: Path, canonical: Path, tracks: Tracks) -> None:
+    """One ``.npz`` per frame in ``folder`` with VHAP's parameter names, plus ``canonical`` (neutral, mouth
+    slightly open as VHAP writes it)."""
+    static_offset = tracks.static_offset[None]
+    for t in range(len(tracks)):
         save_npz(
             folder / f"{frame_name(t)}.npz",
-            translation=tracks["transl"][t : t + 1], rotation=tracks["rot"][t : t + 1],
-            neck_pose=tracks["neck"][t : t + 1], jaw_pose=tracks["jaw"][t : t + 1],
-            eyes_pose=tracks["eyes"][t : t + 1], shape=tracks["shape"], expr=tracks["expr"][t : t + 1],
-            static_offset=tracks["static_offset"][None],
+            translation=tracks.transl[t : t + 1], rotation=tracks.rot[t : t + 1],
+            neck_pose=tracks.neck[t : t + 1], jaw_pose=tracks.jaw[t : t + 1],
+            eyes_pose=tracks.eyes[t : t + 1], shape=tracks.shape, expr=tracks.expr[t : t + 1],
+            static_offset=static_offset,
         )
-    zeros = {k: np.zeros_like(tracks[k][:1]) for k in PER_FRAME}
+    zeros = {k: np.zeros_like(v[:1]) for k, v in tracks.per_frame().items()}
     save_npz(
-        folder.parent / "canonical_flame_param.npz",
+        canonical,
         translation=zeros["transl"], rotation=zeros["rot"], neck_pose=zeros["neck"],
-        jaw_pose=np.array([[0.3, 0.0, 0.0]], np.float32), eyes_pose=zeros["eyes"], shape=tracks["shape"], expr=zeros["expr"],
-        static_offset=tracks["static_offset"][None],
+        jaw_pose=np.array([[0.3, 0.0, 0.0]], np.float32), eyes_pose=zeros["eyes"], shape=tracks.shape, expr=zeros["expr"],
+        static_offset=static_offset,
     )
 
 
-def write_transforms(path: Path, tracks: dict, masks: bool) -> None:
-    write_json(path, transforms_json(tracks["K"], tracks["viewmat"], int(tracks["width"]), int(tracks["height"]),
-                                     len(tracks["expr"]), masks))
-
-
-def load_tracks(path: str | Path) -> dict[str, np.ndarray]:
-    """``tracks.npz`` as a dict of arrays (strings as Python str)."""
-    with np.load(path, allow_pickle=False) as data:
-        out = {k: data[k] for k in data.files}
-    for key in ("head_model", "key"):
-        if key in out:
-            out[key] = str(out[key])
-    return out
+def write_transforms(path: Path, tracks: Tracks, masks: bool) -> None:
+    write_json(path, transforms_json(tracks.K, tracks.viewmat, tracks.width, tracks.height, len(tracks), masks))

@@ -152,13 +152,14 @@ def export_dataset(run: str | Path, out: str | Path, fmt: str = "gaussian-avatar
     import numpy as np
 
     from splattalk.atomic import save_npz, write_bytes, write_json
-    from splattalk.tracking.export import frame_name, load_tracks, transforms_json
+    from splattalk.run import RunLayout, Tracks
+    from splattalk.tracking.export import frame_name, transforms_json
 
     run, out = Path(run), Path(out)
-    tracks_path = run / "tracking" / "tracks.npz"
+    tracks_path = RunLayout(run).tracks
     if not tracks_path.is_file():
         raise SplattalkError(f"no tracks at {tracks_path}: run `splattalk track VIDEO --run {run}` first")
-    tracks = load_tracks(tracks_path)
+    tracks = Tracks.load(tracks_path).to_arrays()
     head_model = str(tracks["head_model"])
     flame = fmt in ("gaussian-avatars", "vhap")
     if flame:

@@ -31,8 +31,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from splattalk.camera import intrinsics
 from splattalk.tracking import camera
-from splattalk.tracking.config import FitConfig
+from splattalk.tracking.config import LandmarkFitConfig
 from splattalk.tracking.landmark_model import LandmarkModel
 from splattalk.tracking.regions import LEFT_IRIS, RIGHT_IRIS, landmark_weights, stable_landmarks
 from splattalk.tracking.smooth import interpolate_missing
@@ -44,13 +45,14 @@ MIN_FRAMES_FOR_CAMERA = 10
 neither is observable from a handful of views (a single photo would be explained by them entirely)."""
 _DEBUG = bool(__import__("os").environ.get("SPLATTALK_FIT_DEBUG"))
 
-PER_FRAME = ("rot", "transl", "jaw", "eyes", "expr")
-"""Per-frame parameter groups, in their order inside a frame's parameter vector."""
+SOLVER_GROUPS = ("rot", "transl", "jaw", "eyes", "expr")
+"""Per-frame parameter groups the solver moves, in their order inside a frame's parameter vector (the neck stays
+at zero; ``tracks.npz``'s arrays are :data:`splattalk.run.PER_FRAME`)."""
 
 
 @dataclass
-class Tracks:
-    """Fitted parameters of a clip."""
+class LandmarkFit:
+    """Fitted parameters of a clip (the tracker turns them into :class:`splattalk.run.Tracks`)."""
 
     expr: np.ndarray  # [T, E]
     jaw: np.ndarray  # [T, 3]
@@ -68,8 +70,8 @@ class Tracks:
         return camera.fixed_viewmat(self.distance)
 
 
-def fit_tracks(model, points: np.ndarray, valid: np.ndarray, width: int, height: int, cfg: FitConfig,
-               focal_init: float, fix_focal: bool = False, progress: bool = True) -> Tracks:
+def fit_tracks(model, points: np.ndarray, valid: np.ndarray, width: int, height: int, cfg: LandmarkFitConfig,
+               focal_init: float, fix_focal: bool = False, progress: bool = True) -> LandmarkFit:
     """Fit ``model`` to mediapipe landmarks ``points`` [T, 478, 2] (output pixels); ``valid`` [T] marks detected frames."""
     from threadpoolctl import threadpool_limits
 
@@ -78,7 +80,7 @@ def fit_tracks(model, points: np.ndarray, valid: np.ndarray, width: int, height:
         return _fit_tracks(model, points, valid, width, height, cfg, focal_init, fix_focal, progress)
 
 
-def _fit_tracks(model, points, valid, width, height, cfg, focal_init, fix_focal, progress) -> Tracks:
+def _fit_tracks(model, points, valid, width, height, cfg, focal_init, fix_focal, progress) -> LandmarkFit:
     import dataclasses
 
     if np.count_nonzero(valid) < MIN_FRAMES_FOR_CAMERA:
@@ -107,12 +109,12 @@ def _fit_tracks(model, points, valid, width, height, cfg, focal_init, fix_focal,
             overlap = max(done - lo, 0)
             ramp = np.ones(hi - lo)
             ramp[:overlap] = (np.arange(overlap) + 1) / (overlap + 1)
-            for key in PER_FRAME:
+            for key in SOLVER_GROUPS:
                 state[key][lo:hi] = state[key][lo:hi] * (1 - ramp[:, None]) + part[key][lo:hi] * ramp[:, None]
             done = hi
     residual = problem.residuals(state)
     focal = float(np.exp(state["log_focal"]))
-    return Tracks(
+    return LandmarkFit(
         expr=state["expr"].astype(np.float32), jaw=state["jaw"].astype(np.float32),
         neck=np.zeros((num_frames, 3), np.float32), rot=state["rot"].astype(np.float32),
         transl=state["transl"].astype(np.float32), eyes=state["eyes"].astype(np.float32),
@@ -133,7 +135,7 @@ def _chunks(num_frames: int, size: int, overlap: int = 25) -> list[tuple[int, in
 class Problem:
     """The objective of one clip: observations, weights and camera set-up (state), hence a class."""
 
-    def __init__(self, lm: LandmarkModel, obs, valid, weights, rigid_mask, width, height, cfg: FitConfig, focal_init,
+    def __init__(self, lm: LandmarkModel, obs, valid, weights, rigid_mask, width, height, cfg: LandmarkFitConfig, focal_init,
                  offset_mask=None):
         self.lm, self.cfg = lm, cfg
         self.offset_mask = np.ones(lm.num_landmarks, bool) if offset_mask is None else np.asarray(offset_mask, bool)
@@ -146,7 +148,7 @@ class Problem:
         e = lm.num_expr
         self.sizes = {"rot": 3, "transl": 3, "jaw": 3, "eyes": 6, "expr": e}
         self.slices, at = {}, 0
-        for key in PER_FRAME:
+        for key in SOLVER_GROUPS:
             self.slices[key] = slice(at, at + self.sizes[key])
             at += self.sizes[key]
         self.per_frame = at
@@ -181,7 +183,7 @@ class Problem:
         zeros_e = np.zeros((1, lm.num_expr))
         rest = lm(np.zeros(lm.num_shape), zeros_e, np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((1, 6)), np.zeros((1, 3))).points[0]
         root = lm.rest_joints(np.zeros(lm.num_shape), zeros_e)[0, 0]
-        K = camera.intrinsics(np.exp(self.log_focal_init), *(2 * self.centre))
+        K = intrinsics(np.exp(self.log_focal_init), *(2 * self.centre))
         rigid = self.rigid_weights > 0
         obj = rest[rigid] @ camera.FLIP_YZ.T
         rvecs, tvecs = np.zeros((num, 3)), np.zeros((num, 3))
@@ -274,7 +276,7 @@ class Problem:
         return cost
 
     def stack(self, state, frames) -> np.ndarray:
-        return np.concatenate([state[k][frames] for k in PER_FRAME], 1)
+        return np.concatenate([state[k][frames] for k in SOLVER_GROUPS], 1)
 
     def cost(self, state, frames, rigid: bool, temporal: bool) -> float:
         posed = self._pose(state, frames)
@@ -292,10 +294,10 @@ class Problem:
             err = uv - self.obs[part]
             _, irls = self._robust((err**2).sum(-1))
             c = (c_all[lo : lo + batch] * irls)[..., None]  # [b, L, 1]
-            groups = ("rot", "transl", "shape") if rigid else (*PER_FRAME, "shape")
+            groups = ("rot", "transl", "shape") if rigid else (*SOLVER_GROUPS, "shape")
             jac = self.lm.pixel_jacobians(posed, d_x, groups)
             b, num = d_x.shape[:2]
-            columns = [jac[k] if k in jac else np.zeros((b, num, 2, self.sizes[k])) for k in PER_FRAME]
+            columns = [jac[k] if k in jac else np.zeros((b, num, 2, self.sizes[k])) for k in SOLVER_GROUPS]
             columns += [jac["shape"], d_focal[..., None]]
             # Σ c ρ(|e|) ≈ Σ c ψ |e|² / 2 near the current point (IRLS): H = Σ c ψ JᵀJ, g = Σ c ψ Jᵀe
             root = np.sqrt(np.repeat(c[..., 0], 2, axis=1))[..., None]  # [b, 2L, 1]
@@ -315,7 +317,7 @@ class Problem:
 
     def apply(self, state, frames, dx: np.ndarray, dy: np.ndarray) -> dict:
         new = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in state.items()}
-        for key in PER_FRAME:
+        for key in SOLVER_GROUPS:
             new[key][frames] = state[key][frames] + dx[:, self.slices[key]]
         new["shape"] = state["shape"] + dy[: self.lm.num_shape]
         new["log_focal"] = float(state["log_focal"] + dy[-1])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from splattalk.run import PER_FRAME, Tracks
+from splattalk.tracking.export import pose, posed_vertices
+
 
 def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``source`` [V, 3] moved onto ``target`` [V, 3] by the best rotation, scale and translation (Umeyama)."""
@@ -39,28 +42,25 @@ def jitter(vertices: np.ndarray) -> float:
     return float(np.linalg.norm(acc, axis=-1).mean())
 
 
-def evaluate(tracks: dict, truth: dict, model) -> dict:
+def evaluate(tracks: Tracks, truth: dict, model) -> dict:
     """Compare a run's ``tracks.npz`` with the sample video's ground truth ``sample_gt.npz``.
 
     The truth's camera is moved into the run's output frames through the crop
-    (``tracks['crop']``). Returns landmark errors in output pixels (fit vs truth,
+    (``tracks.crop``). Returns landmark errors in output pixels (fit vs truth,
     and mediapipe's raw detections vs truth as the baseline), the mean vertex
     error after a per-frame similarity alignment in % of the head's width, the jaw
     rotation error in degrees, and the jitter ratio (mean |acceleration| of the
     vertices in camera space, fit / truth).
     """
-    num = len(tracks["expr"])
-    x0, y0, side = (float(v) for v in tracks["crop"])
-    scale = float(tracks["width"]) / side
+    num = len(tracks)
+    x0, y0, side = (float(v) for v in tracks.crop)
+    scale = float(tracks.width) / side
     to_out = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale], [0, 0, 1.0]])
     k_true = to_out @ truth["K"].astype(np.float64)
 
-    from splattalk.tracking.export import posed_vertices
-
     v_fit, l_fit = posed_vertices(model, tracks)
-    v_true, l_true = posed_vertices(model, {k: truth[k][:num] if truth[k].ndim == 2 else truth[k] for k in
-                                            ("shape", "expr", "rot", "neck", "jaw", "eyes", "transl")})
-    view_fit, k_fit = tracks["viewmat"].astype(np.float64), tracks["K"].astype(np.float64)
+    v_true, l_true = pose(model, truth["shape"], {k: truth[k][:num] for k in PER_FRAME})
+    view_fit, k_fit = tracks.viewmat.astype(np.float64), tracks.K.astype(np.float64)
     view_true = truth["viewmat"].astype(np.float64)
 
     def project(points, view, K):
@@ -69,11 +69,11 @@ def evaluate(tracks: dict, truth: dict, model) -> dict:
 
     p_fit, _ = project(l_fit, view_fit, k_fit)
     p_true, _ = project(l_true, view_true, k_true)
-    valid = tracks["valid"].astype(bool)
-    detected = tracks["landmarks2d"][:, model.lmk_ids.numpy()].astype(np.float64)
+    valid = tracks.valid.astype(bool)
+    detected = tracks.landmarks2d[:, model.lmk_ids.numpy()].astype(np.float64)
     head_width = float(np.ptp(v_true[0, :, 0]))
     vertex_err = aligned_vertex_error(v_fit, v_true)
-    jaw = rotation_angle_deg(tracks["jaw"], truth["jaw"][:num])
+    jaw = rotation_angle_deg(tracks.jaw, truth["jaw"][:num])
     _, cam_fit = project(v_fit, view_fit, k_fit)
     _, cam_true = project(v_true, view_true, k_true)
     return {
@@ -87,6 +87,6 @@ def evaluate(tracks: dict, truth: dict, model) -> dict:
         "jaw_deg_p95": float(np.percentile(jaw, 95)),
         "jaw_deg_max": float(jaw.max()),
         "jitter_ratio": jitter(cam_fit) / jitter(cam_true) if num > 2 else float("nan"),
-        "fov_deg_fit": float(np.degrees(2 * np.arctan(float(tracks["width"]) / (2 * k_fit[0, 0])))),
-        "fov_deg_true": float(np.degrees(2 * np.arctan(float(tracks["width"]) / (2 * k_true[0, 0])))),
+        "fov_deg_fit": float(np.degrees(2 * np.arctan(float(tracks.width) / (2 * k_fit[0, 0])))),
+        "fov_deg_true": float(np.degrees(2 * np.arctan(float(tracks.width) / (2 * k_true[0, 0])))),
     }

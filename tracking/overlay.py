@@ -6,6 +6,9 @@ import cv2
 import numpy as np
 
 from splattalk.head.raster import render_mesh
+from splattalk.mp4 import write_mp4
+from splattalk.run import RunLayout, Tracks
+from splattalk.tracking.export import posed_vertices
 
 DETECTED = (60, 220, 60)
 """Colour of mediapipe's landmarks (RGB)."""
@@ -68,34 +71,28 @@ def shaded_blend(frame: np.ndarray, vertices: np.ndarray, faces: np.ndarray, vie
     return (np.clip(mixed, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def write_overlay_video(path, run_dir, model, tracks: dict, key: str, progress: bool = True, batch: int = 50) -> None:
+def write_overlay_video(path, run_dir, model, tracks: Tracks, key: str, progress: bool = True, batch: int = 50) -> None:
     """``overlay.mp4``: every frame of ``run_dir/frames`` with the fitted mesh and both landmark sets."""
-    from pathlib import Path
-
     from tqdm import tqdm
 
-    from splattalk.tracking.export import frame_name
-    from splattalk.tracking.video import write_mp4
-
-    run_dir = Path(run_dir)
+    layout = RunLayout(run_dir)
     faces = model.faces_np
-    viewmat, K = tracks["viewmat"].astype(np.float64), tracks["K"].astype(np.float64)
-    num_frames = len(tracks["expr"])
+    viewmat, K = tracks.viewmat.astype(np.float64), tracks.K.astype(np.float64)
+    num_frames = len(tracks)
     lmk_ids = model.lmk_ids.numpy()
-
-    from splattalk.tracking.export import posed_vertices
 
     def frames():
         for start in range(0, num_frames, batch):
             vertices, landmarks = posed_vertices(model, tracks, slice(start, start + batch))
             for i, (verts, lmk) in enumerate(zip(vertices, landmarks)):
                 t = start + i
-                image = cv2.imread(str(run_dir / "frames" / f"{frame_name(t)}.jpg"))[:, :, ::-1]
-                detected = tracks["landmarks2d"][t][lmk_ids] if tracks["valid"][t] else None
-                text = f"{t:06d}  " + (f"landmark residual {tracks['residual_px'][t]:.2f} px" if tracks["valid"][t]
+                image = cv2.imread(str(layout.frame(t)))[:, :, ::-1]
+                detected = tracks.landmarks2d[t][lmk_ids] if tracks.valid[t] else None
+                text = f"{t:06d}  " + (f"landmark residual {tracks.residual_px[t]:.2f} px" if tracks.valid[t]
                                        else "no face detected: interpolated")
                 yield draw_overlay(image, verts.astype(np.float64), faces, viewmat, K,
                                    fitted=_pixels(lmk.astype(np.float64), viewmat, K), detected=detected, text=text)
 
     stream = tqdm(frames(), total=num_frames, desc="overlay", unit="frame", disable=not progress)
-    write_mp4(path, stream, float(tracks["fps"]), crf=23, metadata={"comment": key})
+    # one thread and a fixed preset: the same tracks give the same bytes (the metadata key marks it current)
+    write_mp4(path, stream, tracks.fps, crf=23, preset="medium", threads=1, metadata={"comment": key})

@@ -1,4 +1,4 @@
-"""``splattalk track``: video → run folder (frames, masks, tracks, cameras, overlay), resumable.
+"""The tracking stage (``splattalk track``): video → run folder (frames, masks, tracks, cameras, overlay), resumable.
 
 Sub-stages, each skipped on rerun when its recorded key (a hash of its inputs
 and settings) matches what is on disk, and redone from scratch otherwise:
@@ -25,23 +25,18 @@ from pathlib import Path
 import numpy as np
 
 from splattalk.atomic import save_npz, write_bytes, write_json
+from splattalk.camera import focal_from_fov, fov_from_focal, intrinsics
 from splattalk.errors import SplattalkError
-from splattalk.tracking import camera
-from splattalk.tracking.config import TrackCommand, TrackConfig
+from splattalk.run import PER_FRAME, RunLayout, Tracks
+from splattalk.tracking.config import TrackConfig
 from splattalk.tracking.crop import Crop, plan_crop
-from splattalk.tracking.export import PER_FRAME, frame_name, load_tracks, write_frame_params, write_transforms
+from splattalk.tracking.export import write_frame_params, write_transforms
 from splattalk.tracking.video import Source, iter_frames, open_source
 
 FORMAT_VERSION = 1
 """Bump when an output's layout changes: old run folders are then recomputed, not misread."""
 DEFAULT_FOV_DEG = 55.0
 """Starting field of view (along the source's longer side) when the camera is unknown: a phone's main camera."""
-
-
-def run(cmd: TrackCommand) -> int:
-    cfg = TrackConfig(**{f.name: getattr(cmd, f.name) for f in dataclasses.fields(TrackConfig)})
-    track(cmd.video, cmd.run, cfg)
-    return 0
 
 
 def _key(*parts) -> str:
@@ -107,7 +102,7 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
     """Run the tracking stage; returns a summary (also written to ``tracking/config.json``)."""
     start = time.perf_counter()
     run_dir = Path(run_dir)
-    out = run_dir / "tracking"
+    layout = RunLayout(run_dir)
     clock = _Clock()
     source = open_source(video)
     model, head_note = select_head(cfg.head)
@@ -115,12 +110,12 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
 
     # 1. landmarks -------------------------------------------------------------------------
     lmk_key = _key("landmarks", source.fingerprint(), cfg.fps, cfg.max_seconds, cfg.max_faces)
-    det = _load_if(out / "landmarks.npz", lmk_key)
+    det = _load_landmarks(layout.landmarks, lmk_key)
     if det is None:
-        _invalidate(run_dir)  # another input (or a first run): nothing of an earlier run may look current
+        _invalidate(layout)  # another input (or a first run): nothing of an earlier run may look current
         det = _detect(source, cfg, clock, progress)
         notes += _check_detections(det, source, cfg)
-        save_npz(out / "landmarks.npz", key=np.str_(lmk_key), **det)
+        save_npz(layout.landmarks, key=np.str_(lmk_key), **det)
     else:
         notes += _check_detections(det, source, cfg)
         notes.append("landmarks: reused")
@@ -132,63 +127,63 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
         notes.append(f"the head region is only {crop.side:.0f} px in the source and is upscaled {crop.scale:.1f}x to "
                      f"{cfg.size} px: expect a blurry avatar (film closer or at a higher resolution)")
     frames_key = _key("frames", lmk_key, crop.as_array().round(3).tolist(), cfg.size, cfg.jpeg_quality, cfg.masks)
-    if _frames_done(run_dir, frames_key, num_frames, cfg.masks):
+    if _frames_done(layout, frames_key, num_frames, cfg.masks):
         notes.append("frames: reused")
     else:
-        _write_frames(source, cfg, crop, num_frames, run_dir, clock, progress)
-        write_json(out / "frames.json", {"key": frames_key, "count": num_frames, "masks": cfg.masks})
+        _write_frames(source, cfg, crop, num_frames, layout, clock, progress)
+        write_json(layout.frames_manifest, {"key": frames_key, "count": num_frames, "masks": cfg.masks})
 
     # 3. fit -------------------------------------------------------------------------------
-    focal_src = camera.focal_from_fov(cfg.fov_deg or DEFAULT_FOV_DEG, max(source.width, source.height))
+    focal_src = focal_from_fov(cfg.fov_deg or DEFAULT_FOV_DEG, max(source.width, source.height))
     fit_key = _key("fit", frames_key, model.model_id, dataclasses.asdict(cfg.fit), cfg.fov_deg)
-    tracks = _load_if(out / "tracks.npz", fit_key)
+    tracks = _load_tracks(layout.tracks, fit_key)
     if tracks is None:
         t0 = time.perf_counter()
         tracks = _fit(model, det, crop, focal_src * crop.scale, cfg, progress)
-        tracks.update(key=np.str_(fit_key), crop=crop.as_array(), source_size=np.array([source.width, source.height]),
-                      source_rotation=np.int32(source.rotation))
-        save_npz(out / "tracks.npz", **tracks)
+        tracks = tracks.replace(key=fit_key, crop=crop.as_array(), source_size=np.array([source.width, source.height]),
+                                source_rotation=source.rotation)
+        tracks.save(layout.tracks)
         clock.add("fit", time.perf_counter() - t0)
-        tracks = load_tracks(out / "tracks.npz")
+        tracks = Tracks.load(layout.tracks)
     else:
         notes.append("fit: reused")
 
     # 4. export ----------------------------------------------------------------------------
     t0 = time.perf_counter()
-    write_frame_params(out / "flame_param", tracks)
-    write_transforms(out / "transforms.json", tracks, masks=cfg.masks)
+    write_frame_params(layout.frame_params_dir, layout.canonical_params, tracks)
+    write_transforms(layout.transforms, tracks, masks=cfg.masks)
     clock.add("export", time.perf_counter() - t0)
 
     # 5. overlay ---------------------------------------------------------------------------
     if cfg.overlay:
         overlay_key = _key("overlay", fit_key)
-        if _overlay_done(out / "overlay.mp4", overlay_key, num_frames):
+        if _overlay_done(layout.overlay, overlay_key, num_frames):
             notes.append("overlay: reused")
         else:
             from splattalk.tracking.overlay import write_overlay_video
 
             t0 = time.perf_counter()
-            write_overlay_video(out / "overlay.mp4", run_dir, model, tracks, overlay_key, progress)
+            write_overlay_video(layout.overlay, run_dir, model, tracks, overlay_key, progress)
             clock.add("overlay", time.perf_counter() - t0)
 
-    residual = tracks["residual_px"]
+    residual = tracks.residual_px
     summary = {
         "video": str(Path(video)),
         "source": {"kind": source.kind, "width": source.width, "height": source.height, "rotation": source.rotation},
         "frames": num_frames,
         "faces_found": int(det["found"].sum()),
         "interpolated_frames": int((~det["found"].astype(bool)).sum()),
-        "head_model": str(tracks["head_model"]),
+        "head_model": tracks.head_model,
         "crop": {"x0": crop.x0, "y0": crop.y0, "side": crop.side, "size": crop.size},
-        "focal_px": float(tracks["K"][0, 0]),
-        "fov_deg": camera.fov_from_focal(float(tracks["K"][0, 0]), cfg.size),
+        "focal_px": float(tracks.K[0, 0]),
+        "fov_deg": fov_from_focal(float(tracks.K[0, 0]), cfg.size),
         "landmark_residual_px": float(np.nanmean(residual)) if np.isfinite(residual).any() else None,
         "seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
         "seconds_total": round(time.perf_counter() - start, 3),
         "notes": notes,
         "config": dataclasses.asdict(cfg),
     }
-    write_json(out / "config.json", summary)
+    write_json(layout.tracking_config, summary)
     if progress:
         _print_summary(summary)
     return summary
@@ -197,28 +192,38 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
 # -- sub-stages ------------------------------------------------------------------------------------
 
 
-def _invalidate(run_dir: Path) -> None:
+def _invalidate(layout: RunLayout) -> None:
     """Remove the results of an earlier run of this folder (the frames would be redone anyway)."""
     import shutil
 
-    for folder in ("frames", "masks"):
-        shutil.rmtree(run_dir / folder, ignore_errors=True)
-    out = run_dir / "tracking"
-    for name in ("config.json", "frames.json", "tracks.npz", "transforms.json", "overlay.mp4",
-                 "canonical_flame_param.npz", "landmarks.npz"):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "flame_param", ignore_errors=True)
+    for folder in (layout.frames_dir, layout.masks_dir, layout.frame_params_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    for path in (layout.tracking_config, layout.frames_manifest, layout.tracks, layout.transforms, layout.overlay,
+                 layout.canonical_params, layout.landmarks):
+        path.unlink(missing_ok=True)
 
 
-def _load_if(path: Path, key: str) -> dict | None:
-    """The npz at ``path`` if it exists, reads, and carries ``key``; else None."""
+def _load_landmarks(path: Path, key: str) -> dict | None:
+    """The detections at ``path`` if the file exists, reads, and carries ``key``; else None."""
     if not path.is_file():
         return None
     try:
-        data = load_tracks(path)
+        with np.load(path, allow_pickle=False) as data:
+            det = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # truncated/corrupt: recompute
         return None
-    return data if data.get("key") == key else None
+    return det if str(det.pop("key", "")) == key else None
+
+
+def _load_tracks(path: Path, key: str) -> Tracks | None:
+    """The tracks at ``path`` if the file exists, is valid, and carries ``key``; else None (then they are refitted)."""
+    if not path.is_file():
+        return None
+    try:
+        tracks = Tracks.load(path)
+    except SplattalkError:  # truncated/corrupt/older: recompute
+        return None
+    return tracks if tracks.key == key else None
 
 
 def _detect(source: Source, cfg: TrackConfig, clock: _Clock, progress: bool) -> dict:
@@ -277,25 +282,23 @@ def _check_detections(det: dict, source: Source, cfg: TrackConfig) -> list[str]:
     return notes
 
 
-def _frames_done(run_dir: Path, key: str, num_frames: int, masks: bool) -> bool:
-    manifest = run_dir / "tracking" / "frames.json"
+def _frames_done(layout: RunLayout, key: str, num_frames: int, masks: bool) -> bool:
     try:
-        info = json.loads(manifest.read_text())
+        info = json.loads(layout.frames_manifest.read_text())
     except (OSError, ValueError):
         return False
     if info.get("key") != key or info.get("count") != num_frames:
         return False
-    folders = [("frames", ".jpg")] + ([("masks", ".png")] if masks else [])
-    return all((run_dir / d / f"{frame_name(t)}{ext}").is_file() and (run_dir / d / f"{frame_name(t)}{ext}").stat().st_size > 0
-               for d, ext in folders for t in range(num_frames))
+    files = [layout.frame] + ([layout.mask] if masks else [])
+    return all(path(t).is_file() and path(t).stat().st_size > 0 for path in files for t in range(num_frames))
 
 
-def _write_frames(source: Source, cfg: TrackConfig, crop: Crop, num_frames: int, run_dir: Path, clock: _Clock,
+def _write_frames(source: Source, cfg: TrackConfig, crop: Crop, num_frames: int, layout: RunLayout, clock: _Clock,
                   progress: bool) -> None:
     import cv2
     from tqdm import tqdm
 
-    (run_dir / "tracking" / "frames.json").unlink(missing_ok=True)  # the stage is incomplete until rewritten
+    layout.frames_manifest.unlink(missing_ok=True)  # the stage is incomplete until rewritten
     matter = None
     if cfg.masks:
         from splattalk.tracking.matting import Matter
@@ -309,24 +312,24 @@ def _write_frames(source: Source, cfg: TrackConfig, crop: Crop, num_frames: int,
             t0 = time.perf_counter()
             out = crop.apply(image)
             ok, jpg = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
-            write_bytes(run_dir / "frames" / f"{frame_name(t)}.jpg", jpg.tobytes())
+            write_bytes(layout.frame(t), jpg.tobytes())
             clock.add("frames", time.perf_counter() - t0)
             if matter is not None:
                 t0 = time.perf_counter()
                 ok, png = cv2.imencode(".png", matter(out))
-                write_bytes(run_dir / "masks" / f"{frame_name(t)}.png", png.tobytes())
+                write_bytes(layout.mask(t), png.tobytes())
                 clock.add("masks", time.perf_counter() - t0)
     finally:
         if matter is not None:
             matter.close()
     # files of an earlier, longer run would otherwise look like frames of this one
-    for folder, ext in (("frames", ".jpg"), ("masks", ".png")):
-        for stale in (run_dir / folder).glob(f"*{ext}"):
+    for folder, ext in ((layout.frames_dir, ".jpg"), (layout.masks_dir, ".png")):
+        for stale in folder.glob(f"*{ext}"):
             if stale.stem.isdigit() and int(stale.stem) >= num_frames:
                 stale.unlink()
 
 
-def _fit(model, det: dict, crop: Crop, focal: float, cfg: TrackConfig, progress: bool) -> dict:
+def _fit(model, det: dict, crop: Crop, focal: float, cfg: TrackConfig, progress: bool) -> Tracks:
     from splattalk.tracking.fit import fit_tracks
 
     found = det["found"].astype(bool)
@@ -335,16 +338,15 @@ def _fit(model, det: dict, crop: Crop, focal: float, cfg: TrackConfig, progress:
                         progress=progress)
     from splattalk.tracking.offsets import static_offset_field
 
-    K = camera.intrinsics(result.focal, cfg.size, cfg.size)
-    tracks = {k: getattr(result, k) for k in PER_FRAME}
-    tracks.update(
+    K = intrinsics(result.focal, cfg.size, cfg.size)
+    return Tracks(
+        **{k: getattr(result, k) for k in PER_FRAME},
         shape=result.shape, static_offset=static_offset_field(model, result.landmark_offsets),
         K=K.astype(np.float32), viewmat=result.viewmat().astype(np.float32),
-        width=np.int32(cfg.size), height=np.int32(cfg.size), fps=np.float32(cfg.fps), head_model=np.str_(model.model_id),
+        width=cfg.size, height=cfg.size, fps=cfg.fps, head_model=model.model_id,
         valid=found, interpolated=~found, residual_px=result.residual_px.astype(np.float32),
         landmarks2d=np.where(found[:, None, None], points, np.nan).astype(np.float32),
     )
-    return tracks
 
 
 def _overlay_done(path: Path, key: str, num_frames: int) -> bool:

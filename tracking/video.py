@@ -187,32 +187,3 @@ def _resample(frames: Iterator[tuple[float, np.ndarray]], fps: float, max_second
         yield index, previous[1]
         index += 1
 
-
-def write_mp4(path: str | Path, frames, fps: float, crf: int = 20, preset: str = "medium",
-              metadata: dict[str, str] | None = None) -> None:
-    """Encode RGB uint8 frames (an iterable of [H, W, 3], even sizes) as H.264 yuv420p, atomically.
-
-    ``threads=1`` keeps the output bit-exact from run to run; ``metadata`` goes into the container
-    (e.g. ``comment``).
-    """
-    from fractions import Fraction
-
-    import av
-
-    from splattalk.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), "w", format="mp4") as container:
-            container.metadata.update(metadata or {})
-            stream = None
-            for image in frames:
-                if stream is None:
-                    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-                    stream.height, stream.width = image.shape[:2]
-                    stream.pix_fmt = "yuv420p"
-                    stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
-                    container.mux(packet)
-            if stream is not None:
-                for packet in stream.encode():
-                    container.mux(packet)

@@ -12,10 +12,10 @@ import time
 
 import numpy as np
 
+from splattalk.avatar.framing import head_target
 from splattalk.talk.config import FPS
 from splattalk.viewer import uploads
 from splattalk.viewer.audio_sync import CLOCK_LABEL, READOUT_ID, player_html, state_html
-from splattalk.viewer.camera import head_target
 from splattalk.viewer.playback import Desired
 from splattalk.viewer.session import Resources, Session
 from splattalk.viewer.splats import triu_to_full

@@ -17,13 +17,15 @@ from pathlib import Path
 
 from splattalk import assets
 from splattalk.errors import SplattalkError
-from splattalk.viewer.commands import ViewCommand
+from splattalk.models import STYLES_DIR, check_head_model, default_threads, resolve_model
+from splattalk.run import RunLayout, Tracks
+from splattalk.viewer.config import ViewConfig
 
 DEFAULT_AVATAR = assets.data_path("default_avatar.safetensors")
 """The embedded default avatar (``scripts/make_default_avatar.py``), shown when no RUN is given."""
 
 
-def load_resources(cmd: ViewCommand, log=print):
+def load_resources(cmd: ViewConfig, log=print):
     """Everything the sessions share, loaded once."""
     import numpy as np
     import torch
@@ -43,26 +45,24 @@ def load_resources(cmd: ViewCommand, log=print):
         run = Path(cmd.run)
         if not run.is_dir():
             raise SplattalkError(f"run folder {run} not found: pass a folder made by `splattalk track` / `splattalk fit`")
-        avatar = load_avatar(run / "avatar" / "avatar.safetensors")
-        tracks = run / "tracking" / "tracks.npz"
-        base = HeadParams.from_npz(tracks) if tracks.is_file() else None
+        layout = RunLayout(run)
+        avatar = load_avatar(layout.avatar)
+        base = HeadParams(**Tracks.load(layout.tracks).per_frame()) if layout.tracks.is_file() else None
         log(f"avatar: {run} ({avatar.gaussians.num} Gaussians, head model {avatar.model_id})")
     motion_dim = avatar.head.num_expr + 6
 
     if cmd.loudness_only:
         model = None
     else:
-        model = _talk_model(cmd.checkpoint, log)
+        model = resolve_model(cmd.checkpoint, required=False, log=log)
+        if model is not None:
+            log(f"motion: talk model {model.cfg.name} ({model.cfg.head_model})")
     styles: dict[str, np.ndarray | None] = {"model default": None}
     if model is not None:
-        if model.cfg.motion_dim != motion_dim or model.cfg.head_model != avatar.model_id:
-            raise SplattalkError(
-                f"the talk model makes motion for head model {model.cfg.head_model!r} ({model.cfg.motion_dim} values a frame) "
-                f"but the avatar uses {avatar.model_id!r} ({motion_dim}); pass a matching --checkpoint"
-            )
-        threads = cmd.threads if cmd.threads is not None else (1 if model.cfg.audio_encoder != "wav2vec2" else None)
+        check_head_model(model, avatar.model_id, motion_dim)
+        threads = default_threads(model, cmd.threads)
         if threads is not None:
-            torch.set_num_threads(max(1, threads))
+            torch.set_num_threads(threads)
         styles.update(_styles(model.cfg, log))
         streams = talk_streams(model)
     else:
@@ -79,28 +79,11 @@ def load_resources(cmd: ViewCommand, log=print):
     )  # fmt: skip
 
 
-def _talk_model(checkpoint: Path | None, log):
-    from splattalk.talk import checkpoint as ckpt
-    from splattalk.talk.cli import DEFAULT_MODEL
-
-    if checkpoint is not None:
-        model = ckpt.load_checkpoint(checkpoint)
-    elif DEFAULT_MODEL.is_file():
-        model = ckpt.load_talk_checkpoint(DEFAULT_MODEL)
-    else:
-        log(f"warning: the built-in talk model {DEFAULT_MODEL} is not there; pass --checkpoint for real lip motion", file=sys.stderr)
-        return None
-    log(f"motion: talk model {model.cfg.name} ({model.cfg.head_model})")
-    return model
-
-
 def _styles(cfg, log) -> dict:
-    from splattalk.talk.cli import DEFAULT_MODEL
     from splattalk.talk.style import load_style_clip
 
     found = {}
-    styles_dir = DEFAULT_MODEL.parent / "styles"  # talk/assets/styles/*.npz
-    for path in sorted(styles_dir.glob("*.npz")) if styles_dir.is_dir() else []:
+    for path in sorted(STYLES_DIR.glob("*.npz")) if STYLES_DIR.is_dir() else []:
         try:
             found[path.stem] = load_style_clip(path, cfg.motion_dim, cfg.style_frames)
         except SplattalkError as err:
@@ -111,7 +94,7 @@ def _styles(cfg, log) -> dict:
 class ViewServer:
     """A running viewer: ``ViewServer(cmd).start()`` … ``.stop()`` (``run`` blocks on it)."""
 
-    def __init__(self, cmd: ViewCommand, resources=None, log=print):
+    def __init__(self, cmd: ViewConfig, resources=None, log=print):
         self.cmd = cmd
         self.log = log
         self.resources = resources if resources is not None else load_resources(cmd, log)
@@ -180,7 +163,7 @@ class ViewServer:
         shutil.rmtree(self.tmp_root, ignore_errors=True)
 
 
-def run(cmd: ViewCommand) -> int:
+def run(cmd: ViewConfig) -> int:
     def log(*args, **kw):
         print(*args, **kw, flush=True)
 

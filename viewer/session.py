@@ -24,10 +24,11 @@ from typing import Protocol
 import numpy as np
 
 from splattalk.errors import SplattalkError
+from splattalk.head.params import HeadParams, scale_motion
+from splattalk.mp4 import write_mp4
 from splattalk.talk.config import FPS
 from splattalk.viewer import idle, uploads
 from splattalk.viewer.audio_sync import audio_data_url, parse_report
-from splattalk.viewer.export import scale_motion
 from splattalk.viewer.playback import Desired, Player
 from splattalk.viewer.splats import SplatPoser
 from splattalk.viewer.talking import Clip, MotionWorker
@@ -74,25 +75,17 @@ def render_clip(avatar, motion: np.ndarray, audio: np.ndarray, out: Path, size: 
                 head_scale: float = 1.0, cancelled=lambda: False) -> int:  # fmt: skip
     """Render motion ``[T, E + 6]`` (scaled like the live view) with a front camera to ``out`` (H.264 + AAC of ``audio``).
 
-    Built from ``viewer/export.py``'s frame renderer (``avatar.render.rasterize``: gsplat on CUDA, the CPU
-    backend here); stops, raising :class:`_Cancelled`, as soon as ``cancelled()`` is true.
+    The frames come from ``splattalk export``'s renderer (:func:`splattalk.avatar.sequence.render_sequence`: gsplat
+    on CUDA, the CPU backend here); stops, raising :class:`_Cancelled`, as soon as ``cancelled()`` is true.
     """
-    import torch
-
-    from splattalk.avatar.model import posed_vertices
-    from splattalk.head.params import HeadParams
-    from splattalk.viewer.camera import camera_path
-    from splattalk.viewer.export import render_frames
-    from splattalk.viewer.video import write_mp4
+    from splattalk.avatar.sequence import render_sequence  # lazy: torch and the rasterizer
 
     motion = scale_motion(motion, motion.shape[1] - 6, expr_scale, head_scale)
     params = HeadParams.from_motion(motion, base)
-    with torch.no_grad():
-        rest = posed_vertices(avatar, HeadParams.from_motion(np.zeros_like(motion[:1]), base))[0].numpy()
-    viewmats, ks = camera_path("front", len(params), rest, size, size)
+    rest = HeadParams.from_motion(np.zeros_like(motion[:1]), base)
 
     def frames():
-        for frame in render_frames(avatar, params, viewmats, ks, size, background):
+        for frame in render_sequence(avatar, params, size, camera="front", rest=rest, background=background):
             if cancelled():
                 raise _Cancelled
             yield frame

@@ -131,21 +131,6 @@ def rgba_words(rgbs: np.ndarray, opacities: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(rgba * 255.0, 0, 255).astype(np.uint8)).view(np.uint32)[:, 0]
 
 
-def pack_buffer(centers: np.ndarray, cov_triu: np.ndarray, rgba: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """viser's splat buffer ``[N, 8]`` uint32: centre (3 × f32), reserved, covariance (6 × f16), RGBA (4 × u8).
-
-    The layout of ``GaussianSplatHandle`` (viser ≥ 1.0); assigning it to ``handle.buffer``
-    is what ``handle.set_gaussians`` does after packing the same way.
-    """
-    n = centers.shape[0]
-    if out is None:
-        out = np.zeros((n, 8), np.uint32)
-    out[:, 0:3] = np.ascontiguousarray(centers, np.float32).view(np.uint32)
-    out[:, 4:7] = np.ascontiguousarray(cov_triu, np.float16).view(np.uint32)
-    out[:, 7] = rgba
-    return out
-
-
 class SplatPoser:
     """Poses one avatar for one viewer session (it owns the fast poser's scratch buffers: one per thread)."""
 

@@ -20,6 +20,7 @@ from scipy.spatial.transform import Rotation
 
 from splattalk.atomic import save_npz
 from splattalk.errors import SplattalkError
+from splattalk.run import RunLayout, Tracks
 from splattalk.talk.audio import load_audio
 from splattalk.talk.config import FPS, SAMPLES_PER_FRAME
 from splattalk.talk.corpus.layout import Utterance, clip_paths, rebuild_manifest, write_wav
@@ -59,14 +60,8 @@ def convert(cfg: TracksToCorpus) -> list[Utterance]:
     if len(cfg.runs) != len(cfg.media):
         raise SplattalkError(f"{len(cfg.runs)} runs but {len(cfg.media)} media files: give one video/audio per run, in order")
     for r, (run, media) in enumerate(zip(cfg.runs, cfg.media)):
-        path = Path(run) / "tracking" / "tracks.npz"
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                tracks = {k: data[k] for k in ("expr", "jaw", "rot")}
-                fps = float(data["fps"])
-                head = str(data["head_model"]) if "head_model" in data else "unknown"
-        except (OSError, KeyError, ValueError) as err:
-            raise SplattalkError(f"cannot read {path} ({err}); run `splattalk track` on that video first") from None
+        data = Tracks.load(RunLayout(run).tracks)  # a missing or broken file is a clear SplattalkError
+        tracks, fps, head = {"expr": data.expr, "jaw": data.jaw, "rot": data.rot}, float(data.fps), data.head_model
         motion = head_motion(tracks, fps)
         audio = load_audio(media, max_bytes=None)
         frames = min(len(motion), int(len(audio) // SAMPLES_PER_FRAME))

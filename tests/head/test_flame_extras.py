@@ -113,7 +113,7 @@ def test_broken_masks(tmp_path):
 
 
 def test_doctor_validates_user_flame_files(isolated_assets, capsys):
-    from splattalk.viewer import doctor
+    from splattalk import doctor
 
     layouts.write_flame(isolated_assets / "generic_model.pkl", layouts.flame_arrays())
     layouts.write_embedding(isolated_assets / "mediapipe_landmark_embedding.npz")

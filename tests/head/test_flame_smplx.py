@@ -84,7 +84,7 @@ def test_smplx_landmark_files_are_named(tmp_path):
 
 
 def test_doctor_reports_a_smplx_folder(tmp_path, arrays, monkeypatch, capsys):
-    from splattalk.viewer import doctor
+    from splattalk import doctor
 
     models = tmp_path / "models"
     folder = smplx_folder(models, arrays, with_j=False)

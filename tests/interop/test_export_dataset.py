@@ -23,7 +23,7 @@ from PIL import Image
 
 from run_folders import make_run
 from splattalk.errors import SplattalkError
-from splattalk.tracking.export import load_tracks
+from splattalk.run import Tracks
 from splattalk.tracking.export_dataset import export_dataset
 
 
@@ -77,7 +77,7 @@ def test_gaussian_avatars_takes_the_dynamic_path(ga_folder):
 
 
 def test_gaussian_avatars_cameras_and_images(ga_folder, flame_run):
-    tracks = load_tracks(flame_run / "tracking" / "tracks.npz")
+    tracks = Tracks.load(flame_run / "tracking" / "tracks.npz").to_arrays()
     seen = []
     for split in ("train", "val", "test"):
         for cam in ga_cameras(ga_folder, f"transforms_{split}.json"):
@@ -96,7 +96,7 @@ def test_gaussian_avatars_cameras_and_images(ga_folder, flame_run):
 
 
 def test_gaussian_avatars_parameter_table(ga_folder, flame_run):
-    tracks = load_tracks(flame_run / "tracking" / "tracks.npz")
+    tracks = Tracks.load(flame_run / "tracking" / "tracks.npz").to_arrays()
     meshes = {**ga_meshes(ga_folder, "transforms_train.json"), **ga_meshes(ga_folder, "transforms_test.json")}
     num_timesteps = max(meshes) + 1
     num_verts = 5023 + 120  # GaussianAvatars' FLAME adds teeth vertices and pads static_offset on axis 1
@@ -145,7 +145,7 @@ def test_nerfstudio_works_with_the_default_head(tmp_path):
     out = tmp_path / "ns"
     export_dataset(run, out, "nerfstudio", progress=False)
     db = json.loads((out / "transforms.json").read_text())
-    tracks = load_tracks(run / "tracking" / "tracks.npz")
+    tracks = Tracks.load(run / "tracking" / "tracks.npz").to_arrays()
     assert {"fl_x", "fl_y", "cx", "cy", "w", "h"} <= set(db)
     for frame in db["frames"]:
         assert (out / frame["file_path"]).is_file() and (out / frame["mask_path"]).is_file()
@@ -178,7 +178,7 @@ def test_errors(tmp_path, flame_run):
 
 
 def test_cli(tmp_path, flame_run, capsys):
-    from splattalk.viewer.cli import main
+    from splattalk.cli import main
 
     with pytest.raises(SystemExit) as done:
         main(["export-dataset", str(flame_run), "--out", str(tmp_path / "d"), "--format", "vhap"])

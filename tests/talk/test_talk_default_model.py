@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from splattalk.talk.checkpoint import load_talk_checkpoint, read_talk_metadata
-from splattalk.talk.cli import DEFAULT_MODEL
+from splattalk.models import DEFAULT_MODEL
 from splattalk.talk.config import OFFICIAL
 from splattalk.talk.corpus.layout import EXPR_NAMES, JAW, MOUTH_CHANNELS, ROTATION, read_wav
 from splattalk.talk.inference import generate

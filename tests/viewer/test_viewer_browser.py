@@ -65,9 +65,9 @@ def playwright_api():
 @pytest.fixture(scope="module")
 def server():
     from splattalk.viewer.server import ViewServer, load_resources
-    from splattalk.viewer.commands import ViewCommand
+    from splattalk.viewer.config import ViewConfig
 
-    cmd = ViewCommand(port=_free_port())
+    cmd = ViewConfig(port=_free_port())
     resources = load_resources(cmd, log=lambda *a, **k: None)
     resources.avatar = small_avatar(3000)
     srv = ViewServer(cmd, resources=resources, log=lambda *a, **k: None).start()
@@ -103,7 +103,7 @@ def _screenshot(page, name: str | None = None) -> np.ndarray:
 
 def _project(view, points_m: np.ndarray, width: int, height: int) -> np.ndarray:
     """Pixel positions of world points (metres) through the page's home camera."""
-    from splattalk.viewer.camera import look_at
+    from splattalk.camera import look_at
     from splattalk.viewer.gui import CAMERA_FOV_DEG
 
     s = view.res.scene_scale

@@ -27,8 +27,8 @@ def _jaw_motion(avatar, frames: int) -> np.ndarray:
 def test_export_writes_video_and_audio_and_the_mouth_opens(avatar, tmp_path):
     import av
 
-    from splattalk.viewer.export import export_clip
-    from splattalk.viewer.video import probe
+    from splattalk.export import export_clip
+    from splattalk.mp4 import probe
 
     frames, size = 20, 128
     audio = (0.2 * np.sin(2 * np.pi * 220 * np.arange(frames * 640) / 16000)).astype(np.float32)
@@ -50,7 +50,7 @@ def test_export_writes_video_and_audio_and_the_mouth_opens(avatar, tmp_path):
 
 
 def test_export_errors(avatar, tmp_path):
-    from splattalk.viewer.export import export_clip, load_motion
+    from splattalk.export import export_clip, load_motion
 
     with pytest.raises(SplattalkError, match="even"):
         export_clip(avatar, _jaw_motion(avatar, 4), tmp_path / "x.mp4", resolution=127, progress=False)
@@ -59,3 +59,17 @@ def test_export_errors(avatar, tmp_path):
     with pytest.raises(SplattalkError):
         load_motion(bad, avatar.model_id)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_resample_motion_keeps_timing_and_is_the_identity_at_25_fps():
+    from splattalk.head.params import resample_motion
+
+    t = (np.arange(50) + 0.5) / 25  # frame centres of 2 s at 25 fps
+    motion = np.stack([t, np.sin(t)], 1).astype(np.float32)
+    assert resample_motion(motion, 25, 25) is motion
+    up = resample_motion(motion, 25, 50)
+    assert up.shape == (100, 2) and up.dtype == np.float32
+    inside = slice(2, -2)  # the ends are held, not extrapolated
+    np.testing.assert_allclose(up[inside, 0], ((np.arange(100) + 0.5) / 50)[inside], atol=1e-6)
+    np.testing.assert_allclose(resample_motion(up, 50, 25)[inside], motion[inside], atol=1e-3)  # and back
+    assert resample_motion(motion, 25, 30).shape == (60, 2)

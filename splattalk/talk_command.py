@@ -1,48 +1,28 @@
-"""``splattalk talk``: run the talk model on an audio file and write the motion."""
+"""``splattalk talk``: run the talk model on an audio file and write the motion.
+
+Imported when the command runs (``splattalk.cli`` loads it lazily), so torch is imported at the top.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import time
-from pathlib import Path
 
-from splattalk import assets
+import numpy as np
+import torch
+
+from splattalk.atomic import save_npz
+from splattalk.commands import TalkCommand
 from splattalk.errors import SplattalkError
-from splattalk.talk.cli_config import TalkCommand
-from splattalk.talk.config import FPS
-
-DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default_talk.safetensors"
-"""Our default talk model (trained by scripts/train_default_talk.py)."""
-
-
-def resolve_model(checkpoint: Path | None):
-    from splattalk.talk import checkpoint as ckpt
-
-    if checkpoint is not None:
-        return ckpt.load_checkpoint(checkpoint)
-    if not DEFAULT_MODEL.is_file():
-        official = assets.ARTALK_CHECKPOINT.find()
-        hint = f" Found an official checkpoint at {official}: pass --checkpoint {official}." if official else (
-            " Or pass --checkpoint ARTalk_wav2vec.pt (the official model; needs FLAME 2020 to render)."
-        )
-        raise SplattalkError(
-            f"the built-in talk model {DEFAULT_MODEL} is not there yet (it is trained by "
-            f"scripts/train_default_talk.py and shipped with the package).{hint}"
-        )
-    return ckpt.load_talk_checkpoint(DEFAULT_MODEL)
+from splattalk.head.params import MOTION_FPS
+from splattalk.models import default_threads, resolve_model
+from splattalk.talk.audio import load_audio
+from splattalk.talk.inference import generate
+from splattalk.talk.style import load_style_clip
 
 
 def run(cmd: TalkCommand) -> int:
-    import numpy as np
-
-    from splattalk.atomic import save_npz
-    from splattalk.talk.audio import load_audio
-    from splattalk.talk.inference import generate
-    from splattalk.talk.style import load_style_clip
-
-    import torch
-
     if cmd.mouth_samples is not None and cmd.mouth_samples < 1:
         raise SplattalkError(f"--mouth-samples must be at least 1 (1 = one decoding, as ARTalk), got {cmd.mouth_samples}")
     if cmd.readout_weight is not None and not 0.0 <= cmd.readout_weight <= 1.0:
@@ -50,9 +30,9 @@ def run(cmd: TalkCommand) -> int:
     audio = load_audio(cmd.audio)
     model = resolve_model(cmd.checkpoint)
     cfg = model.cfg
-    threads = cmd.threads if cmd.threads is not None else (1 if cfg.audio_encoder != "wav2vec2" else None)
+    threads = default_threads(model, cmd.threads)
     if threads is not None:
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(threads)
     if cmd.readout_weight and model.readout is None:
         raise SplattalkError("--readout-weight: this model has no mouth read-out (python -m splattalk.talk.training.readout fits one)")
     style = load_style_clip(cmd.style, cfg.motion_dim, cfg.style_frames) if cmd.style is not None else None
@@ -65,7 +45,7 @@ def run(cmd: TalkCommand) -> int:
     save_npz(
         cmd.out,
         motion=motion.astype(np.float32),
-        fps=np.int32(FPS),
+        fps=np.int32(MOTION_FPS),
         head_model=np.str_(cfg.head_model),
         expr_dim=np.int32(cfg.expr_dim),
         config=np.str_(json.dumps(config, default=str)),

@@ -1,23 +1,15 @@
-"""Cameras for showing an avatar: a fixed front view, an orbit, or the tracked video's own camera."""
+"""Cameras for showing an avatar: a fixed front view, an orbit, or the tracked video's own camera.
+
+Used by offline export and by the live viewer's framing; the convention is :mod:`splattalk.camera`'s.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from splattalk.camera import focal_from_fov, intrinsics, look_at
+
 CAMERA_KINDS = ("front", "orbit", "tracked")
-
-
-def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 1.0, 0.0)) -> np.ndarray:
-    """OpenCV world→camera [4, 4] for a camera at ``eye`` looking at ``target`` (world y up)."""
-    from splattalk.head.raster import look_at as _look_at
-
-    return _look_at(np.asarray(eye, float), np.asarray(target, float), np.asarray(up, float)).astype(np.float32)
-
-
-def intrinsics(width: int, height: int, fov_deg: float) -> np.ndarray:
-    """Pinhole K [3, 3]: the given vertical field of view, principal point at the image centre."""
-    f = 0.5 * height / np.tan(np.radians(fov_deg) / 2)
-    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float32)
 
 
 def head_target(vertices: np.ndarray) -> tuple[np.ndarray, float]:
@@ -36,12 +28,14 @@ def head_target(vertices: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def front_view(vertices: np.ndarray, width: int, height: int, fov_deg: float = 18.0, azimuth_deg: float = 0.0, fill: float = 0.8):
-    """A camera in front of the head (optionally rotated about the vertical axis) framing it to ``fill`` of the image height."""
+    """(viewmat [4, 4], K [3, 3]) float32: a camera in front of the head (optionally rotated about the vertical axis)
+    framing it to ``fill`` of the image height; ``fov_deg`` is the vertical field of view."""
     target, radius = head_target(vertices)
     distance = radius / np.tan(np.radians(fov_deg) / 2) / fill
     a = np.radians(azimuth_deg)
     eye = target + distance * np.array([np.sin(a), 0.05, np.cos(a)])
-    return look_at(eye, target), intrinsics(width, height, fov_deg)
+    k = intrinsics(focal_from_fov(fov_deg, height), width, height)
+    return look_at(eye, target).astype(np.float32), k.astype(np.float32)
 
 
 def camera_path(kind: str, num_frames: int, rest_vertices: np.ndarray, width: int, height: int, tracked=None, fps: float = 25.0):

@@ -10,7 +10,7 @@ import torch
 from splattalk.talk import checkpoint as ckpt
 from splattalk.talk.config import TINY
 from splattalk.talk.style import load_style_clip
-from splattalk.viewer.cli import main
+from splattalk.cli import main
 from talk_helpers import TINY_W2V, one_thread, random_model, speechlike  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -81,7 +81,7 @@ def test_official_layout_checkpoint_and_style_pt(tmp_path, speech, capsys, monke
 
 
 def test_missing_default_model_says_so(tmp_path, speech, capsys, monkeypatch, isolated_assets):
-    monkeypatch.setattr("splattalk.talk.cli.DEFAULT_MODEL", tmp_path / "default_talk.safetensors")
+    monkeypatch.setattr("splattalk.models.DEFAULT_MODEL", tmp_path / "default_talk.safetensors")
     code, _, err = _run([speech], capsys)
     assert code == 2
     assert "built-in talk model" in err and "not there yet" in err and "--checkpoint" in err

@@ -1,8 +1,8 @@
 """The ``splattalk`` command line: one entry point, tyro subcommands.
 
 Only light modules are imported here (config dataclasses, stdlib), so
-``splattalk --help`` answers at once; each command imports its heavy stage
-(torch, mediapipe, viser …) when it runs.
+``splattalk --help`` answers at once; each command's module is imported when the
+command runs, and imports its heavy stage (torch, mediapipe, viser …) then.
 """
 
 from __future__ import annotations
@@ -13,17 +13,14 @@ from typing import Callable
 
 import tyro
 
-from splattalk.avatar.fit_config import FitCommand
+from splattalk.commands import DemoCommand, DoctorCommand, ExportCommand, FitCommand, TalkCommand, TrackCommand
 from splattalk.errors import SplattalkError
-from splattalk.talk.cli_config import TalkCommand
-from splattalk.tracking.config import TrackCommand
 from splattalk.tracking.export_dataset import ExportDatasetCommand
-from splattalk.viewer.commands import DemoCommand, ExportCommand, ViewCommand
-from splattalk.viewer.doctor import DoctorCommand
+from splattalk.viewer.config import ViewConfig
 
 
 def _lazy(target: str) -> Callable[[object], int | None]:
-    """Resolve ``"module:function"`` only when the command runs."""
+    """Resolve ``"module:function"`` only when the command runs (the modules import torch, mediapipe, viser)."""
     module, _, name = target.partition(":")
 
     def call(cmd: object) -> int | None:
@@ -34,14 +31,14 @@ def _lazy(target: str) -> Callable[[object], int | None]:
 
 # command name → (its config dataclass, the function that runs it)
 COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
-    "demo": (DemoCommand, _lazy("splattalk.viewer.demo:run")),
-    "track": (TrackCommand, _lazy("splattalk.tracking.run:run")),
-    "fit": (FitCommand, _lazy("splattalk.avatar.fit:run")),
-    "doctor": (DoctorCommand, _lazy("splattalk.viewer.doctor:run")),
-    "talk": (TalkCommand, _lazy("splattalk.talk.cli:run")),
-    "export": (ExportCommand, _lazy("splattalk.viewer.export:run")),
+    "demo": (DemoCommand, _lazy("splattalk.demo:run")),
+    "track": (TrackCommand, _lazy("splattalk.stages:track")),
+    "fit": (FitCommand, _lazy("splattalk.stages:fit")),
+    "doctor": (DoctorCommand, _lazy("splattalk.doctor:run")),
+    "talk": (TalkCommand, _lazy("splattalk.talk_command:run")),
+    "export": (ExportCommand, _lazy("splattalk.export:run")),
     "export-dataset": (ExportDatasetCommand, _lazy("splattalk.tracking.export_dataset:run")),
-    "view": (ViewCommand, _lazy("splattalk.viewer.server:run")),
+    "view": (ViewConfig, _lazy("splattalk.viewer.server:run")),
 }
 
 

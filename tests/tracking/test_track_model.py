@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from splattalk.head.default import load_default_head
+from splattalk.camera import focal_from_fov, fov_from_focal, intrinsics
 from splattalk.tracking import camera
-from splattalk.tracking.config import FitConfig
+from splattalk.tracking.config import LandmarkFitConfig
 from splattalk.tracking.crop import Crop, plan_crop, warp_square
 from splattalk.tracking.fit import Problem
 from splattalk.tracking.landmark_model import LandmarkModel
@@ -53,7 +54,7 @@ def test_pixel_jacobians_match_finite_differences(model):
     rng = np.random.default_rng(2)
     state = random_state(rng)
     problem = Problem(lm, np.zeros((3, 478, 2)), np.ones(3, bool), np.ones(478), np.ones(478, bool), 512, 512,
-                      FitConfig(), 1000.0)
+                      LandmarkFitConfig(), 1000.0)
     problem.distance = 0.6
     log_f = np.log(1000.0)
     posed = lm(**state, jacobian=True)
@@ -153,19 +154,19 @@ def test_plan_crop_covers_the_face_and_stays_in_frame():
 
 def test_camera_conventions():
     view = camera.fixed_viewmat(0.6)
-    K = camera.intrinsics(1000.0, 512, 512)
+    K = intrinsics(1000.0, 512, 512)
     # a point in front of the face (+z) and above (+y) projects to the upper image half, centre column
     uv = camera.project(np.array([0.0, 0.05, 0.0]), view, K)
     assert np.isclose(uv[0], 256) and uv[1] < 256
     c2w = camera.opengl_camera_to_world(view)
     assert np.allclose(c2w[:3, 3], [0, 0, 0.6]) and np.allclose(c2w[:3, :3], np.eye(3))  # OpenGL: looks down −z
-    assert np.isclose(camera.fov_from_focal(camera.focal_from_fov(30.0, 640), 640), 30.0)
+    assert np.isclose(fov_from_focal(focal_from_fov(30.0, 640), 640), 30.0)
 
 
 def test_transforms_json_follows_vhap(tmp_path):
     from splattalk.tracking.export import transforms_json
 
-    K = camera.intrinsics(900.0, 512, 512)
+    K = intrinsics(900.0, 512, 512)
     data = transforms_json(K, camera.fixed_viewmat(0.7), 512, 512, 3, masks=True)
     json.dumps(data)
     for key in ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y", "frames", "timestep_indices"):
@@ -234,7 +235,7 @@ def test_landmark_model_general_embedding():
     lm = LandmarkModel(synthetic_flame_like(np.random.default_rng(8), posedirs=False))
     state["offsets"] = 0.002 * rng.normal(size=(40, 3))
     problem = Problem(lm, np.zeros((frames, 40, 2)), np.ones(frames, bool), np.ones(40), np.ones(40, bool), 512, 512,
-                      FitConfig(), 1000.0)
+                      LandmarkFitConfig(), 1000.0)
     problem.distance = 0.6
     posed = lm(**state, jacobian=True)
     uv, d_x, _ = problem.project(posed.points, np.log(1000.0), jacobian=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import threading
 from functools import lru_cache
@@ -10,16 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from splattalk.avatar.painted import build_default_avatar
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @lru_cache(maxsize=4)
 def small_avatar(num: int = 3000):
-    """The default avatar's recipe (``scripts/make_default_avatar.py``) with fewer Gaussians."""
-    spec = importlib.util.spec_from_file_location("make_default_avatar", ROOT / "scripts" / "make_default_avatar.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_default_avatar(num)
+    """The default avatar's recipe (:func:`splattalk.avatar.painted.build_default_avatar`) with fewer Gaussians."""
+    return build_default_avatar(num)
 
 
 def speech_like(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:

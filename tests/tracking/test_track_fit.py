@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from splattalk.camera import focal_from_fov, fov_from_focal, intrinsics
 from splattalk.head.default import load_default_head
+from splattalk.run import PER_FRAME
 from splattalk.tracking import camera, metrics
-from splattalk.tracking.config import FitConfig
-from splattalk.tracking.export import posed_vertices
+from splattalk.tracking.config import LandmarkFitConfig
+from splattalk.tracking.export import pose
 from splattalk.tracking.fit import fit_tracks
 
 from track_media import SAMPLE_GT
@@ -23,35 +25,30 @@ def truth():
     model = load_default_head()
     keys = ("expr", "rot", "neck", "jaw", "eyes", "transl")
     params = {k: gt[k][:FRAMES] for k in keys} | {"shape": gt["shape"]}
-    vertices, landmarks = posed_vertices(model, params)
+    vertices, landmarks = pose(model, gt["shape"], params)
     pixels = camera.project(landmarks, gt["viewmat"].astype(np.float64), gt["K"].astype(np.float64))
     return model, gt, params, vertices, pixels
 
 
 def fit(model, pixels, valid, noise=0.5, seed=0, **overrides):
     observed = pixels + np.random.default_rng(seed).normal(0, noise, pixels.shape)
-    cfg = FitConfig(**overrides)
-    return fit_tracks(model, observed, valid, 512, 512, cfg, camera.focal_from_fov(55.0, 512), progress=False)
-
-
-def as_tracks(result):
-    return {"shape": result.shape, "expr": result.expr, "rot": result.rot, "neck": result.neck, "jaw": result.jaw,
-            "eyes": result.eyes, "transl": result.transl}
+    cfg = LandmarkFitConfig(**overrides)
+    return fit_tracks(model, observed, valid, 512, 512, cfg, focal_from_fov(55.0, 512), progress=False)
 
 
 def test_recovers_known_motion(truth):
     model, gt, params, vertices, pixels = truth
     result = fit(model, pixels, np.ones(FRAMES, bool), offset_prior=0.0)
-    fitted, landmarks = posed_vertices(model, as_tracks(result))
-    view, K = result.viewmat(), camera.intrinsics(result.focal, 512, 512)
+    fitted, landmarks = pose(model, result.shape, {k: getattr(result, k) for k in PER_FRAME})
+    view, K = result.viewmat(), intrinsics(result.focal, 512, 512)
     error_px = np.linalg.norm(camera.project(landmarks, view, K) - pixels, axis=-1).mean()
     width = np.ptp(vertices[0, :, 0])
     assert error_px < 0.8, error_px  # against the noise-free truth, with 0.5 px noise in
     assert metrics.aligned_vertex_error(fitted, vertices).mean() / width < 0.01
     jaw = metrics.rotation_angle_deg(result.jaw, params["jaw"])
     assert jaw.max() < 1.5, jaw.max()
-    fov_true = camera.fov_from_focal(gt["K"][0, 0], 512)
-    assert abs(camera.fov_from_focal(result.focal, 512) - fov_true) < 0.15 * fov_true  # focal from perspective alone
+    fov_true = fov_from_focal(gt["K"][0, 0], 512)
+    assert abs(fov_from_focal(result.focal, 512) - fov_true) < 0.15 * fov_true  # focal from perspective alone
     assert np.nanmax(result.residual_px) < 1.5
 
 

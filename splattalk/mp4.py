@@ -1,4 +1,8 @@
-"""Writing mp4 files: H.264 video with AAC audio, through PyAV (its wheel bundles FFmpeg with libx264)."""
+"""Writing mp4 files: H.264 video with optional AAC audio, through PyAV (its wheel bundles FFmpeg with libx264).
+
+One writer for every mp4 splattalk makes (exports, the viewer's download, the tracker's overlay).
+PyAV is imported inside the functions: importing this module must stay cheap for ``splattalk --help``.
+"""
 
 from __future__ import annotations
 
@@ -14,29 +18,35 @@ from splattalk.atomic import atomic_path
 def write_mp4(
     path: str | Path,
     frames: Iterable[np.ndarray],
-    fps: int,
+    fps: float,
     audio: np.ndarray | None = None,
     sample_rate: int = 16000,
     crf: int = 20,
+    preset: str = "veryfast",
+    threads: int | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> int:
     """Encode frames ([H, W, 3] uint8 RGB, even sizes) and optional mono float audio [S] into ``path`` atomically.
 
     The audio is trimmed or zero-padded to the video's duration so the two
-    streams end together. Returns the number of frames written.
+    streams end together. ``threads=1`` makes the bytes identical from run to run;
+    ``metadata`` goes into the container (e.g. ``comment``). Returns the number of frames written.
     """
     import av
 
     count = 0
     with atomic_path(path) as tmp:
         with av.open(str(tmp), mode="w", format="mp4") as container:
+            container.metadata.update(metadata or {})
             video = None
             for frame in frames:
                 if video is None:
                     h, w = frame.shape[:2]
-                    video = container.add_stream("libx264", rate=fps)
+                    video = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
                     video.width, video.height = w, h
                     video.pix_fmt = "yuv420p"
-                    video.options = {"crf": str(crf), "preset": "veryfast", "movflags": "+faststart"}
+                    video.options = {"crf": str(crf), "preset": preset, "movflags": "+faststart",
+                                     **({"threads": str(threads)} if threads else {})}
                     audio_stream = None
                     if audio is not None:
                         audio_stream = container.add_stream("aac", rate=sample_rate)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    from splattalk.talk.cli import DEFAULT_MODEL
+    from splattalk.models import DEFAULT_MODEL
 
     if not DEFAULT_MODEL.is_file():
         pytest.fail(f"the built-in talk model {DEFAULT_MODEL} is missing: the demo cannot talk")
@@ -33,7 +33,7 @@ def _mouth_box(avatar, size: int) -> tuple[slice, slice]:
 
     from splattalk.avatar.model import posed_vertices
     from splattalk.head.params import HeadParams
-    from splattalk.viewer.camera import front_view
+    from splattalk.avatar.framing import front_view
 
     with torch.no_grad():
         rest = posed_vertices(avatar, HeadParams.zeros(1, avatar.head.num_expr))[0].numpy()
@@ -54,8 +54,8 @@ def test_demo_writes_a_talking_mp4(demo_run):
     from scipy.ndimage import gaussian_filter1d
 
     from splattalk.talk.corpus.speech_checks import frame_activity, frame_envelope, pause_frames
-    from splattalk.viewer.demo import SAMPLE_SPEECH
-    from splattalk.viewer.video import probe
+    from splattalk.demo import SAMPLE_SPEECH
+    from splattalk.mp4 import probe
 
     out, stdout = demo_run
     mp4 = out / "exports" / "demo.mp4"

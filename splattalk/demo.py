@@ -1,14 +1,29 @@
-"""``splattalk demo``: the whole pipeline on the embedded sample, reusing finished stages."""
+"""``splattalk demo``: the whole pipeline on the embedded sample, reusing finished stages.
+
+Imported when the command runs (``splattalk.cli`` loads it lazily); only the live viewer (viser) waits for ``--view``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
+
+import numpy as np
 
 from splattalk.assets import data_path
+from splattalk.atomic import save_npz
+from splattalk.avatar.fit import fit_run
+from splattalk.avatar.fit_config import FitConfig
+from splattalk.avatar.io import load_avatar
+from splattalk.commands import DemoCommand
 from splattalk.errors import SplattalkError
-from splattalk.viewer.commands import DemoCommand
+from splattalk.export import avatar_path, export_clip, talk_motion
+from splattalk.head.params import MOTION_FPS
+from splattalk.run import RunLayout
+from splattalk.talk.audio import load_audio
+from splattalk.tracking.config import TrackConfig
+from splattalk.tracking.run import track
+from splattalk.viewer.config import ViewConfig
 
 SAMPLE_VIDEO = data_path("sample", "sample.mp4")
 SAMPLE_SPEECH = data_path("speech", "sample_en_1.wav")
@@ -40,45 +55,32 @@ def run(cmd: DemoCommand) -> int:
         raise SplattalkError(f"the embedded sample video is missing ({SAMPLE_VIDEO}); regenerate it with `python scripts/make_sample_video.py`")
     speech = cmd.speech or SAMPLE_SPEECH
     run_dir = cmd.out
-    from splattalk.talk.audio import load_audio
+    layout = RunLayout(run_dir)
 
     audio = load_audio(speech)  # a bad --speech fails now, not after minutes of tracking and fitting
     stages = _Stages()
 
-    from splattalk.tracking.config import TrackConfig
-    from splattalk.tracking.run import track
-
-    stages.run("track", f"{SAMPLE_VIDEO.name} → {run_dir}/tracking", lambda: track(SAMPLE_VIDEO, run_dir, TrackConfig()))
-
-    from splattalk.avatar.fit import fit_run
-    from splattalk.avatar.fit_config import FitConfig
+    stages.run("track", f"{SAMPLE_VIDEO.name} → {layout.tracking_dir}", lambda: track(SAMPLE_VIDEO, run_dir, TrackConfig()))
 
     fit_cfg = FitConfig() if cmd.fit_iterations is None else dataclasses.replace(FitConfig(), iterations=cmd.fit_iterations)
-    stages.run("fit", f"Gaussian avatar → {run_dir}/avatar", lambda: fit_run(run_dir, fit_cfg))
-
-    from splattalk.avatar.io import load_avatar
-    from splattalk.atomic import save_npz
-    from splattalk.viewer.export import avatar_path, export_clip, talk_motion
-
-    import numpy as np
+    stages.run("fit", f"Gaussian avatar → {layout.avatar_dir}", lambda: fit_run(run_dir, fit_cfg))
 
     avatar = load_avatar(avatar_path(run_dir))
-    motion_path = run_dir / "talk" / f"{speech.stem}.npz"
+    motion_path = layout.motion(speech.stem)
 
     def talk():
         motion = talk_motion(audio, avatar.model_id, None, None, seed=0)
-        save_npz(motion_path, motion=motion, fps=np.int32(25), head_model=np.str_(avatar.model_id))
+        save_npz(motion_path, motion=motion, fps=np.int32(MOTION_FPS), head_model=np.str_(avatar.model_id))
         return motion
 
     motion = stages.run("talk", f"{speech.name} → {motion_path}", talk)
-    mp4 = run_dir / "exports" / "demo.mp4"
+    mp4 = layout.export("demo")
     stages.run("export", f"→ {mp4}", lambda: export_clip(avatar, motion, mp4, audio))
     print("\n" + stages.summary())
     print(f"\nthe talking-head video: {mp4}")
     if cmd.view:
-        from splattalk.viewer.commands import ViewCommand
-        from splattalk.viewer.server import run as run_viewer
+        from splattalk.viewer.server import run as run_viewer  # lazy: viser
 
         print(f"opening the live viewer on http://{cmd.host}:{cmd.port} (Ctrl-C to stop)")
-        return run_viewer(ViewCommand(run=run_dir, host=cmd.host, port=cmd.port))
+        return run_viewer(ViewConfig(run=run_dir, host=cmd.host, port=cmd.port))
     return 0

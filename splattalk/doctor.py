@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-from dataclasses import dataclass
 
 from splattalk import assets
-
-
-@dataclass(frozen=True)
-class DoctorCommand:
-    """Report which head models, checkpoints, backends and media tools were found."""
-
-    check_files: bool = True
-    """Open the user-supplied files and validate them (slower; off: only look for them)."""
+from splattalk.commands import DoctorCommand
+from splattalk.errors import SplattalkError
 
 
 def _line(ok: bool, name: str, detail: str) -> str:
@@ -99,8 +92,6 @@ def _cuda() -> str | None:
 
 
 def _validate(asset: assets.UserAsset, path) -> str:
-    from splattalk.errors import SplattalkError
-
     try:
         if asset.key == "flame" and path.suffix == ".pkl":
             from splattalk.head import flame

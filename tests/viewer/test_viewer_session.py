@@ -291,7 +291,7 @@ def test_text_to_speech(res, tmp_path):
 
 
 def test_export_offers_an_mp4_with_both_streams(res, tmp_path):
-    from splattalk.viewer.video import probe
+    from splattalk.mp4 import probe
 
     s, view = new_session(res, tmp_path)
     assert s.export() is None and "Nothing to export" in view.notes[-1][0]
@@ -321,15 +321,15 @@ def test_load_resources_refuses_a_mismatched_talk_model(tmp_path):
     from splattalk.errors import SplattalkError
     from splattalk.talk.checkpoint import save_talk_checkpoint
     from splattalk.viewer.server import load_resources
-    from splattalk.viewer.commands import ViewCommand
+    from splattalk.viewer.config import ViewConfig
 
     from talk_helpers import TINY_W2V
 
     path = tmp_path / "flame_model.safetensors"
     save_talk_checkpoint(random_model(TINY_W2V), path)
     with pytest.raises(SplattalkError, match="flame2020"):
-        load_resources(ViewCommand(checkpoint=path), log=lambda *a, **k: None)
-    res = load_resources(ViewCommand(loudness_only=True), log=lambda *a, **k: None)
+        load_resources(ViewConfig(checkpoint=path), log=lambda *a, **k: None)
+    res = load_resources(ViewConfig(loudness_only=True), log=lambda *a, **k: None)
     assert res.avatar.gaussians.num == 20_000 and "sample_en_1.wav" in res.samples
     assert isinstance(res.streams(None), LoudnessStream)
     assert Path(res.samples["sample_en_1.wav"]).is_file()

@@ -11,7 +11,7 @@ import pytest
 from splattalk.errors import SplattalkError
 from splattalk.head.default import load_default_head
 from splattalk.tracking.config import TrackConfig
-from splattalk.tracking.export import load_tracks
+from splattalk.run import Tracks
 from splattalk.tracking.metrics import evaluate
 from splattalk.tracking.run import track
 
@@ -30,7 +30,7 @@ def sample_run(tmp_path_factory):
 
 def test_sample_clip_meets_the_accuracy_targets(sample_run):
     run, summary = sample_run
-    tracks = load_tracks(run / "tracking" / "tracks.npz")
+    tracks = Tracks.load(run / "tracking" / "tracks.npz")
     with np.load(SAMPLE_GT) as data:
         truth = {k: data[k] for k in data.files}
     m = evaluate(tracks, truth, load_default_head())
@@ -54,19 +54,19 @@ def test_run_folder_layout(sample_run):
     assert frame.shape == (512, 512, 3) and mask.shape == (512, 512)
     assert mask[250:300, 230:280].mean() > 200 and mask[:20, :20].mean() < 30  # head vs background corner
 
-    tracks = load_tracks(run / "tracking" / "tracks.npz")
+    tracks = Tracks.load(run / "tracking" / "tracks.npz")
     sizes = {"expr": 26, "jaw": 3, "neck": 3, "rot": 3, "transl": 3, "eyes": 6}
     for key, size in sizes.items():
-        assert tracks[key].shape == (count, size) and np.isfinite(tracks[key]).all(), key
-    assert tracks["shape"].shape == (16,) and tracks["K"].shape == (3, 3) and tracks["viewmat"].shape == (4, 4)
-    assert tracks["static_offset"].shape == (4666, 3)
-    assert int(tracks["width"]) == int(tracks["height"]) == 512 and float(tracks["fps"]) == 25.0
-    assert tracks["head_model"] == "default-head-v1"
-    assert tracks["valid"].all() and not tracks["interpolated"].any()
+        assert getattr(tracks, key).shape == (count, size) and np.isfinite(getattr(tracks, key)).all(), key
+    assert tracks.shape.shape == (16,) and tracks.K.shape == (3, 3) and tracks.viewmat.shape == (4, 4)
+    assert tracks.static_offset.shape == (4666, 3)
+    assert tracks.width == tracks.height == 512 and tracks.fps == 25.0
+    assert tracks.head_model == "default-head-v1"
+    assert tracks.valid.all() and not tracks.interpolated.any()
 
     transforms = json.loads((run / "tracking" / "transforms.json").read_text())
     assert len(transforms["frames"]) == count and transforms["w"] == 512
-    assert np.isclose(transforms["fl_x"], tracks["K"][0, 0])
+    assert np.isclose(transforms["fl_x"], tracks.K[0, 0])
     for item in transforms["frames"][:3]:
         assert (run / "tracking" / item["file_path"]).is_file() and (run / "tracking" / item["fg_mask_path"]).is_file()
         with np.load(run / "tracking" / item["flame_param_path"]) as params:
@@ -94,7 +94,7 @@ def test_rerun_resumes_and_recovers(tmp_path):
     third = track(video, run, TrackConfig(head="default"), progress=False)
     assert "landmarks: reused" in third["notes"]
     assert "frames: reused" not in third["notes"] and "fit: reused" not in third["notes"]
-    assert (run / "frames" / "000005.jpg").is_file() and load_tracks(path)["expr"].shape == (12, 26)
+    assert (run / "frames" / "000005.jpg").is_file() and Tracks.load(path).expr.shape == (12, 26)
     # other fit settings: only the fit and what follows are redone
     fourth = track(video, run, TrackConfig(head="default", fit=TrackConfig().fit.__class__(smooth_expr=1.0)),
                    progress=False)
@@ -182,7 +182,7 @@ def test_rotated_portrait_phone_video(tmp_path):
     run = tmp_path / "run"
     summary = track(video, run, TrackConfig(head="default", overlay=False, masks=False), progress=False)
     assert summary["source"]["rotation"] in (90, 270) and summary["faces_found"] == 6
-    lmk = load_tracks(run / "tracking" / "tracks.npz")["landmarks2d"][0]
+    lmk = Tracks.load(run / "tracking" / "tracks.npz").landmarks2d[0]
     assert lmk[[33, 263], 1].mean() < lmk[[13, 14], 1].mean()  # upright: eyes above the mouth
 
 
@@ -197,7 +197,7 @@ def test_variable_frame_rate_video(tmp_path):
 
 
 def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
-    from splattalk.viewer.cli import main
+    from splattalk.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["track", str(tmp_path / "missing.mp4"), "--run", str(tmp_path / "run")])

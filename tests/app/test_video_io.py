@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from splattalk.viewer.video import probe, write_mp4
+from splattalk.mp4 import probe, write_mp4
 
 
 def test_mp4_has_h264_and_aac_of_equal_length(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 
 from splattalk.head.default import load_default_head
 from splattalk.tracking.config import TrackConfig
-from splattalk.tracking.export import load_tracks, posed_vertices
+from splattalk.run import Tracks
+from splattalk.tracking.export import posed_vertices
 from splattalk.tracking.run import track
 
 
@@ -34,13 +35,13 @@ def test_photo_is_tracked(tmp_path, name):
     run = tmp_path / name
     summary = track(path, run, TrackConfig(head="default"), progress=False)
     assert summary["frames"] == 1 and summary["faces_found"] == 1
-    tracks = load_tracks(run / "tracking" / "tracks.npz")
+    tracks = Tracks.load(run / "tracking" / "tracks.npz")
     model = load_default_head()
     _, landmarks = posed_vertices(model, tracks)
-    view, K = tracks["viewmat"].astype(np.float64), tracks["K"].astype(np.float64)
+    view, K = tracks.viewmat.astype(np.float64), tracks.K.astype(np.float64)
     cam = landmarks[0] @ view[:3, :3].T + view[:3, 3]
     fitted = cam[:, :2] / cam[:, 2:] * np.diag(K)[:2] + K[:2, 2]
-    detected = tracks["landmarks2d"][0]
+    detected = tracks.landmarks2d[0]
     assert np.linalg.norm(fitted - detected, axis=-1).mean() < 3.0  # the mesh sits on the face
     # the fitted face covers the detected one: boxes overlap almost entirely
     lo = np.maximum(fitted.min(0), detected.min(0))

@@ -1,0 +1,122 @@
+"""``splattalk export``: render the avatar speaking into an mp4 with sound.
+
+Imported when the command runs (``splattalk.cli`` loads it lazily), so torch and the
+talk model's modules are imported at the top. The orchestration only: speech → motion (the talk model, :func:`talk_motion`), motion →
+frames (:func:`splattalk.avatar.sequence.render_sequence`), frames + speech → mp4
+(:func:`splattalk.mp4.write_mp4`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from splattalk.avatar.io import load_avatar
+from splattalk.avatar.sequence import render_sequence
+from splattalk.commands import ExportCommand
+from splattalk.errors import SplattalkError
+from splattalk.head.params import MOTION_FPS, HeadParams, resample_motion, scale_motion
+from splattalk.models import check_head_model, default_threads, resolve_model
+from splattalk.mp4 import write_mp4
+from splattalk.run import RunLayout, Tracks
+from splattalk.talk.audio import load_audio
+from splattalk.talk.inference import generate
+from splattalk.talk.style import load_style_clip
+
+
+def avatar_path(run: Path) -> Path:
+    """A command's RUN argument (a run folder, or an avatar .safetensors file) → the avatar file."""
+    return run if run.suffix == ".safetensors" else RunLayout(run).avatar
+
+
+def tracks_path(run: Path) -> Path | None:
+    """The tracks of a command's RUN argument (see :func:`avatar_path`), or None when it was not tracked."""
+    path = RunLayout.of_avatar(run).tracks
+    return path if path.is_file() else None
+
+
+def load_motion(path: Path, head_model: str) -> np.ndarray:
+    """The motion [T, D] of a ``splattalk talk`` .npz, checked against the avatar's ``head_model``."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            motion = np.asarray(data["motion"], np.float32)
+            source_model = str(data["head_model"]) if "head_model" in data.files else None
+    except (OSError, ValueError, KeyError) as err:
+        raise SplattalkError(f"cannot read motion from {path} ({err}); make one with `splattalk talk AUDIO --out {path}`") from None
+    if source_model is not None and source_model != head_model:
+        raise SplattalkError(f"{path} is motion for head model {source_model!r}, but the avatar uses {head_model!r}")
+    return motion
+
+
+def talk_motion(audio: np.ndarray, head_model: str, checkpoint: Path | None, style_path: Path | None, seed: int) -> np.ndarray:
+    """Speech [S] at 16 kHz → motion [T, D] with the default (or given) talk model."""
+    model = resolve_model(checkpoint)
+    check_head_model(model, head_model)
+    threads = default_threads(model)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    style = load_style_clip(style_path, model.cfg.motion_dim, model.cfg.style_frames) if style_path else None
+    return generate(model, audio, style=style, seed=seed, progress=True)
+
+
+def export_clip(
+    avatar,
+    motion: np.ndarray,
+    out: Path,
+    audio: np.ndarray | None = None,
+    *,
+    resolution: int = 512,
+    fps: int = MOTION_FPS,
+    camera: str = "front",
+    background=(1.0, 1.0, 1.0),
+    tracks: HeadParams | None = None,
+    tracked_camera=None,
+    backend: str = "auto",
+    progress: bool = True,
+) -> int:
+    """Render ``motion`` [T, E+6] (25 fps) on ``avatar`` into ``out`` with ``audio`` (16 kHz) muxed. Returns frames written."""
+    if resolution % 2:
+        raise SplattalkError(f"--resolution must be even for H.264 (got {resolution})")
+    if camera == "tracked" and tracked_camera is None:
+        raise SplattalkError("--camera tracked needs the run's tracking (RUN/tracking/tracks.npz)")
+    motion = resample_motion(motion, MOTION_FPS, fps)
+    base = tracks.slice(0) if (camera == "tracked" and tracks is not None) else None
+    params = HeadParams.from_motion(motion, base=base)
+    frames = render_sequence(avatar, params, resolution, camera=camera, background=background, tracked=tracked_camera,
+                             fps=fps, backend=backend)
+    if progress:
+        frames = tqdm(frames, total=len(params), desc="export", unit="frame")
+    return write_mp4(out, frames, fps, audio)
+
+
+def run(cmd: ExportCommand) -> int:
+    if cmd.audio is None and cmd.motion is None:
+        raise SplattalkError("give --audio (speech to speak) or --motion (a motion .npz), or both")
+    avatar = load_avatar(avatar_path(cmd.run))
+    audio = None
+    if cmd.audio is not None:
+        audio = load_audio(cmd.audio)
+    start = time.perf_counter()
+    if cmd.motion is not None:
+        motion = load_motion(cmd.motion, avatar.model_id)
+    else:
+        motion = talk_motion(audio, avatar.model_id, cmd.checkpoint, cmd.style, cmd.seed)
+    motion = scale_motion(motion, avatar.head.num_expr, cmd.expression_scale, cmd.head_motion_scale)
+    tracks, tracked_camera = None, None
+    tracks_file = tracks_path(cmd.run)
+    if tracks_file is not None:
+        run_tracks = Tracks.load(tracks_file)
+        tracks, tracked_camera = HeadParams(**run_tracks.per_frame()), run_tracks.camera
+    name = (cmd.audio or cmd.motion).stem
+    out = cmd.out or (cmd.run if cmd.run.is_dir() else cmd.run.parent) / "exports" / f"{name}.mp4"
+    n = export_clip(
+        avatar, motion, out, audio, resolution=cmd.resolution, fps=cmd.fps, camera=cmd.camera,
+        background=cmd.background, tracks=tracks, tracked_camera=tracked_camera, backend=cmd.backend,
+    )
+    elapsed = time.perf_counter() - start
+    print(f"wrote {out}: {n} frames at {cmd.fps} fps ({n / cmd.fps:.1f} s) in {elapsed:.1f} s ({n / elapsed:.1f} frames/s)")
+    return 0

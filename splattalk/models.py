@@ -1,0 +1,66 @@
+"""Which talk model a command uses: ``--checkpoint`` if given, else the built-in one.
+
+One resolution for ``splattalk talk``, ``splattalk export``, the demo and the live
+viewer. Light at import (the talk package's ``__init__`` is a docstring); the model
+code and torch load when a model is resolved.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+from splattalk import assets
+from splattalk.errors import SplattalkError
+
+DEFAULT_MODEL = Path(str(files("splattalk.talk") / "assets" / "default_talk.safetensors"))
+"""Our default talk model (trained by scripts/train_default_talk.py, shipped with the package)."""
+STYLES_DIR = DEFAULT_MODEL.parent / "styles"
+"""Style clips (``*.npz``, motion [50, D]) of the built-in model, offered by the viewer."""
+
+
+def resolve_model(checkpoint: Path | None, *, required: bool = True, log=None):
+    """The talk model of ``checkpoint`` (official ``ARTalk_wav2vec.pt`` or one of ours), else the built-in one.
+
+    Without a checkpoint and without the built-in model: raise a :class:`SplattalkError` saying what to do, or,
+    when not ``required`` (the viewer, which can fall back to loudness-driven motion), warn through ``log`` and
+    return None.
+    """
+    from splattalk.talk import checkpoint as ckpt  # lazy: torch
+
+    if checkpoint is not None:
+        return ckpt.load_checkpoint(checkpoint)
+    if DEFAULT_MODEL.is_file():
+        return ckpt.load_talk_checkpoint(DEFAULT_MODEL)
+    official = assets.ARTALK_CHECKPOINT.find()
+    hint = f" Found an official checkpoint at {official}: pass --checkpoint {official}." if official else (
+        " Or pass --checkpoint ARTalk_wav2vec.pt (the official model; needs FLAME 2020 to render).")
+    message = (f"the built-in talk model {DEFAULT_MODEL} is not there yet (it is trained by "
+               f"scripts/train_default_talk.py and shipped with the package).{hint}")
+    if required:
+        raise SplattalkError(message)
+    (log or print)(f"warning: {message} Without it the jaw only follows the speech's loudness.", file=sys.stderr)
+    return None
+
+
+def check_head_model(model, head_model: str, motion_dim: int | None = None) -> None:
+    """Raise unless ``model`` makes motion for an avatar of ``head_model`` (with ``motion_dim`` values a frame)."""
+    cfg = model.cfg
+    if cfg.head_model == head_model and (motion_dim is None or cfg.motion_dim == motion_dim):
+        return
+    if cfg.head_model == "flame2020" and head_model != "flame2020":
+        hint = "the official ARTalk checkpoint needs an avatar fitted with FLAME 2020"
+    else:
+        hint = "pass a matching --checkpoint"
+    raise SplattalkError(f"the talk model makes motion for head model {cfg.head_model!r} ({cfg.motion_dim} values a "
+                         f"frame) but the avatar uses {head_model!r}" + (f" ({motion_dim})" if motion_dim else "")
+                         + f": {hint}")
+
+
+def default_threads(model, threads: int | None = None) -> int | None:
+    """CPU threads for torch: ``threads`` if given, else 1 for our small models (they gain nothing from more),
+    None (torch's default) for the official wav2vec2 model."""
+    if threads is not None:
+        return max(1, threads)
+    return 1 if model.cfg.audio_encoder != "wav2vec2" else None

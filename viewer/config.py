@@ -1,0 +1,42 @@
+"""Settings of the live viewer (light: no viser/torch at import, so ``splattalk --help`` is instant)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tyro.conf import Positional
+
+DEFAULT_PORT = 8080
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """Live viewer: a viser server where the avatar talks, with sound, in any browser."""
+
+    run: Positional[Path | None] = None
+    """Run folder with avatar/avatar.safetensors (and tracking/tracks.npz); default: the embedded default avatar."""
+    host: str = "127.0.0.1"
+    """Interface to bind; 0.0.0.0 exposes the viewer to the network (anyone who can reach it can upload audio)."""
+    port: int = DEFAULT_PORT
+    """TCP port of the web page."""
+    checkpoint: Path | None = None
+    """Talk model: one of our .safetensors or the official ARTalk_wav2vec.pt; default: the built-in model."""
+    loudness_only: bool = False
+    """Skip the talk model: the jaw only follows the speech's loudness (also the fallback when no model is installed)."""
+    max_upload_mb: float = 50.0
+    """Uploads larger than this are refused before any byte is kept."""
+    max_audio_minutes: float = 15.0
+    """Longest speech accepted (uploads, samples and text)."""
+    max_text_chars: int = 600
+    """Longest text the text-to-speech box accepts."""
+    scene_scale: float = 10.0
+    """Scene units per metre. viser sends covariances as float16; a metre-scale head's (~1e-6 m²) would underflow."""
+    latency_ms: float = 30.0
+    """How far ahead of the browser's audio clock frames are sent (network + render delay)."""
+    export_resolution: int = 512
+    """Side of the square video the "export mp4" button renders."""
+    max_export_seconds: float = 120.0
+    """Longest clip the "export mp4" button renders (the CPU renders ~10 frames/s; use `splattalk export` beyond)."""
+    threads: int | None = None
+    """CPU threads for torch (default: 1 for our small talk models, torch's default for the official one)."""
