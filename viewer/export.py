@@ -78,7 +78,7 @@ def render_frames(avatar, params: HeadParams, viewmats: np.ndarray, ks: np.ndarr
     import torch
 
     from splattalk.avatar.model import animate
-    from splattalk.avatar.render import rasterize
+    from splattalk.avatar.raster import rasterize
 
     bg = torch.tensor(background, dtype=torch.float32)
     with torch.no_grad():

@@ -74,7 +74,7 @@ def render_clip(avatar, motion: np.ndarray, audio: np.ndarray, out: Path, size: 
                 head_scale: float = 1.0, cancelled=lambda: False) -> int:  # fmt: skip
     """Render motion ``[T, E + 6]`` (scaled like the live view) with a front camera to ``out`` (H.264 + AAC of ``audio``).
 
-    Built from ``viewer/export.py``'s frame renderer (``avatar.render.rasterize``: gsplat on CUDA, the CPU
+    Built from ``viewer/export.py``'s frame renderer (``avatar.raster.rasterize``: gsplat on CUDA, the CPU
     backend here); stops, raising :class:`_Cancelled`, as soon as ``cancelled()`` is true.
     """
     import torch

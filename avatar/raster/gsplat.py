@@ -3,7 +3,7 @@
 gsplat is imported here, lazily, only when this backend is chosen. It is an optional
 dependency (``pip install 'splattalk[gpu]'``; its wheel forgets to declare ``packaging``).
 We call it in "classic" mode, unpacked, with the same near/far/eps2d as the other
-backends; "RGB+D" gives the accumulated depth that :mod:`render` turns into expected depth.
+backends; "RGB+D" gives the accumulated depth that :mod:`.api` turns into expected depth.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def gsplat_available() -> bool:
     if not torch.cuda.is_available():
         return False
     try:
-        import gsplat  # noqa: F401
+        import gsplat  # noqa: F401  (lazy: gsplat is the optional [gpu] extra)
     except Exception:
         return False
     return True
@@ -32,7 +32,7 @@ def require_gsplat():
             "Use backend='cpu' (or 'auto', which picks the CPU backend on this machine)."
         )
     try:
-        import gsplat
+        import gsplat  # lazy: gsplat is the optional [gpu] extra
     except Exception as exc:  # ImportError, or a failed CUDA extension build
         raise SplattalkError(
             f"The 'gsplat' rasterizer backend could not import gsplat ({exc}). "
@@ -60,7 +60,7 @@ def render_gsplat(
     eps2d: float,
     batched: bool,
 ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor]:
-    """Same contract as :func:`raster_reference.render_reference` (CUDA tensors)."""
+    """Same contract as :func:`.reference.render_reference` (CUDA tensors)."""
     gsplat = require_gsplat()
     renders, alphas, meta = gsplat.rasterization(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height,

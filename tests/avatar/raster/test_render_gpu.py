@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from render_scenes import HEIGHT, PARAMS, WIDTH, cosine, intrinsics, leaves, random_scene, weights
+from render_scenes import PARAMS, cosine, leaves, weights
 
-from splattalk.avatar.raster_gsplat import gsplat_available
-from splattalk.avatar.render import rasterize
+from splattalk.avatar.raster import rasterize
+from splattalk.avatar.raster.gsplat import gsplat_available
+from splattalk.avatar.raster.scenes import HEIGHT, WIDTH, random_scene, scene_K
 
 pytestmark = [
     pytest.mark.gpu,
@@ -23,7 +24,7 @@ def run(scene, backend, device, sh_degree=None):
     p = {k: v.detach().requires_grad_(True) for k, v in p.items()}
     rgb, alpha, depth, info = rasterize(
         p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], p["viewmat"],
-        intrinsics().to(device), WIDTH, HEIGHT, p["background"], backend=backend,
+        scene_K().to(device), WIDTH, HEIGHT, p["background"], backend=backend,
         sh_degree=sh_degree, return_depth=True, return_info=True,
     )  # fmt: skip
     loss = (rgb * weights(rgb.shape, 1).to(device)).sum() + (alpha * weights(alpha.shape, 2).to(device)).sum()

@@ -1,4 +1,5 @@
-"""Pieces of the avatar fit: metrics, densification and pruning, optimizer surgery, initialisation."""
+"""Pieces of the avatar fit: metrics, densification and pruning (and their schedule), optimizer surgery,
+initialisation."""
 
 import math
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from splattalk.avatar.binding import BoundGaussians
-from splattalk.avatar.densify import SPLIT_SHRINK, DensifyStats, densify, prune
+from splattalk.avatar.densify import SPLIT_SHRINK, DensifyStats, DensifyStrategy, densify, prune
 from splattalk.avatar.metrics import psnr, ssim
 from splattalk.avatar.optim import GaussianParams
 
@@ -129,6 +130,43 @@ def test_prune_removes_transparent_and_oversized():
     removed = prune(params, torch.ones(4), head_size=100.0, min_opacity=0.005, max_size_fraction=0.1)
     assert removed == 2 and params.num == 4
     assert params.parent.tolist() == [0, 2, 3, 1]
+
+
+def _render_info(n: int, grad: float) -> dict:
+    """What rasterize(..., return_info=True) hands the strategy: every Gaussian seen, the same pixel gradient."""
+    means2d = torch.zeros(n, 2, requires_grad=True)
+    means2d.grad = torch.full((n, 2), grad)
+    return {"means2d": means2d, "radii": torch.ones(n, dtype=torch.int32), "width": 2, "height": 2}
+
+
+def test_strategy_grows_on_its_schedule_then_only_prunes():
+    params = make_params()
+    strategy = DensifyStrategy(torch.ones(4), 100.0, torch.Generator().manual_seed(0), max_count=100, densify_from=4,
+                               densify_until=6, every=2, grad_threshold=0.5, dense_fraction=0.5, prune_opacity=0.005,
+                               prune_size=0.1)
+    strategy.initialize(params.num)
+    counts = []
+    for step in range(1, 9):
+        done = strategy.step_post_backward(params, step, _render_info(params.num, 1.0))
+        counts.append((params.num, done["cloned"]))
+    # step 2: too early to grow (prunes only); steps 4 and 6 clone every Gaussian; after step 6 nothing grows
+    assert counts == [(6, 0), (6, 0), (6, 0), (12, 6), (12, 0), (24, 12), (24, 0), (24, 0)]
+    assert strategy.stats.count.tolist() == [0.0] * 24  # restarted at step 6 and not accumulated since
+    params.tensors["opacity_logits"].data[:3] = -8.0  # pruning goes on after the growth phase
+    assert strategy.step_post_backward(params, 10, _render_info(params.num, 1.0))["pruned"] == 3
+    assert params.num == 21
+
+
+def test_strategy_state_round_trips():
+    params = make_params()
+    args = dict(max_count=100, densify_from=4, densify_until=6, every=2, grad_threshold=0.5, dense_fraction=0.5,
+                prune_opacity=0.005, prune_size=0.1)
+    strategy = DensifyStrategy(torch.ones(4), 100.0, torch.Generator(), **args)
+    strategy.initialize(params.num)
+    strategy.step_post_backward(params, 1, _render_info(params.num, 0.25))
+    again = DensifyStrategy(torch.ones(4), 100.0, torch.Generator(), **args)
+    again.load_state_dict(strategy.state_dict())
+    assert torch.equal(again.stats.grad_sum, strategy.stats.grad_sum) and again.stats.count.tolist() == [1.0] * 6
 
 
 def test_initial_gaussians_cover_carrying_triangles_area_uniformly():
