@@ -6,11 +6,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from skimage.metrics import structural_similarity
 
 from splattalk.avatar.binding import BoundGaussians
 from splattalk.avatar.densify import SPLIT_SHRINK, DensifyStats, DensifyStrategy, densify, prune
+from splattalk.avatar.init import face_regions, fill_unseen, sample_points
 from splattalk.avatar.metrics import psnr, ssim
 from splattalk.avatar.optim import GaussianParams
+from splattalk.head.default import load_default_head
 
 LRS = {"local_means": 0.01, "local_quats": 0.001, "log_scales": 0.01, "opacity_logits": 0.05, "sh_dc": 0.005, "sh_rest": 0.0002}
 
@@ -35,8 +38,6 @@ def adam_step(params: GaussianParams) -> None:
 
 
 def test_metrics_match_skimage():
-    from skimage.metrics import structural_similarity
-
     rng = np.random.default_rng(0)
     a = rng.random((40, 50, 3)).astype(np.float32)
     b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1).astype(np.float32)
@@ -170,9 +171,6 @@ def test_strategy_state_round_trips():
 
 
 def test_initial_gaussians_cover_carrying_triangles_area_uniformly():
-    from splattalk.avatar.init import face_regions, sample_points
-    from splattalk.head.default import load_default_head
-
     head = load_default_head()
     carry, region = face_regions(head)
     faces = head.faces_np
@@ -201,8 +199,6 @@ def test_initial_gaussians_cover_carrying_triangles_area_uniformly():
 
 
 def test_unseen_points_borrow_colours_from_their_own_region():
-    from splattalk.avatar.init import fill_unseen
-
     pos = np.array([[0, 0, 0], [1, 0, 0], [0.1, 0, 0], [0.9, 0, 0]], float)
     colors = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0]], float)
     seen = np.array([True, True, False, False])
