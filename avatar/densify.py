@@ -150,6 +150,8 @@ class DensifyStrategy:
     def step_post_backward(self, params: GaussianParams, step: int, info: dict) -> dict[str, int]:
         """After ``loss.backward()`` and the optimizer step of iteration ``step`` (1-based).
 
+        (gsplat calls its hook of this name before the step; here densification edits the stepped
+        Gaussians, as every fit so far did. The gradients it reads are the same either way.)
         ``info`` is ``rasterize(..., return_info=True)``'s: ``means2d`` (with its ``.grad``), ``radii``,
         ``width``, ``height``. Returns what changed: ``cloned``, ``split``, ``pruned`` (zeros when nothing ran).
         """
