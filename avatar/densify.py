@@ -8,12 +8,16 @@ small ones are cloned (a copy on the same triangle), large ones split into two
 smaller ones sampled from their own distribution. Nearly transparent or
 oversized Gaussians are pruned. A cap bounds the count: when it would be
 exceeded, only the strongest candidates grow.
+
+:class:`DensifyStrategy` holds the accumulators and the schedule; the fit loop
+only calls its hook each iteration (gsplat's ``strategy`` pattern), so another
+density-control rule is another class with the same hook.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -104,3 +108,71 @@ def prune(params: GaussianParams, face_size: torch.Tensor, head_size: float, *, 
     if drop.any():
         params.edit_rows(~drop)
     return int(drop.sum())
+
+
+@dataclass
+class DensifyStrategy:
+    """3DGS's schedule of :func:`densify` and :func:`prune`, with its gradient accumulators.
+
+    Every ``every`` iterations up to ``densify_until`` it clones/splits (from
+    ``densify_from`` on), prunes, and restarts the accumulators; after that it only prunes.
+    """
+
+    face_size: torch.Tensor
+    """[F] triangle sizes on the rest mesh (Gaussian sizes are relative to their triangle)"""
+    head_size: float
+    """diagonal of the carrying part of the rest mesh (metres): size thresholds are fractions of it"""
+    generator: torch.Generator
+    """draws the split children's positions (the fit shares its frame sampler's, so a checkpoint restores both)"""
+    max_count: int
+    """cap on the number of Gaussians"""
+    densify_from: int
+    """first iteration that may clone/split"""
+    densify_until: int
+    """last iteration that accumulates gradients and may clone/split"""
+    every: int
+    """iterations between densification/pruning steps"""
+    grad_threshold: float
+    """mean NDC positional gradient above which a Gaussian grows"""
+    dense_fraction: float
+    """Gaussians up to this fraction of the head size are cloned, larger ones split"""
+    prune_opacity: float
+    """Gaussians below this opacity are removed"""
+    prune_size: float
+    """Gaussians above this fraction of the head size are removed"""
+    stats: DensifyStats = field(default_factory=lambda: DensifyStats.zeros(0))
+    """gradient accumulators since the last densification step"""
+
+    def initialize(self, n: int) -> None:
+        """Start empty accumulators for ``n`` Gaussians (a fresh fit)."""
+        self.stats = DensifyStats.zeros(n)
+
+    def step_post_backward(self, params: GaussianParams, step: int, info: dict) -> dict[str, int]:
+        """After ``loss.backward()`` and the optimizer step of iteration ``step`` (1-based).
+
+        (gsplat calls its hook of this name before the step; here densification edits the stepped
+        Gaussians, as every fit so far did. The gradients it reads are the same either way.)
+        ``info`` is ``rasterize(..., return_info=True)``'s: ``means2d`` (with its ``.grad``), ``radii``,
+        ``width``, ``height``. Returns what changed: ``cloned``, ``split``, ``pruned`` (zeros when nothing ran).
+        """
+        done = {"cloned": 0, "split": 0, "pruned": 0}
+        growing = step <= self.densify_until
+        if growing:
+            self.stats.accumulate(info["means2d"].grad, info["radii"], info["width"], info["height"])
+        if step % self.every != 0:
+            return done
+        if growing and step >= self.densify_from:
+            done.update(densify(params, self.stats, self.face_size, self.head_size, grad_threshold=self.grad_threshold,
+                                dense_fraction=self.dense_fraction, max_count=self.max_count,
+                                generator=self.generator))
+        done["pruned"] = prune(params, self.face_size, self.head_size, min_opacity=self.prune_opacity,
+                               max_size_fraction=self.prune_size)
+        if growing:
+            self.stats = DensifyStats.zeros(params.num)
+        return done
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"grad_sum": self.stats.grad_sum, "count": self.stats.count}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.stats = DensifyStats(state["grad_sum"], state["count"])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
+from splattalk.atomic import write_bytes
 from splattalk.avatar.metrics import psnr, ssim
 from splattalk.avatar.view import render_gaussians
 
@@ -48,10 +50,6 @@ def preview_rows(truth: list[np.ndarray], renders: list[np.ndarray]) -> np.ndarr
 
 def write_preview(path: Path, f, params, background: torch.Tensor, count: int = 3) -> None:
     """truth | render | error for ``count`` held-out frames (first, middle, last) as one PNG."""
-    import cv2
-
-    from splattalk.atomic import write_bytes
-
     test = f.data.test_ids
     picks = test[np.linspace(0, len(test) - 1, min(count, len(test))).round().astype(int)]
     truth = [f.data.target(int(i)).numpy() for i in picks]

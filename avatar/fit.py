@@ -4,11 +4,11 @@ Each iteration renders one training frame: the frame's tracked parameters pose
 the mesh, the mesh poses the Gaussians (``avatar.binding``), the rasterizer
 (gsplat on CUDA, our CPU kernels otherwise) draws them over the background, and
 L1 + 0.2·D-SSIM against the masked frame plus the binding regularisers is
-minimised with Adam. Densification clones/splits and prunes Gaussians on a
-schedule. The last 10 % of frames never train: PSNR/SSIM on them go to
-``RUN/avatar/metrics.json``. Checkpoints make the stage resumable (see
-``avatar.checkpoint``); outputs are ``avatar.safetensors``, ``canonical.ply`` and
-``config.json`` in ``RUN/avatar/``.
+minimised with Adam; a density-control strategy (``avatar.densify.DensifyStrategy``)
+then clones/splits and prunes Gaussians on its schedule. The last 10 % of frames
+never train: PSNR/SSIM on them go to ``RUN/avatar/metrics.json``. Checkpoints make
+the stage resumable (see ``avatar.checkpoint``); outputs are ``avatar.safetensors``,
+``canonical.ply`` and ``config.json`` in ``RUN/avatar/``.
 """
 
 from __future__ import annotations
@@ -20,25 +20,30 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
-from splattalk.atomic import write_json
+from splattalk.atomic import save_npz, write_json
 from splattalk.avatar import checkpoint as ckpt
 from splattalk.avatar.binding import face_frames, pose_gaussians
 from splattalk.avatar.dataset import FitData, load_run
-from splattalk.avatar.densify import DensifyStats, densify, prune
+from splattalk.avatar.densify import DensifyStrategy
 from splattalk.avatar.evaluate import evaluate, write_preview
 from splattalk.avatar.fit_config import FitConfig
 from splattalk.avatar.init import face_regions, initial_gaussians
+from splattalk.avatar.io import load_head_model, save_avatar, save_ply
 from splattalk.avatar.losses import binding_regularizer, photometric
+from splattalk.avatar.model import Avatar, animate
 from splattalk.avatar.optim import GaussianParams
 from splattalk.avatar.refine import FrameCorrections
 from splattalk.avatar.view import Camera, render_gaussians
 from splattalk.errors import SplattalkError
+from splattalk.head.params import HeadParams
 from splattalk.run import PER_FRAME, RunLayout
 
 CPU_MAX_GAUSSIANS = 25_000
@@ -84,8 +89,6 @@ class Fitting:
 
 
 def prepare(run_dir: Path, cfg: FitConfig, progress: bool) -> Fitting:
-    from splattalk.avatar.io import load_head_model
-
     device = resolve_device(cfg)
     if not 0 < cfg.holdout_fraction < 1:
         raise SplattalkError(f"--holdout-fraction must be between 0 and 1, got {cfg.holdout_fraction}")
@@ -139,8 +142,6 @@ def fit(run_dir: str | Path, cfg: FitConfig = FitConfig(), *, restart: bool = Fa
 
 
 def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_after: int | None) -> dict:
-    from tqdm import tqdm
-
     out = run_dir / "avatar"
     start_wall = time.perf_counter()
     f = prepare(run_dir, cfg, progress)
@@ -154,13 +155,19 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
         done = _finished_summary(out, key)
         if done is not None:  # nothing left to do: the outputs of this very fit are on disk
             return done
+    strategy = DensifyStrategy(
+        f.face_size, f.head_size, generator, f.max_gaussians, densify_from=cfg.densify_from,
+        densify_until=int(cfg.densify_until * cfg.iterations), every=cfg.densify_every,
+        grad_threshold=cfg.grad_threshold, dense_fraction=cfg.dense_fraction, prune_opacity=cfg.prune_opacity,
+        prune_size=cfg.prune_size,
+    )
     if state is None:
         params = initialise(f, cfg.seed)
-        stats = DensifyStats.zeros(params.num)
+        strategy.initialize(params.num)
         start, history, elapsed = 0, [], 0.0
     else:
         params = GaussianParams.from_state_dict(state["params"], f.device)
-        stats = DensifyStats(state["stats"]["grad_sum"], state["stats"]["count"])
+        strategy.load_state_dict(state["stats"])
         generator.set_state(state["generator"])
         if corrections is not None:
             corrections.load_state_dict(state["corrections"])
@@ -170,12 +177,11 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
     def save(iteration: int) -> None:
         ckpt.save_checkpoint(out / "checkpoint.pt", {
             "key": key, "iteration": iteration, "params": params.state_dict(),
-            "stats": {"grad_sum": stats.grad_sum, "count": stats.count}, "generator": generator.get_state(),
+            "stats": strategy.state_dict(), "generator": generator.get_state(),
             "corrections": corrections.state_dict() if corrections is not None else None,
             "history": history, "elapsed": elapsed + time.perf_counter() - t_resume,
         })
 
-    densify_end = int(cfg.densify_until * cfg.iterations)
     t_resume = start_wall  # timings count this run's loading and initialisation too
     bar = tqdm(total=cfg.iterations, initial=start, desc="fit", unit="it", disable=not progress, dynamic_ncols=True)
     loss_ema = psnr_ema = None
@@ -196,20 +202,11 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
         loss_total = loss + binding_regularizer(params.bound(), cfg.offset_weight, cfg.offset_threshold,
                                                 cfg.scale_weight, cfg.scale_threshold)
         loss_total.backward()
-        if it <= densify_end:
-            stats.accumulate(info["means2d"].grad, info["radii"], f.camera.width, f.camera.height)
         params.step()
         if corrections is not None:
             corrections.step(frame, rows)
-
-        if it % cfg.densify_every == 0 and it <= densify_end:
-            if it >= cfg.densify_from:
-                densify(params, stats, f.face_size, f.head_size, grad_threshold=cfg.grad_threshold,
-                        dense_fraction=cfg.dense_fraction, max_count=f.max_gaussians, generator=generator)
-            prune(params, f.face_size, f.head_size, min_opacity=cfg.prune_opacity, max_size_fraction=cfg.prune_size)
-            stats = DensifyStats.zeros(params.num)
-        elif it % cfg.densify_every == 0:
-            prune(params, f.face_size, f.head_size, min_opacity=cfg.prune_opacity, max_size_fraction=cfg.prune_size)
+        # After the optimizer step, as every fit so far: densification edits the stepped Gaussians.
+        strategy.step_post_backward(params, it, info)
 
         with torch.no_grad():
             mse = torch.mean((rgb.detach() - target) ** 2).item()
@@ -242,8 +239,6 @@ def fit_run(run_dir: str | Path, cfg: FitConfig = FitConfig(), progress: bool = 
 
 
 def _finished_summary(out: Path, key: str) -> dict | None:
-    import json
-
     try:
         summary = json.loads((out / "config.json").read_text())
         summary["metrics"] = json.loads((out / "metrics.json").read_text())
@@ -257,11 +252,6 @@ def _finished_summary(out: Path, key: str) -> dict | None:
 def finish(f: Fitting, params: GaussianParams, corrections, history: list, elapsed: float, wall: float,
            out: Path, key: str) -> dict:
     """Final held-out evaluation and the avatar files."""
-    from splattalk.atomic import save_npz
-    from splattalk.avatar.io import save_avatar, save_ply
-    from splattalk.avatar.model import Avatar, animate
-    from splattalk.head.params import HeadParams
-
     cfg, data = f.cfg, f.data
     background = data.background.to(f.device)
     heldout = evaluate(f, params, background, frames=data.test_ids, per_frame=True)

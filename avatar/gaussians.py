@@ -14,7 +14,7 @@ SH_C0 = 0.28209479177387814
 
 @dataclass
 class Gaussians:
-    """Gaussians in world space, ready for ``avatar.render.rasterize``. Leading batch dims allowed."""
+    """Gaussians in world space, ready for ``avatar.raster.rasterize``. Leading batch dims allowed."""
 
     means: torch.Tensor
     """[..., N, 3]"""

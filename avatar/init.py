@@ -11,13 +11,16 @@ colour of the nearest seen point of the same region.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from splattalk.avatar import quaternion
 from splattalk.avatar.binding import BoundGaussians, bind_world_gaussians, face_frames
 from splattalk.avatar.fit_config import CARRYING_REGIONS
 from splattalk.avatar.gaussians import rgb_to_sh_dc
+from splattalk.head.raster import render_mesh
 
 REGION_PRIORITY = ("teeth", "mouth_interior", "eyes", "lips", "ears", "face", "neck", "scalp", "skull")
 """When a triangle lies in several regions, the first listed names it (for colour fallback)."""
@@ -94,10 +97,6 @@ def sample_colors(points: np.ndarray, parent: np.ndarray, normals: np.ndarray, f
     frames: per frame ``{"image": [H, W, 3] float, "mask": [H, W] float, "vertices": [V, 3],
     "K": [3, 3], "viewmat": [4, 4]}``.
     """
-    from splattalk.head.raster import render_mesh
-
-    import cv2
-
     total = np.zeros((points.shape[1], 3))
     weight = np.zeros(points.shape[1])
     kernel = np.ones((2 * MASK_MARGIN_PX + 1, 2 * MASK_MARGIN_PX + 1), np.uint8)
@@ -125,8 +124,6 @@ def sample_colors(points: np.ndarray, parent: np.ndarray, normals: np.ndarray, f
 
 def fill_unseen(colors: np.ndarray, seen: np.ndarray, positions: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Give points never seen (``seen`` False) the colour of the nearest seen point of their group (else any)."""
-    from scipy.spatial import cKDTree
-
     out = colors.copy()
     if seen.all():
         return out

@@ -15,11 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from splattalk import assets
 from splattalk.atomic import atomic_path
 from splattalk.avatar.binding import BoundGaussians
 from splattalk.avatar.gaussians import Gaussians
+from splattalk.avatar.model import Avatar
 from splattalk.errors import SplattalkError
+from splattalk.head import default, flame
 
 FORMAT = "splattalk-avatar"
 FORMAT_VERSION = 1
@@ -27,8 +32,6 @@ FORMAT_VERSION = 1
 
 def save_avatar(path: str | Path, avatar) -> None:
     """Write ``avatar.safetensors`` atomically: bound Gaussians, identity shape, head model id, config."""
-    from safetensors.torch import save_file
-
     tensors = {k: v.detach().contiguous().cpu() for k, v in avatar.gaussians.tensors().items()}
     tensors["shape"] = avatar.shape.detach().contiguous().cpu()
     meta = {
@@ -43,10 +46,6 @@ def save_avatar(path: str | Path, avatar) -> None:
 
 def load_avatar(path: str | Path, head=None):
     """Read an avatar; the head model is loaded by its id (the built-in head, or the user's FLAME file)."""
-    from safetensors import safe_open
-
-    from splattalk.avatar.model import Avatar
-
     path = Path(path)
     if not path.is_file():
         raise SplattalkError(f"no avatar at {path}: run `splattalk fit RUN` first")
@@ -72,14 +71,9 @@ def load_avatar(path: str | Path, head=None):
 
 def load_head_model(model_id: str):
     """The head model an avatar or a track names: the built-in head, or the user's FLAME file."""
-    from splattalk.head import default
-
     if model_id == default.MODEL_ID:
         return default.load_default_head()
     if model_id.startswith("flame"):
-        from splattalk import assets
-        from splattalk.head import flame
-
         asset = assets.FLAME_2020 if model_id == "flame2020" else assets.FLAME_2023
         path = asset.find()
         if path is None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from splattalk.avatar.binding import BoundGaussians, face_frames, pose_gaussians
+from splattalk.avatar.binding_fast import FastPoser
 from splattalk.avatar.gaussians import Gaussians
 from splattalk.head.model import HeadModel
 from splattalk.head.params import HeadParams
@@ -55,8 +56,6 @@ def animate_vertices(bound: BoundGaussians, vertices: torch.Tensor, faces: torch
 
 
 def _animate_fast(avatar: Avatar, vertices: torch.Tensor) -> Gaussians:
-    from splattalk.avatar.binding_fast import FastPoser
-
     g = avatar.gaussians
     key = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in (g.parent, g.local_means, g.local_quats, g.log_scales))
     if avatar._poser is None or avatar._poser_key != key:

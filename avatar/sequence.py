@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from splattalk.avatar.model import animate, posed_vertices
-from splattalk.avatar.render import rasterize
+from splattalk.avatar.raster import rasterize
 from splattalk.avatar.framing import camera_path
 from splattalk.head.params import MOTION_FPS, HeadParams
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from splattalk.avatar.gaussians import Gaussians
-from splattalk.avatar.render import rasterize
+from splattalk.avatar.raster import rasterize
 
 
 @dataclass

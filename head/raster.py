@@ -2,7 +2,7 @@
 
 Used for head-model renders in the docs, the synthetic sample video and the
 tracker's quality overlays. Not differentiable: the Gaussian rasterizer in
-``avatar.render`` is the differentiable one. Cameras are OpenCV: ``viewmat``
+``avatar.raster`` is the differentiable one. Cameras are OpenCV: ``viewmat``
 world→camera [4, 4], ``K`` [3, 3], pixel centres at +0.5.
 """
 

@@ -27,7 +27,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from splattalk.avatar.render import rasterize  # noqa: E402
+from splattalk.avatar.raster import rasterize  # noqa: E402
 from splattalk.camera import intrinsics  # noqa: E402
 
 
@@ -146,7 +146,7 @@ def main() -> None:
         print(f"wrote {args.save}")
 
     if torch.cuda.is_available():
-        from splattalk.avatar.raster_gsplat import gsplat_available
+        from splattalk.avatar.raster.gsplat import gsplat_available
 
         if gsplat_available():
             gpu_params = leaves(scene, "cuda")

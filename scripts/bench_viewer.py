@@ -9,7 +9,7 @@ The baseline is the straightforward path: torch covariances
 (``Gaussians.covariances``) packed by viser's own ``GaussianSplatHandle``
 packing, then the same serialisation.
 
-Export: 50 frames rendered at 512² with ``avatar.render.rasterize`` (CPU
+Export: 50 frames rendered at 512² with ``avatar.raster.rasterize`` (CPU
 backend) and encoded to H.264 + AAC (``viewer/video.py``).
 
 Timings are the best of ``--repeats`` runs (the machine is shared; the load is

@@ -1,4 +1,4 @@
-"""Render the rasterizer tests' edge-case scene with ``cpu`` and ``reference`` and write
+"""Render the rasterizer tests' edge-case scene (``avatar.raster.scenes``) with ``cpu`` and ``reference`` and write
 ``docs/render_test_scene.png``: cpu render | reference render | 1000 x |difference|.
 
     python scripts/render_test_scene.py [--out docs/render_test_scene.png]
@@ -7,18 +7,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from render_scenes import intrinsics, random_scene  # noqa: E402
-
-from splattalk.atomic import atomic_path  # noqa: E402
-from splattalk.avatar.render import rasterize  # noqa: E402
+from splattalk.atomic import atomic_path
+from splattalk.avatar.raster import rasterize
+from splattalk.avatar.raster.scenes import random_scene, scene_K
 
 SCALE = 4  # the tests render 72x56; draw the same view 4x larger
 
@@ -29,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     scene = random_scene(300, 0, sh_degree=2)
     width, height = 72 * SCALE, 56 * SCALE
-    K = intrinsics() * torch.tensor([[SCALE], [SCALE], [1.0]])
+    K = scene_K() * torch.tensor([[SCALE], [SCALE], [1.0]])
     renders = []
     for backend in ("cpu", "reference"):
         rgb, _ = rasterize(

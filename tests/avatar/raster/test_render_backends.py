@@ -5,10 +5,11 @@ from __future__ import annotations
 import numba
 import pytest
 import torch
-from render_scenes import HEIGHT, PARAMS, WIDTH, cosine, intrinsics, leaves, random_scene, rel_err, weights
+from render_scenes import PARAMS, cosine, leaves, rel_err, weights
 
-from splattalk.avatar import raster_cpu
-from splattalk.avatar.render import rasterize
+from splattalk.avatar.raster import rasterize
+from splattalk.avatar.raster.cpu import backend as cpu_backend
+from splattalk.avatar.raster.scenes import HEIGHT, WIDTH, look_from, random_scene, scene_K
 
 IMAGE_TOL = 1e-4
 GRAD_REL_TOL = 1e-3
@@ -21,7 +22,7 @@ def render_and_grads(scene, backend, *, sh_degree=None, depth=False, dtype=torch
     p = leaves(scene, dtype)
     outputs = rasterize(
         p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], p["viewmat"],
-        intrinsics().to(dtype), WIDTH, HEIGHT, p["background"], backend=backend,
+        scene_K().to(dtype), WIDTH, HEIGHT, p["background"], backend=backend,
         sh_degree=sh_degree, return_depth=depth, return_info=True,
     )  # fmt: skip
     rgb, alpha, info = outputs[0], outputs[1], outputs[-1]
@@ -87,11 +88,9 @@ def test_cpu_matches_float64_reference():
 
 
 def test_batch_of_cameras_matches_single_renders():
-    from render_scenes import look_from
-
     scene = random_scene(200, 9)
     viewmats = torch.stack([look_from(0.2, -0.1), look_from(-0.3, 0.1, (0.0, 0.1, 0.3))])
-    Ks = torch.stack([intrinsics(), intrinsics(focal=60.0)])
+    Ks = torch.stack([scene_K(), scene_K(focal=60.0)])
     p = leaves(scene)
     rgb, alpha, info = rasterize(
         p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], viewmats, Ks,
@@ -120,7 +119,7 @@ def test_cpu_is_deterministic_across_runs_threads_and_drivers(monkeypatch):
     1 thread, and a repeat (tiles own their rows; per-Gaussian sums run in a fixed order)."""
     scene = random_scene(300, 11)
     serial_images, serial_grads, _ = render_and_grads(scene, "cpu", depth=True)
-    monkeypatch.setattr(raster_cpu, "PARALLEL_MIN_PIXELS", 0)
+    monkeypatch.setattr(cpu_backend, "PARALLEL_MIN_PIXELS", 0)
     runs = [render_and_grads(scene, "cpu", depth=True)]
     threads = numba.get_num_threads()
     try:
@@ -135,7 +134,7 @@ def test_cpu_is_deterministic_across_runs_threads_and_drivers(monkeypatch):
 
 
 def test_parallel_driver_matches_reference(monkeypatch):
-    monkeypatch.setattr(raster_cpu, "PARALLEL_MIN_PIXELS", 0)
+    monkeypatch.setattr(cpu_backend, "PARALLEL_MIN_PIXELS", 0)
     assert_backends_agree(random_scene(300, 13))
 
 
@@ -161,8 +160,6 @@ def test_means2d_gradient_is_zero_exactly_where_not_rendered():
 def test_batch_with_sh_and_depth_matches_reference():
     """Two cameras, SH colours (view-dependent per camera) and depth: images and gradients,
     including each camera's view matrix (which also moves the SH viewing directions)."""
-    from render_scenes import look_from
-
     scene = random_scene(150, 15, sh_degree=3)
     outputs = {}
     for backend in ("cpu", "reference"):
@@ -171,7 +168,7 @@ def test_batch_with_sh_and_depth_matches_reference():
         viewmats.requires_grad_(True)
         rgb, alpha, depth, info = rasterize(
             p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], viewmats,
-            intrinsics(), WIDTH, HEIGHT, p["background"], backend=backend, sh_degree=3,
+            scene_K(), WIDTH, HEIGHT, p["background"], backend=backend, sh_degree=3,
             return_depth=True, return_info=True,
         )  # fmt: skip
         loss = (rgb * weights(rgb.shape, 5)).sum() + (alpha * weights(alpha.shape, 6)).sum()

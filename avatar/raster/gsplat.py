@@ -3,10 +3,12 @@
 gsplat is imported here, lazily, only when this backend is chosen. It is an optional
 dependency (``pip install 'splattalk[gpu]'``; its wheel forgets to declare ``packaging``).
 We call it in "classic" mode, unpacked, with the same near/far/eps2d as the other
-backends; "RGB+D" gives the accumulated depth that :mod:`render` turns into expected depth.
+backends; "RGB+D" gives the accumulated depth that :mod:`.api` turns into expected depth.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import Tensor
@@ -19,26 +21,41 @@ def gsplat_available() -> bool:
     if not torch.cuda.is_available():
         return False
     try:
-        import gsplat  # noqa: F401
+        import gsplat  # noqa: F401  (lazy: gsplat is the optional [gpu] extra)
     except Exception:
         return False
     return True
 
 
+@functools.cache
 def require_gsplat():
+    """gsplat with its CUDA extension built, or a :class:`SplattalkError` saying what to do.
+
+    ``import gsplat`` alone builds nothing: a JIT install compiles its CUDA code on first use
+    (about a minute on an H200 with 16 cores, seen in ``scripts/gpu_check.sh``) and, where no
+    CUDA toolkit is found, leaves the extension as ``None`` so that the first render would fail
+    with an ``AttributeError``. Loading the extension here makes both happen once, up front.
+    """
     if not torch.cuda.is_available():
         raise SplattalkError(
             "The 'gsplat' rasterizer backend needs a CUDA GPU, and torch sees none. "
             "Use backend='cpu' (or 'auto', which picks the CPU backend on this machine)."
         )
     try:
-        import gsplat
+        import gsplat  # lazy: gsplat is the optional [gpu] extra
+        from gsplat.cuda._backend import _C  # lazy: builds the CUDA extension on first use
     except Exception as exc:  # ImportError, or a failed CUDA extension build
         raise SplattalkError(
             f"The 'gsplat' rasterizer backend could not import gsplat ({exc}). "
             "Install it with: pip install 'splattalk[gpu]' (needs a CUDA build of torch), "
             "or use backend='cpu'."
         ) from exc
+    if _C is None:
+        raise SplattalkError(
+            "gsplat is installed but its CUDA extension could not be built or loaded (no CUDA toolkit/nvcc "
+            "found, or the build failed: see gsplat's messages above). Install a CUDA toolkit matching torch's "
+            f"CUDA {torch.version.cuda}, or use backend='cpu'."
+        )
     return gsplat
 
 
@@ -60,7 +77,7 @@ def render_gsplat(
     eps2d: float,
     batched: bool,
 ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor]:
-    """Same contract as :func:`raster_reference.render_reference` (CUDA tensors)."""
+    """Same contract as :func:`.reference.render_reference` (CUDA tensors)."""
     gsplat = require_gsplat()
     renders, alphas, meta = gsplat.rasterization(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height,

@@ -1,15 +1,19 @@
-"""Pieces of the avatar fit: metrics, densification and pruning, optimizer surgery, initialisation."""
+"""Pieces of the avatar fit: metrics, densification and pruning (and their schedule), optimizer surgery,
+initialisation."""
 
 import math
 
 import numpy as np
 import pytest
 import torch
+from skimage.metrics import structural_similarity
 
 from splattalk.avatar.binding import BoundGaussians
-from splattalk.avatar.densify import SPLIT_SHRINK, DensifyStats, densify, prune
+from splattalk.avatar.densify import SPLIT_SHRINK, DensifyStats, DensifyStrategy, densify, prune
+from splattalk.avatar.init import face_regions, fill_unseen, sample_points
 from splattalk.avatar.metrics import psnr, ssim
 from splattalk.avatar.optim import GaussianParams
+from splattalk.head.default import load_default_head
 
 LRS = {"local_means": 0.01, "local_quats": 0.001, "log_scales": 0.01, "opacity_logits": 0.05, "sh_dc": 0.005, "sh_rest": 0.0002}
 
@@ -34,8 +38,6 @@ def adam_step(params: GaussianParams) -> None:
 
 
 def test_metrics_match_skimage():
-    from skimage.metrics import structural_similarity
-
     rng = np.random.default_rng(0)
     a = rng.random((40, 50, 3)).astype(np.float32)
     b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1).astype(np.float32)
@@ -131,10 +133,44 @@ def test_prune_removes_transparent_and_oversized():
     assert params.parent.tolist() == [0, 2, 3, 1]
 
 
-def test_initial_gaussians_cover_carrying_triangles_area_uniformly():
-    from splattalk.avatar.init import face_regions, sample_points
-    from splattalk.head.default import load_default_head
+def _render_info(n: int, grad: float) -> dict:
+    """What rasterize(..., return_info=True) hands the strategy: every Gaussian seen, the same pixel gradient."""
+    means2d = torch.zeros(n, 2, requires_grad=True)
+    means2d.grad = torch.full((n, 2), grad)
+    return {"means2d": means2d, "radii": torch.ones(n, dtype=torch.int32), "width": 2, "height": 2}
 
+
+def test_strategy_grows_on_its_schedule_then_only_prunes():
+    params = make_params()
+    strategy = DensifyStrategy(torch.ones(4), 100.0, torch.Generator().manual_seed(0), max_count=100, densify_from=4,
+                               densify_until=6, every=2, grad_threshold=0.5, dense_fraction=0.5, prune_opacity=0.005,
+                               prune_size=0.1)
+    strategy.initialize(params.num)
+    counts = []
+    for step in range(1, 9):
+        done = strategy.step_post_backward(params, step, _render_info(params.num, 1.0))
+        counts.append((params.num, done["cloned"]))
+    # step 2: too early to grow (prunes only); steps 4 and 6 clone every Gaussian; after step 6 nothing grows
+    assert counts == [(6, 0), (6, 0), (6, 0), (12, 6), (12, 0), (24, 12), (24, 0), (24, 0)]
+    assert strategy.stats.count.tolist() == [0.0] * 24  # restarted at step 6 and not accumulated since
+    params.tensors["opacity_logits"].data[:3] = -8.0  # pruning goes on after the growth phase
+    assert strategy.step_post_backward(params, 10, _render_info(params.num, 1.0))["pruned"] == 3
+    assert params.num == 21
+
+
+def test_strategy_state_round_trips():
+    params = make_params()
+    args = dict(max_count=100, densify_from=4, densify_until=6, every=2, grad_threshold=0.5, dense_fraction=0.5,
+                prune_opacity=0.005, prune_size=0.1)
+    strategy = DensifyStrategy(torch.ones(4), 100.0, torch.Generator(), **args)
+    strategy.initialize(params.num)
+    strategy.step_post_backward(params, 1, _render_info(params.num, 0.25))
+    again = DensifyStrategy(torch.ones(4), 100.0, torch.Generator(), **args)
+    again.load_state_dict(strategy.state_dict())
+    assert torch.equal(again.stats.grad_sum, strategy.stats.grad_sum) and again.stats.count.tolist() == [1.0] * 6
+
+
+def test_initial_gaussians_cover_carrying_triangles_area_uniformly():
     head = load_default_head()
     carry, region = face_regions(head)
     faces = head.faces_np
@@ -163,8 +199,6 @@ def test_initial_gaussians_cover_carrying_triangles_area_uniformly():
 
 
 def test_unseen_points_borrow_colours_from_their_own_region():
-    from splattalk.avatar.init import fill_unseen
-
     pos = np.array([[0, 0, 0], [1, 0, 0], [0.1, 0, 0], [0.9, 0, 0]], float)
     colors = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0]], float)
     seen = np.array([True, True, False, False])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from render_scenes import intrinsics, random_scene
 
-from splattalk.avatar.render import rasterize
+from splattalk.avatar.raster import rasterize
+from splattalk.avatar.raster.scenes import random_scene, scene_K
 
 W, H = 48, 40
 
@@ -14,7 +14,7 @@ def render(params, background):
     return rasterize(
         params["means"], params["quats"], torch.exp(params["log_scales"]),
         torch.sigmoid(params["logit_opacities"]), params["colors"], params["viewmat"],
-        intrinsics(W, H, focal=45.0), W, H, background, backend="cpu", return_info=True,
+        scene_K(W, H, focal=45.0), W, H, background, backend="cpu", return_info=True,
     )  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """Numba kernels of the CPU rasterizer: view-dependent colour from spherical harmonics.
 
 colour = max(sum_k basis_k(d) * sh_k + 0.5, 0) with d the unit vector from the camera
-centre to the Gaussian mean (the 3DGS / gsplat convention, see :mod:`raster_conventions`).
+centre to the Gaussian mean (the 3DGS / gsplat convention, see :mod:`..conventions`).
 The backward gives dL/dsh and dL/dmeans (through d), and dL/dcamera-centre per
 (camera, Gaussian) for the caller to sum. Serial: O(N) work, cheaper than a thread pool.
 """
@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from . import raster_conventions as rc
+import splattalk.avatar.raster.conventions as rc
 
 _C0, _C1 = rc.SH_C0, rc.SH_C1
 _XY, _ZZ, _Z0, _XX = rc.SH_C2_XY, rc.SH_C2_ZZ, rc.SH_C2_Z0, rc.SH_C2_XX

@@ -6,10 +6,11 @@ import math
 
 import pytest
 import torch
-from render_scenes import HEIGHT, WIDTH, intrinsics, leaves, random_scene
+from render_scenes import leaves
 
-from splattalk.avatar import raster_conventions as rc
-from splattalk.avatar.render import choose_backend, rasterize
+import splattalk.avatar.raster.conventions as rc
+from splattalk.avatar.raster import choose_backend, rasterize
+from splattalk.avatar.raster.scenes import HEIGHT, WIDTH, random_scene, scene_K
 from splattalk.errors import SplattalkError
 
 BACKENDS = ["cpu", "reference"]
@@ -78,7 +79,7 @@ def test_no_gaussians_renders_background(backend):
     means = torch.zeros(0, 3, requires_grad=True)
     rgb, alpha, info = rasterize(
         means, torch.zeros(0, 4), torch.zeros(0, 3), torch.zeros(0), torch.zeros(0, 3),
-        torch.eye(4), intrinsics(), WIDTH, HEIGHT, bg, backend=backend, return_info=True,
+        torch.eye(4), scene_K(), WIDTH, HEIGHT, bg, backend=backend, return_info=True,
     )  # fmt: skip
     assert torch.equal(rgb, bg.detach().expand(HEIGHT, WIDTH, 3))
     assert (alpha == 0).all() and info["radii"].shape == (0,)
@@ -93,7 +94,7 @@ def test_everything_culled_renders_background(backend):
     opac = torch.tensor([0.9, 0.9, 0.0, 0.9])
     rgb, alpha, info = rasterize(
         means, torch.randn(4, 4), torch.full((4, 3), 0.3), opac, torch.rand(4, 3),
-        torch.eye(4), intrinsics(), WIDTH, HEIGHT, torch.ones(3), backend=backend,
+        torch.eye(4), scene_K(), WIDTH, HEIGHT, torch.ones(3), backend=backend,
         return_info=True,
     )  # fmt: skip
     assert (rgb == 1).all() and (alpha == 0).all() and (info["radii"] == 0).all()
@@ -107,7 +108,7 @@ def test_expected_depth_of_a_wall():
     n = len(means)
     rgb, alpha, depth = rasterize(
         means, torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1), torch.full((n, 3), 0.1),
-        torch.full((n,), 0.9), torch.rand(n, 3), torch.eye(4), intrinsics(), WIDTH, HEIGHT,
+        torch.full((n,), 0.9), torch.rand(n, 3), torch.eye(4), scene_K(), WIDTH, HEIGHT,
         backend="cpu", return_depth=True,
     )  # fmt: skip
     seen = alpha[..., 0] > 0.5
@@ -122,7 +123,7 @@ def test_info_means2d_gradient_matches_between_backends():
         p = leaves(scene)
         rgb, _, info = rasterize(
             p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], p["viewmat"],
-            intrinsics(), WIDTH, HEIGHT, backend=backend, return_info=True,
+            scene_K(), WIDTH, HEIGHT, backend=backend, return_info=True,
         )  # fmt: skip
         assert info["means2d"].shape == (len(scene["means"]), 2)
         assert info["radii"].dtype == torch.int32

@@ -1,4 +1,8 @@
-"""Seeded Gaussian scenes for the rasterizer tests (imported by tests/test_render*.py)."""
+"""Seeded Gaussian scenes with every awkward case a rasterizer must get right.
+
+The backends' tests render them, and ``scripts/render_test_scene.py`` draws the same
+scene for the docs; cameras are OpenCV (x right, y down, z forward).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import math
 import torch
 
 WIDTH, HEIGHT = 72, 56  # not multiples of the 16-pixel tile: partial tiles get exercised
-PARAMS = ("means", "quats", "scales", "opacities", "colors", "viewmat", "background")
 
 
 def look_from(yaw: float, pitch: float, shift=(0.05, -0.03, 0.1)) -> torch.Tensor:
@@ -21,7 +24,8 @@ def look_from(yaw: float, pitch: float, shift=(0.05, -0.03, 0.1)) -> torch.Tenso
     return view
 
 
-def intrinsics(width: int = WIDTH, height: int = HEIGHT, focal: float = 70.0) -> torch.Tensor:
+def scene_K(width: int = WIDTH, height: int = HEIGHT, focal: float = 70.0) -> torch.Tensor:
+    """[3, 3] the scenes' camera: non-square pixels and an off-centre principal point, on purpose."""
     return torch.tensor(
         [[focal, 0.0, width / 2 - 0.7], [0.0, focal * 1.05, height / 2 + 0.4], [0.0, 0.0, 1.0]]
     )
@@ -76,27 +80,3 @@ def random_scene(
         "means": means, "quats": quats, "scales": scales, "opacities": opacities,
         "colors": colors, "viewmat": viewmat, "background": background,
     }  # fmt: skip
-
-
-def leaves(scene: dict[str, torch.Tensor], dtype=torch.float32) -> dict[str, torch.Tensor]:
-    """Fresh leaf tensors (requires_grad) of the scene's parameters."""
-    return {k: v.detach().to(dtype).clone().requires_grad_(True) for k, v in scene.items()}
-
-
-def weights(shape: tuple[int, ...], seed: int, dtype=torch.float32) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Norm-wise relative error ||a - b|| / ||b|| (0 when both vanish)."""
-    a, b = a.double(), b.double()
-    denom = b.norm().item()
-    diff = (a - b).norm().item()
-    return diff / denom if denom > 0 else diff
-
-
-def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double().flatten(), b.double().flatten()
-    if a.norm() == 0 and b.norm() == 0:
-        return 1.0
-    return torch.nn.functional.cosine_similarity(a, b, dim=0).item()

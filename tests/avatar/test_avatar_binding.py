@@ -8,6 +8,7 @@ from splattalk.avatar import quaternion
 from splattalk.avatar.binding import BoundGaussians, bind_world_gaussians, face_frames, pose_gaussians
 from splattalk.avatar.io import load_avatar, load_ply, save_avatar, save_ply
 from splattalk.avatar.model import Avatar, animate
+from splattalk.errors import SplattalkError
 from splattalk.head.default import load_default_head
 from splattalk.head.lbs import axis_angle_to_matrix
 from splattalk.head.params import HeadParams
@@ -137,8 +138,6 @@ def test_ply_round_trip(tmp_path, avatar):
 
 
 def test_bad_files_are_refused(tmp_path, head):
-    from splattalk.errors import SplattalkError
-
     bad = tmp_path / "x.safetensors"
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(SplattalkError, match="not a readable avatar"):
@@ -152,8 +151,6 @@ def test_bad_files_are_refused(tmp_path, head):
 
 
 def test_motion_round_trip_and_head_model_check():
-    from splattalk.errors import SplattalkError
-
     p = HeadParams.zeros(4, 26)
     p.expr[:] = np.random.randn(4, 26)
     p.jaw[:, 0] = 0.2

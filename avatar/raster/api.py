@@ -1,10 +1,10 @@
 """One entry point to render 3D Gaussians, differentiably: :func:`rasterize`.
 
-Backends (all follow gsplat's numerics, see :mod:`raster_conventions`):
+Backends (all follow gsplat's numerics, see :mod:`.conventions`):
 
 - ``"gsplat"``: ``gsplat.rasterization`` on CUDA (optional ``[gpu]`` extra);
-- ``"cpu"``: own Numba kernels with hand-written backward (:mod:`raster_cpu`);
-- ``"reference"``: plain pure-torch oracle, slow (:mod:`raster_reference`);
+- ``"cpu"``: own Numba kernels with hand-written backward (:mod:`.cpu`);
+- ``"reference"``: plain pure-torch oracle, slow (:mod:`.reference`);
 - ``"auto"``: gsplat when the inputs are on CUDA and gsplat imports, else cpu.
 
 Densification reads, after ``loss.backward()``, ``info["means2d"].grad`` ([N, 2], the
@@ -21,7 +21,10 @@ from torch import Tensor
 
 from splattalk.errors import SplattalkError
 
-from . import raster_conventions as rc
+import splattalk.avatar.raster.conventions as rc
+from splattalk.avatar.raster.cpu.backend import render_cpu
+from splattalk.avatar.raster.gsplat import gsplat_available, render_gsplat, require_gsplat
+from splattalk.avatar.raster.reference import render_reference
 
 Backend = Literal["auto", "gsplat", "cpu", "reference"]
 BACKENDS = ("auto", "gsplat", "cpu", "reference")
@@ -35,12 +38,7 @@ def choose_backend(backend: str, device: torch.device) -> str:
         )
     if backend != "auto":
         return backend
-    if device.type == "cuda":
-        from .raster_gsplat import gsplat_available
-
-        if gsplat_available():
-            return "gsplat"
-    return "cpu"
+    return "gsplat" if device.type == "cuda" and gsplat_available() else "cpu"
 
 
 def _check(name: str, t: Tensor, shape: tuple) -> None:
@@ -135,20 +133,16 @@ def rasterize(
     chosen = choose_backend(backend, device)
     args = [means, quats, scales, opacities, colors, viewmats, Ks]
     if chosen == "gsplat":
-        from .raster_gsplat import render_gsplat as render_fn
-        from .raster_gsplat import require_gsplat
-
         require_gsplat()
+        render_fn = render_gsplat
         args = [a.float().cuda() for a in args]
         bgs = None if backgrounds is None else backgrounds.float().cuda()
     elif chosen == "cpu":
-        from .raster_cpu import render_cpu as render_fn
-
+        render_fn = render_cpu
         args = [a.float().cpu() for a in args]
         bgs = None if backgrounds is None else backgrounds.float().cpu()
     else:
-        from .raster_reference import render_reference as render_fn
-
+        render_fn = render_reference
         bgs = backgrounds
     renders, alphas, means2d, radii, depths = render_fn(
         *args, width, height, bgs, sh_degree, return_depth, near_plane, far_plane, eps2d, batched

@@ -1,15 +1,25 @@
 """The fitting stage end to end on a tiny synthetic run: it learns, it resumes, its avatar animates what it fitted."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import torch
-
 from fit_scene import make_tiny_run
-from splattalk.avatar.fit import fit
+
+from splattalk.avatar.dataset import load_run
+from splattalk.avatar.fit import fit, prepare
 from splattalk.avatar.fit_config import FitConfig
+from splattalk.avatar.io import load_avatar
+from splattalk.avatar.model import animate
+from splattalk.avatar.optim import GaussianParams
+from splattalk.avatar.view import render_gaussians
 from splattalk.errors import SplattalkError
 
 TINY = FitConfig(
@@ -62,13 +72,6 @@ def test_initialisation_is_already_close_and_training_improves_it(tiny_run, tmp_
 
 def test_animate_reproduces_the_fitted_frame(fitted, tiny_run):
     """animate() (fast playback path) with frame i's parameters renders what training rendered for frame i."""
-    from splattalk.avatar.dataset import load_run
-    from splattalk.avatar.fit import prepare
-    from splattalk.avatar.io import load_avatar
-    from splattalk.avatar.model import animate
-    from splattalk.avatar.optim import GaussianParams
-    from splattalk.avatar.view import render_gaussians
-
     run, _ = fitted
     avatar = load_avatar(run / "avatar" / "avatar.safetensors")
     f = prepare(run, TINY, progress=False)
@@ -86,8 +89,6 @@ def test_animate_reproduces_the_fitted_frame(fitted, tiny_run):
 
 def test_interrupted_fit_resumes_to_the_same_avatar(tiny_run, fitted, tmp_path):
     """Killed between checkpoints (iteration 47; last checkpoint at 40), rerun: bit-identical to the uninterrupted fit."""
-    from splattalk.avatar.io import load_avatar
-
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     with pytest.raises(KeyboardInterrupt):
@@ -139,9 +140,6 @@ def test_bad_runs_are_refused_with_a_useful_message(tiny_run, tmp_path):
 
 
 def test_fit_command_is_registered_and_light():
-    import subprocess
-    import sys
-
     out = subprocess.run([sys.executable, "-m", "splattalk", "fit", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "--resolution" in out.stdout and "--iterations" in out.stdout and "--restart" in out.stdout
@@ -152,12 +150,6 @@ def test_fit_command_is_registered_and_light():
 @pytest.mark.slow
 def test_killed_process_resumes(tiny_run, tmp_path):
     """A real SIGKILL of `splattalk fit` mid-run, then a rerun: same avatar as an uninterrupted in-process fit."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     args = [sys.executable, "-m", "splattalk", "fit", str(run), "--quiet", "--resolution", "48", "--iterations", "60",
@@ -175,8 +167,6 @@ def test_killed_process_resumes(tiny_run, tmp_path):
     expected_run = tmp_path / "expected"
     shutil.copytree(tiny_run, expected_run)
     fit(expected_run, TINY, progress=False)
-    from splattalk.avatar.io import load_avatar
-
     a = load_avatar(run / "avatar" / "avatar.safetensors").gaussians
     b = load_avatar(expected_run / "avatar" / "avatar.safetensors").gaussians
     assert all(np.array_equal(v.numpy(), getattr(b, k).numpy()) for k, v in a.tensors().items())

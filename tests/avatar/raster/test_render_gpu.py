@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from render_scenes import HEIGHT, PARAMS, WIDTH, cosine, intrinsics, leaves, random_scene, weights
+from render_scenes import PARAMS, cosine, leaves, weights
 
-from splattalk.avatar.raster_gsplat import gsplat_available
-from splattalk.avatar.render import rasterize
+from splattalk.avatar.raster import rasterize
+from splattalk.avatar.raster.gsplat import gsplat_available
+from splattalk.avatar.raster.scenes import HEIGHT, WIDTH, random_scene, scene_K
 
 pytestmark = [
     pytest.mark.gpu,
@@ -23,7 +24,7 @@ def run(scene, backend, device, sh_degree=None):
     p = {k: v.detach().requires_grad_(True) for k, v in p.items()}
     rgb, alpha, depth, info = rasterize(
         p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], p["viewmat"],
-        intrinsics().to(device), WIDTH, HEIGHT, p["background"], backend=backend,
+        scene_K().to(device), WIDTH, HEIGHT, p["background"], backend=backend,
         sh_degree=sh_degree, return_depth=True, return_info=True,
     )  # fmt: skip
     loss = (rgb * weights(rgb.shape, 1).to(device)).sum() + (alpha * weights(alpha.shape, 2).to(device)).sum()
@@ -34,9 +35,24 @@ def run(scene, backend, device, sh_degree=None):
     return images, grads, info
 
 
+def untie_depths(scene: dict) -> dict:
+    """Move the scene's last Gaussian 1 cm back along the view axis.
+
+    random_scene ends with two Gaussians at exactly the same depth. Which of a tie draws first
+    is down to float rounding of the world → camera round trip (seen on an H200: gsplat computes
+    both at 2.0 exactly and draws the first first; our CPU backend gets 2.0000002 for the first
+    and draws the second first), so backends cannot be expected to agree on it. The cpu-vs-
+    reference tests keep the tie; here it is broken so the comparison tests everything else.
+    """
+    out = dict(scene)
+    out["means"] = scene["means"].clone()
+    out["means"][-1] += 0.01 * scene["viewmat"][2, :3]  # camera z + 1 cm, expressed in world coordinates
+    return out
+
+
 @pytest.mark.parametrize("sh_degree", [None, 3])
 def test_gsplat_matches_cpu(sh_degree):
-    scene = random_scene(400, 40, sh_degree=sh_degree)
+    scene = untie_depths(random_scene(400, 40, sh_degree=sh_degree))
     (rgb_g, alpha_g, depth_g), grads_g, info_g = run(scene, "gsplat", "cuda", sh_degree)
     (rgb_c, alpha_c, depth_c), grads_c, info_c = run(scene, "cpu", "cpu", sh_degree)
     assert info_g["backend"] == "gsplat" and info_c["backend"] == "cpu"

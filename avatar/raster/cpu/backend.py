@@ -4,10 +4,10 @@ Three differentiable stages, each with a hand-written backward (no autograd thro
 per-pixel loops):
 
 - ``_Project``: means, quats, scales (+ camera) -> means2d, conics, depths, radii
-  (:mod:`cpu_project`);
-- ``_ShColor``: SH coefficients, means, camera centre -> colours (:mod:`cpu_sh`);
+  (:mod:`.project`);
+- ``_ShColor``: SH coefficients, means, camera centre -> colours (:mod:`.sh`);
 - ``_Composite``: means2d, conics, colours, opacities, background -> image, alpha
-  (:mod:`cpu_composite`).
+  (:mod:`.composite`).
 
 Keeping ``means2d`` a real tensor between the stages is what lets callers read
 ``dL/dmeans2d`` (densification) the way gsplat's ``meta["means2d"]`` gives it.
@@ -30,8 +30,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from . import cpu_binning, cpu_composite, cpu_project, cpu_sh  # noqa: E402
-from . import raster_conventions as rc
+import splattalk.avatar.raster.conventions as rc  # noqa: E402
+from splattalk.avatar.raster.cpu import binning, composite, project  # noqa: E402
+from splattalk.avatar.raster.cpu import sh as sh_kernels  # noqa: E402
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -51,7 +52,7 @@ class _Project(torch.autograd.Function):
         conics = np.empty((n_cams, n, 3), np.float32)
         depths = np.empty((n_cams, n), np.float32)
         radii = np.empty((n_cams, n, 2), np.int32)
-        cpu_project.project_forward(
+        project.project_forward(
             *arrays, width, height, near, far, eps2d, means2d, conics, depths, radii
         )
         ctx.arrays = arrays
@@ -70,7 +71,7 @@ class _Project(torch.autograd.Function):
         v_quats = np.empty((n, 4), np.float32)
         v_scales = np.empty((n, 3), np.float32)
         v_cams = np.empty((n_cams, n, 12), np.float64)
-        cpu_project.project_backward(
+        project.project_backward(
             means, quats, scales, viewmats, Ks, *ctx.size, radii, conics,
             _np_or_zeros(v_means2d, (n_cams, n, 2)),
             _np_or_zeros(v_conics, (n_cams, n, 3)),
@@ -94,7 +95,7 @@ class _ShColor(torch.autograd.Function):
     def forward(ctx, sh, means, campos, degree, radii):
         arrays = (_np(sh), _np(means), _np(campos).astype(np.float64))
         colors = np.empty((campos.shape[0], means.shape[0], 3), np.float32)
-        cpu_sh.sh_forward(*arrays, degree, radii, colors)
+        sh_kernels.sh_forward(*arrays, degree, radii, colors)
         ctx.state = (arrays, degree, radii, colors)
         return torch.from_numpy(colors)
 
@@ -104,7 +105,7 @@ class _ShColor(torch.autograd.Function):
         v_sh = np.empty(sh.shape, np.float32)
         v_means = np.empty(means.shape, np.float32)
         v_campos = np.empty((campos.shape[0], means.shape[0], 3), np.float64)
-        cpu_sh.sh_backward(
+        sh_kernels.sh_backward(
             sh, means, campos, degree, radii, colors, _np(v_colors), v_sh, v_means, v_campos
         )
         v_cam = torch.from_numpy(v_campos.sum(axis=1)).float() if ctx.needs_input_grad[2] else None
@@ -121,7 +122,7 @@ def _dynamic_tiles(parallel: bool):
     if not parallel:
         yield
         return
-    previous = numba.set_parallel_chunksize(cpu_composite.TILE_CHUNK)
+    previous = numba.set_parallel_chunksize(composite.TILE_CHUNK)
     try:
         yield
     finally:
@@ -129,7 +130,7 @@ def _dynamic_tiles(parallel: bool):
 
 
 def _channel_chunks(n_ch: int) -> list[tuple[int, int]]:
-    step = cpu_binning.CHANNELS
+    step = binning.CHANNELS
     return [(c, min(c + step, n_ch)) for c in range(0, n_ch, step)]
 
 
@@ -141,8 +142,8 @@ class _Composite(torch.autograd.Function):
         visible = np.flatnonzero((radii > 0).all(axis=1))
         order = visible[np.argsort(depths[visible], kind="stable")].astype(np.int32)
         means2d_np = _np(means2d)
-        offsets, isect_gid = cpu_binning.bin_tiles(order, means2d_np, radii, ts, tiles_x, tiles_y)
-        geom = cpu_binning.gather_geometry(isect_gid, means2d_np, _np(conics), _np(opacities))
+        offsets, isect_gid = binning.bin_tiles(order, means2d_np, radii, ts, tiles_x, tiles_y)
+        geom = binning.gather_geometry(isect_gid, means2d_np, _np(conics), _np(opacities))
         feats, bg = _np(colors), _np(background)
         n_ch = feats.shape[1]
         image = np.empty((height, width, n_ch), np.float32)
@@ -151,9 +152,9 @@ class _Composite(torch.autograd.Function):
         parallel = width * height >= PARALLEL_MIN_PIXELS
         chunks = []
         for lo, hi in _channel_chunks(n_ch):
-            cols = cpu_binning.gather_channels(isect_gid, feats, lo)
+            cols = binning.gather_channels(isect_gid, feats, lo)
             with _dynamic_tiles(parallel):
-                cpu_composite.composite_forward(
+                composite.composite_forward(
                     parallel, offsets, geom, cols, lo, bg, width, height, ts, tiles_x,
                     image, trans, last,
                 )  # fmt: skip
@@ -176,9 +177,9 @@ class _Composite(torch.autograd.Function):
         g_cols = np.zeros((m, n_ch))
         for i, (lo, hi, cols) in enumerate(chunks):
             chunk_geom = g_geom if i == 0 else np.zeros((m, 6))
-            chunk_cols = np.zeros((m, cpu_binning.CHANNELS))
+            chunk_cols = np.zeros((m, binning.CHANNELS))
             with _dynamic_tiles(ctx.parallel):
-                cpu_composite.composite_backward(
+                composite.composite_backward(
                     ctx.parallel, offsets, geom, cols, lo, bg, width, height, ts, tiles_x,
                     trans, last, v_img, v_alp, chunk_geom, chunk_cols,
                 )  # fmt: skip
@@ -187,7 +188,7 @@ class _Composite(torch.autograd.Function):
             g_cols[:, lo:hi] = chunk_cols[:, : hi - lo]
         v_means2d, v_conics = np.zeros((n, 2)), np.zeros((n, 3))
         v_opac, v_colors = np.zeros(n), np.zeros((n, n_ch))
-        cpu_binning.reduce_to_gaussians(
+        binning.reduce_to_gaussians(
             isect_gid, g_geom, g_cols, v_means2d, v_conics, v_opac, v_colors
         )
         v_bg = None
@@ -221,7 +222,7 @@ def render_cpu(
     eps2d: float,
     batched: bool,
 ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor]:
-    """Same contract as :func:`raster_reference.render_reference` (float32 CPU tensors)."""
+    """Same contract as :func:`splattalk.avatar.raster.reference.render_reference` (float32 CPU tensors)."""
     means2d, conics, depths, radii = _Project.apply(
         means, quats, scales, viewmats, Ks, opacities.detach(), width, height,
         near_plane, far_plane, eps2d,

@@ -1,6 +1,6 @@
 """Numba kernels of the CPU rasterizer: front-to-back compositing and its backward.
 
-Each tile (16x16 pixels) walks its depth-sorted row list (see :mod:`cpu_binning`)
+Each tile (16x16 pixels) walks its depth-sorted row list (see :mod:`.binning`)
 Gaussian-outer: row k visits only the pixels its ellipse can reach (solved per pixel row,
 conservatively), in list order, so every pixel still meets its Gaussians front to back;
 per-pixel state lives in small tile-local arrays and a tile stops once all its pixels are
@@ -20,8 +20,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from . import raster_conventions as rc
-from .cpu_binning import CHANNELS
+import splattalk.avatar.raster.conventions as rc
+from splattalk.avatar.raster.cpu.binning import CHANNELS
 
 _F32 = np.float32
 # Numba's float() keeps a float32 a float32; np.float64() really widens it.

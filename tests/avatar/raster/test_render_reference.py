@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import torch
-from render_scenes import PARAMS, intrinsics, leaves, look_from, random_scene, weights
+from render_scenes import PARAMS, leaves, weights
 
-from splattalk.avatar import raster_conventions as rc
-from splattalk.avatar.raster_reference import composite, covariance_3d, project_gaussians
-from splattalk.avatar.render import rasterize
+import splattalk.avatar.raster.conventions as rc
+from splattalk.avatar.raster import rasterize
+from splattalk.avatar.raster.reference import composite, covariance_3d, project_gaussians
+from splattalk.avatar.raster.scenes import look_from, random_scene, scene_K
 
 
 def sequential_composite(means2d, conics, colors, opacities, depths, radii, width, height, bg):
@@ -39,7 +40,7 @@ def projected(scene, width, height, dtype=torch.float64):
     s = {k: v.to(dtype) for k, v in scene.items()}
     return project_gaussians(
         s["means"], s["quats"], s["scales"], s["opacities"], s["viewmat"],
-        intrinsics(width, height).to(dtype), width, height,
+        scene_K(width, height).to(dtype), width, height,
     )  # fmt: skip
 
 
@@ -73,7 +74,7 @@ def test_reference_ewa_projection_against_numeric_jacobian():
     width, height = 72, 56
     scene = random_scene(30, 5, edge_cases=False)
     means2d, conics, depths, radii = projected(scene, width, height)
-    view, K = scene["viewmat"].double(), intrinsics(width, height).double()
+    view, K = scene["viewmat"].double(), scene_K(width, height).double()
 
     def pixel(p_world):
         p = view[:3, :3] @ p_world + view[:3, 3]
@@ -97,7 +98,7 @@ def test_reference_ewa_projection_against_numeric_jacobian():
 def loss_fn(p, sh_degree=None, backend="reference"):
     rgb, alpha = rasterize(
         p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], p["viewmat"],
-        intrinsics(24, 18).to(p["means"].dtype), 24, 18, p["background"], backend=backend,
+        scene_K(24, 18).to(p["means"].dtype), 24, 18, p["background"], backend=backend,
         sh_degree=sh_degree,
     )  # fmt: skip
     dtype = rgb.dtype
@@ -119,7 +120,7 @@ def test_finite_differences_match_cpu_and_reference_gradients():
         p64 = leaves(scene, torch.float64)
         rgb, alpha, info = rasterize(
             p64["means"], p64["quats"], p64["scales"], p64["opacities"], p64["colors"],
-            p64["viewmat"], intrinsics(24, 18).double(), 24, 18, sh_degree=sh_degree,
+            p64["viewmat"], scene_K(24, 18).double(), 24, 18, sh_degree=sh_degree,
             backend="reference", return_info=True,
         )  # fmt: skip
         assert (info["radii"] > 0).all() and alpha.mean() > 0.05

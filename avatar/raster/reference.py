@@ -2,7 +2,7 @@
 
 Every step is a few tensor operations and torch autograd provides the gradients, so this
 file is the specification of what the ``cpu`` (Numba) and ``gsplat`` backends compute.
-The numerical conventions are in :mod:`raster_conventions`. It is slow but exact: it
+The numerical conventions are in :mod:`.conventions`. It is slow but exact: it
 composites pixels in square blocks, each against the Gaussians whose screen box touches
 the block (the box is tight, so this culling changes no pixel), and it works in whatever
 float dtype it is given (tests use float64 for a sharper oracle).
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import raster_conventions as rc
+import splattalk.avatar.raster.conventions as rc
 
 
 def quat_to_rotmat(quats: Tensor) -> Tensor:

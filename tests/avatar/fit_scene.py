@@ -1,4 +1,4 @@
-"""A tiny tracked run folder with known parameters, for the fitting tests (imported by tests/test_avatar_fit*.py).
+"""A tiny tracked run folder with known parameters, for the fitting tests (imported by tests/avatar/test_avatar_fit.py).
 
 The default head is rendered (textured mesh, z-buffered) with a little jaw, smile
 and head motion into ``frames/``, its coverage into ``masks/``, and the true

@@ -2,9 +2,9 @@
 
 One loop over Gaussians, cameras inside; serial on purpose: this is O(N) work of a few
 milliseconds, less than waking a thread pool costs on a busy machine. Arithmetic is float64 inside, float32
-in and out. Formulas and constants follow :mod:`raster_conventions` (gsplat's); the
+in and out. Formulas and constants follow :mod:`..conventions` (gsplat's); the
 backward is the chain rule of the forward written out by hand, checked in the tests
-against torch autograd of :mod:`raster_reference`.
+against torch autograd of :mod:`..reference`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-from . import raster_conventions as rc
+import splattalk.avatar.raster.conventions as rc
 
 _ALPHA_MIN = rc.ALPHA_MIN
 _EXTEND_MAX = rc.EXTEND_MAX

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-from . import raster_conventions as rc
+import splattalk.avatar.raster.conventions as rc
 
 GEOM_COLS = 8  # mean x, mean y, conic a, b, c, opacity, sigma cut, (pad)
 # The compositing kernels handle exactly CHANNELS feature channels (a compile-time constant
