@@ -9,6 +9,7 @@ nothing is imported and a failure names the modules of the offending edge or cyc
 from __future__ import annotations
 
 import ast
+import functools
 import tomllib
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def _imported_names(name: str, path: Path) -> set[str]:
     return found
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     """Module → the project's modules it imports (a name resolves to the longest module it starts with)."""
     modules = _modules()
@@ -162,3 +164,35 @@ def test_no_import_cycle_within_a_package(package):
     sub = {m: graph[m] & members for m in members}
     cycle = find_cycle(sub)
     assert cycle is None, f"import cycle in {package}: {' → '.join(cycle)}"
+
+
+LEAF = ("splattalk", "splattalk.atomic", "splattalk.errors", "splattalk.assets", "splattalk.run", "splattalk.camera",
+        "splattalk.mp4")
+"""The application package's ``__init__`` (a docstring and an environment default) and its small leaf modules, which
+every package may use (they import nothing of ours but each other)."""
+LAYERS = {
+    "splattalk.head": (),
+    "splattalk.tracking": ("splattalk.head",),
+    "splattalk.avatar": ("splattalk.head",),
+    "splattalk.talk": (),
+    "splattalk.viewer": ("splattalk.head", "splattalk.avatar", "splattalk.talk", "splattalk.models"),
+}
+"""Package → the other packages it may import (besides itself and :data:`LEAF`): arrows point one way, and the
+talk model stands alone (it makes motion arrays and knows nothing of head meshes or Gaussians). The viewer uses the
+application's one ``resolve_model`` (``splattalk.models``) so that the CLI, export and the viewer pick models alike."""
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_packages_import_only_downwards(package):
+    graph = import_graph()
+    allowed = (package, *LAYERS[package], *LEAF)
+    members = [m for m in graph if m == package or m.startswith(package + ".")]
+    assert members, f"no modules found for {package}"
+    bad = sorted((m, t) for m in members for t in graph[m] if not (t in allowed or t.startswith(tuple(p + "." for p in allowed))))
+    assert not bad, f"{package} imports outside its layer: {bad}"
+
+
+def test_leaf_modules_import_only_each_other():
+    graph = import_graph()
+    bad = sorted((m, t) for m in LEAF for t in graph[m] if t not in LEAF)
+    assert not bad, f"leaf modules of splattalk/ import the rest of the project: {bad}"
