@@ -42,6 +42,31 @@ class FinetuneReal:
     """New read-out share of the mouth (None: the model's)."""
     seed: int = 0
     """Seed of the frame order and the dropout."""
+    align_max_lag: int = 0
+    """Before learning, shift each clip's tracked motion by its audio/video offset: the lag (within ±this many
+    frames) at which the starting model's mouth gap best follows the tracked one (0: no shift). Some clips'
+    audio is several frames off their video; learning from them unshifted teaches the read-out that delay."""
+
+
+def av_offset(model, audio: np.ndarray, tracks: dict, max_lag: int) -> int:
+    """Frames by which ``model``'s mouth gap on ``audio`` leads the tracked one (best lagged Pearson r)."""
+    from splattalk.head.default import load_default_head
+    from splattalk.head.mouth import mouth_gap
+    from splattalk.talk.inference import generate
+    from splattalk.talk.metrics import lagged_pearson
+
+    head, E = load_default_head(), len(tracks["expr"][0])
+    identity = {"shape": tracks["shape"], "static_offset": tracks["static_offset"]}
+    motion = generate(model, audio)
+    T = min(len(motion), len(tracks["expr"]))
+    truth = mouth_gap(head, tracks["expr"][:T], tracks["jaw"][:T], **identity)
+    pred = mouth_gap(head, motion[:T, :E], motion[:T, E + 3 : E + 6], **identity)
+    return lagged_pearson(pred, truth, max_lag)[1]
+
+
+def shifted(motion: np.ndarray, lag: int) -> np.ndarray:
+    """``motion: [T, D]`` with ``out[t + lag] = motion[t]`` (edges held)."""
+    return motion[np.clip(np.arange(len(motion)) - lag, 0, len(motion) - 1)]
 
 
 def main(cfg: FinetuneReal) -> None:
@@ -63,7 +88,12 @@ def main(cfg: FinetuneReal) -> None:
             tracks = {k: data[k] for k in data.files}
         if str(tracks["head_model"]) != model.cfg.head_model:
             raise SplattalkError(f"{name} was tracked with {tracks['head_model']!s}; the talk model speaks {model.cfg.head_model}")
-        clips.append((load_audio(cfg.real / name, max_bytes=None), tracked_motion(tracks)))
+        audio, motion = load_audio(cfg.real / name, max_bytes=None), tracked_motion(tracks)
+        if cfg.align_max_lag:
+            lag = av_offset(model, audio, tracks, cfg.align_max_lag)
+            motion = shifted(motion, -lag)
+            print(f"{name}: audio/video offset {lag:+d} frames")
+        clips.append((audio, motion))
     tuned, summary = finetune_readout(model, clips, cfg.epochs, cfg.lr, seed=cfg.seed, weight=cfg.weight)
     save_talk_checkpoint(tuned, cfg.out, {"stage": "readout-real", "readout_real": json.dumps(summary),
                                          "real_training_clips": json.dumps(list(cfg.train_clips))})  # fmt: skip
