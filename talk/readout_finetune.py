@@ -14,6 +14,7 @@ address with them.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,15 +49,21 @@ def readout_pairs(model, clips) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def finetune_readout(model, clips, epochs: int = 20, lr: float = 3e-4, batch_size: int = 128, seed: int = 0,
-                     weight: float | None = None):  # fmt: skip
+                     weight: float | None = None, state_path: Path | None = None, on_epoch=None):  # fmt: skip
     """A copy of ``model`` whose read-out continued training on ``clips`` (``(audio, motion)`` pairs, motion in the
-    model's layout); ``weight``: a new ``readout_weight`` (None: keep). Returns ``(model, summary)``."""
+    model's layout); ``weight``: a new ``readout_weight`` (None: keep). Returns ``(model, summary)``.
+
+    ``state_path``: after every epoch the read-out, optimiser and random states are written there (atomically);
+    a later call with the same settings resumes from it and ends bit for bit where an uninterrupted one would.
+    ``on_epoch(epoch)`` is called after each epoch is saved (for progress, or to stop)."""
     from dataclasses import replace
+
+    from splattalk.atomic import atomic_path
 
     if getattr(model, "readout", None) is None:
         raise SplattalkError("this talk model has no mouth read-out to fine-tune (train one with talk/readout.py first)")
-    if epochs < 1 or lr <= 0:
-        raise SplattalkError(f"epochs must be ≥ 1 and lr > 0, got {epochs}, {lr}")
+    if epochs < 1 or lr <= 0 or batch_size < 1:
+        raise SplattalkError(f"epochs and batch size must be ≥ 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
     x, y = readout_pairs(model, clips)
     tuned = copy.deepcopy(model)
     if weight is not None:
@@ -66,9 +73,22 @@ def finetune_readout(model, clips, epochs: int = 20, lr: float = 3e-4, batch_siz
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    first = last = None
+    key = {"frames": len(x), "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "weight": weight,
+           "target_sum": float(y.double().sum())}  # fmt: skip
+    done, first, last = 0, None, None
+    if state_path is not None and Path(state_path).is_file():
+        try:
+            state = torch.load(state_path, weights_only=False)
+        except Exception:  # noqa: BLE001 - a state file that cannot be read is started over, not trusted
+            state = None
+        if state is not None and state.get("key") == key:
+            net.load_state_dict(state["net"])
+            opt.load_state_dict(state["opt"])
+            g.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            done, first, last = state["epoch"], state["first"], state["last"]
     with torch.enable_grad():
-        for _ in range(epochs):
+        for epoch in range(done, epochs):
             order = torch.randperm(len(x), generator=g)
             for i in range(0, len(x), batch_size):
                 b = order[i : i + batch_size]
@@ -78,5 +98,13 @@ def finetune_readout(model, clips, epochs: int = 20, lr: float = 3e-4, batch_siz
                 opt.step()
                 first = loss.item() if first is None else first
                 last = loss.item()
+            if state_path is not None:
+                state = {"key": key, "net": net.state_dict(), "opt": opt.state_dict(), "generator": g.get_state(),
+                         "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "first": first, "last": last}  # fmt: skip
+                with atomic_path(state_path) as tmp:
+                    torch.save(state, tmp)
+            if on_epoch is not None:
+                on_epoch(epoch + 1)
     net.eval()
-    return tuned.eval(), {"frames": len(x), "epochs": epochs, "lr": lr, "first_loss": first, "last_loss": last}
+    return tuned.eval(), {"frames": len(x), "epochs": epochs, "lr": lr, "first_loss": first, "last_loss": last,
+                          "resumed_at_epoch": done}  # fmt: skip

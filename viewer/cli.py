@@ -13,6 +13,7 @@ from typing import Callable
 
 import tyro
 
+from splattalk.adapt import AdaptCommand
 from splattalk.avatar.fit_config import FitCommand
 from splattalk.errors import SplattalkError
 from splattalk.talk.cli_config import TalkCommand
@@ -38,6 +39,7 @@ COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
     "fit": (FitCommand, _lazy("splattalk.avatar.fit:run")),
     "doctor": (DoctorCommand, _lazy("splattalk.viewer.doctor:run")),
     "talk": (TalkCommand, _lazy("splattalk.talk.cli:run")),
+    "adapt": (AdaptCommand, _lazy("splattalk.adapt:run")),
     "export": (ExportCommand, _lazy("splattalk.viewer.export:run")),
     "view": (ViewCommand, _lazy("splattalk.viewer.server:run")),
 }

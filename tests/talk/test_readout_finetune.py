@@ -33,3 +33,29 @@ def test_tracked_motion_layout_and_fps():
     assert m.shape == (4, 32) and np.all(m[:, 26:29] == 0) and np.all(m[:, 29:] == np.float32(0.2))
     with pytest.raises(SplattalkError):
         tracked_motion({**tracks, "fps": np.float32(30)})
+
+
+def test_finetune_resumes_after_a_kill_bit_for_bit(tmp_path):
+    model = resolve_model(None)
+    rng = np.random.default_rng(1)
+    T = 60
+    audio = (0.1 * rng.standard_normal(T * 640)).astype(np.float32)
+    motion = (0.1 * rng.standard_normal((T, model.cfg.motion_dim))).astype(np.float32)
+    whole, _ = finetune_readout(model, [(audio, motion)], epochs=4, lr=1e-3, state_path=tmp_path / "a.pt")
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        finetune_readout(model, [(audio, motion)], epochs=4, lr=1e-3, state_path=tmp_path / "b.pt", on_epoch=kill)
+    resumed, summary = finetune_readout(model, [(audio, motion)], epochs=4, lr=1e-3, state_path=tmp_path / "b.pt")
+    assert summary["resumed_at_epoch"] == 2
+    for k, v in whole.readout.state_dict().items():
+        assert torch.equal(v, resumed.readout.state_dict()[k]), k
+    # a state from other settings is not trusted: training starts over
+    _, summary = finetune_readout(model, [(audio, motion)], epochs=5, lr=1e-3, state_path=tmp_path / "b.pt")
+    assert summary["resumed_at_epoch"] == 0
