@@ -90,6 +90,10 @@ class RealLipsyncConfig:
     """Only these clip files (default: every clip of :data:`CLIPS` found)."""
     out: Path = Path("runs/eval_real_lipsync")
     """Where the per-clip table (results.json) goes."""
+    close_in_pauses: bool = False
+    """Close the model's lips in the audio's pauses (talk/closure.py) before measuring."""
+    max_lag: int = MAX_LAG
+    """Frames of audio/video offset the correlation search allows (the issue's figures: 2)."""
     threads: int = 1
     """Torch CPU threads."""
 
@@ -135,7 +139,7 @@ def track(clip: Path, run: Path) -> dict:
         return {k: data[k] for k in data.files}
 
 
-def evaluate_clip(clip: Path, tracks: dict, model, head) -> dict:
+def evaluate_clip(clip: Path, tracks: dict, model, head, close_in_pauses: bool = False, max_lag: int = MAX_LAG) -> dict:
     """One clip's figures (see the module docstring)."""
     from splattalk.head.mouth import landmark_gap, mouth_gap
     from splattalk.talk.audio import load_audio
@@ -151,13 +155,18 @@ def evaluate_clip(clip: Path, tracks: dict, model, head) -> dict:
     truth[~tracks["valid"].astype(bool)] = np.nan
     audio = load_audio(clip, max_bytes=None)
     motion = generate(model, audio)
+    if close_in_pauses:
+        from splattalk.talk.closure import close_in_pauses as gate
+
+        E3 = head.num_expr + 3
+        motion = gate(motion, audio, model.cfg.readout_channels or range(E3, E3 + 3))
     T = min(len(truth), len(motion))
     truth = truth[:T]
     pred = mouth_gap(head, motion[:T, :E], motion[:T, E + 3 : E + 6], **identity)
     env = loudness_envelope(audio, T)
     neutral = float(mouth_gap(head, np.zeros((1, E)), np.zeros((1, 3)), **identity)[0])
-    r_model, lag = lagged_pearson(pred, truth, MAX_LAG)
-    r_env, lag_env = lagged_pearson(env, truth, MAX_LAG)
+    r_model, lag = lagged_pearson(pred, truth, max_lag)
+    r_env, lag_env = lagged_pearson(env, truth, max_lag)
     closed_true = truth < neutral + CLOSED_MARGIN
     closed_pred = shifted(pred, lag) < neutral + CLOSED_MARGIN
     agree, n_closed = closed_agreement(closed_pred, closed_true)
@@ -188,7 +197,8 @@ def main(cfg: RealLipsyncConfig) -> list[dict]:
     rows = []
     print(f"{'clip':30s} {'frames':>6s} {'r model':>8s} {'lag':>4s} {'r env':>6s} {'closed':>7s} {'true/ours':>10s} {'mp r':>5s} held-out")
     for name in names:
-        row = evaluate_clip(folder / name, track(folder / name, cfg.runs_dir / Path(name).stem), model, head)
+        row = evaluate_clip(folder / name, track(folder / name, cfg.runs_dir / Path(name).stem), model, head,
+                             cfg.close_in_pauses, cfg.max_lag)
         row["heldout"] = name in counted
         rows.append(row)
         print(f"{name:30s} {row['frames']:6d} {row['r_model']:8.3f} {row['lag_model']:4d} {row['r_envelope']:6.3f} "
