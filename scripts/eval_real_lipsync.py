@@ -132,7 +132,7 @@ def track(clip: Path, run: Path) -> dict:
     if not path.is_file():
         exe = shutil.which("splattalk") or str(Path(sys.executable).with_name("splattalk"))
         print(f"tracking {clip.name} → {run}", flush=True)
-        done = subprocess.run([exe, "track", str(clip), "--run", str(run), *TRACK_ARGS], capture_output=True, text=True)
+        done = subprocess.run([exe, "track", str(clip), "--run", str(run), *TRACK_ARGS], capture_output=True, text=True, check=False)
         if done.returncode != 0 or not path.is_file():
             raise SplattalkError(f"tracking {clip} failed (rc {done.returncode}): {done.stderr.strip()[-500:]}")
     with np.load(path, allow_pickle=False) as data:

@@ -151,7 +151,6 @@ def adapted_model(run: Path, model, checkpoint: Path | None = None):
 
 
 def run(cmd: AdaptCommand) -> int:
-    import numpy as np
     import torch
     from safetensors.torch import save_file
 
@@ -183,7 +182,7 @@ def run(cmd: AdaptCommand) -> int:
         return 0
     motion = tracked_motion(tracks)
     T = min(len(motion), len(audio) // 640)
-    cut = int(round((1.0 - cmd.holdout) * T))
+    cut = round((1.0 - cmd.holdout) * T)
     if cut < 50:
         raise SplattalkError(f"only {cut / 25:.1f} s of speech to learn from in {cmd.run}: adapt needs at least 2 s")
     tuned, summary = finetune_readout(model, [(audio[: cut * 640], motion[:cut])], cmd.epochs, cmd.lr, seed=cmd.seed,

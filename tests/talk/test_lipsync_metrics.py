@@ -31,7 +31,7 @@ def test_lag_search_finds_a_shift(k):
 
 def test_lag_outside_the_window_is_not_found():
     truth = _signal(seed=2)
-    r, lag = lagged_pearson(np.roll(truth, -4), truth, max_lag=2)
+    r, _ = lagged_pearson(np.roll(truth, -4), truth, max_lag=2)
     assert r < 0.9
 
 
