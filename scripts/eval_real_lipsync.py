@@ -16,13 +16,14 @@ Per clip of ``--real`` (the talking-head clips listed in :data:`CLIPS`; provenan
    mediapipe's own measure on the real frames (landmarks 13/14 over 33/263, ``head.mouth.landmark_gap``):
    column ``mp r``.
 
-Reported per clip and as the mean over held-out clips: Pearson r of the model (best lag within ±2 frames),
-r of the loudness envelope (RMS of the audio per 25 fps frame, same lag search), and closed-mouth agreement:
-of the frames where the real lips are together, the fraction where the model's are too (the model's gap taken
-at the best lag). Lips count as together when the gap is within :data:`CLOSED_MARGIN` of the identity's own
-neutral gap (expression and jaw zero): the tracked gaps pooled over all clips have a separate low cluster
-(GRID's silences, Obama's and Reagan's p/b/m) that ends there, below the speaking mode at 0.04–0.10;
-0.02 of the eye-corner span is ≈ 1.8 mm on an adult face.
+Reported per clip and over the held-out clips: Pearson r of the model (best lag within ±2 frames) and r of
+the loudness envelope (RMS of the audio per 25 fps frame, same lag search), averaged over clips; and
+closed-mouth agreement: of the frames where the real lips are together, the fraction where the model's are
+too (the model's gap taken at the best lag), pooled over the held-out clips' frames. Lips count as together when the gap is within :data:`CLOSED_MARGIN` of the identity's own
+neutral gap (expression and jaw zero). The tracked gaps pooled over the 11 clips show no clean valley, so the
+margin is calibrated on the real frames: it is the one at which the tracked closures best match mediapipe's
+(13/14 gap below 0.02 of the eye span in the image; F1 0.68, precision 0.77, recall 0.60; at 0.02: F1 0.53,
+precision 0.91, recall 0.37). 0.035 of the eye-corner span is ≈ 3 mm on an adult face.
 
 Held-out rule (by speaker and address): a clip counts in the mean only when no clip the model learned from
 shares its speaker or any of its addresses (the source recording it was cut from; :data:`CLIPS` lists both,
@@ -66,7 +67,7 @@ CLIPS = {
 }
 """The benchmark's clips with their speaker and source addresses (from ../shared/real/SOURCES.md)."""
 
-CLOSED_MARGIN = 0.02
+CLOSED_MARGIN = 0.035
 """Lips are together when the normalised gap is within this of the identity's neutral gap (see the docstring)."""
 MAX_LAG = 2
 """Frames of audio/video offset the correlation search allows."""
@@ -212,7 +213,11 @@ def main(cfg: RealLipsyncConfig) -> list[dict]:
         v = np.array([r[key] for r in scored], float)
         return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
 
-    summary = {k: mean(k) for k in ("r_model", "r_envelope", "closed_agreement", "mp_r")}
+    summary = {k: mean(k) for k in ("r_model", "r_envelope", "mp_r")}
+    # pooled over frames: a clip with one closed frame must not weigh as much as one with eighty
+    closed = sum(r["closed_frames"] for r in scored)
+    agreed = sum(r["closed_agreement"] * r["closed_frames"] for r in scored if r["closed_frames"])
+    summary["closed_agreement"] = agreed / closed if closed else float("nan")
     write_json(cfg.out / "results.json", {"config": {k: str(v) for k, v in asdict(cfg).items()}, "clips": rows, "mean": summary})
     print(f"mediapipe check (tracked gap vs landmarks 13/14 over 33/263): mean r {summary['mp_r']:.2f}")
     print(f"real r model: {summary['r_model']:.2f}; envelope: {summary['r_envelope']:.2f}; "
