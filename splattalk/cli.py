@@ -13,7 +13,7 @@ from typing import Callable
 
 import tyro
 
-from splattalk.commands import DemoCommand, DoctorCommand, ExportCommand, FitCommand, TalkCommand, TrackCommand
+from splattalk.commands import AdaptCommand, DemoCommand, DoctorCommand, ExportCommand, FitCommand, TalkCommand, TrackCommand
 from splattalk.errors import SplattalkError
 from splattalk.tracking.export_dataset import ExportDatasetCommand
 from splattalk.viewer.config import ViewConfig
@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
     "fit": (FitCommand, _lazy("splattalk.stages:fit")),
     "doctor": (DoctorCommand, _lazy("splattalk.doctor:run")),
     "talk": (TalkCommand, _lazy("splattalk.talk_command:run")),
+    "adapt": (AdaptCommand, _lazy("splattalk.adapt:run")),
     "export": (ExportCommand, _lazy("splattalk.export:run")),
     "export-dataset": (ExportDatasetCommand, _lazy("splattalk.tracking.export_dataset:run")),
     "view": (ViewConfig, _lazy("splattalk.viewer.server:run")),

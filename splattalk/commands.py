@@ -145,3 +145,25 @@ class TalkCommand:
     """Savitzky–Golay post-smoothing as ARTalk."""
     threads: int | None = None
     """CPU threads for torch (default: 1 for our small models, which gain nothing from more; torch's default for the official one)."""
+
+
+@dataclass(frozen=True)
+class AdaptCommand:
+    """Fit the talk model's mouth to the person of a tracked run (from the speech in the run's video)."""
+
+    run: Positional[Path]
+    """Run folder tracked with `splattalk track` (RUN/tracking/tracks.npz)."""
+    audio: Path | None = None
+    """The speech of the tracked video (default: the video the run was tracked from, as RUN/tracking/config.json names it)."""
+    checkpoint: Path | None = None
+    """Talk model to adapt (default: the built-in model)."""
+    holdout: float = 0.3
+    """Share of the video at its end kept out of training and used to score before/after (0: learn from all)."""
+    epochs: int = 20
+    """Passes over the person's frames."""
+    lr: float = 3e-4
+    """AdamW learning rate."""
+    seed: int = 0
+    """Seed of the frame order and the dropout."""
+    force: bool = False
+    """Adapt again even if RUN/talk/readout_adapted.safetensors exists."""

@@ -69,7 +69,7 @@ def run(cmd: DemoCommand) -> int:
     motion_path = layout.motion(speech.stem)
 
     def talk():
-        motion = talk_motion(audio, avatar.model_id, None, None, seed=0)
+        motion = talk_motion(audio, avatar.model_id, None, None, seed=0, run=run_dir)
         save_npz(motion_path, motion=motion, fps=np.int32(MOTION_FPS), head_model=np.str_(avatar.model_id))
         return motion
 

@@ -20,7 +20,7 @@ from splattalk.avatar.sequence import render_sequence
 from splattalk.commands import ExportCommand
 from splattalk.errors import SplattalkError
 from splattalk.head.params import MOTION_FPS, HeadParams, resample_motion, scale_motion
-from splattalk.models import check_head_model, default_threads, resolve_model
+from splattalk.models import check_head_model, default_threads, for_run, resolve_model
 from splattalk.mp4 import write_mp4
 from splattalk.run import RunLayout, Tracks
 from splattalk.talk.audio import load_audio
@@ -52,9 +52,11 @@ def load_motion(path: Path, head_model: str) -> np.ndarray:
     return motion
 
 
-def talk_motion(audio: np.ndarray, head_model: str, checkpoint: Path | None, style_path: Path | None, seed: int) -> np.ndarray:
-    """Speech [S] at 16 kHz → motion [T, D] with the default (or given) talk model."""
-    model = resolve_model(checkpoint)
+def talk_motion(audio: np.ndarray, head_model: str, checkpoint: Path | None, style_path: Path | None, seed: int,
+                run: Path | None = None) -> np.ndarray:
+    """Speech [S] at 16 kHz → motion [T, D] with the default (or given) talk model; with ``run``, its mouth
+    adapted to the run's person if ``splattalk adapt RUN`` was run."""
+    model = for_run(resolve_model(checkpoint), run, checkpoint)
     check_head_model(model, head_model)
     threads = default_threads(model)
     if threads is not None:
@@ -104,7 +106,8 @@ def run(cmd: ExportCommand) -> int:
     if cmd.motion is not None:
         motion = load_motion(cmd.motion, avatar.model_id)
     else:
-        motion = talk_motion(audio, avatar.model_id, cmd.checkpoint, cmd.style, cmd.seed)
+        run_dir = RunLayout.of_avatar(cmd.run).root
+        motion = talk_motion(audio, avatar.model_id, cmd.checkpoint, cmd.style, cmd.seed, run=run_dir)
     motion = scale_motion(motion, avatar.head.num_expr, cmd.expression_scale, cmd.head_motion_scale)
     tracks, tracked_camera = None, None
     tracks_file = tracks_path(cmd.run)

@@ -7,6 +7,7 @@ code and torch load when a model is resolved.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -42,6 +43,63 @@ def resolve_model(checkpoint: Path | None, *, required: bool = True, log=None):
         raise SplattalkError(message)
     (log or print)(f"warning: {message} Without it the jaw only follows the speech's loudness.", file=sys.stderr)
     return None
+
+
+FORMAT_TAG = "splattalk-readout-adapt-v1"
+"""Format of ``RUN/talk/readout_adapted.safetensors`` (``splattalk adapt``), in its metadata."""
+
+
+def paths(run: Path) -> dict[str, Path]:
+    """Where ``splattalk adapt RUN`` keeps its read-out, report and resumable state."""
+    folder = Path(run) / "talk"
+    return {"readout": folder / "readout_adapted.safetensors", "report": folder / "adapt.json", "state": folder / "adapt_state.pt"}
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file (ties an adapted read-out to the base model it was fitted on)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def base_checkpoint(checkpoint: Path | None) -> Path:
+    """The talk model file a command uses: ``checkpoint``, else the built-in model."""
+    return Path(checkpoint) if checkpoint is not None else DEFAULT_MODEL
+
+
+def adapted_model(run: Path, model, checkpoint: Path | None = None):
+    """``model`` with the run's adapted read-out if ``RUN/talk/readout_adapted.safetensors`` exists and was fitted to
+    this base model (``checkpoint``; None: the built-in one), else ``model`` itself."""
+    import copy
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = paths(run)["readout"]
+    if not path.is_file() or getattr(model, "readout", None) is None:
+        return model
+    with safe_open(str(path), "pt") as f:
+        meta = dict(f.metadata() or {})
+    base = base_checkpoint(checkpoint)
+    if meta.get("format") != FORMAT_TAG or not base.is_file() or meta.get("base_sha256") != file_sha256(base):
+        print(f"splattalk: {path} was adapted from another talk model; using {base.name} as it is (rerun `splattalk adapt {run}`)")
+        return model
+    tuned = copy.deepcopy(model)
+    tuned.readout.load_state_dict(load_file(str(path)), strict=True)
+    return tuned.eval()
+
+
+def for_run(model, run: Path | None, checkpoint: Path | None = None, log=print):
+    """``model`` with the mouth read-out ``splattalk adapt RUN`` fitted to the run's person, when there is one
+    (``RUN/talk/readout_adapted.safetensors``, made from this base model), else ``model`` itself."""
+    if model is None or run is None:
+        return model
+    tuned = adapted_model(Path(run), model, checkpoint)
+    if tuned is not model:
+        log(f"talk: the mouth adapted to this person ({paths(Path(run))['readout']})")
+    return tuned
 
 
 def check_head_model(model, head_model: str, motion_dim: int | None = None) -> None:

@@ -78,3 +78,70 @@ def lipsync_metrics(pred: np.ndarray, gt: np.ndarray, template: np.ndarray, regi
         "FDD": upper_face_dynamics_deviation(pred, gt, regions["upper_face"], template),
         "MOD": mouth_opening_difference(pred, gt, regions["upper_lip"], regions["lower_lip"]),
     }
+
+
+# ---- mouth opening over time against real (tracked) mouths --------------------------------------
+#
+# The real-speech benchmark (scripts/eval_real_lipsync.py) compares one number per frame — how far the
+# lips are apart — between a model and the tracked truth: the correlation over time, allowing a small
+# audio/video offset, and whether the mouth is closed where the real one is.
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two ``[T]`` sequences (NaN frames left out; NaN if either is constant)."""
+    a, b = np.asarray(a, np.float64).reshape(-1), np.asarray(b, np.float64).reshape(-1)
+    if a.shape != b.shape:
+        raise ValueError(f"sequences of different lengths: {a.shape[0]} and {b.shape[0]}")
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 2:
+        return float("nan")
+    a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def lagged_pearson(pred: np.ndarray, truth: np.ndarray, max_lag: int = 2) -> tuple[float, int]:
+    """The best Pearson r of ``pred: [T]`` against ``truth: [T]`` over lags −max_lag…max_lag frames, and that lag.
+
+    Lag ``k > 0`` pairs ``pred[t]`` with ``truth[t + k]`` (the prediction leads the truth by k frames); only the
+    overlapping frames are compared, so every lag sees T − |k| frames.
+    """
+    pred, truth = np.asarray(pred, np.float64).reshape(-1), np.asarray(truth, np.float64).reshape(-1)
+    if pred.shape != truth.shape:
+        raise ValueError(f"sequences of different lengths: {pred.shape[0]} and {truth.shape[0]}")
+    if max_lag < 0 or len(pred) <= 2 * max_lag + 1:
+        raise ValueError(f"need more than {2 * max_lag + 1} frames for a lag search of ±{max_lag}, got {len(pred)}")
+    best = (float("nan"), 0)
+    for k in range(-max_lag, max_lag + 1):
+        p, t = (pred[: len(pred) - k], truth[k:]) if k >= 0 else (pred[-k:], truth[: len(truth) + k])
+        r = pearson(p, t)
+        if np.isfinite(r) and (not np.isfinite(best[0]) or r > best[0] or (r == best[0] and abs(k) < abs(best[1]))):
+            best = (r, k)
+    return best
+
+
+def shifted(x: np.ndarray, lag: int) -> np.ndarray:
+    """``x: [T]`` moved so that it lines up with the truth at ``lag`` (as :func:`lagged_pearson` reports it):
+    ``out[t + lag] = x[t]``, edges held."""
+    x = np.asarray(x)
+    return x[np.clip(np.arange(len(x)) - lag, 0, len(x) - 1)]
+
+
+def closed_agreement(pred_closed: np.ndarray, true_closed: np.ndarray) -> tuple[float, int]:
+    """Of the frames where the real lips are together (``true_closed: [T]`` bool), the fraction where the
+    prediction's are too (``pred_closed: [T]`` bool); and how many such frames there were (NaN fraction if none)."""
+    pred_closed, true_closed = np.asarray(pred_closed, bool), np.asarray(true_closed, bool)
+    if pred_closed.shape != true_closed.shape:
+        raise ValueError(f"sequences of different lengths: {pred_closed.shape} and {true_closed.shape}")
+    n = int(true_closed.sum())
+    return (float((pred_closed & true_closed).sum() / n) if n else float("nan")), n
+
+
+def loudness_envelope(audio: np.ndarray, frames: int, sample_rate: int = 16_000, fps: int = 25) -> np.ndarray:
+    """The RMS of ``audio: [S]`` in each of ``frames`` motion frames ``[T]`` (frame i covers samples
+    i·rate/fps … (i+1)·rate/fps; audio missing past the end counts as silence): the loudness baseline."""
+    hop = sample_rate // fps
+    x = np.zeros(frames * hop, np.float64)
+    m = min(len(audio), len(x))
+    x[:m] = np.asarray(audio, np.float64).reshape(-1)[:m]
+    return np.sqrt((x.reshape(frames, hop) ** 2).mean(axis=1))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from splattalk import assets
 from splattalk.errors import SplattalkError
-from splattalk.models import STYLES_DIR, check_head_model, default_threads, resolve_model
+from splattalk.models import STYLES_DIR, check_head_model, default_threads, for_run, resolve_model
 from splattalk.run import RunLayout, Tracks
 from splattalk.viewer.config import ViewConfig
 
@@ -54,7 +54,7 @@ def load_resources(cmd: ViewConfig, log=print):
     if cmd.loudness_only:
         model = None
     else:
-        model = resolve_model(cmd.checkpoint, required=False, log=log)
+        model = for_run(resolve_model(cmd.checkpoint, required=False, log=log), cmd.run, cmd.checkpoint, log=log)
         if model is not None:
             log(f"motion: talk model {model.cfg.name} ({model.cfg.head_model})")
     styles: dict[str, np.ndarray | None] = {"model default": None}
