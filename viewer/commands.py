@@ -41,6 +41,10 @@ class ExportCommand:
     """Rasterizer: gsplat on CUDA when available, else our CPU backend."""
     seed: int = 0
     """Talk-model seed."""
+    drive: Path | None = None
+    """Reenactment: a video (tracked first) or a run folder from `splattalk track` whose expressions, jaw, eyes and head motion drive the avatar; its sound is muxed (--audio replaces it)."""
+    drive_cache: Path | None = None
+    """Run folder a --drive video is tracked into (reused next time); default: drive-<video name> next to the output."""
 
 
 @dataclass(frozen=True)
@@ -94,3 +98,7 @@ class ViewCommand:
     """Longest clip the "export mp4" button renders (the CPU renders ~10 frames/s; use `splattalk export` beyond)."""
     threads: int | None = None
     """CPU threads for torch (default: 1 for our small talk models, torch's default for the official one)."""
+    drive: Path | None = None
+    """Reenactment: play the avatar driven by this video (tracked first) or `splattalk track` run folder, with its sound."""
+    drive_cache: Path | None = None
+    """Run folder a --drive video is tracked into (reused next time); default: drive-<video name> next to the video."""

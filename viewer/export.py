@@ -134,6 +134,10 @@ def export_clip(
 def run(cmd: ExportCommand) -> int:
     from splattalk.avatar.io import load_avatar
 
+    if cmd.drive is not None:  # reenactment: splattalk/reenact.py
+        from splattalk.reenact import run_export
+
+        return run_export(cmd)
     if cmd.audio is None and cmd.motion is None:
         raise SplattalkError("give --audio (speech to speak) or --motion (a motion .npz), or both")
     avatar = load_avatar(avatar_path(cmd.run))
