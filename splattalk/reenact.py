@@ -284,6 +284,15 @@ def run_export(cmd) -> int:
     return 0
 
 
+def view_drive(source: Path, cache: Path | None, avatar, base: HeadParams | None, log=print) -> tuple:
+    """``splattalk view RUN --drive …``: the driven clip every tab plays, (audio, motion, extras, label)."""
+    driver = load_driver(Path(source), avatar.model_id, avatar.head.num_expr, cache)
+    motion, extras = retarget(driver.params, base.slice(0) if base is not None else None)
+    sound = "with its sound" if driver.audio is not None else "silent (no sound found)"
+    log(f"drive: {driver.run} ({len(motion)} frames, {driver.duration:.1f} s, {driver.source_fps:g} fps source), {sound}")
+    return driver.audio, motion, extras, f"driven by {Path(source).name}"
+
+
 # -- evaluation --------------------------------------------------------------------------------------
 
 MOUTH_LIPS = (13, 14)

@@ -177,3 +177,42 @@ def test_cli_export_drive(tmp_path):
     with pytest.raises(SystemExit) as exit_:
         main(["export", str(DEFAULT_AVATAR), "--drive", str(run), "--motion", str(run / "tracking" / "tracks.npz")])
     assert exit_.value.code == 2
+
+
+def test_viewer_session_plays_a_driven_clip_with_the_drivers_eyes(tmp_path):
+    """`splattalk view --drive`: each tab starts the driven clip; frames carry the driver's eyes/neck/translation."""
+    import time
+
+    from splattalk.reenact import retarget
+    from splattalk.viewer.loudness import LoudnessStream
+    from splattalk.viewer.session import Resources, Session
+    from tests.viewer_helpers import RecordingView
+
+    avatar = small_avatar(1500)
+    d = HeadParams.from_npz(SAMPLE_GT).slice(slice(0, 40))
+    d.eyes[:, 1] = np.linspace(-0.4, 0.4, 40)  # the driver looks from one side to the other
+    d.eyes[:, 4] = d.eyes[:, 1]
+    motion, extras = retarget(d)
+    audio = np.zeros(40 * 640, np.float32)
+    res = Resources(avatar=avatar, streams=lambda style: LoudnessStream(motion.shape[1], 0), drive=(audio, motion, extras, "driven"))
+    view = RecordingView()
+    s = Session(res, view, tmp_path / "tab")
+    s.start()
+    try:
+        assert s.current is not None and s.current.extras is not None and s.current.num_frames == 40
+        assert view.audio and view.audio[-1][2] == "driven"
+    finally:
+        s.close()
+    s = Session(res, view, tmp_path / "tab2")
+    clip = s.load_driven(*res.drive)
+    t0 = time.monotonic()
+    for k in range(30):
+        frame = s.step(t0 + k * 0.04)
+    assert frame is not None and frame > 20
+    expected = s.poser.buffer(clip.motion[frame], None, clip.extras[frame])
+    without = s.poser.buffer(clip.motion[frame])
+    np.testing.assert_array_equal(view.last_buffer, expected)
+    assert not np.array_equal(expected, without)  # the eyes (and neck/translation) came from the driver
+    s.set_style("model default")  # no talk model behind a driven clip: nothing is regenerated
+    assert clip.done and clip.ready == 40
+    s.close()

@@ -64,6 +64,8 @@ class Resources:
     latency: float = 0.03
     export_resolution: int = 512
     limits: Limits = field(default_factory=Limits)
+    drive: object = None
+    """A driven clip's (audio [S], motion [T, D], extras [T, 12], label) from ``splattalk view --drive``, played on connect."""
 
 
 class _Cancelled(Exception):
@@ -71,7 +73,7 @@ class _Cancelled(Exception):
 
 
 def render_clip(avatar, motion: np.ndarray, audio: np.ndarray, out: Path, size: int, background, base, expr_scale: float = 1.0,
-                head_scale: float = 1.0, cancelled=lambda: False) -> int:  # fmt: skip
+                head_scale: float = 1.0, cancelled=lambda: False, extras: np.ndarray | None = None) -> int:  # fmt: skip
     """Render motion ``[T, E + 6]`` (scaled like the live view) with a front camera to ``out`` (H.264 + AAC of ``audio``).
 
     Built from ``viewer/export.py``'s frame renderer (``avatar.render.rasterize``: gsplat on CUDA, the CPU
@@ -87,6 +89,8 @@ def render_clip(avatar, motion: np.ndarray, audio: np.ndarray, out: Path, size: 
 
     motion = scale_motion(motion, motion.shape[1] - 6, expr_scale, head_scale)
     params = HeadParams.from_motion(motion, base)
+    if extras is not None:  # a driven clip: the driver's neck, translation and eyes
+        params.neck, params.transl, params.eyes = extras[:, 0:3], extras[:, 3:6], extras[:, 6:12]
     with torch.no_grad():
         rest = posed_vertices(avatar, HeadParams.from_motion(np.zeros_like(motion[:1]), base))[0].numpy()
     viewmats, ks = camera_path("front", len(params), rest, size, size)
@@ -145,6 +149,8 @@ class Session:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Session":
         self.thread.start()
+        if self.res.drive is not None:
+            self.load_driven(*self.res.drive)
         return self
 
     def close(self, timeout: float = 5.0) -> None:
@@ -220,6 +226,23 @@ class Session:
                 self.player.load(clip, self.clock())
         return clip
 
+    def load_driven(self, audio: np.ndarray | None, motion: np.ndarray, extras: np.ndarray, label: str) -> Clip | None:
+        """Play a reenacted performance (no talk model: its motion is given whole)."""
+        if self.closed.is_set():
+            return None
+        clip = Clip.driven(audio, label, motion, extras)
+        with self.lock:
+            if self.worker is not None:
+                self.worker.cancel()
+            self.worker = None
+            self.player.unload(self.clock())
+            self.current = clip
+        self.view.set_audio(clip.id, audio_data_url(clip.audio), label)
+        with self.lock:
+            if self.current is clip and not self.closed.is_set():
+                self.player.load(clip, self.clock())
+        return clip
+
     def _start_worker(self, clip: Clip) -> None:
         style = self.res.styles.get(self.style_name)
         self.worker = MotionWorker(clip, self.res.streams, style, on_done=self._motion_done)
@@ -272,8 +295,8 @@ class Session:
         with self.lock:
             self.style_name = name
             clip = self.player.clip
-            if clip is None or self.closed.is_set():
-                return
+            if clip is None or clip.extras is not None or self.closed.is_set():
+                return  # nothing to regenerate (a driven clip has no talk model behind it)
             if self.worker is not None:
                 self.worker.cancel()
             clip.reset()
@@ -326,7 +349,8 @@ class Session:
         out = self.workdir / f"export-{clip.id}.mp4"
         try:
             render_clip(self.res.avatar, clip.motion[: clip.ready], clip.audio, out, size, self.background, self.res.base,
-                        self.expr_scale, self.head_scale, cancelled=self.closed.is_set)  # fmt: skip
+                        self.expr_scale, self.head_scale, cancelled=self.closed.is_set,
+                        extras=clip.extras[: clip.ready] if clip.extras is not None else None)  # fmt: skip
             content = out.read_bytes()
         except _Cancelled:
             return
@@ -360,15 +384,17 @@ class Session:
             t = now - self._t0
             key = ("idle", int(t * FPS), self.expr_scale, self.head_scale)
             row = None if key == self._last_key else idle.idle_motion(t, self.poser.motion_dim, self.blink_ids)
+            extras = None
         else:
             key = (clip.id, clip.generation, frame, self.expr_scale, self.head_scale)
             row = None if key == self._last_key else clip.motion[frame]
+            extras = clip.extras[frame] if clip.extras is not None else None
         total = clip.num_frames if clip is not None else 0
         ready = clip.ready if clip is not None else 0
         if row is not None:
             self._last_key = key
             row = scale_motion(row[None], self.poser.motion_dim - 6, self.expr_scale, self.head_scale)[0]
-            self.view.show_splats(self.poser.buffer(row, self._buffer))
+            self.view.show_splats(self.poser.buffer(row, self._buffer, extras))
             self._count_frame(now)
         readout = (frame, total, ready, state)
         if row is not None or readout != self._last_readout:
