@@ -1,12 +1,15 @@
 """Reenactment lip agreement: mediapipe mouth opening of a driving video vs the avatar video it drove.
 
-    python scripts/eval_reenact.py DRIVER.mp4 RENDERED.mp4 [--figure docs/reenact.png]
+    python scripts/eval_reenact.py DRIVER.mp4 RENDERED.mp4 [--figure docs/reenact.png] [--drive-run RUN --avatar AVATAR]
 
 Mouth opening = distance between mediapipe landmarks 13 and 14 (inner lip
 midpoints) over the distance between 33 and 263 (outer eye corners), per frame
 at 25 fps in both videos. Prints the Pearson r between the two series; the
 baseline is the same r with the rendered series shifted by one second (what
-chance alignment of two speaking mouths gives). Last line:
+chance alignment of two speaking mouths gives). With ``--drive-run`` and
+``--avatar`` it also measures the same opening on the avatar's head mesh
+under the retargeted parameters (before rendering), which separates what the
+retargeting keeps from what the rendered avatar shows. Last line:
 
     mouth r: X (shifted baseline: Y); frames: N
 """
@@ -51,6 +54,8 @@ def main() -> None:
     parser.add_argument("driver", type=Path)
     parser.add_argument("rendered", type=Path)
     parser.add_argument("--figure", type=Path, default=None, help="write driver-over-avatar frames here (PNG)")
+    parser.add_argument("--drive-run", type=Path, default=None, help="the driving run (its tracks) for the mesh-level measure")
+    parser.add_argument("--avatar", type=Path, default=None, help="the avatar .safetensors that was driven")
     args = parser.parse_args()
     a = video_mouth_opening(args.driver)
     b = video_mouth_opening(args.rendered)
@@ -58,6 +63,16 @@ def main() -> None:
     r, n = correlation(a, b)
     shift = 25
     base, _ = correlation(a[:-shift], b[shift:])
+    if args.drive_run is not None and args.avatar is not None:
+        from splattalk.avatar.io import load_avatar
+        from splattalk.reenact import driven_params, load_driver, mesh_mouth_opening, retarget
+
+        avatar = load_avatar(args.avatar)
+        driver = load_driver(args.drive_run, avatar.model_id, avatar.head.num_expr, progress=False)
+        mesh = mesh_mouth_opening(avatar.head, avatar.shape.numpy(), driven_params(*retarget(driver.params)))
+        r_mesh, _ = correlation(a, mesh)
+        print(f"avatar mesh (retargeted, unrendered) vs driver: r {r_mesh:.3f}; mean opening driver {np.nanmean(a):.3f}, "
+              f"mesh {np.nanmean(mesh):.3f}, rendered {np.nanmean(b):.3f}")
     if args.figure is not None:
         side_by_side(args.driver, args.rendered, args.figure, (a, b))
         print(f"wrote {args.figure}")
