@@ -98,6 +98,10 @@ class ViewCommand:
     """Longest clip the "export mp4" button renders (the CPU renders ~10 frames/s; use `splattalk export` beyond)."""
     threads: int | None = None
     """CPU threads for torch (default: 1 for our small talk models, torch's default for the official one)."""
+    light_stream: bool = True
+    """Send the head pose as a node transform and only the Gaussian groups that moved (--no-light-stream: every Gaussian every frame)."""
+    stream_tolerance_mm: float = 0.1
+    """Largest error the light stream leaves in a Gaussian's centre or extent, in millimetres (~0.2 px at the default zoom)."""
     drive: Path | None = None
     """Reenactment: play the avatar driven by this video (tracked first) or `splattalk track` run folder, with its sound."""
     drive_cache: Path | None = None

@@ -81,7 +81,7 @@ def load_resources(cmd: ViewCommand, log=print):
     return Resources(
         avatar=avatar, streams=streams, base=base, samples=samples, styles=styles, tts_engine=find_engine(),
         scene_scale=cmd.scene_scale, latency=cmd.latency_ms / 1000.0, export_resolution=cmd.export_resolution, limits=limits,
-        drive=drive,
+        drive=drive, light_stream=cmd.light_stream, stream_tolerance_m=cmd.stream_tolerance_mm / 1000.0,
     )  # fmt: skip
 
 

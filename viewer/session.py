@@ -64,6 +64,11 @@ class Resources:
     latency: float = 0.03
     export_resolution: int = 512
     limits: Limits = field(default_factory=Limits)
+    light_stream: bool = False
+    """Send the head pose as a node transform and only the Gaussian groups that moved (``viewer/stream.py``)
+    to a view that can show such updates, instead of every Gaussian every frame."""
+    stream_tolerance_m: float = 1e-4
+    """Largest error (metres) the light stream leaves in any Gaussian's centre or extent."""
     drive: object = None
     """A driven clip's (audio [S], motion [T, D], extras [T, 12], label) from ``splattalk view --drive``, played on connect."""
 
@@ -143,6 +148,11 @@ class Session:
         self._last_readout = None
         self._sent_desired: Desired | None = None
         self._buffer = np.zeros((self.poser.num, 8), np.uint32)
+        self.stream = None
+        if resources.light_stream and hasattr(view, "show_update"):
+            from splattalk.viewer.stream import SplatStream
+
+            self.stream = SplatStream(self.poser, resources.stream_tolerance_m, budget=None)
         self._fps_window: list[float] = []
         self.thread = threading.Thread(target=self._run, name="viewer-playback", daemon=True)
 
@@ -394,7 +404,10 @@ class Session:
         if row is not None:
             self._last_key = key
             row = scale_motion(row[None], self.poser.motion_dim - 6, self.expr_scale, self.head_scale)[0]
-            self.view.show_splats(self.poser.buffer(row, self._buffer, extras))
+            if self.stream is not None:
+                self.view.show_update(self.stream.update(row, extras))
+            else:
+                self.view.show_splats(self.poser.buffer(row, self._buffer, extras))
             self._count_frame(now)
         readout = (frame, total, ready, state)
         if row is not None or readout != self._last_readout:
