@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
 
@@ -61,6 +62,25 @@ class FrameUpdate:
     def nbytes(self) -> int:
         """Payload bytes (transform + Gaussians), without the message framing."""
         return 7 * 4 + sum(b.nbytes for _, b in self.groups)
+
+
+@numba.njit(cache=True)
+def _group_change(centers, cov, sigma, sent_centers, sent_cov, group_of, worst):
+    """Per group, the largest visible change of one of its Gaussians since it was last sent (scene units)."""
+    worst[:] = 0.0
+    for i in range(centers.shape[0]):
+        d = 0.0
+        for k in range(3):
+            e = centers[i, k] - sent_centers[i, k]
+            d += e * e
+        moved = np.sqrt(d)
+        dc = 0.0
+        for k in range(6):
+            dc = max(dc, abs(cov[i, k] - sent_cov[i, k]))
+        moved = max(moved, dc / (2.0 * sigma[i] + 1e-12))
+        g = group_of[i]
+        if moved > worst[g]:
+            worst[g] = moved
 
 
 def voxel_groups(centers: np.ndarray, cell: float) -> list[np.ndarray]:
@@ -136,10 +156,8 @@ class SplatStream:
             # a Gaussian's visible change: its centre's move, or how far its 1-σ ellipsoid's surface moved
             # (turned or resized): Σ = σ², so dσ ≈ |dΣ| / 2σ, with σ its largest axis
             sigma = scales.max(1) * self.scale
-            reshaped = np.abs(cov - self._sent_cov).max(1) / (2 * sigma + 1e-12)
-            moved = np.maximum(np.linalg.norm(centers - self._sent_centers, axis=1), reshaped)
             worst = np.zeros(self.num_groups)
-            np.maximum.at(worst, self.group_of, moved)
+            _group_change(centers, cov, sigma, self._sent_centers, self._sent_cov, self.group_of, worst)
             changed = np.flatnonzero(worst > self.tolerance)
             self.lag = 0.0
             if self.budget is not None and changed.size:
