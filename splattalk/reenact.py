@@ -194,6 +194,26 @@ def retarget(driver: HeadParams, base: HeadParams | None = None) -> tuple[np.nda
     return motion, extras
 
 
+MOUTH_PREFIXES = ("mouth", "lip", "upper_lip", "lower_lip", "lips", "jaw")
+"""Expression channels (by name) that :func:`scale_mouth` counts as the mouth."""
+
+
+def scale_mouth(motion: np.ndarray, expr_names, gain: float) -> np.ndarray:
+    """Multiply the jaw and the mouth's named expression channels of ``motion`` ``[T, E + 6]`` by ``gain``.
+
+    Head models with unnamed (PCA) expressions, such as FLAME, only get the jaw scaled.
+    """
+    if gain == 1.0:
+        return motion
+    out = np.array(motion, np.float32, copy=True)
+    e = out.shape[1] - 6
+    names = list(expr_names)[:e]
+    mouth = [i for i, name in enumerate(names) if str(name).startswith(MOUTH_PREFIXES)]
+    out[:, mouth] *= gain
+    out[:, e + 3 :] *= gain
+    return out
+
+
 def apply_extras(params: HeadParams, extras: np.ndarray) -> HeadParams:
     """Neck, translation and eyes of ``params`` ``[T]`` replaced by ``extras`` ``[T, 12]`` (in place; returned)."""
     extras = np.asarray(extras, np.float32)
@@ -275,6 +295,7 @@ def run_export(cmd) -> int:
     base = tracks.slice(0) if (cmd.camera == "tracked" and tracks is not None) else None
     motion, extras = retarget(driver.params, base)
     motion = scale_motion(motion, avatar.head.num_expr, cmd.expression_scale, cmd.head_motion_scale)
+    motion = scale_mouth(motion, avatar.head.expr_names, cmd.drive_mouth_gain)
     n = export_driven(avatar, motion, extras, out, audio, resolution=cmd.resolution, fps=cmd.fps, camera=cmd.camera,
                       background=cmd.background, base=base, tracked_camera=tracked_camera, backend=cmd.backend)  # fmt: skip
     elapsed = time.perf_counter() - start

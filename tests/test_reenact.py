@@ -216,3 +216,22 @@ def test_viewer_session_plays_a_driven_clip_with_the_drivers_eyes(tmp_path):
     s.set_style("model default")  # no talk model behind a driven clip: nothing is regenerated
     assert clip.done and clip.ready == 40
     s.close()
+
+
+def test_mouth_gain_scales_only_the_jaw_and_mouth_channels():
+    from splattalk.head.default import load_default_head
+    from splattalk.reenact import scale_mouth
+
+    names = load_default_head().expr_names
+    e = len(names)
+    motion = np.ones((3, e + 6), np.float32)
+    out = scale_mouth(motion, names, 2.0)
+    mouth = {"mouth_open", "lips_press", "upper_lip_raise", "lower_lip_depress", "jaw_forward"}
+    for i, name in enumerate(names):
+        expected = 2.0 if (name in mouth or name.startswith(("mouth", "lip", "upper_lip", "lower_lip"))) else 1.0
+        assert out[0, i] == expected, name
+    assert out[0, e : e + 3].tolist() == [1, 1, 1] and out[0, e + 3 :].tolist() == [2, 2, 2]  # rotation kept, jaw scaled
+    assert {"blink_left", "brow_down", "smile"} <= {n for i, n in enumerate(names) if out[0, i] == 1.0}
+    # unnamed (FLAME-style) expressions: only the jaw
+    out = scale_mouth(motion, [f"expr{i}" for i in range(e)], 2.0)
+    assert (out[:, :e] == 1).all() and (out[:, e + 3 :] == 2).all()
