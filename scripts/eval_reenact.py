@@ -27,7 +27,6 @@ from splattalk.reenact import correlation, video_mouth_opening
 def side_by_side(driver: Path, rendered: Path, out: Path, series: tuple[np.ndarray, np.ndarray], count: int = 5, size: int = 192) -> None:
     """A strip: ``count`` frames of the driver (top) over the rendered avatar (bottom), at the widest and narrowest mouths."""
     from PIL import Image, ImageDraw
-
     from splattalk.tracking.video import iter_frames, open_source
 
     a = series[0]
@@ -65,7 +64,13 @@ def main() -> None:
     base, _ = correlation(a[:-shift], b[shift:])
     if args.drive_run is not None and args.avatar is not None:
         from splattalk.avatar.io import load_avatar
-        from splattalk.reenact import driven_params, load_driver, mesh_mouth_opening, retarget
+
+        from splattalk.reenact import (
+            driven_params,
+            load_driver,
+            mesh_mouth_opening,
+            retarget,
+        )
 
         avatar = load_avatar(args.avatar)
         driver = load_driver(args.drive_run, avatar.model_id, avatar.head.num_expr, progress=False)

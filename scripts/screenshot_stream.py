@@ -33,7 +33,6 @@ def _port() -> int:
 
 def shot(browser, light: bool, sample: str, frame: int, out: Path) -> np.ndarray:
     from PIL import Image
-
     from splattalk.viewer.commands import ViewCommand
     from splattalk.viewer.server import ViewServer
 

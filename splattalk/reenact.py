@@ -159,12 +159,10 @@ def resample_params(params: HeadParams, fps: float, target_fps: float = MOTION_F
     from scipy.spatial.transform import Rotation, Slerp
 
     n = len(params)
-    t_src = np.arange(n) / fps
-    m = max(1, int(round(n * target_fps / fps)))
-    t_dst = np.minimum(np.arange(m) / target_fps, t_src[-1])
+    t_src, t_dst = _times(n, fps, target_fps)
 
     def lin(a: np.ndarray) -> np.ndarray:
-        return np.stack([np.interp(t_dst, t_src, a[:, d]) for d in range(a.shape[1])], 1).astype(np.float32)
+        return resample_rows(a, fps, target_fps)
 
     rot = Slerp(t_src, Rotation.from_rotvec(params.rot.astype(np.float64)))(t_dst).as_rotvec().astype(np.float32)
     return HeadParams(lin(params.expr), lin(params.jaw), lin(params.neck), rot, lin(params.transl), lin(params.eyes))
@@ -228,14 +226,18 @@ def driven_params(motion: np.ndarray, extras: np.ndarray, base: HeadParams | Non
     return apply_extras(HeadParams.from_motion(motion, base), extras)
 
 
+def _times(n: int, fps: float, target_fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sample times of ``n`` frames at ``fps`` and of the same duration at ``target_fps`` (held at the last frame)."""
+    t_src = np.arange(n) / fps
+    m = max(1, round(n * target_fps / fps))
+    return t_src, np.minimum(np.arange(m) / target_fps, t_src[-1])
+
+
 def resample_rows(rows: np.ndarray, fps: float, target_fps: float) -> np.ndarray:
     """Linear resampling of rows ``[T, D]`` from ``fps`` to ``target_fps``."""
     if abs(fps - target_fps) < 1e-6:
         return np.asarray(rows, np.float32)
-    n = len(rows)
-    t_src = np.arange(n) / fps
-    m = max(1, int(round(n * target_fps / fps)))
-    t_dst = np.minimum(np.arange(m) / target_fps, t_src[-1])
+    t_src, t_dst = _times(len(rows), fps, target_fps)
     return np.stack([np.interp(t_dst, t_src, rows[:, d]) for d in range(rows.shape[1])], 1).astype(np.float32)
 
 
@@ -305,10 +307,11 @@ def run_export(cmd) -> int:
     return 0
 
 
-def view_drive(source: Path, cache: Path | None, avatar, base: HeadParams | None, log=print) -> tuple:
+def view_drive(source: Path, cache: Path | None, avatar, base: HeadParams | None, log=print, mouth_gain: float = 1.0) -> tuple:
     """``splattalk view RUN --drive …``: the driven clip every tab plays, (audio, motion, extras, label)."""
     driver = load_driver(Path(source), avatar.model_id, avatar.head.num_expr, cache)
     motion, extras = retarget(driver.params, base.slice(0) if base is not None else None)
+    motion = scale_mouth(motion, avatar.head.expr_names, mouth_gain)
     sound = "with its sound" if driver.audio is not None else "silent (no sound found)"
     log(f"drive: {driver.run} ({len(motion)} frames, {driver.duration:.1f} s, {driver.source_fps:g} fps source), {sound}")
     return driver.audio, motion, extras, f"driven by {Path(source).name}"

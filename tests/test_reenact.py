@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from splattalk.head.params import HeadParams
 
 from splattalk.errors import SplattalkError
-from splattalk.head.params import HeadParams
 from tests.viewer_helpers import ROOT, small_avatar
 
 SAMPLE_GT = ROOT / "splattalk" / "data" / "sample" / "sample_gt.npz"
@@ -126,9 +126,9 @@ def test_sample_tracks_drive_an_avatar_with_the_drivers_sound(tmp_path):
     """The sample video's parameters drive a small default avatar: the mp4 has the driver's length and sound,
     and the rendered lower face moves with the driver's jaw (frames with an open jaw differ from closed ones)."""
     import av
+    from splattalk.viewer.video import probe, write_mp4
 
     from splattalk.reenact import export_driven, load_driver, retarget
-    from splattalk.viewer.video import probe, write_mp4
 
     tracks = _sample_tracks()
     keep = 50
@@ -183,9 +183,10 @@ def test_viewer_session_plays_a_driven_clip_with_the_drivers_eyes(tmp_path):
     """`splattalk view --drive`: each tab starts the driven clip; frames carry the driver's eyes/neck/translation."""
     import time
 
-    from splattalk.reenact import retarget
     from splattalk.viewer.loudness import LoudnessStream
     from splattalk.viewer.session import Resources, Session
+
+    from splattalk.reenact import retarget
     from tests.viewer_helpers import RecordingView
 
     avatar = small_avatar(1500)
@@ -220,6 +221,7 @@ def test_viewer_session_plays_a_driven_clip_with_the_drivers_eyes(tmp_path):
 
 def test_mouth_gain_scales_only_the_jaw_and_mouth_channels():
     from splattalk.head.default import load_default_head
+
     from splattalk.reenact import scale_mouth
 
     names = load_default_head().expr_names

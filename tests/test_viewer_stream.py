@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from viewer_helpers import small_avatar
-
 from splattalk.viewer.splats import SplatPoser
 from splattalk.viewer.stream import SplatStream, compose, voxel_groups
+from viewer_helpers import small_avatar
 
 
 @pytest.fixture(scope="module")

@@ -108,3 +108,5 @@ class ViewCommand:
     """Reenactment: play the avatar driven by this video (tracked first) or `splattalk track` run folder, with its sound."""
     drive_cache: Path | None = None
     """Run folder a --drive video is tracked into (reused next time); default: drive-<video name> next to the video."""
+    drive_mouth_gain: float = 1.0
+    """Reenactment: multiplies the driver's jaw and mouth expressions only."""

@@ -77,7 +77,7 @@ def load_resources(cmd: ViewCommand, log=print):
     if cmd.drive is not None:  # reenactment: splattalk/reenact.py
         from splattalk.reenact import view_drive
 
-        drive = view_drive(cmd.drive, cmd.drive_cache, avatar, base, log)
+        drive = view_drive(cmd.drive, cmd.drive_cache, avatar, base, log, cmd.drive_mouth_gain)
     return Resources(
         avatar=avatar, streams=streams, base=base, samples=samples, styles=styles, tts_engine=find_engine(),
         scene_scale=cmd.scene_scale, latency=cmd.latency_ms / 1000.0, export_resolution=cmd.export_resolution, limits=limits,

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import torch
-
 from splattalk.avatar.model import animate
 from splattalk.viewer.splats import SplatPoser, covariance_triu, pack_posed
 
@@ -79,8 +78,7 @@ def _group_change(centers, cov, sigma, sent_centers, sent_cov, group_of, worst):
             dc = max(dc, abs(cov[i, k] - sent_cov[i, k]))
         moved = max(moved, dc / (2.0 * sigma[i] + 1e-12))
         g = group_of[i]
-        if moved > worst[g]:
-            worst[g] = moved
+        worst[g] = max(worst[g], moved)
 
 
 def voxel_groups(centers: np.ndarray, cell: float) -> list[np.ndarray]:
@@ -178,7 +176,6 @@ def compose(update_groups: dict[int, np.ndarray], groups: list[np.ndarray], wxyz
     """What the browser shows: the latest buffer of every group, put through the head node's transform →
     world centres ``[N, 3]`` and covariance triangles ``[N, 6]`` (scene units). For tests and the benchmark."""
     from scipy.spatial.transform import Rotation
-
     from splattalk.viewer.splats import TRIU, triu_to_full
 
     local = np.zeros((num, 8), np.uint32)
