@@ -24,7 +24,14 @@ import numpy as np
 from splattalk.reenact import correlation, video_mouth_opening
 
 
-def side_by_side(driver: Path, rendered: Path, out: Path, series: tuple[np.ndarray, np.ndarray], count: int = 5, size: int = 192) -> None:
+def side_by_side(
+    driver: Path,
+    rendered: Path,
+    out: Path,
+    series: tuple[np.ndarray, np.ndarray],
+    count: int = 5,
+    size: int = 192,
+) -> None:
     """A strip: ``count`` frames of the driver (top) over the rendered avatar (bottom), at the widest and narrowest mouths."""
     from PIL import Image, ImageDraw
     from splattalk.tracking.video import iter_frames, open_source
@@ -43,7 +50,11 @@ def side_by_side(driver: Path, rendered: Path, out: Path, series: tuple[np.ndarr
     for c, i in enumerate(wanted):
         sheet.paste(rows[0][c], (c * size, 0))
         sheet.paste(rows[1][c], (c * size, size))
-        draw.text((c * size + 4, 2 * size + 3), f"frame {i}: mouth {series[0][i]:.2f} / {series[1][i]:.2f}", fill="black")
+        draw.text(
+            (c * size + 4, 2 * size + 3),
+            f"frame {i}: mouth {series[0][i]:.2f} / {series[1][i]:.2f}",
+            fill="black",
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
 
@@ -52,13 +63,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("driver", type=Path)
     parser.add_argument("rendered", type=Path)
-    parser.add_argument("--figure", type=Path, default=None, help="write driver-over-avatar frames here (PNG)")
-    parser.add_argument("--drive-run", type=Path, default=None, help="the driving run (its tracks) for the mesh-level measure")
-    parser.add_argument("--avatar", type=Path, default=None, help="the avatar .safetensors that was driven")
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        default=None,
+        help="write driver-over-avatar frames here (PNG)",
+    )
+    parser.add_argument(
+        "--drive-run",
+        type=Path,
+        default=None,
+        help="the driving run (its tracks) for the mesh-level measure",
+    )
+    parser.add_argument(
+        "--avatar",
+        type=Path,
+        default=None,
+        help="the avatar .safetensors that was driven",
+    )
     args = parser.parse_args()
     a = video_mouth_opening(args.driver)
     b = video_mouth_opening(args.rendered)
-    print(f"driver: {len(a)} frames ({np.isfinite(a).sum()} with a face); rendered: {len(b)} frames ({np.isfinite(b).sum()} with a face)")
+    print(
+        f"driver: {len(a)} frames ({np.isfinite(a).sum()} with a face); rendered: {len(b)} frames ({np.isfinite(b).sum()} with a face)"
+    )
     r, n = correlation(a, b)
     shift = 25
     base, _ = correlation(a[:-shift], b[shift:])
@@ -73,11 +101,17 @@ def main() -> None:
         )
 
         avatar = load_avatar(args.avatar)
-        driver = load_driver(args.drive_run, avatar.model_id, avatar.head.num_expr, progress=False)
-        mesh = mesh_mouth_opening(avatar.head, avatar.shape.numpy(), driven_params(*retarget(driver.params)))
+        driver = load_driver(
+            args.drive_run, avatar.model_id, avatar.head.num_expr, progress=False
+        )
+        mesh = mesh_mouth_opening(
+            avatar.head, avatar.shape.numpy(), driven_params(*retarget(driver.params))
+        )
         r_mesh, _ = correlation(a, mesh)
-        print(f"avatar mesh (retargeted, unrendered) vs driver: r {r_mesh:.3f}; mean opening driver {np.nanmean(a):.3f}, "
-              f"mesh {np.nanmean(mesh):.3f}, rendered {np.nanmean(b):.3f}")
+        print(
+            f"avatar mesh (retargeted, unrendered) vs driver: r {r_mesh:.3f}; mean opening driver {np.nanmean(a):.3f}, "
+            f"mesh {np.nanmean(mesh):.3f}, rendered {np.nanmean(b):.3f}"
+        )
     if args.figure is not None:
         side_by_side(args.driver, args.rendered, args.figure, (a, b))
         print(f"wrote {args.figure}")

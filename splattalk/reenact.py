@@ -74,23 +74,38 @@ def default_cache(source: Path, out: Path | None) -> Path:
     return folder / f"drive-{source.stem}"
 
 
-def driving_run(source: Path, head_model: str, cache: Path | None = None, out: Path | None = None, progress: bool = True) -> Path:
+def driving_run(
+    source: Path,
+    head_model: str,
+    cache: Path | None = None,
+    out: Path | None = None,
+    progress: bool = True,
+) -> Path:
     """``source`` (a run folder or a video) → a run folder with ``tracking/tracks.npz``; a video is tracked first (resumable)."""
     source = Path(source)
     if source.is_dir():
         if not (source / "tracking" / "tracks.npz").is_file():
-            raise SplattalkError(f"--drive {source}: a folder must be a run made by `splattalk track` (no tracking/tracks.npz in it)")
+            raise SplattalkError(
+                f"--drive {source}: a folder must be a run made by `splattalk track` (no tracking/tracks.npz in it)"
+            )
         return source
     if not source.is_file():
         raise SplattalkError(f"--drive {source}: no such video or run folder")
     if source.suffix.lower() not in VIDEO_SUFFIXES:
-        raise SplattalkError(f"--drive {source}: expected a video ({', '.join(sorted(VIDEO_SUFFIXES))}) or a run folder")
+        raise SplattalkError(
+            f"--drive {source}: expected a video ({', '.join(sorted(VIDEO_SUFFIXES))}) or a run folder"
+        )
     from splattalk.tracking.config import TrackConfig
     from splattalk.tracking.run import track
 
     run = Path(cache) if cache is not None else default_cache(source, out)
     # no mattes, no overlay: reenactment only needs the parameters (and a rerun with the same settings resumes)
-    track(source, run, TrackConfig(head=_head_choice(head_model), masks=False, overlay=False), progress=progress)
+    track(
+        source,
+        run,
+        TrackConfig(head=_head_choice(head_model), masks=False, overlay=False),
+        progress=progress,
+    )
     return run
 
 
@@ -118,18 +133,24 @@ def load_driver(source: Path, head_model: str, num_expr: int, cache: Path | None
             f"the driving run {run} has {params.expr.shape[1]} expression coefficients but the avatar's head model has {num_expr}"
         )
     if len(params) < 2:
-        raise SplattalkError(f"the driving run {run} has {len(params)} frame(s); reenactment needs at least 2")
+        raise SplattalkError(
+            f"the driving run {run} has {len(params)} frame(s); reenactment needs at least 2"
+        )
     if not np.isfinite(fps) or fps <= 0:
         raise SplattalkError(f"the driving run's {tracks} has a frame rate of {fps}")
     video = source if source.is_file() else _source_video(run)
     audio = _video_audio(video) if video is not None else None
-    return Driver(resample_params(params, fps, MOTION_FPS), model or head_model, audio, run, fps)
+    return Driver(
+        resample_params(params, fps, MOTION_FPS), model or head_model, audio, run, fps
+    )
 
 
 def _source_video(run: Path) -> Path | None:
     """The video a run was tracked from (``tracking/config.json``), if it is still there."""
     try:
-        video = Path(json.loads((run / "tracking" / "config.json").read_text())["video"])
+        video = Path(
+            json.loads((run / "tracking" / "config.json").read_text())["video"]
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return video if video.is_file() else None
@@ -147,7 +168,9 @@ def _video_audio(video: Path) -> np.ndarray | None:
 # -- resampling and retargeting --------------------------------------------------------------------
 
 
-def resample_params(params: HeadParams, fps: float, target_fps: float = MOTION_FPS) -> HeadParams:
+def resample_params(
+    params: HeadParams, fps: float, target_fps: float = MOTION_FPS
+) -> HeadParams:
     """Parameters at ``fps`` → ``target_fps`` over the same duration.
 
     Linear in every coefficient, except the global head rotation, which is
@@ -164,11 +187,24 @@ def resample_params(params: HeadParams, fps: float, target_fps: float = MOTION_F
     def lin(a: np.ndarray) -> np.ndarray:
         return resample_rows(a, fps, target_fps)
 
-    rot = Slerp(t_src, Rotation.from_rotvec(params.rot.astype(np.float64)))(t_dst).as_rotvec().astype(np.float32)
-    return HeadParams(lin(params.expr), lin(params.jaw), lin(params.neck), rot, lin(params.transl), lin(params.eyes))
+    rot = (
+        Slerp(t_src, Rotation.from_rotvec(params.rot.astype(np.float64)))(t_dst)
+        .as_rotvec()
+        .astype(np.float32)
+    )
+    return HeadParams(
+        lin(params.expr),
+        lin(params.jaw),
+        lin(params.neck),
+        rot,
+        lin(params.transl),
+        lin(params.eyes),
+    )
 
 
-def retarget(driver: HeadParams, base: HeadParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+def retarget(
+    driver: HeadParams, base: HeadParams | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Driver parameters ``[T]`` → (motion ``[T, E + 6]``, extras ``[T, 12]``) for an avatar at ``base`` (frame 0; None: facing the camera).
 
     The motion's rotation is the driver's rotation relative to its mean head
@@ -181,13 +217,23 @@ def retarget(driver: HeadParams, base: HeadParams | None = None) -> tuple[np.nda
     rots = Rotation.from_rotvec(driver.rot.astype(np.float64))
     ref = rots.mean()
     rel = (ref.inv() * rots).as_rotvec().astype(np.float32)
-    base_rot = Rotation.from_rotvec(base.rot[0].astype(np.float64)) if base is not None else Rotation.identity()
-    offsets = (base_rot * ref.inv()).apply((driver.transl - driver.transl.mean(0)).astype(np.float64)).astype(np.float32)
+    base_rot = (
+        Rotation.from_rotvec(base.rot[0].astype(np.float64))
+        if base is not None
+        else Rotation.identity()
+    )
+    offsets = (
+        (base_rot * ref.inv())
+        .apply((driver.transl - driver.transl.mean(0)).astype(np.float64))
+        .astype(np.float32)
+    )
     base_transl = base.transl[0] if base is not None else np.zeros(3, np.float32)
     base_neck = base.neck[0] if base is not None else np.zeros(3, np.float32)
     neck = driver.neck - driver.neck.mean(0) + base_neck
     motion = np.concatenate([driver.expr, rel, driver.jaw], 1).astype(np.float32)
-    extras = np.concatenate([neck, offsets + base_transl, driver.eyes], 1).astype(np.float32)
+    extras = np.concatenate([neck, offsets + base_transl, driver.eyes], 1).astype(
+        np.float32
+    )
     assert motion.shape[1] == e + 6 and extras.shape[1] == EXTRAS_DIM
     return motion, extras
 
@@ -221,7 +267,9 @@ def apply_extras(params: HeadParams, extras: np.ndarray) -> HeadParams:
     return params
 
 
-def driven_params(motion: np.ndarray, extras: np.ndarray, base: HeadParams | None = None) -> HeadParams:
+def driven_params(
+    motion: np.ndarray, extras: np.ndarray, base: HeadParams | None = None
+) -> HeadParams:
     """What the renderer poses: ``from_motion(motion, base)`` with the driver's neck, translation and eyes."""
     return apply_extras(HeadParams.from_motion(motion, base), extras)
 
@@ -238,7 +286,9 @@ def resample_rows(rows: np.ndarray, fps: float, target_fps: float) -> np.ndarray
     if abs(fps - target_fps) < 1e-6:
         return np.asarray(rows, np.float32)
     t_src, t_dst = _times(len(rows), fps, target_fps)
-    return np.stack([np.interp(t_dst, t_src, rows[:, d]) for d in range(rows.shape[1])], 1).astype(np.float32)
+    return np.stack(
+        [np.interp(t_dst, t_src, rows[:, d]) for d in range(rows.shape[1])], 1
+    ).astype(np.float32)
 
 
 # -- export ------------------------------------------------------------------------------------------
@@ -259,12 +309,30 @@ def export_driven(avatar, motion: np.ndarray, extras: np.ndarray, out: Path, aud
     if resolution % 2:
         raise SplattalkError(f"--resolution must be even for H.264 (got {resolution})")
     if camera == "tracked" and tracked_camera is None:
-        raise SplattalkError("--camera tracked needs the run's tracking (RUN/tracking/tracks.npz)")
-    params = driven_params(resample_rows(motion, MOTION_FPS, fps), resample_rows(extras, MOTION_FPS, fps), base)
+        raise SplattalkError(
+            "--camera tracked needs the run's tracking (RUN/tracking/tracks.npz)"
+        )
+    params = driven_params(
+        resample_rows(motion, MOTION_FPS, fps),
+        resample_rows(extras, MOTION_FPS, fps),
+        base,
+    )
     with torch.no_grad():
-        rest = posed_vertices(avatar, HeadParams.from_motion(np.zeros_like(motion[:1]), base))[0].numpy()
-    viewmats, ks = camera_path(camera, len(params), rest, resolution, resolution, tracked=tracked_camera, fps=fps)
-    frames = render_frames(avatar, params, viewmats, ks, resolution, background, backend)
+        rest = posed_vertices(
+            avatar, HeadParams.from_motion(np.zeros_like(motion[:1]), base)
+        )[0].numpy()
+    viewmats, ks = camera_path(
+        camera,
+        len(params),
+        rest,
+        resolution,
+        resolution,
+        tracked=tracked_camera,
+        fps=fps,
+    )
+    frames = render_frames(
+        avatar, params, viewmats, ks, resolution, background, backend
+    )
     if progress:
         frames = tqdm(frames, total=len(params), desc="reenact", unit="frame")
     return write_mp4(out, frames, fps, audio)
@@ -276,12 +344,20 @@ def run_export(cmd) -> int:
     from splattalk.viewer.export import avatar_path, scale_motion, tracks_path
 
     if cmd.motion is not None:
-        raise SplattalkError("--drive and --motion both give the motion: pass one of them")
+        raise SplattalkError(
+            "--drive and --motion both give the motion: pass one of them"
+        )
     avatar = load_avatar(avatar_path(cmd.run))
-    default_out = (cmd.run if cmd.run.is_dir() else cmd.run.parent) / "exports" / f"drive-{Path(cmd.drive).stem}.mp4"
+    default_out = (
+        (cmd.run if cmd.run.is_dir() else cmd.run.parent)
+        / "exports"
+        / f"drive-{Path(cmd.drive).stem}.mp4"
+    )
     out = cmd.out or default_out
     start = time.perf_counter()
-    driver = load_driver(cmd.drive, avatar.model_id, avatar.head.num_expr, cmd.drive_cache, out)
+    driver = load_driver(
+        cmd.drive, avatar.model_id, avatar.head.num_expr, cmd.drive_cache, out
+    )
     audio = driver.audio
     if cmd.audio is not None:
         from splattalk.talk.audio import load_audio
@@ -293,27 +369,49 @@ def run_export(cmd) -> int:
     if tp is not None:
         with np.load(tp, allow_pickle=False) as data:
             if {"viewmat", "K", "width", "height"} <= set(data.files):
-                tracked_camera = (data["viewmat"], data["K"], int(data["width"]), int(data["height"]))
+                tracked_camera = (
+                    data["viewmat"],
+                    data["K"],
+                    int(data["width"]),
+                    int(data["height"]),
+                )
     base = tracks.slice(0) if (cmd.camera == "tracked" and tracks is not None) else None
     motion, extras = retarget(driver.params, base)
-    motion = scale_motion(motion, avatar.head.num_expr, cmd.expression_scale, cmd.head_motion_scale)
+    motion = scale_motion(
+        motion, avatar.head.num_expr, cmd.expression_scale, cmd.head_motion_scale
+    )
     motion = scale_mouth(motion, avatar.head.expr_names, cmd.drive_mouth_gain)
     n = export_driven(avatar, motion, extras, out, audio, resolution=cmd.resolution, fps=cmd.fps, camera=cmd.camera,
                       background=cmd.background, base=base, tracked_camera=tracked_camera, backend=cmd.backend)  # fmt: skip
     elapsed = time.perf_counter() - start
-    sound = "with the driver's sound" if driver.audio is not None and cmd.audio is None else ("with --audio" if cmd.audio else "silent")
+    sound = (
+        "with the driver's sound"
+        if driver.audio is not None and cmd.audio is None
+        else ("with --audio" if cmd.audio else "silent")
+    )
     print(f"wrote {out}: {n} frames at {cmd.fps} fps ({n / cmd.fps:.1f} s), driven by {driver.run} "
           f"({driver.source_fps:g} fps source), {sound}, in {elapsed:.1f} s")  # fmt: skip
     return 0
 
 
-def view_drive(source: Path, cache: Path | None, avatar, base: HeadParams | None, log=print, mouth_gain: float = 1.0) -> tuple:
+def view_drive(
+    source: Path,
+    cache: Path | None,
+    avatar,
+    base: HeadParams | None,
+    log=print,
+    mouth_gain: float = 1.0,
+) -> tuple:
     """``splattalk view RUN --drive …``: the driven clip every tab plays, (audio, motion, extras, label)."""
     driver = load_driver(Path(source), avatar.model_id, avatar.head.num_expr, cache)
-    motion, extras = retarget(driver.params, base.slice(0) if base is not None else None)
+    motion, extras = retarget(
+        driver.params, base.slice(0) if base is not None else None
+    )
     motion = scale_mouth(motion, avatar.head.expr_names, mouth_gain)
     sound = "with its sound" if driver.audio is not None else "silent (no sound found)"
-    log(f"drive: {driver.run} ({len(motion)} frames, {driver.duration:.1f} s, {driver.source_fps:g} fps source), {sound}")
+    log(
+        f"drive: {driver.run} ({len(motion)} frames, {driver.duration:.1f} s, {driver.source_fps:g} fps source), {sound}"
+    )
     return driver.audio, motion, extras, f"driven by {Path(source).name}"
 
 
@@ -339,17 +437,23 @@ def mesh_mouth_opening(head, shape: np.ndarray, params: HeadParams) -> np.ndarra
 
     ids = [int(i) for i in np.asarray(head.lmk_ids)]
     with torch.no_grad():
-        shape_t = torch.as_tensor(np.asarray(shape, np.float32))[None].expand(len(params), -1)
+        shape_t = torch.as_tensor(np.asarray(shape, np.float32))[None].expand(
+            len(params), -1
+        )
         landmarks = head(shape=shape_t, **params.torch_kwargs()).landmarks.numpy()
     need = (*MOUTH_LIPS, *MOUTH_EYES)
     if not set(need) <= set(ids):
-        raise SplattalkError(f"head model {head.model_id} does not embed mediapipe landmarks {need}")
+        raise SplattalkError(
+            f"head model {head.model_id} does not embed mediapipe landmarks {need}"
+        )
     full = np.full((len(params), max(ids) + 1, 3), np.nan)
     full[:, ids] = landmarks
     return mouth_opening(full)
 
 
-def video_mouth_opening(video: Path, fps: float = MOTION_FPS, progress: bool = False) -> np.ndarray:
+def video_mouth_opening(
+    video: Path, fps: float = MOTION_FPS, progress: bool = False
+) -> np.ndarray:
     """Mouth opening ``[T]`` of the largest face in ``video`` at ``fps`` (mediapipe face mesh)."""
     from splattalk.tracking.landmarks import detect
     from splattalk.tracking.video import iter_frames, open_source

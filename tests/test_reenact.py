@@ -37,7 +37,9 @@ def _at_fps(tracks: dict, fps: float) -> dict:
     t_dst = np.arange(int(np.floor((n - 1) / 25.0 * fps)) + 1) / fps
     for key in ("expr", "jaw", "neck", "rot", "transl", "eyes"):
         a = tracks[key]
-        out[key] = np.stack([np.interp(t_dst, t_src, a[:, d]) for d in range(a.shape[1])], 1).astype(np.float32)
+        out[key] = np.stack(
+            [np.interp(t_dst, t_src, a[:, d]) for d in range(a.shape[1])], 1
+        ).astype(np.float32)
     out["fps"] = np.float32(fps)
     return out
 
@@ -48,7 +50,9 @@ def test_driver_is_resampled_to_25_fps(tmp_path, fps):
 
     tracks = _sample_tracks()
     run = _write_run(tmp_path / "drive", _at_fps(tracks, fps))
-    driver = load_driver(run, str(tracks["head_model"]), tracks["expr"].shape[1], progress=False)
+    driver = load_driver(
+        run, str(tracks["head_model"]), tracks["expr"].shape[1], progress=False
+    )
     n = len(tracks["expr"])
     assert driver.source_fps == pytest.approx(fps)
     assert abs(len(driver.params) - n) <= 2  # same duration at 25 fps
@@ -68,7 +72,9 @@ def test_resample_rotation_follows_the_shortest_arc():
     q = resample_params(p, 10.0, 20.0)
     assert len(q) == 6
     np.testing.assert_allclose(q.rot[:5, 1], [0.0, 0.1, 0.2, 0.3, 0.4], atol=1e-5)
-    assert q.rot[5, 1] == pytest.approx(0.4)  # held at the last sample, not extrapolated
+    assert q.rot[5, 1] == pytest.approx(
+        0.4
+    )  # held at the last sample, not extrapolated
 
 
 def test_retarget_keeps_expression_and_makes_head_motion_relative():
@@ -80,7 +86,11 @@ def test_retarget_keeps_expression_and_makes_head_motion_relative():
     d.expr[:] = rng.normal(0, 0.3, (t, e))
     d.jaw[:, 0] = rng.uniform(0, 0.3, t)
     d.eyes[:] = rng.normal(0, 0.05, (t, 6))
-    d.rot[:] = [0.3, -0.5, 0.1]  # the driver sat turned away from its camera, not moving
+    d.rot[:] = [
+        0.3,
+        -0.5,
+        0.1,
+    ]  # the driver sat turned away from its camera, not moving
     d.rot[20:, 1] += 0.2  # … then turned its head 0.2 rad
     d.transl[:] = [0.05, 0.02, 0.8]
     motion, extras = retarget(d)
@@ -95,7 +105,10 @@ def test_retarget_keeps_expression_and_makes_head_motion_relative():
     assert Rotation.from_rotvec(params.rot).mean().magnitude() < 1e-3
     rd = Rotation.from_rotvec(d.rot)
     turn = (r[0].inv() * r[-1]).magnitude()
-    assert turn == pytest.approx((rd[0].inv() * rd[-1]).magnitude(), abs=1e-5) and turn > 0.15
+    assert (
+        turn == pytest.approx((rd[0].inv() * rd[-1]).magnitude(), abs=1e-5)
+        and turn > 0.15
+    )
     # translation: offsets around the avatar's own place (zero here), not the driver's 0.8 m distance
     assert np.abs(params.transl).max() < 1e-5
 
@@ -132,10 +145,20 @@ def test_sample_tracks_drive_an_avatar_with_the_drivers_sound(tmp_path):
 
     tracks = _sample_tracks()
     keep = 50
-    short = {k: (v[:keep] if k in ("expr", "jaw", "neck", "rot", "transl", "eyes") else v) for k, v in tracks.items()}
+    short = {
+        k: (v[:keep] if k in ("expr", "jaw", "neck", "rot", "transl", "eyes") else v)
+        for k, v in tracks.items()
+    }
     # a driving "video" with sound (the run records it as its source, as `splattalk track` does)
-    tone = (0.2 * np.sin(2 * np.pi * 200 * np.arange(keep * 640) / 16000)).astype(np.float32)
-    video = write_mp4(tmp_path / "driver.mp4", (np.zeros((16, 16, 3), np.uint8) for _ in range(keep)), 25, tone)
+    tone = (0.2 * np.sin(2 * np.pi * 200 * np.arange(keep * 640) / 16000)).astype(
+        np.float32
+    )
+    video = write_mp4(
+        tmp_path / "driver.mp4",
+        (np.zeros((16, 16, 3), np.uint8) for _ in range(keep)),
+        25,
+        tone,
+    )
     assert video == keep
     run = _write_run(tmp_path / "drive", _at_fps(short, 30.0), tmp_path / "driver.mp4")
 
@@ -145,14 +168,27 @@ def test_sample_tracks_drive_an_avatar_with_the_drivers_sound(tmp_path):
     motion, extras = retarget(driver.params)
     out = tmp_path / "driven.mp4"
     size = 96
-    n = export_driven(avatar, motion, extras, out, driver.audio, resolution=size, progress=False, backend="cpu")
+    n = export_driven(
+        avatar,
+        motion,
+        extras,
+        out,
+        driver.audio,
+        resolution=size,
+        progress=False,
+        backend="cpu",
+    )
     assert abs(n - keep) <= 2
     info = probe(out)
     assert info["audio"] is not None and abs(info["audio"][0] - n / 25) < 0.1
     with av.open(str(out)) as c:
-        frames = np.stack([f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)])
+        frames = np.stack(
+            [f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)]
+        )
     jaw = driver.params.jaw[: len(frames), 0]
-    lower = frames[:, size // 2 :, :, :].mean(axis=(2, 3))  # [T, rows] lower half brightness profile
+    lower = frames[:, size // 2 :, :, :].mean(
+        axis=(2, 3)
+    )  # [T, rows] lower half brightness profile
     closed, opened = np.argsort(jaw)[:5], np.argsort(jaw)[-5:]
     assert jaw[opened].mean() > jaw[closed].mean() + 0.05
     diff_open = np.abs(lower[opened].mean(0) - lower[closed].mean(0)).mean()
@@ -167,15 +203,40 @@ def test_cli_export_drive(tmp_path):
     from splattalk.viewer.video import probe
 
     tracks = _sample_tracks()
-    short = {k: (v[:8] if k in ("expr", "jaw", "neck", "rot", "transl", "eyes") else v) for k, v in tracks.items()}
+    short = {
+        k: (v[:8] if k in ("expr", "jaw", "neck", "rot", "transl", "eyes") else v)
+        for k, v in tracks.items()
+    }
     run = _write_run(tmp_path / "drive", short)
     out = tmp_path / "out.mp4"
     with pytest.raises(SystemExit) as exit_:
-        main(["export", str(DEFAULT_AVATAR), "--drive", str(run), "--out", str(out), "--resolution", "64", "--backend", "cpu"])
+        main(
+            [
+                "export",
+                str(DEFAULT_AVATAR),
+                "--drive",
+                str(run),
+                "--out",
+                str(out),
+                "--resolution",
+                "64",
+                "--backend",
+                "cpu",
+            ]
+        )
     assert exit_.value.code == 0
     assert probe(out)["video"][0] == 8
     with pytest.raises(SystemExit) as exit_:
-        main(["export", str(DEFAULT_AVATAR), "--drive", str(run), "--motion", str(run / "tracking" / "tracks.npz")])
+        main(
+            [
+                "export",
+                str(DEFAULT_AVATAR),
+                "--drive",
+                str(run),
+                "--motion",
+                str(run / "tracking" / "tracks.npz"),
+            ]
+        )
     assert exit_.value.code == 2
 
 
@@ -191,16 +252,26 @@ def test_viewer_session_plays_a_driven_clip_with_the_drivers_eyes(tmp_path):
 
     avatar = small_avatar(1500)
     d = HeadParams.from_npz(SAMPLE_GT).slice(slice(0, 40))
-    d.eyes[:, 1] = np.linspace(-0.4, 0.4, 40)  # the driver looks from one side to the other
+    d.eyes[:, 1] = np.linspace(
+        -0.4, 0.4, 40
+    )  # the driver looks from one side to the other
     d.eyes[:, 4] = d.eyes[:, 1]
     motion, extras = retarget(d)
     audio = np.zeros(40 * 640, np.float32)
-    res = Resources(avatar=avatar, streams=lambda style: LoudnessStream(motion.shape[1], 0), drive=(audio, motion, extras, "driven"))
+    res = Resources(
+        avatar=avatar,
+        streams=lambda style: LoudnessStream(motion.shape[1], 0),
+        drive=(audio, motion, extras, "driven"),
+    )
     view = RecordingView()
     s = Session(res, view, tmp_path / "tab")
     s.start()
     try:
-        assert s.current is not None and s.current.extras is not None and s.current.num_frames == 40
+        assert (
+            s.current is not None
+            and s.current.extras is not None
+            and s.current.num_frames == 40
+        )
         assert view.audio and view.audio[-1][2] == "driven"
     finally:
         s.close()
@@ -213,8 +284,12 @@ def test_viewer_session_plays_a_driven_clip_with_the_drivers_eyes(tmp_path):
     expected = s.poser.buffer(clip.motion[frame], None, clip.extras[frame])
     without = s.poser.buffer(clip.motion[frame])
     np.testing.assert_array_equal(view.last_buffer, expected)
-    assert not np.array_equal(expected, without)  # the eyes (and neck/translation) came from the driver
-    s.set_style("model default")  # no talk model behind a driven clip: nothing is regenerated
+    assert not np.array_equal(
+        expected, without
+    )  # the eyes (and neck/translation) came from the driver
+    s.set_style(
+        "model default"
+    )  # no talk model behind a driven clip: nothing is regenerated
     assert clip.done and clip.ready == 40
     s.close()
 
@@ -228,12 +303,31 @@ def test_mouth_gain_scales_only_the_jaw_and_mouth_channels():
     e = len(names)
     motion = np.ones((3, e + 6), np.float32)
     out = scale_mouth(motion, names, 2.0)
-    mouth = {"mouth_open", "lips_press", "upper_lip_raise", "lower_lip_depress", "jaw_forward"}
+    mouth = {
+        "mouth_open",
+        "lips_press",
+        "upper_lip_raise",
+        "lower_lip_depress",
+        "jaw_forward",
+    }
     for i, name in enumerate(names):
-        expected = 2.0 if (name in mouth or name.startswith(("mouth", "lip", "upper_lip", "lower_lip"))) else 1.0
+        expected = (
+            2.0
+            if (
+                name in mouth
+                or name.startswith(("mouth", "lip", "upper_lip", "lower_lip"))
+            )
+            else 1.0
+        )
         assert out[0, i] == expected, name
-    assert out[0, e : e + 3].tolist() == [1, 1, 1] and out[0, e + 3 :].tolist() == [2, 2, 2]  # rotation kept, jaw scaled
-    assert {"blink_left", "brow_down", "smile"} <= {n for i, n in enumerate(names) if out[0, i] == 1.0}
+    assert out[0, e : e + 3].tolist() == [1, 1, 1] and out[0, e + 3 :].tolist() == [
+        2,
+        2,
+        2,
+    ]  # rotation kept, jaw scaled
+    assert {"blink_left", "brow_down", "smile"} <= {
+        n for i, n in enumerate(names) if out[0, i] == 1.0
+    }
     # unnamed (FLAME-style) expressions: only the jaw
     out = scale_mouth(motion, [f"expr{i}" for i in range(e)], 2.0)
     assert (out[:, :e] == 1).all() and (out[:, e + 3 :] == 2).all()

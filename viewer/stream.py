@@ -93,14 +93,22 @@ def voxel_groups(centers: np.ndarray, cell: float) -> list[np.ndarray]:
 class SplatStream:
     """One tab's light stream over a :class:`~splattalk.viewer.splats.SplatPoser` (same motion rows, same extras)."""
 
-    def __init__(self, poser: SplatPoser, tolerance: float = TOLERANCE_M, cell: float = CELL_M, budget: int | None = BUDGET_BYTES):
+    def __init__(
+        self,
+        poser: SplatPoser,
+        tolerance: float = TOLERANCE_M,
+        cell: float = CELL_M,
+        budget: int | None = BUDGET_BYTES,
+    ):
         self.poser = poser
         self.scale = poser.scene_scale
         self.tolerance = float(tolerance) * self.scale
         """In scene units."""
         rest = poser.params(np.zeros((1, poser.motion_dim), np.float32))
         with torch.no_grad():
-            out = poser.avatar.head(shape=poser.avatar.shape[None], **rest.torch_kwargs())
+            out = poser.avatar.head(
+                shape=poser.avatar.shape[None], **rest.torch_kwargs()
+            )
             self.root = out.joints[0, 0].numpy().astype(np.float64)
             """J₀ [3], metres: the root joint the global rotation turns about (depends on the identity shape only)."""
             g = animate(poser.avatar, self._local(rest))
@@ -130,21 +138,33 @@ class SplatStream:
         """Forget what was sent (a new page): the next update sends every group."""
         self._sent_centers = self._sent_cov = None
 
-    def update(self, motion_row: np.ndarray, extras: np.ndarray | None = None) -> FrameUpdate:
+    def update(
+        self, motion_row: np.ndarray, extras: np.ndarray | None = None
+    ) -> FrameUpdate:
         """One motion row (and a driven clip's extras) → the head transform and the groups to send."""
         from scipy.spatial.transform import Rotation
 
         params = self.poser.params(np.asarray(motion_row, np.float32)[None])
         if extras is not None:
-            params.neck, params.transl, params.eyes = extras[None, 0:3], extras[None, 3:6], extras[None, 6:12]
+            params.neck, params.transl, params.eyes = (
+                extras[None, 0:3],
+                extras[None, 3:6],
+                extras[None, 6:12],
+            )
         rot = Rotation.from_rotvec(params.rot[0].astype(np.float64))
         position = (self.root + params.transl[0] - rot.apply(self.root)) * self.scale
         xyzw = rot.as_quat()
         wxyz = np.array([xyzw[3], xyzw[0], xyzw[1], xyzw[2]])
         with torch.no_grad():
             g = animate(self.poser.avatar, self._local(params))
-        means, quats, scales = g.means[0].numpy(), g.quats[0].numpy(), g.scales[0].numpy()
-        buffer = pack_posed(means, quats, scales, self.scale, self.poser.rgba, self._buffer)
+        means, quats, scales = (
+            g.means[0].numpy(),
+            g.quats[0].numpy(),
+            g.scales[0].numpy(),
+        )
+        buffer = pack_posed(
+            means, quats, scales, self.scale, self.poser.rgba, self._buffer
+        )
         centers = means * self.scale
         cov = covariance_triu(quats, scales, self.scale)
         if self._sent_centers is None:
@@ -155,12 +175,25 @@ class SplatStream:
             # (turned or resized): Σ = σ², so dσ ≈ |dΣ| / 2σ, with σ its largest axis
             sigma = scales.max(1) * self.scale
             worst = np.zeros(self.num_groups)
-            _group_change(centers, cov, sigma, self._sent_centers, self._sent_cov, self.group_of, worst)
+            _group_change(
+                centers,
+                cov,
+                sigma,
+                self._sent_centers,
+                self._sent_cov,
+                self.group_of,
+                worst,
+            )
             changed = np.flatnonzero(worst > self.tolerance)
             self.lag = 0.0
             if self.budget is not None and changed.size:
                 changed = changed[np.argsort(-worst[changed], kind="stable")]
-                cost = np.cumsum([self.groups[k].size * BYTES_PER_GAUSSIAN + GROUP_OVERHEAD for k in changed])
+                cost = np.cumsum(
+                    [
+                        self.groups[k].size * BYTES_PER_GAUSSIAN + GROUP_OVERHEAD
+                        for k in changed
+                    ]
+                )
                 keep = max(1, int(np.searchsorted(cost, self.budget, side="right")))
                 if keep < changed.size:
                     self.lag = float(worst[changed[keep]])
@@ -169,10 +202,18 @@ class SplatStream:
                 idx = self.groups[k]
                 self._sent_centers[idx] = centers[idx]
                 self._sent_cov[idx] = cov[idx]
-        return FrameUpdate(wxyz, position, [(int(k), buffer[self.groups[k]].copy()) for k in changed])
+        return FrameUpdate(
+            wxyz, position, [(int(k), buffer[self.groups[k]].copy()) for k in changed]
+        )
 
 
-def compose(update_groups: dict[int, np.ndarray], groups: list[np.ndarray], wxyz: np.ndarray, position: np.ndarray, num: int) -> tuple[np.ndarray, np.ndarray]:
+def compose(
+    update_groups: dict[int, np.ndarray],
+    groups: list[np.ndarray],
+    wxyz: np.ndarray,
+    position: np.ndarray,
+    num: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """What the browser shows: the latest buffer of every group, put through the head node's transform →
     world centres ``[N, 3]`` and covariance triangles ``[N, 6]`` (scene units). For tests and the benchmark."""
     from scipy.spatial.transform import Rotation
