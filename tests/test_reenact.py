@@ -267,6 +267,9 @@ def test_viewer_session_plays_a_driven_clip_with_the_drivers_eyes(tmp_path):
     s = Session(res, view, tmp_path / "tab")
     s.start()
     try:
+        time.sleep(0.1)
+        assert s.current is None  # nothing plays before the page is up …
+        s.clock_report("0 0 0 1 0 1.0 0 0 x")  # … which its first clock report shows
         assert (
             s.current is not None
             and s.current.extras is not None

@@ -148,6 +148,8 @@ class Session:
         self._last_readout = None
         self._sent_desired: Desired | None = None
         self._buffer = np.zeros((self.poser.num, 8), np.uint32)
+        self._pending_drive = resources.drive
+        """A driven clip to start once the page's controller first reports (its audio element exists then)."""
         self.stream = None
         if resources.light_stream and hasattr(view, "show_update"):
             from splattalk.viewer.stream import SplatStream
@@ -159,8 +161,6 @@ class Session:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Session":
         self.thread.start()
-        if self.res.drive is not None:
-            self.load_driven(*self.res.drive)
         return self
 
     def close(self, timeout: float = 5.0) -> None:
@@ -314,6 +314,10 @@ class Session:
 
     def clock_report(self, text: str) -> None:
         """The page's audio clock (the hidden text input's value)."""
+        with self.lock:
+            drive, self._pending_drive = self._pending_drive, None
+        if drive is not None:  # the page is up: start `splattalk view --drive`'s clip now, not while it loads
+            self.load_driven(*drive)
         report = parse_report(text)
         if report is None:
             return
