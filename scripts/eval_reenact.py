@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from splattalk.reenact import correlation, video_mouth_opening
+from splattalk.mouth_agreement import correlation, video_mouth_opening
 
 
 def side_by_side(
@@ -93,12 +93,8 @@ def main() -> None:
     if args.drive_run is not None and args.avatar is not None:
         from splattalk.avatar.io import load_avatar
 
-        from splattalk.reenact import (
-            driven_params,
-            load_driver,
-            mesh_mouth_opening,
-            retarget,
-        )
+        from splattalk.mouth_agreement import mesh_mouth_opening
+        from splattalk.reenact import driven_params, load_driver, retarget
 
         avatar = load_avatar(args.avatar)
         driver = load_driver(

@@ -334,3 +334,21 @@ def test_mouth_gain_scales_only_the_jaw_and_mouth_channels():
     # unnamed (FLAME-style) expressions: only the jaw
     out = scale_mouth(motion, [f"expr{i}" for i in range(e)], 2.0)
     assert (out[:, :e] == 1).all() and (out[:, e + 3 :] == 2).all()
+
+
+def test_mouth_agreement_measures():
+    from splattalk.head.default import load_default_head
+    from splattalk.mouth_agreement import correlation, mesh_mouth_opening, mouth_opening
+
+    pts = np.zeros((2, 478, 3))
+    pts[:, 33, 0], pts[:, 263, 0] = 0.0, 10.0  # eye corners 10 apart
+    pts[:, 14, 1] = [1.0, 3.0]  # lips 1 then 3 apart
+    np.testing.assert_allclose(mouth_opening(pts), [0.1, 0.3])
+    a = np.array([0.0, 1.0, np.nan, 3.0, 4.0])
+    r, n = correlation(a, 2 * a + 1)
+    assert n == 4 and r == pytest.approx(1.0)
+    head = load_default_head()
+    p = HeadParams.zeros(3, head.num_expr)
+    p.jaw[:, 0] = [0.0, 0.15, 0.3]
+    opening = mesh_mouth_opening(head, np.zeros(head.num_shape, np.float32), p)
+    assert opening[0] < opening[1] < opening[2]  # the jaw opens the lips on the mesh
