@@ -338,6 +338,7 @@ def test_mouth_gain_scales_only_the_jaw_and_mouth_channels():
 
 def test_mouth_agreement_measures():
     from splattalk.head.default import load_default_head
+
     from splattalk.mouth_agreement import correlation, mesh_mouth_opening, mouth_opening
 
     pts = np.zeros((2, 478, 3))
