@@ -10,12 +10,18 @@ The baseline is the straightforward path: torch covariances
 packing, then the same serialisation.
 
 Export: 50 frames rendered at 512² with ``avatar.raster.rasterize`` (CPU
-backend) and encoded to H.264 + AAC (``viewer/video.py``).
+backend) and encoded to H.264 + AAC (``splattalk/mp4.py``).
+
+Payload: bytes a frame puts on the websocket for a speech clip (the built-in talk
+model's motion for ``sample_en_1.wav``), step by step from the full buffer
+(baseline) to the light stream (``viewer/stream.py``): head pose as a node
+transform, then only the Gaussian groups that moved, then only those that
+moved more than the tolerance.
 
 Timings are the best of ``--repeats`` runs (the machine is shared; the load is
 printed). Last line:
 
-    viewer fps: X; payload KB/frame: Y; export fps: Z
+    viewer fps: X; export fps: Z; payload KB/frame: Y vs full buffer B (R× lighter)
 """
 
 from __future__ import annotations
@@ -45,18 +51,23 @@ def motion_rows(n: int, dim: int, seed: int = 0) -> np.ndarray:
 
 def serialise(buffer: np.ndarray, stored: np.ndarray) -> bytes:
     """What viser does after ``handle.buffer = buffer``: props_setattr, then the websocket producer."""
+    if not np.array_equal(stored, buffer):  # props_setattr: skip unchanged, copy in place, private snapshot
+        stored[:] = buffer
+    return serialise_updates([("/avatar", {"buffer": buffer.copy()})])
+
+
+def serialise_updates(updates: list) -> bytes:
+    """One websocket frame of ``SceneNodeUpdateMessage`` s ``[(node name, {prop: value})]`` (viser's producer)."""
     import msgspec
     import zstandard
     from viser import _messages
 
-    if not np.array_equal(stored, buffer):  # props_setattr: skip unchanged, copy in place, private snapshot
-        stored[:] = buffer
-    queued = buffer.copy()
-    message = _messages.SceneNodeUpdateMessage("/avatar", {"buffer": queued})
+    messages = [_messages.SceneNodeUpdateMessage(name, props) for name, props in updates]
     binary: list = []
     inner = msgspec.msgpack.encode(
-        {"messages": (message.as_serializable_dict(binary),), "timestampSec": time.perf_counter(), "binaryBufferLengths": tuple(b.nbytes for b in binary)}
-    )
+        {"messages": tuple(m.as_serializable_dict(binary) for m in messages), "timestampSec": time.perf_counter(),
+         "binaryBufferLengths": tuple(b.nbytes for b in binary)}
+    )  # fmt: skip
     compressed = zstandard.ZstdCompressor(level=1).compress(inner)
     parts = [len(inner).to_bytes(8, "little"), len(compressed).to_bytes(8, "little"), compressed]
     offset = 16 + len(compressed)
@@ -106,6 +117,50 @@ def bench_viewer(avatar, frames: int) -> tuple[float, float, float]:
     return ours, base, payload
 
 
+def speech_motion(avatar) -> np.ndarray:
+    """The built-in talk model's motion for the sample clip (what a speaking tab streams)."""
+    from splattalk.talk.audio import load_audio
+    from splattalk.export import talk_motion
+    from splattalk.viewer.server import DEFAULT_AVATAR
+
+    speech = DEFAULT_AVATAR.parent / "speech" / "sample_en_1.wav"
+    return talk_motion(load_audio(speech), avatar.model_id, None, None, 0)
+
+
+def bench_payload(avatar, rows: np.ndarray) -> list[tuple[str, float, float]]:
+    """[(step, mean bytes a frame, ms a frame)] from the full buffer to the light stream, on motion ``rows``."""
+    from splattalk.viewer.splats import SplatPoser
+    from splattalk.viewer.stream import SplatStream
+
+    poser = SplatPoser(avatar, None, 10.0)
+    out = []
+    stored, buf = np.zeros((poser.num, 8), np.uint32), np.zeros((poser.num, 8), np.uint32)
+    serialise(poser.buffer(rows[0], buf), stored)
+    start, total = time.perf_counter(), 0
+    for row in rows[1:]:
+        total += len(serialise(poser.buffer(row, buf), stored))
+    out.append(("full buffer every frame (baseline)", total / (len(rows) - 1), (time.perf_counter() - start) / (len(rows) - 1) * 1e3))
+    steps = (
+        ("+ head pose as a node transform (Gaussians in the head's frame, all sent)", None),
+        ("+ only the groups that moved at all", 0.0),
+        ("+ only the groups that moved > 0.1 mm (default)", 1e-4),
+        ("  (for comparison: > 0.5 mm)", 5e-4),
+    )
+    for name, tolerance in steps:
+        stream = SplatStream(poser, tolerance or 0.0, budget=None)
+        stream.update(rows[0])
+        start, total = time.perf_counter(), 0
+        for row in rows[1:]:
+            if tolerance is None:
+                stream.reset()  # every group, every frame
+            u = stream.update(row)
+            updates = [("/avatar", {"wxyz": tuple(map(float, u.wxyz)), "position": tuple(map(float, u.position))})]
+            updates += [(f"/avatar/g{k}", {"buffer": b}) for k, b in u.groups]
+            total += len(serialise_updates(updates))
+        out.append((name, total / (len(rows) - 1), (time.perf_counter() - start) / (len(rows) - 1) * 1e3))
+    return out
+
+
 def bench_export(avatar, frames: int, resolution: int) -> float:
     """``splattalk export``'s path (``splattalk.export.export_clip``) on the CPU backend."""
     from splattalk.export import export_clip
@@ -146,8 +201,15 @@ def main() -> None:
         fps = bench_export(avatar, args.export_frames, args.resolution)
         print(f"  export {args.resolution}²: {fps:5.1f} fps (render + H.264/AAC encode, cpu backend)")
         export = max(export, fps)
+    rows = speech_motion(avatar)
+    print(f"payload for {len(rows)} frames of speech (the built-in talk model on sample_en_1.wav), one tab:")
+    steps = bench_payload(avatar, rows)
+    for name, nbytes, ms in steps:
+        print(f"  {nbytes / 1024:6.1f} KB/frame  {ms:5.1f} ms/frame  {name}")
+    base_kb, light_kb = steps[0][1] / 1024, steps[3][1] / 1024
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    print(f"viewer fps: {ours:.1f}; payload KB/frame: {payload / 1024:.0f}; export fps: {export:.1f}")
+    print(f"viewer fps: {ours:.1f}; export fps: {export:.1f}; payload KB/frame: {light_kb:.0f} vs full buffer {base_kb:.0f} "
+          f"({base_kb / light_kb:.1f}× lighter)")  # fmt: skip
 
 
 if __name__ == "__main__":

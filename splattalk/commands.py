@@ -88,6 +88,12 @@ class ExportCommand:
     seed: int = 0
     """Talk-model seed."""
 
+    drive: Path | None = None
+    """Reenactment: a video (tracked first) or a run folder from `splattalk track` whose expressions, jaw, eyes and head motion drive the avatar; its sound is muxed (--audio replaces it)."""
+    drive_cache: Path | None = None
+    """Run folder a --drive video is tracked into (reused next time); default: drive-<video name> next to the output."""
+    drive_mouth_gain: float = 1.0
+    """Reenactment: multiplies the driver's jaw and mouth expressions only (an avatar whose lips hide small openings needs ~2)."""
 
 @dataclass(frozen=True)
 class DemoCommand:

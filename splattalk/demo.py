@@ -17,7 +17,8 @@ from splattalk.avatar.fit_config import FitConfig
 from splattalk.avatar.io import load_avatar
 from splattalk.commands import DemoCommand
 from splattalk.errors import SplattalkError
-from splattalk.export import avatar_path, export_clip, talk_motion
+from splattalk.export import export_clip, talk_motion
+from splattalk.run import avatar_path
 from splattalk.head.params import MOTION_FPS
 from splattalk.run import RunLayout
 from splattalk.talk.audio import load_audio

@@ -22,21 +22,10 @@ from splattalk.errors import SplattalkError
 from splattalk.head.params import MOTION_FPS, HeadParams, resample_motion, scale_motion
 from splattalk.models import check_head_model, default_threads, for_run, resolve_model
 from splattalk.mp4 import write_mp4
-from splattalk.run import RunLayout, Tracks
+from splattalk.run import RunLayout, Tracks, avatar_path, tracks_path
 from splattalk.talk.audio import load_audio
 from splattalk.talk.inference import generate
 from splattalk.talk.style import load_style_clip
-
-
-def avatar_path(run: Path) -> Path:
-    """A command's RUN argument (a run folder, or an avatar .safetensors file) → the avatar file."""
-    return run if run.suffix == ".safetensors" else RunLayout(run).avatar
-
-
-def tracks_path(run: Path) -> Path | None:
-    """The tracks of a command's RUN argument (see :func:`avatar_path`), or None when it was not tracked."""
-    path = RunLayout.of_avatar(run).tracks
-    return path if path.is_file() else None
 
 
 def load_motion(path: Path, head_model: str) -> np.ndarray:
@@ -96,6 +85,10 @@ def export_clip(
 
 
 def run(cmd: ExportCommand) -> int:
+    if cmd.drive is not None:  # reenactment: another video's tracked motion drives the avatar
+        from splattalk.reenact import run_export  # lazy: reenact imports this module
+
+        return run_export(cmd)
     if cmd.audio is None and cmd.motion is None:
         raise SplattalkError("give --audio (speech to speak) or --motion (a motion .npz), or both")
     avatar = load_avatar(avatar_path(cmd.run))

@@ -140,6 +140,18 @@ class RunLayout:
         return self.exports_dir / f"{name}.mp4"
 
 
+def avatar_path(run: Path) -> Path:
+    """A command's RUN argument (a run folder, or an avatar .safetensors file) → the avatar file."""
+    run = Path(run)
+    return run if run.suffix == ".safetensors" else RunLayout(run).avatar
+
+
+def tracks_path(run: Path) -> Path | None:
+    """The tracks of a command's RUN argument (see :func:`avatar_path`), or None when it was not tracked."""
+    path = RunLayout.of_avatar(run).tracks
+    return path if path.is_file() else None
+
+
 @dataclass(frozen=True)
 class Tracks:
     """``tracking/tracks.npz``: T frames of head-model parameters and the one fixed camera that saw them.

@@ -40,3 +40,13 @@ class ViewConfig:
     """Longest clip the "export mp4" button renders (the CPU renders ~10 frames/s; use `splattalk export` beyond)."""
     threads: int | None = None
     """CPU threads for torch (default: 1 for our small talk models, torch's default for the official one)."""
+    light_stream: bool = True
+    """Send the head pose as a node transform and only the Gaussian groups that moved (--no-light-stream: every Gaussian every frame)."""
+    stream_tolerance_mm: float = 0.1
+    """Largest error the light stream leaves in a Gaussian's centre or extent, in millimetres (~0.2 px at the default zoom)."""
+    drive: Path | None = None
+    """Reenactment: play the avatar driven by this video (tracked first) or `splattalk track` run folder, with its sound."""
+    drive_cache: Path | None = None
+    """Run folder a --drive video is tracked into (reused next time); default: drive-<video name> next to the video."""
+    drive_mouth_gain: float = 1.0
+    """Reenactment: multiplies the driver's jaw and mouth expressions only."""

@@ -50,9 +50,19 @@ class ViserView:
         buffer = poser.buffer(rest)
         centers = buffer[:, 0:3].view(np.float32)
         triu = buffer[:, 4:7].copy().view(np.float16).astype(np.float32)
-        self.splats = self.client.scene.add_gaussian_splats(
-            "/avatar", centers=centers, covariances=triu_to_full(triu), rgbs=poser.rgbs, opacities=poser.opacities
-        )
+        if self.res.light_stream:  # the head as a frame node, its Gaussians in groups (viewer/stream.py)
+            from splattalk.viewer.stream import CELL_M, SplatStream
+
+            self.head = self.client.scene.add_frame("/avatar", show_axes=False)
+            self.groups = [
+                self.client.scene.add_gaussian_splats(f"/avatar/g{k}", centers=centers[idx], covariances=triu_to_full(triu[idx]),
+                                                      rgbs=poser.rgbs[idx], opacities=poser.opacities[idx])
+                for k, idx in enumerate(SplatStream(poser, cell=CELL_M).groups)
+            ]  # fmt: skip
+        else:
+            self.splats = self.client.scene.add_gaussian_splats(
+                "/avatar", centers=centers, covariances=triu_to_full(triu), rgbs=poser.rgbs, opacities=poser.opacities
+            )
         target, radius = head_target(poser.rest_vertices())
         s = self.res.scene_scale
         self.target = target * s
@@ -131,6 +141,17 @@ class ViserView:
     # ------------------------------------------------------------------ View
     def show_splats(self, buffer: np.ndarray) -> None:
         self._safe(lambda: setattr(self.splats, "buffer", buffer))
+
+    def show_update(self, update) -> None:
+        """A light-stream frame (``stream.FrameUpdate``): the head node's pose, then the groups that moved."""
+
+        def apply():
+            with self.client.atomic():
+                self.head.wxyz, self.head.position = update.wxyz, update.position
+                for k, buffer in update.groups:
+                    self.groups[k].buffer = buffer
+
+        self._safe(apply)
 
     def set_audio(self, clip_id: int, data_url: str | None, label: str) -> None:
         self._safe(lambda: setattr(self.audio_html, "content", player_html(clip_id, data_url, label)))

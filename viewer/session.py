@@ -65,6 +65,13 @@ class Resources:
     latency: float = 0.03
     export_resolution: int = 512
     limits: Limits = field(default_factory=Limits)
+    light_stream: bool = False
+    """Send the head pose as a node transform and only the Gaussian groups that moved (``viewer/stream.py``)
+    to a view that can show such updates, instead of every Gaussian every frame."""
+    stream_tolerance_m: float = 1e-4
+    """Largest error (metres) the light stream leaves in any Gaussian's centre or extent."""
+    drive: object = None
+    """A driven clip's (audio [S], motion [T, D], extras [T, 12], label) from ``splattalk view --drive``, played on connect."""
 
 
 class _Cancelled(Exception):
@@ -72,7 +79,7 @@ class _Cancelled(Exception):
 
 
 def render_clip(avatar, motion: np.ndarray, audio: np.ndarray, out: Path, size: int, background, base, expr_scale: float = 1.0,
-                head_scale: float = 1.0, cancelled=lambda: False) -> int:  # fmt: skip
+                head_scale: float = 1.0, cancelled=lambda: False, extras: np.ndarray | None = None) -> int:  # fmt: skip
     """Render motion ``[T, E + 6]`` (scaled like the live view) with a front camera to ``out`` (H.264 + AAC of ``audio``).
 
     The frames come from ``splattalk export``'s renderer (:func:`splattalk.avatar.sequence.render_sequence`: gsplat
@@ -82,6 +89,8 @@ def render_clip(avatar, motion: np.ndarray, audio: np.ndarray, out: Path, size: 
 
     motion = scale_motion(motion, motion.shape[1] - 6, expr_scale, head_scale)
     params = HeadParams.from_motion(motion, base)
+    if extras is not None:  # a driven clip: the driver's neck, translation and eyes
+        params.neck, params.transl, params.eyes = extras[:, 0:3], extras[:, 3:6], extras[:, 6:12]
     rest = HeadParams.from_motion(np.zeros_like(motion[:1]), base)
 
     def frames():
@@ -132,6 +141,13 @@ class Session:
         self._last_readout = None
         self._sent_desired: Desired | None = None
         self._buffer = np.zeros((self.poser.num, 8), np.uint32)
+        self._pending_drive = resources.drive
+        """A driven clip to start once the page's controller first reports (its audio element exists then)."""
+        self.stream = None
+        if resources.light_stream and hasattr(view, "show_update"):
+            from splattalk.viewer.stream import SplatStream
+
+            self.stream = SplatStream(self.poser, resources.stream_tolerance_m, budget=None)
         self._fps_window: list[float] = []
         self.thread = threading.Thread(target=self._run, name="viewer-playback", daemon=True)
 
@@ -213,6 +229,23 @@ class Session:
                 self.player.load(clip, self.clock())
         return clip
 
+    def load_driven(self, audio: np.ndarray | None, motion: np.ndarray, extras: np.ndarray, label: str) -> Clip | None:
+        """Play a reenacted performance (no talk model: its motion is given whole)."""
+        if self.closed.is_set():
+            return None
+        clip = Clip.driven(audio, label, motion, extras)
+        with self.lock:
+            if self.worker is not None:
+                self.worker.cancel()
+            self.worker = None
+            self.player.unload(self.clock())
+            self.current = clip
+        self.view.set_audio(clip.id, audio_data_url(clip.audio), label)
+        with self.lock:
+            if self.current is clip and not self.closed.is_set():
+                self.player.load(clip, self.clock())
+        return clip
+
     def _start_worker(self, clip: Clip) -> None:
         style = self.res.styles.get(self.style_name)
         self.worker = MotionWorker(clip, self.res.streams, style, on_done=self._motion_done)
@@ -265,8 +298,8 @@ class Session:
         with self.lock:
             self.style_name = name
             clip = self.player.clip
-            if clip is None or self.closed.is_set():
-                return
+            if clip is None or clip.extras is not None or self.closed.is_set():
+                return  # nothing to regenerate (a driven clip has no talk model behind it)
             if self.worker is not None:
                 self.worker.cancel()
             clip.reset()
@@ -274,6 +307,10 @@ class Session:
 
     def clock_report(self, text: str) -> None:
         """The page's audio clock (the hidden text input's value)."""
+        with self.lock:
+            drive, self._pending_drive = self._pending_drive, None
+        if drive is not None:  # the page is up: start `splattalk view --drive`'s clip now, not while it loads
+            self.load_driven(*drive)
         report = parse_report(text)
         if report is None:
             return
@@ -319,7 +356,8 @@ class Session:
         out = self.workdir / f"export-{clip.id}.mp4"
         try:
             render_clip(self.res.avatar, clip.motion[: clip.ready], clip.audio, out, size, self.background, self.res.base,
-                        self.expr_scale, self.head_scale, cancelled=self.closed.is_set)  # fmt: skip
+                        self.expr_scale, self.head_scale, cancelled=self.closed.is_set,
+                        extras=clip.extras[: clip.ready] if clip.extras is not None else None)  # fmt: skip
             content = out.read_bytes()
         except _Cancelled:
             return
@@ -353,15 +391,20 @@ class Session:
             t = now - self._t0
             key = ("idle", int(t * FPS), self.expr_scale, self.head_scale)
             row = None if key == self._last_key else idle.idle_motion(t, self.poser.motion_dim, self.blink_ids)
+            extras = None
         else:
             key = (clip.id, clip.generation, frame, self.expr_scale, self.head_scale)
             row = None if key == self._last_key else clip.motion[frame]
+            extras = clip.extras[frame] if clip.extras is not None else None
         total = clip.num_frames if clip is not None else 0
         ready = clip.ready if clip is not None else 0
         if row is not None:
             self._last_key = key
             row = scale_motion(row[None], self.poser.motion_dim - 6, self.expr_scale, self.head_scale)[0]
-            self.view.show_splats(self.poser.buffer(row, self._buffer))
+            if self.stream is not None:
+                self.view.show_update(self.stream.update(row, extras))
+            else:
+                self.view.show_splats(self.poser.buffer(row, self._buffer, extras))
             self._count_frame(now)
         readout = (frame, total, ready, state)
         if row is not None or readout != self._last_readout:

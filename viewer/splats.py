@@ -164,10 +164,13 @@ class SplatPoser:
         centers = g.means[0].numpy() * s
         return centers.astype(np.float32, copy=False), covariance_triu(g.quats[0].numpy(), g.scales[0].numpy(), s)
 
-    def buffer(self, motion_row: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """One motion row → viser's packed splat buffer ``[N, 8]`` uint32."""
+    def buffer(self, motion_row: np.ndarray, out: np.ndarray | None = None, extras: np.ndarray | None = None) -> np.ndarray:
+        """One motion row → viser's packed splat buffer ``[N, 8]`` uint32 (``extras`` [12]: a driven clip's neck, translation, eyes)."""
+        params = self.params(np.asarray(motion_row, np.float32)[None])
+        if extras is not None:
+            params.neck, params.transl, params.eyes = extras[None, 0:3], extras[None, 3:6], extras[None, 6:12]
         with torch.no_grad():
-            g = animate(self.avatar, self.params(np.asarray(motion_row, np.float32)[None]))
+            g = animate(self.avatar, params)
         return pack_posed(g.means[0].numpy(), g.quats[0].numpy(), g.scales[0].numpy(), self.scene_scale, self.rgba, out)
 
     def rest_vertices(self) -> np.ndarray:

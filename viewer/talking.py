@@ -40,6 +40,21 @@ class Clip:
         self.generation = 0
         """Bumped by :meth:`reset`; a worker of an older generation can no longer write."""
         self.cond = threading.Condition()
+        self.extras: np.ndarray | None = None
+        """[T, 12] neck, translation and eyes per frame for a driven (reenacted) clip, whose motion is given whole."""
+
+    @classmethod
+    def driven(cls, audio: np.ndarray, label: str, motion: np.ndarray, extras: np.ndarray) -> "Clip":
+        """A finished clip from a driving video (``splattalk.reenact``): motion ``[T, D]``, extras ``[T, 12]``; the
+        audio is trimmed or padded to the motion's length."""
+        samples = np.zeros(len(motion) * SAMPLES_PER_FRAME, np.float32)
+        if audio is not None:
+            samples[: min(len(samples), len(audio))] = audio[: len(samples)]
+        clip = cls(samples, label, motion.shape[1])
+        clip.motion[:] = motion
+        clip.extras = np.ascontiguousarray(extras, np.float32)
+        clip.ready, clip.done = clip.num_frames, True
+        return clip
 
     def reset(self) -> None:
         """Forget the motion (to generate it again, e.g. in another style); the audio stays."""
