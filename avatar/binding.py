@@ -67,7 +67,7 @@ class BoundGaussians:
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"parent": self.parent, **{k: getattr(self, k) for k in self.TRAINABLE}}
 
-    def subset(self, keep: torch.Tensor) -> "BoundGaussians":
+    def subset(self, keep: torch.Tensor) -> BoundGaussians:
         return BoundGaussians(**{k: v[keep] for k, v in self.tensors().items()})
 
 
@@ -83,7 +83,9 @@ def pose_gaussians(bound: BoundGaussians, frames: FaceFrames) -> Gaussians:
     face_q = quaternion.from_matrix(frames.rotation)[..., p, :]  # once per triangle, then gathered
     quats = quaternion.normalize(quaternion.multiply(face_q, quaternion.normalize(bound.local_quats)))
     scales = torch.exp(bound.log_scales) * size
-    return Gaussians(means=means, quats=quats, scales=scales, opacities=torch.sigmoid(bound.opacity_logits), sh=bound.sh)
+    return Gaussians(
+        means=means, quats=quats, scales=scales, opacities=torch.sigmoid(bound.opacity_logits), sh=bound.sh
+    )
 
 
 def bind_world_gaussians(

@@ -103,5 +103,17 @@ class FastPoser:
         """vertices: [V, 3] → means [N, 3], quats [N, 4] (wxyz), scales [N, 3]; the returned arrays are reused on the next call."""
         v = np.ascontiguousarray(vertices, dtype=np.float32)
         _face_frames(v, self.faces, self._rot, self._origin, self._size, self._face_q)
-        _pose(self.parent, self.local_means, self.local_quats, self.scales_unit, self._rot, self._origin, self._size, self._face_q, self.means, self.quats, self.scales)
+        _pose(
+            self.parent,
+            self.local_means,
+            self.local_quats,
+            self.scales_unit,
+            self._rot,
+            self._origin,
+            self._size,
+            self._face_q,
+            self.means,
+            self.quats,
+            self.scales,
+        )
         return self.means, self.quats, self.scales

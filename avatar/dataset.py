@@ -66,8 +66,9 @@ def _read(path: Path, flags: int) -> np.ndarray:
     return image
 
 
-def load_run(run: str | Path, resolution: int, holdout_fraction: float = 0.1, background: str = "auto",
-             progress: bool = False) -> FitData:
+def load_run(
+    run: str | Path, resolution: int, holdout_fraction: float = 0.1, background: str = "auto", progress: bool = False
+) -> FitData:
     """Read ``run`` (frames/, masks/, tracking/tracks.npz) at ``resolution`` pixels along the longer side."""
     import cv2
     from tqdm import tqdm
@@ -89,8 +90,9 @@ def load_run(run: str | Path, resolution: int, holdout_fraction: float = 0.1, ba
             raise SplattalkError(f"{mask_path} is missing: the fit needs foreground masks (track without --no-masks)")
         mask = _read(mask_path, cv2.IMREAD_GRAYSCALE)
         if image.shape[:2] != (height, width) or mask.shape != (height, width):
-            raise SplattalkError(f"{layout.frame(t)} or {mask_path} is not {width}x{height} as tracks.npz says; "
-                                 f"rerun `splattalk track`")
+            raise SplattalkError(
+                f"{layout.frame(t)} or {mask_path} is not {width}x{height} as tracks.npz says; rerun `splattalk track`"
+            )
         if (out_w, out_h) != (width, height):
             image = cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_AREA)
             mask = cv2.resize(mask, (out_w, out_h), interpolation=cv2.INTER_AREA)
@@ -111,10 +113,18 @@ def load_run(run: str | Path, resolution: int, holdout_fraction: float = 0.1, ba
     num_test = max(1, int(round(num * holdout_fraction)))
     params = HeadParams(**tracks.per_frame())
     return FitData(
-        targets=torch.from_numpy(targets), masks=torch.from_numpy(masks_np), background=torch.from_numpy(bg.astype(np.float32)),
-        K=torch.from_numpy(K), viewmat=torch.from_numpy(tracks.viewmat.astype(np.float32)), params=params,
-        shape=torch.from_numpy(tracks.shape.astype(np.float32)), head_model=tracks.head_model,
-        train_ids=np.arange(num - num_test), test_ids=np.arange(num - num_test, num), width=out_w, height=out_h,
+        targets=torch.from_numpy(targets),
+        masks=torch.from_numpy(masks_np),
+        background=torch.from_numpy(bg.astype(np.float32)),
+        K=torch.from_numpy(K),
+        viewmat=torch.from_numpy(tracks.viewmat.astype(np.float32)),
+        params=params,
+        shape=torch.from_numpy(tracks.shape.astype(np.float32)),
+        head_model=tracks.head_model,
+        train_ids=np.arange(num - num_test),
+        test_ids=np.arange(num - num_test, num),
+        width=out_w,
+        height=out_h,
     )
 
 

@@ -36,7 +36,7 @@ class DensifyStats:
     """[N] iterations in which each Gaussian was rendered"""
 
     @classmethod
-    def zeros(cls, n: int) -> "DensifyStats":
+    def zeros(cls, n: int) -> DensifyStats:
         return cls(torch.zeros(n), torch.zeros(n))
 
     def accumulate(self, means2d_grad: torch.Tensor, radii: torch.Tensor, width: int, height: int) -> None:
@@ -57,8 +57,17 @@ def world_size(params: GaussianParams, face_size: torch.Tensor) -> torch.Tensor:
     return scales * face_size[params.parent.cpu()]
 
 
-def densify(params: GaussianParams, stats: DensifyStats, face_size: torch.Tensor, head_size: float, *,
-            grad_threshold: float, dense_fraction: float, max_count: int, generator: torch.Generator) -> dict[str, int]:
+def densify(
+    params: GaussianParams,
+    stats: DensifyStats,
+    face_size: torch.Tensor,
+    head_size: float,
+    *,
+    grad_threshold: float,
+    dense_fraction: float,
+    max_count: int,
+    generator: torch.Generator,
+) -> dict[str, int]:
     """Clone small and split large Gaussians whose mean gradient exceeds the threshold (up to ``max_count``)."""
     n = params.num
     score = stats.mean()
@@ -68,7 +77,9 @@ def densify(params: GaussianParams, stats: DensifyStats, face_size: torch.Tensor
     small = size <= dense_fraction * head_size
     # each clone adds one Gaussian, each split one net (two children replace the parent)
     if int(candidates.sum()) > room:
-        order = torch.argsort(torch.where(candidates, score, torch.full_like(score, -1.0)), descending=True, stable=True)
+        order = torch.argsort(
+            torch.where(candidates, score, torch.full_like(score, -1.0)), descending=True, stable=True
+        )
         chosen = torch.zeros(n, dtype=torch.bool)
         chosen[order[:room]] = True
         candidates &= chosen
@@ -98,8 +109,15 @@ def densify(params: GaussianParams, stats: DensifyStats, face_size: torch.Tensor
     return {"cloned": int(clone.sum()), "split": int(split.sum())}
 
 
-def prune(params: GaussianParams, face_size: torch.Tensor, head_size: float, *, min_opacity: float,
-          max_size_fraction: float, min_count: int = 1) -> int:
+def prune(
+    params: GaussianParams,
+    face_size: torch.Tensor,
+    head_size: float,
+    *,
+    min_opacity: float,
+    max_size_fraction: float,
+    min_count: int = 1,
+) -> int:
     """Remove nearly transparent and oversized Gaussians; returns how many went."""
     opacity = torch.sigmoid(params.tensors["opacity_logits"].detach()).cpu()
     drop = (opacity < min_opacity) | (world_size(params, face_size) > max_size_fraction * head_size)
@@ -162,11 +180,21 @@ class DensifyStrategy:
         if step % self.every != 0:
             return done
         if growing and step >= self.densify_from:
-            done.update(densify(params, self.stats, self.face_size, self.head_size, grad_threshold=self.grad_threshold,
-                                dense_fraction=self.dense_fraction, max_count=self.max_count,
-                                generator=self.generator))
-        done["pruned"] = prune(params, self.face_size, self.head_size, min_opacity=self.prune_opacity,
-                               max_size_fraction=self.prune_size)
+            done.update(
+                densify(
+                    params,
+                    self.stats,
+                    self.face_size,
+                    self.head_size,
+                    grad_threshold=self.grad_threshold,
+                    dense_fraction=self.dense_fraction,
+                    max_count=self.max_count,
+                    generator=self.generator,
+                )
+            )
+        done["pruned"] = prune(
+            params, self.face_size, self.head_size, min_opacity=self.prune_opacity, max_size_fraction=self.prune_size
+        )
         if growing:
             self.stats = DensifyStats.zeros(params.num)
         return done

@@ -27,7 +27,9 @@ def head_target(vertices: np.ndarray) -> tuple[np.ndarray, float]:
     return centre.astype(np.float32), radius
 
 
-def front_view(vertices: np.ndarray, width: int, height: int, fov_deg: float = 18.0, azimuth_deg: float = 0.0, fill: float = 0.8):
+def front_view(
+    vertices: np.ndarray, width: int, height: int, fov_deg: float = 18.0, azimuth_deg: float = 0.0, fill: float = 0.8
+):
     """(viewmat [4, 4], K [3, 3]) float32: a camera in front of the head (optionally rotated about the vertical axis)
     framing it to ``fill`` of the image height; ``fov_deg`` is the vertical field of view."""
     target, radius = head_target(vertices)
@@ -38,7 +40,9 @@ def front_view(vertices: np.ndarray, width: int, height: int, fov_deg: float = 1
     return look_at(eye, target).astype(np.float32), k.astype(np.float32)
 
 
-def camera_path(kind: str, num_frames: int, rest_vertices: np.ndarray, width: int, height: int, tracked=None, fps: float = 25.0):
+def camera_path(
+    kind: str, num_frames: int, rest_vertices: np.ndarray, width: int, height: int, tracked=None, fps: float = 25.0
+):
     """Per-frame (viewmat [T, 4, 4], K [T, 3, 3]).
 
     front: fixed, in front of the rest-pose head; orbit: ±35° around it, one

@@ -35,9 +35,15 @@ class Gaussians:
     def num(self) -> int:
         return self.means.shape[-2]
 
-    def frame(self, i: int) -> "Gaussians":
+    def frame(self, i: int) -> Gaussians:
         """One frame of a batch."""
-        return Gaussians(self.means[i], self.quats[i], self.scales[i], self.opacities[i] if self.opacities.dim() > 1 else self.opacities, self.sh)
+        return Gaussians(
+            self.means[i],
+            self.quats[i],
+            self.scales[i],
+            self.opacities[i] if self.opacities.dim() > 1 else self.opacities,
+            self.sh,
+        )
 
     def covariances(self) -> torch.Tensor:
         """[..., N, 3, 3] world covariances R S² Rᵀ (what viser's splat viewer takes)."""

@@ -59,8 +59,9 @@ def face_regions(head) -> tuple[np.ndarray, np.ndarray]:
     return carry, region_id
 
 
-def sample_points(vertices: np.ndarray, faces: np.ndarray, carry: np.ndarray, count: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_points(
+    vertices: np.ndarray, faces: np.ndarray, carry: np.ndarray, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Area-uniform points on the carrying triangles; at least one per triangle when ``count`` allows.
 
     vertices: [V, 3]; faces: [F, 3]; carry: [F] bool. Returns parent [N], barycentrics [N, 3]
@@ -89,8 +90,9 @@ def sample_points(vertices: np.ndarray, faces: np.ndarray, carry: np.ndarray, co
     return parent, bary, share
 
 
-def sample_colors(points: np.ndarray, parent: np.ndarray, normals: np.ndarray, frames: list[dict],
-                  head_faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sample_colors(
+    points: np.ndarray, parent: np.ndarray, normals: np.ndarray, frames: list[dict], head_faces: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean colour [N, 3] of each point over the frames where it is visible, and how much it was seen ([N] weight).
 
     points: [T, N, 3] world positions per frame; normals: [T, N, 3] unit triangle normals;
@@ -140,8 +142,16 @@ def fill_unseen(colors: np.ndarray, seen: np.ndarray, positions: np.ndarray, gro
     return out
 
 
-def initial_gaussians(head, shape: torch.Tensor, posed: torch.Tensor, frames: list[dict], count: int,
-                      opacity: float, sh_degree: int, rng: np.random.Generator) -> BoundGaussians:
+def initial_gaussians(
+    head,
+    shape: torch.Tensor,
+    posed: torch.Tensor,
+    frames: list[dict],
+    count: int,
+    opacity: float,
+    sh_degree: int,
+    rng: np.random.Generator,
+) -> BoundGaussians:
     """Bound Gaussians on the carrying triangles with colours from ``frames``.
 
     shape: [S] identity; posed: [T, V, 3] vertices of the colour frames (``frames`` as in :func:`sample_colors`).

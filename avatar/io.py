@@ -59,7 +59,9 @@ def load_avatar(path: str | Path, head=None):
         raise SplattalkError(f"{path} is not a splattalk avatar (format tag {meta.get('format')!r})")
     missing = [k for k in ("parent", *BoundGaussians.TRAINABLE, "shape") if k not in tensors]
     if missing:
-        raise SplattalkError(f"{path} is missing {', '.join(missing)}; the file is damaged — refit with `splattalk fit`")
+        raise SplattalkError(
+            f"{path} is missing {', '.join(missing)}; the file is damaged — refit with `splattalk fit`"
+        )
     head = head or load_head_model(meta["head_model"])
     if head.model_id != meta["head_model"]:
         raise SplattalkError(f"{path} was fitted on head model {meta['head_model']!r}, not {head.model_id!r}")
@@ -164,7 +166,22 @@ def load_ply(path: str | Path) -> Gaussians:
             if parts[1] not in ("float", "float32"):
                 raise SplattalkError(f"{path}: property {parts[-1]} is {parts[1]}, expected float")
             props.append(parts[2])
-    needed = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    needed = [
+        "x",
+        "y",
+        "z",
+        "f_dc_0",
+        "f_dc_1",
+        "f_dc_2",
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     missing = [p for p in needed if p not in props]
     if count is None or missing:
         raise SplattalkError(f"{path} is not a Gaussian-splat .ply (missing {', '.join(missing) or 'vertex element'})")

@@ -24,8 +24,9 @@ def photometric(render: torch.Tensor, target: torch.Tensor, ssim_weight: float) 
     return (1 - ssim_weight) * l1 + ssim_weight * (1 - ssim_map(render, target).mean())
 
 
-def binding_regularizer(bound: BoundGaussians, offset_weight: float, offset_threshold: float,
-                        scale_weight: float, scale_threshold: float) -> torch.Tensor:
+def binding_regularizer(
+    bound: BoundGaussians, offset_weight: float, offset_threshold: float, scale_weight: float, scale_threshold: float
+) -> torch.Tensor:
     """Mean hinge penalties on local offset length and local scale (GaussianAvatars' position/scaling losses)."""
     offset = torch.relu(bound.local_means.norm(dim=-1) - offset_threshold).mean()
     scale = torch.relu(torch.exp(bound.log_scales) - scale_threshold).mean()

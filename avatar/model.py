@@ -57,9 +57,17 @@ def animate_vertices(bound: BoundGaussians, vertices: torch.Tensor, faces: torch
 
 def _animate_fast(avatar: Avatar, vertices: torch.Tensor) -> Gaussians:
     g = avatar.gaussians
-    key = tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in (g.parent, g.local_means, g.local_quats, g.log_scales))
+    key = tuple(
+        (t.data_ptr(), t._version, tuple(t.shape)) for t in (g.parent, g.local_means, g.local_quats, g.log_scales)
+    )
     if avatar._poser is None or avatar._poser_key != key:
-        avatar._poser = FastPoser(g.parent.numpy(), g.local_means.detach().numpy(), g.local_quats.detach().numpy(), g.log_scales.detach().numpy(), avatar.head.faces.numpy())
+        avatar._poser = FastPoser(
+            g.parent.numpy(),
+            g.local_means.detach().numpy(),
+            g.local_quats.detach().numpy(),
+            g.log_scales.detach().numpy(),
+            avatar.head.faces.numpy(),
+        )
         avatar._poser_key = key
     means, quats, scales = [], [], []
     for frame in vertices.cpu().numpy():
@@ -68,6 +76,9 @@ def _animate_fast(avatar: Avatar, vertices: torch.Tensor) -> Gaussians:
         quats.append(torch.from_numpy(q.copy()))
         scales.append(torch.from_numpy(s.copy()))
     return Gaussians(
-        means=torch.stack(means), quats=torch.stack(quats), scales=torch.stack(scales),
-        opacities=torch.sigmoid(g.opacity_logits.detach()), sh=g.sh.detach(),
+        means=torch.stack(means),
+        quats=torch.stack(quats),
+        scales=torch.stack(scales),
+        opacities=torch.sigmoid(g.opacity_logits.detach()),
+        sh=g.sh.detach(),
     )

@@ -29,11 +29,16 @@ class GaussianParams:
     def __init__(self, bound: BoundGaussians, lrs: dict[str, float], device: torch.device | str = "cpu"):
         self.parent = bound.parent.clone().to(device)
         tensors = {
-            "local_means": bound.local_means, "local_quats": bound.local_quats, "log_scales": bound.log_scales,
-            "opacity_logits": bound.opacity_logits, "sh_dc": bound.sh[:, :1], "sh_rest": bound.sh[:, 1:],
+            "local_means": bound.local_means,
+            "local_quats": bound.local_quats,
+            "log_scales": bound.log_scales,
+            "opacity_logits": bound.opacity_logits,
+            "sh_dc": bound.sh[:, :1],
+            "sh_rest": bound.sh[:, 1:],
         }
-        self.tensors = {k: tensors[k].detach().to(device, torch.float32).clone().contiguous().requires_grad_(True)
-                        for k in NAMES}
+        self.tensors = {
+            k: tensors[k].detach().to(device, torch.float32).clone().contiguous().requires_grad_(True) for k in NAMES
+        }
         self.base_lrs = {k: float(lrs[k]) for k in NAMES}
         self.lrs = dict(self.base_lrs)
         self.exp_avg = {k: torch.zeros_like(v) for k, v in self.tensors.items()}
@@ -47,8 +52,12 @@ class GaussianParams:
     def bound(self) -> BoundGaussians:
         t = self.tensors
         return BoundGaussians(
-            parent=self.parent, local_means=t["local_means"], local_quats=t["local_quats"], log_scales=t["log_scales"],
-            opacity_logits=t["opacity_logits"], sh=torch.cat([t["sh_dc"], t["sh_rest"]], dim=1),
+            parent=self.parent,
+            local_means=t["local_means"],
+            local_quats=t["local_quats"],
+            log_scales=t["log_scales"],
+            opacity_logits=t["opacity_logits"],
+            sh=torch.cat([t["sh_dc"], t["sh_rest"]], dim=1),
         )
 
     def detached(self) -> BoundGaussians:
@@ -81,8 +90,9 @@ class GaussianParams:
         for name, base in self.base_lrs.items():
             self.lrs[name] = base * math.exp(u * math.log(decay.get(name, 1.0)))
 
-    def edit_rows(self, keep: torch.Tensor, new: dict[str, torch.Tensor] | None = None,
-                  new_parent: torch.Tensor | None = None) -> None:
+    def edit_rows(
+        self, keep: torch.Tensor, new: dict[str, torch.Tensor] | None = None, new_parent: torch.Tensor | None = None
+    ) -> None:
         """Keep rows where ``keep`` ([N] bool) and append ``new`` rows; Adam moments follow (zero for new rows)."""
         keep = keep.to(self.parent.device)
         for name in NAMES:
@@ -103,15 +113,25 @@ class GaussianParams:
     # -- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict:
         cpu = lambda d: {k: v.detach().cpu() for k, v in d.items()}  # noqa: E731
-        return {"parent": self.parent.cpu(), "tensors": cpu(self.tensors), "exp_avg": cpu(self.exp_avg),
-                "exp_avg_sq": cpu(self.exp_avg_sq), "steps": self.steps, "base_lrs": self.base_lrs}
+        return {
+            "parent": self.parent.cpu(),
+            "tensors": cpu(self.tensors),
+            "exp_avg": cpu(self.exp_avg),
+            "exp_avg_sq": cpu(self.exp_avg_sq),
+            "steps": self.steps,
+            "base_lrs": self.base_lrs,
+        }
 
     @classmethod
-    def from_state_dict(cls, state: dict, device: torch.device | str = "cpu") -> "GaussianParams":
+    def from_state_dict(cls, state: dict, device: torch.device | str = "cpu") -> GaussianParams:
         t = state["tensors"]
         bound = BoundGaussians(
-            parent=state["parent"], local_means=t["local_means"], local_quats=t["local_quats"], log_scales=t["log_scales"],
-            opacity_logits=t["opacity_logits"], sh=torch.cat([t["sh_dc"], t["sh_rest"]], dim=1),
+            parent=state["parent"],
+            local_means=t["local_means"],
+            local_quats=t["local_quats"],
+            log_scales=t["log_scales"],
+            opacity_logits=t["opacity_logits"],
+            sh=torch.cat([t["sh_dc"], t["sh_rest"]], dim=1),
         )
         params = cls(bound, state["base_lrs"], device)
         params.exp_avg = {k: v.to(device).clone() for k, v in state["exp_avg"].items()}

@@ -36,8 +36,18 @@ def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-DENSITY = {"face": 3.0, "lips": 6.0, "eyes": 8.0, "eyeball_left": 8.0, "eyeball_right": 8.0, "lid_upper_left": 8.0,
-           "lid_upper_right": 8.0, "lid_lower_left": 8.0, "lid_lower_right": 8.0, "teeth": 3.0}  # fmt: skip
+DENSITY = {
+    "face": 3.0,
+    "lips": 6.0,
+    "eyes": 8.0,
+    "eyeball_left": 8.0,
+    "eyeball_right": 8.0,
+    "lid_upper_left": 8.0,
+    "lid_upper_right": 8.0,
+    "lid_lower_left": 8.0,
+    "lid_lower_right": 8.0,
+    "teeth": 3.0,
+}
 """Gaussians per unit area relative to the rest of the head (scalp, neck, ears: 1), by head region:
 small features (eyes, lips) need small, dense Gaussians."""
 
@@ -92,6 +102,11 @@ def build_default_avatar(num: int = 20_000, seed: int = 0, flatness: float = 0.1
         opacity_logits=torch.full((num,), float(np.log(0.97 / 0.03))),
         sh=rgb_to_sh_dc(torch.from_numpy(rgb).float())[:, None, :],
     )
-    config = {"source": "scripts/make_default_avatar.py", "num": num, "seed": seed, "flatness": flatness, "overlap": overlap}
+    config = {
+        "source": "scripts/make_default_avatar.py",
+        "num": num,
+        "seed": seed,
+        "flatness": flatness,
+        "overlap": overlap,
+    }
     return Avatar(head=head, shape=torch.zeros(head.num_shape), gaussians=bound, config=config)
-

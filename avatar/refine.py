@@ -39,8 +39,14 @@ class FrameCorrections:
         """``HeadModel.forward`` arguments (without shape) of frame ``frame``, corrected."""
         rows = rows if rows is not None else {k: d[frame : frame + 1] for k, d in self.delta.items()}
         p = {k: self.base[k][frame : frame + 1] + rows[k] * unit for k, unit in FIELDS.items()}
-        return dict(expr=p["expr"], jaw=p["jaw"], rotation=p["rot"], translation=p["transl"], eyes=p["eyes"],
-                    neck=self.neck[frame : frame + 1])
+        return dict(
+            expr=p["expr"],
+            jaw=p["jaw"],
+            rotation=p["rot"],
+            translation=p["transl"],
+            eyes=p["eyes"],
+            neck=self.neck[frame : frame + 1],
+        )
 
     def step(self, frame: int, rows: dict[str, torch.Tensor]) -> None:
         """Adam update of one frame's row from the image-loss gradient plus the L2 prior's."""
@@ -58,7 +64,9 @@ class FrameCorrections:
     def corrected(self) -> HeadParams:
         """All frames' parameters with the corrections applied (neck unchanged)."""
         p = {k: (self.base[k] + self.delta[k] * unit).numpy() for k, unit in FIELDS.items()}
-        return HeadParams(expr=p["expr"], jaw=p["jaw"], neck=self.neck.numpy(), rot=p["rot"], transl=p["transl"], eyes=p["eyes"])
+        return HeadParams(
+            expr=p["expr"], jaw=p["jaw"], neck=self.neck.numpy(), rot=p["rot"], transl=p["transl"], eyes=p["eyes"]
+        )
 
     def state_dict(self) -> dict:
         return {"delta": self.delta, "m": self.m, "v": self.v, "steps": self.steps}

@@ -6,19 +6,20 @@ button; what to do with the frames (encode, mux audio, stop early) is the caller
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
+from splattalk.avatar.framing import camera_path
 from splattalk.avatar.model import animate, posed_vertices
 from splattalk.avatar.raster import rasterize
-from splattalk.avatar.framing import camera_path
 from splattalk.head.params import MOTION_FPS, HeadParams
 
 
-def render_frames(avatar, params: HeadParams, viewmats: np.ndarray, ks: np.ndarray, size: int, background,
-                  backend: str = "auto") -> Iterator[np.ndarray]:
+def render_frames(
+    avatar, params: HeadParams, viewmats: np.ndarray, ks: np.ndarray, size: int, background, backend: str = "auto"
+) -> Iterator[np.ndarray]:
     """Yield uint8 RGB frames [size, size, 3] of ``avatar`` posed by each frame of ``params`` (T frames), seen by
     ``viewmats`` [T, 4, 4] and ``ks`` [T, 3, 3]; ``background`` RGB in [0, 1]."""
     bg = torch.tensor(background, dtype=torch.float32)
@@ -26,15 +27,34 @@ def render_frames(avatar, params: HeadParams, viewmats: np.ndarray, ks: np.ndarr
         for i in range(len(params)):
             g = animate(avatar, params.slice(i)).frame(0)
             rgb, _ = rasterize(
-                g.means, g.quats, g.scales, g.opacities, g.sh, torch.from_numpy(viewmats[i]), torch.from_numpy(ks[i]),
-                size, size, bg, backend=backend, sh_degree=g.sh_degree,
+                g.means,
+                g.quats,
+                g.scales,
+                g.opacities,
+                g.sh,
+                torch.from_numpy(viewmats[i]),
+                torch.from_numpy(ks[i]),
+                size,
+                size,
+                bg,
+                backend=backend,
+                sh_degree=g.sh_degree,
             )
             yield (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
 
 
-def render_sequence(avatar, params: HeadParams, size: int, *, camera: str = "front", rest: HeadParams | None = None,
-                    background=(1.0, 1.0, 1.0), tracked=None, fps: float = MOTION_FPS,
-                    backend: str = "auto") -> Iterator[np.ndarray]:
+def render_sequence(
+    avatar,
+    params: HeadParams,
+    size: int,
+    *,
+    camera: str = "front",
+    rest: HeadParams | None = None,
+    background=(1.0, 1.0, 1.0),
+    tracked=None,
+    fps: float = MOTION_FPS,
+    backend: str = "auto",
+) -> Iterator[np.ndarray]:
     """Frames of ``avatar`` posed by ``params`` (T frames at ``fps``) with one of :func:`~splattalk.avatar.framing.camera_path`'s
     cameras (``front``, ``orbit``, ``tracked`` with ``tracked`` = (viewmat, K, width, height)), framed on the head in
     the pose ``rest`` (one frame; default: all zeros)."""

@@ -72,7 +72,7 @@ def load_default_head(path: Path = ASSET_PATH):
     from splattalk.head.model import HeadModel
 
     arrays, meta = _cached(str(path))
-    regions = {k[len("region_"):]: v for k, v in arrays.items() if k.startswith("region_")}
+    regions = {k[len("region_") :]: v for k, v in arrays.items() if k.startswith("region_")}
     arrays = {k: v for k, v in arrays.items() if not k.startswith("region_")}
     return HeadModel(arrays, model_id=meta["model_id"], expr_names=tuple(meta["expr_names"]), regions=regions)
 
@@ -86,5 +86,7 @@ def load_texture(path: Path = TEXTURE_PATH) -> np.ndarray:
 
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise SplattalkError(f"cannot read the default head texture {path}; regenerate it with `python scripts/build_default_head.py`.")
+        raise SplattalkError(
+            f"cannot read the default head texture {path}; regenerate it with `python scripts/build_default_head.py`."
+        )
     return image[:, :, ::-1].astype(np.float32) / 255.0

@@ -26,20 +26,32 @@ named. The mediapipe landmark embedding and FLAME's vertex masks are in
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from splattalk.errors import SplattalkError
 from splattalk.head import unpickle
 from splattalk.head.flame_extras import (
-    NUM_FACES, NUM_VERTICES, load_flame_masks, load_mediapipe_embedding, load_vhap_embedding,
+    NUM_FACES,
+    NUM_VERTICES,
+    load_flame_masks,
+    load_mediapipe_embedding,
+    load_vhap_embedding,
 )
 
 __all__ = [
-    "MODEL_IDS", "detect_flame_version", "release_reason", "read_flame_arrays", "to_head_arrays", "load_flame",
-    "load_mediapipe_embedding", "load_vhap_embedding", "load_flame_masks",
+    "MODEL_IDS",
+    "detect_flame_version",
+    "release_reason",
+    "read_flame_arrays",
+    "to_head_arrays",
+    "load_flame",
+    "load_mediapipe_embedding",
+    "load_vhap_embedding",
+    "load_flame_masks",
 ]
 
 NUM_SHAPE = 300
@@ -238,7 +250,9 @@ def validate_flame_arrays(data: Mapping[str, Any], path: Any = "FLAME model") ->
         raise _fail(path, "kintree_table", f"is {kintree.tolist()}", wanted)
     style = {k: data[k] for k in ("bs_type", "bs_style") if k in data}
     if style and (str(style.get("bs_type", "lrotmin")) != "lrotmin" or str(style.get("bs_style", "lbs")) != "lbs"):
-        raise _fail(path, "bs_type/bs_style", f"is {style}", "'lrotmin' / 'lbs' (FLAME's pose correctives and skinning)")
+        raise _fail(
+            path, "bs_type/bs_style", f"is {style}", "'lrotmin' / 'lbs' (FLAME's pose correctives and skinning)"
+        )
 
 
 def parents_from_kintree(kintree: np.ndarray) -> tuple[int, ...]:
@@ -265,7 +279,7 @@ def to_head_arrays(data: Mapping[str, Any], embedding: Mapping[str, np.ndarray] 
         "v_template": np.asarray(data["v_template"], dtype=np.float32),
         "faces": np.asarray(data["f"]).astype(np.int64),
         "shapedirs": np.ascontiguousarray(shapedirs[:, :, :NUM_SHAPE]),
-        "exprdirs": np.ascontiguousarray(shapedirs[:, :, NUM_SHAPE:NUM_SHAPE + NUM_EXPR]),
+        "exprdirs": np.ascontiguousarray(shapedirs[:, :, NUM_SHAPE : NUM_SHAPE + NUM_EXPR]),
         "posedirs": np.ascontiguousarray(posedirs.reshape(-1, NUM_POSE_FEATURES).T),
         "J_regressor": np.asarray(data["J_regressor"], dtype=np.float32),
         "parents": np.asarray(parents_from_kintree(data["kintree_table"]), dtype=np.int64),

@@ -96,7 +96,11 @@ def validate_mediapipe_embedding(
             keys = ", ".join(sorted(data)) or "none"
             raise fail(key, f"is missing (the file has: {keys})", f"{shape}: {meaning}")
     faces, bary, ids = _flat(data["lmk_face_idx"]), np.asarray(data["lmk_b_coords"]), _flat(data["landmark_indices"])
-    for key, value, kinds in (("lmk_face_idx", faces, "iu"), ("landmark_indices", ids, "iu"), ("lmk_b_coords", bary, "f")):
+    for key, value, kinds in (
+        ("lmk_face_idx", faces, "iu"),
+        ("landmark_indices", ids, "iu"),
+        ("lmk_b_coords", bary, "f"),
+    ):
         if value.dtype.kind not in kinds:
             raise fail(key, f"has dtype {value.dtype}", EMBEDDING_KEYS[key][0])
     count = faces.shape[0] if faces.ndim == 1 else -1
@@ -109,8 +113,11 @@ def validate_mediapipe_embedding(
     if faces.min() < 0 or faces.max() >= num_faces:
         raise fail("lmk_face_idx", f"holds triangle ids {faces.min()}..{faces.max()}", f"ids in 0..{num_faces - 1}")
     if ids.min() < 0 or ids.max() >= NUM_MEDIAPIPE_LANDMARKS or len(np.unique(ids)) != count:
-        raise fail("landmark_indices", f"holds {ids.min()}..{ids.max()} ({len(np.unique(ids))} distinct of {count})",
-                   f"distinct mediapipe ids in 0..{NUM_MEDIAPIPE_LANDMARKS - 1}")
+        raise fail(
+            "landmark_indices",
+            f"holds {ids.min()}..{ids.max()} ({len(np.unique(ids))} distinct of {count})",
+            f"distinct mediapipe ids in 0..{NUM_MEDIAPIPE_LANDMARKS - 1}",
+        )
     if not np.isfinite(bary).all() or np.abs(bary.sum(-1) - 1.0).max() > 1e-3:
         raise fail("lmk_b_coords", "has rows that do not sum to 1", "barycentric coordinates (each row sums to 1)")
     return {
@@ -156,16 +163,26 @@ def load_vhap_embedding(path: str | Path, num_faces: int = NUM_FACES) -> dict[st
     faces = faces.reshape(-1) if faces.ndim == 2 and faces.shape[0] == 1 else faces
     bary = bary[0] if bary.ndim == 3 and bary.shape[0] == 1 else bary
     count = faces.shape[0] if faces.ndim == 1 else -1
-    if (faces.dtype.kind not in "iu" or bary.dtype.kind != "f" or count <= 0 or bary.shape != (count, 3)
-            or faces.min() < 0 or faces.max() >= num_faces
-            or not np.isfinite(bary).all() or np.abs(bary.sum(-1) - 1.0).max() > 1e-3):
+    if (
+        faces.dtype.kind not in "iu"
+        or bary.dtype.kind != "f"
+        or count <= 0
+        or bary.shape != (count, 3)
+        or faces.min() < 0
+        or faces.max() >= num_faces
+        or not np.isfinite(bary).all()
+        or np.abs(bary.sum(-1) - 1.0).max() > 1e-3
+    ):
         raise SplattalkError(
             f"{path}: full_lmk_faces_idx {faces.dtype} {list(faces.shape)} / full_lmk_bary_coords {bary.dtype} "
             f"{list(bary.shape)} are not [1, L] triangle ids in 0..{num_faces - 1} with [1, L, 3] barycentrics "
             f"summing to 1. Get the file again from VHAP's or GaussianAvatars' asset folder."
         )
-    return {"lmk_face_ids": faces.astype(np.int64), "lmk_bary": bary.astype(np.float32),
-            "keys": np.array(sorted(map(str, data)))}
+    return {
+        "lmk_face_ids": faces.astype(np.int64),
+        "lmk_bary": bary.astype(np.float32),
+        "keys": np.array(sorted(map(str, data))),
+    }
 
 
 def load_flame_masks(path: str | Path, num_vertices: int = NUM_VERTICES) -> dict[str, np.ndarray]:
@@ -173,7 +190,9 @@ def load_flame_masks(path: str | Path, num_vertices: int = NUM_VERTICES) -> dict
     path = Path(path)
     data = unpickle.load_pickle(path, "FLAME vertex-mask file")
     if not isinstance(data, dict) or not data:
-        raise SplattalkError(f"{path} holds a {type(data).__name__}, not FLAME_masks.pkl's dict of region → vertex ids.")
+        raise SplattalkError(
+            f"{path} holds a {type(data).__name__}, not FLAME_masks.pkl's dict of region → vertex ids."
+        )
     if "v_template" in data or "shapedirs" in data:
         raise SplattalkError(f"{path} is a FLAME *model* file, not FLAME_masks.pkl; pass it as the model instead.")
     regions = {}

@@ -50,7 +50,9 @@ def pose_corrective_offsets(rot_mats: torch.Tensor, posedirs: torch.Tensor) -> t
     return (feature @ posedirs).reshape(batch, -1, 3)
 
 
-def rigid_transforms(rot_mats: torch.Tensor, joints: torch.Tensor, parents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def rigid_transforms(
+    rot_mats: torch.Tensor, joints: torch.Tensor, parents: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Chain joint rotations along the kinematic tree.
 
     rot_mats: [B, J, 3, 3] local rotations; joints: [B, J, 3] rest joint locations;
@@ -114,7 +116,9 @@ def lbs(
     return skin_vertices(shaped, weights, transforms), posed_joints
 
 
-def barycentric_points(vertices: torch.Tensor, faces: torch.Tensor, face_ids: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+def barycentric_points(
+    vertices: torch.Tensor, faces: torch.Tensor, face_ids: torch.Tensor, bary: torch.Tensor
+) -> torch.Tensor:
     """Points on the mesh. vertices: [B, V, 3], faces: [F, 3], face_ids: [L], bary: [L, 3] → [B, L, 3]."""
     corners = vertices[:, faces[face_ids]]  # [B, L, 3, 3]
     return (corners * bary[None, :, :, None]).sum(-2)

@@ -8,8 +8,8 @@ identity ``shape``, ``expr``ession, and five joints — root (global
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -76,7 +76,9 @@ class HeadModel(torch.nn.Module):
             value = arrays.get(name)
             self.register_buffer(name, None if value is None else _as_tensor(name, value), persistent=False)
         if len(self.parents) != len(JOINT_NAMES):
-            raise ValueError(f"head model {model_id!r} has {len(self.parents)} joints, expected {len(JOINT_NAMES)} {JOINT_NAMES}")
+            raise ValueError(
+                f"head model {model_id!r} has {len(self.parents)} joints, expected {len(JOINT_NAMES)} {JOINT_NAMES}"
+            )
         self._parents_list = [int(p) for p in self.parents]
 
     # -- sizes -----------------------------------------------------------------------
@@ -130,9 +132,9 @@ class HeadModel(torch.nn.Module):
 
         offsets = _lbs.blend_shapes(param(shape, self.num_shape), self.shapedirs)
         offsets = offsets + _lbs.blend_shapes(param(expr, self.num_expr), self.exprdirs)
-        pose = torch.cat(
-            [param(rotation, 3), param(neck, 3), param(jaw, 3), param(eyes, 6)], dim=-1
-        ).reshape(batch, len(JOINT_NAMES), 3)
+        pose = torch.cat([param(rotation, 3), param(neck, 3), param(jaw, 3), param(eyes, 6)], dim=-1).reshape(
+            batch, len(JOINT_NAMES), 3
+        )
         rot_mats = _lbs.axis_angle_to_matrix(pose)
         vertices, joints = _lbs.lbs(
             self.v_template, offsets, rot_mats, self.J_regressor, self.parents, self.lbs_weights, self.posedirs

@@ -51,8 +51,14 @@ def gap_from_landmarks3d(landmarks: np.ndarray, lmk_ids: np.ndarray) -> np.ndarr
     return np.clip(vertical, 0.0, None) / eye
 
 
-def mouth_gap(model, expr: np.ndarray, jaw: np.ndarray, shape: np.ndarray | None = None,
-              static_offset: np.ndarray | None = None, batch: int = 256) -> np.ndarray:  # fmt: skip
+def mouth_gap(
+    model,
+    expr: np.ndarray,
+    jaw: np.ndarray,
+    shape: np.ndarray | None = None,
+    static_offset: np.ndarray | None = None,
+    batch: int = 256,
+) -> np.ndarray:
     """The normalised inner-lip gap ``[T]`` of ``model`` (a :class:`~splattalk.head.model.HeadModel`) posed with
     ``expr: [T, E]`` and ``jaw: [T, 3]`` (axis-angle) for the identity ``shape: [S]`` (+ ``static_offset: [V, 3]``
     added to the template, as the tracker writes it); head rotation, neck and eyes stay at zero."""

@@ -66,11 +66,18 @@ class HeadParams:
         return self.expr.shape[0]
 
     @classmethod
-    def zeros(cls, num_frames: int, num_expr: int) -> "HeadParams":
+    def zeros(cls, num_frames: int, num_expr: int) -> HeadParams:
         z3 = np.zeros((num_frames, 3), np.float32)
-        return cls(np.zeros((num_frames, num_expr), np.float32), z3, z3.copy(), z3.copy(), z3.copy(), np.zeros((num_frames, 6), np.float32))
+        return cls(
+            np.zeros((num_frames, num_expr), np.float32),
+            z3,
+            z3.copy(),
+            z3.copy(),
+            z3.copy(),
+            np.zeros((num_frames, 6), np.float32),
+        )
 
-    def slice(self, index) -> "HeadParams":
+    def slice(self, index) -> HeadParams:
         """Frames ``index`` (int, slice or array) as a new HeadParams."""
         if isinstance(index, (int, np.integer)):
             index = slice(int(index), int(index) + 1)
@@ -81,14 +88,21 @@ class HeadParams:
         import torch
 
         t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
-        return dict(expr=t(self.expr), jaw=t(self.jaw), neck=t(self.neck), rotation=t(self.rot), translation=t(self.transl), eyes=t(self.eyes))
+        return dict(
+            expr=t(self.expr),
+            jaw=t(self.jaw),
+            neck=t(self.neck),
+            rotation=t(self.rot),
+            translation=t(self.transl),
+            eyes=t(self.eyes),
+        )
 
     # -- motion arrays ([T, E + 6] = expression, global rotation, jaw) ----------------
     def to_motion(self) -> np.ndarray:
         return np.concatenate([self.expr, self.rot, self.jaw], axis=1)
 
     @classmethod
-    def from_motion(cls, motion: np.ndarray, base: "HeadParams | None" = None) -> "HeadParams":
+    def from_motion(cls, motion: np.ndarray, base: HeadParams | None = None) -> HeadParams:
         """Motion [T, E + 6] → parameters; neck, translation and eyes come from frame 0 of ``base`` (or zero).
 
         The motion's global rotation is applied on top of ``base``'s (as a head
@@ -96,7 +110,9 @@ class HeadParams:
         """
         motion = np.asarray(motion, dtype=np.float32)
         if motion.ndim != 2 or motion.shape[1] < 7:
-            raise SplattalkError(f"a motion array must be [T, E+6] (expression, rotation, jaw); got shape {motion.shape}")
+            raise SplattalkError(
+                f"a motion array must be [T, E+6] (expression, rotation, jaw); got shape {motion.shape}"
+            )
         e = motion.shape[1] - 6
         t = motion.shape[0]
         out = cls.zeros(t, e)
@@ -120,4 +136,8 @@ def _compose_axis_angle(base: np.ndarray, rel: np.ndarray) -> np.ndarray:
     """R(base) applied after R(rel) per frame, as axis-angle [T, 3]."""
     from scipy.spatial.transform import Rotation
 
-    return (Rotation.from_rotvec(np.broadcast_to(base, rel.shape)) * Rotation.from_rotvec(rel)).as_rotvec().astype(np.float32)
+    return (
+        (Rotation.from_rotvec(np.broadcast_to(base, rel.shape)) * Rotation.from_rotvec(rel))
+        .as_rotvec()
+        .astype(np.float32)
+    )

@@ -155,4 +155,3 @@ def render_mesh(
         depth = depth[s // 2 :: s, s // 2 :: s]
         fid = fid[s // 2 :: s, s // 2 :: s]
     return MeshRender(rgb=rgb.astype(np.float32), alpha=alpha, depth=depth.astype(np.float32), face_id=fid)
-

@@ -66,12 +66,15 @@ def _chumpy_class(kind: str) -> type[ChumpyNode]:
     return type(kind.rsplit(".", 1)[-1], (ChumpyNode,), {"kind": kind})
 
 
-CHUMPY_NODES = {kind: _chumpy_class(kind) for kind in (
-    "chumpy.ch.Ch",
-    "chumpy.reordering.Select",
-    "chumpy.reordering.Reshape",
-    "chumpy.reordering.transpose",
-)}
+CHUMPY_NODES = {
+    kind: _chumpy_class(kind)
+    for kind in (
+        "chumpy.ch.Ch",
+        "chumpy.reordering.Select",
+        "chumpy.reordering.Reshape",
+        "chumpy.reordering.transpose",
+    )
+}
 
 
 class SparseMatrix:
@@ -98,8 +101,12 @@ class SparseMatrix:
             raise ValueError("sparse matrix arrays have non-numeric dtypes")
         counts = np.diff(indptr.astype(np.int64))
         if (
-            indptr.shape != (outer + 1,) or indptr[0] != 0 or (counts < 0).any()
-            or indices.shape != data.shape or data.ndim != 1 or int(indptr[-1]) != len(data)
+            indptr.shape != (outer + 1,)
+            or indptr[0] != 0
+            or (counts < 0).any()
+            or indices.shape != data.shape
+            or data.ndim != 1
+            or int(indptr[-1]) != len(data)
             or (len(indices) and (indices.min() < 0 or indices.max() >= inner))
         ):
             raise ValueError(f"sparse {self.layout} matrix arrays are inconsistent with its shape {shape}")

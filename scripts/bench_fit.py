@@ -91,8 +91,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     ensure_tracked(args.run)
-    overrides = {k: v for k, v in (("resolution", args.resolution), ("iterations", args.iterations),
-                                   ("backend", args.backend)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("resolution", args.resolution), ("iterations", args.iterations), ("backend", args.backend))
+        if v is not None
+    }
     cfg = dataclasses.replace(FitConfig(), **overrides)
     print(f"load before: {load_average()}", flush=True)
     start = time.perf_counter()
@@ -100,16 +103,22 @@ def main() -> None:
     wall = time.perf_counter() - start
     metrics = summary["metrics"]
     for h in metrics["history"]:
-        print(f"  it {h['iteration']:5d}  {h['seconds']:7.1f} s  held-out PSNR {h['psnr']:.2f} dB  SSIM {h['ssim']:.4f}"
-              f"  N {h['gaussians']}")
+        print(
+            f"  it {h['iteration']:5d}  {h['seconds']:7.1f} s  held-out PSNR {h['psnr']:.2f} dB  SSIM {h['ssim']:.4f}"
+            f"  N {h['gaussians']}"
+        )
     ms = animate_ms(args.run / "avatar" / "avatar.safetensors", args.run)
     heldout = metrics["heldout"]
-    print(f"resolution {cfg.resolution}², {cfg.iterations} iterations, backend {cfg.backend}, "
-          f"torch threads {torch.get_num_threads()}; fit wall {wall:.1f} s; train-sample PSNR "
-          f"{metrics['train_sample']['psnr']:.2f} dB; load after: {load_average()}")
+    print(
+        f"resolution {cfg.resolution}², {cfg.iterations} iterations, backend {cfg.backend}, "
+        f"torch threads {torch.get_num_threads()}; fit wall {wall:.1f} s; train-sample PSNR "
+        f"{metrics['train_sample']['psnr']:.2f} dB; load after: {load_average()}"
+    )
     t30 = metrics["seconds_to_30db"]
-    print(f"time to 30 dB: {'never' if t30 is None else f'{t30:.0f}'} s; held-out PSNR: {heldout['psnr']:.1f} dB; "
-          f"SSIM: {heldout['ssim']:.3f}; gaussians: {summary['gaussians']}; animate ms: {ms:.1f}")
+    print(
+        f"time to 30 dB: {'never' if t30 is None else f'{t30:.0f}'} s; held-out PSNR: {heldout['psnr']:.1f} dB; "
+        f"SSIM: {heldout['ssim']:.3f}; gaussians: {summary['gaussians']}; animate ms: {ms:.1f}"
+    )
 
 
 if __name__ == "__main__":

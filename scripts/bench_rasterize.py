@@ -61,16 +61,18 @@ def head_scene(n: int = 20_000, seed: int = 0) -> dict[str, torch.Tensor]:
     skin = torch.tensor([0.85, 0.62, 0.5])
     colors = (skin + 0.12 * torch.randn(n, 3, generator=g)).clamp(0, 1)
     yaw = math.radians(25)
-    rot = torch.tensor(
-        [[math.cos(yaw), 0, -math.sin(yaw)], [0, 1, 0], [math.sin(yaw), 0, math.cos(yaw)]]
-    )
+    rot = torch.tensor([[math.cos(yaw), 0, -math.sin(yaw)], [0, 1, 0], [math.sin(yaw), 0, math.cos(yaw)]])
     viewmat = torch.eye(4)
     viewmat[:3, :3] = rot
     viewmat[:3, 3] = torch.tensor([0.0, -0.01, 0.5])
     return {
-        "means": pts, "quats": quats, "scales": scales, "opacities": opacities,
-        "colors": colors, "viewmat": viewmat,
-    }  # fmt: skip
+        "means": pts,
+        "quats": quats,
+        "scales": scales,
+        "opacities": opacities,
+        "colors": colors,
+        "viewmat": viewmat,
+    }
 
 
 def camera_k(size: int) -> torch.Tensor:
@@ -83,19 +85,25 @@ def _render(params, size, backend, grad, target=None):
     for p in params.values():
         p.grad = None
     rgb, alpha = rasterize(
-        params["means"], params["quats"], params["scales"], params["opacities"],
-        params["colors"], params["viewmat"], camera_k(size).to(params["means"].device),
-        size, size, torch.ones(3, device=params["means"].device), backend=backend,
-    )  # fmt: skip
+        params["means"],
+        params["quats"],
+        params["scales"],
+        params["opacities"],
+        params["colors"],
+        params["viewmat"],
+        camera_k(size).to(params["means"].device),
+        size,
+        size,
+        torch.ones(3, device=params["means"].device),
+        backend=backend,
+    )
     if grad:
         (rgb - target).abs().mean().backward()
     return rgb.detach()
 
 
 def leaves(scene, device="cpu"):
-    return {
-        k: v.to(device).clone().requires_grad_(k != "viewmat") for k, v in scene.items()
-    }  # fmt: skip
+    return {k: v.to(device).clone().requires_grad_(k != "viewmat") for k, v in scene.items()}
 
 
 def best_time(fn, repeats: int) -> tuple[float, float]:
@@ -119,9 +127,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     scene = head_scene(args.n)
-    print(f"scene: {args.n} Gaussians; torch threads {torch.get_num_threads()}; "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
-          f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")  # fmt: skip
+    print(
+        f"scene: {args.n} Gaussians; torch threads {torch.get_num_threads()}; "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
+        f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}"
+    )
 
     targets = {s: torch.full((s, s, 3), 0.5) for s in (512, 256)}
     params = leaves(scene)
@@ -129,12 +139,12 @@ def main() -> None:
     cpu = {}
     for size in (512, 256):
         fwd, fwd_cpu = best_time(lambda s=size: _render(params, s, "cpu", False), args.repeats)
-        both, both_cpu = best_time(
-            lambda s=size: _render(params, s, "cpu", True, targets[s]), args.repeats
-        )
+        both, both_cpu = best_time(lambda s=size: _render(params, s, "cpu", True, targets[s]), args.repeats)
         cpu[size] = (fwd, both)
-        print(f"cpu {size}²: fwd {fwd * 1e3:.1f} ms ({1 / fwd:.1f} fps, {fwd_cpu * 1e3:.0f} ms CPU), "
-              f"fwd+bwd {both * 1e3:.1f} ms ({both_cpu * 1e3:.0f} ms CPU)")  # fmt: skip
+        print(
+            f"cpu {size}²: fwd {fwd * 1e3:.1f} ms ({1 / fwd:.1f} fps, {fwd_cpu * 1e3:.0f} ms CPU), "
+            f"fwd+bwd {both * 1e3:.1f} ms ({both_cpu * 1e3:.0f} ms CPU)"
+        )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS after cpu runs (whole process): {peak_mb:.0f} MB")
     if args.save:
@@ -173,12 +183,9 @@ def main() -> None:
     best_threads = min(ref_threads, key=ref_threads.get)
     torch.set_num_threads(best_threads)
     ref[256] = ref_threads[best_threads]
-    ref[512], ref_cpu = best_time(
-        lambda: _render(params, 512, "reference", True, targets[512]), args.ref_repeats
-    )
+    ref[512], ref_cpu = best_time(lambda: _render(params, 512, "reference", True, targets[512]), args.ref_repeats)
     torch.set_num_threads(threads)
-    print(f"reference 512² with {best_threads} torch thread(s): fwd+bwd {ref[512]:.2f} s "
-          f"({ref_cpu:.1f} s CPU)")  # fmt: skip
+    print(f"reference 512² with {best_threads} torch thread(s): fwd+bwd {ref[512]:.2f} s ({ref_cpu:.1f} s CPU)")
     for size in (256, 512):
         print(f"speedup {size}²: cpu fwd+bwd is {ref[size] / cpu[size][1]:.1f}× faster than reference")
     fwd512, both512 = cpu[512]

@@ -44,14 +44,23 @@ def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
 
 def shipped_decoding() -> dict:
     """The built-in model's decoding settings and read-out (TalkConfig fields), or none when it is missing."""
-    from splattalk.talk.checkpoint import load_talk_checkpoint
     from splattalk.models import DEFAULT_MODEL
+    from splattalk.talk.checkpoint import load_talk_checkpoint
 
     if not DEFAULT_MODEL.is_file():
         return {}
     cfg = load_talk_checkpoint(DEFAULT_MODEL).cfg
-    keys = ("expected_codes", "expected_channels", "audio_cfg_scale", "mouth_samples", "audio_posteriors", "readout_channels",
-            "readout_context", "readout_hidden", "readout_weight")  # fmt: skip
+    keys = (
+        "expected_codes",
+        "expected_channels",
+        "audio_cfg_scale",
+        "mouth_samples",
+        "audio_posteriors",
+        "readout_channels",
+        "readout_context",
+        "readout_hidden",
+        "readout_weight",
+    )
     return {k: getattr(cfg, k) for k in keys}
 
 
@@ -97,7 +106,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
-    print(f"device {dev}, {os.cpu_count()} cores, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; {load()}")
+    print(
+        f"device {dev}, {os.cpu_count()} cores, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; {load()}"
+    )
 
     torch.manual_seed(0)
     # the small preset as the built-in model is made and decodes (phone posteriors, mouth read-out, expected codes,
@@ -108,28 +119,36 @@ def main() -> None:
     audio = speechlike(args.seconds)
     generate(model, audio[: 5 * SAMPLE_RATE])  # warm-up
     rtf = bench_batch(model, audio, repeats=2)
-    plain_rtf = bench_batch(model, audio, repeats=1, expected_codes=False, audio_cfg_scale=1.0, mouth_samples=1, readout_weight=0.0)
+    plain_rtf = bench_batch(
+        model, audio, repeats=1, expected_codes=False, audio_cfg_scale=1.0, mouth_samples=1, readout_weight=0.0
+    )
     stream_rtf, first = bench_stream(model, audio)
     c = model.cfg
-    print(f"{args.preset} ({params:.1f} M params, {args.threads} threads; expected codes {c.expected_codes}, audio guidance "
-          f"{c.audio_cfg_scale:g}, mouth samples {c.mouth_samples}, read-out weight {c.readout_weight:g}): batch {rtf:.1f}× real time ({plain_rtf:.1f}× decoding as ARTalk); stream {stream_rtf:.1f}×, "
-          f"first frame {first:.3f} s after the first window's audio; {load()}")
+    print(
+        f"{args.preset} ({params:.1f} M params, {args.threads} threads; expected codes {c.expected_codes}, audio guidance "
+        f"{c.audio_cfg_scale:g}, mouth samples {c.mouth_samples}, read-out weight {c.readout_weight:g}): batch {rtf:.1f}× real time ({plain_rtf:.1f}× decoding as ARTalk); stream {stream_rtf:.1f}×, "
+        f"first frame {first:.3f} s after the first window's audio; {load()}"
+    )
 
     official_rtf = float("nan")
     if not args.skip_official:
         torch.set_num_threads(args.official_threads)
         start = time.perf_counter()
         official = build_model(OFFICIAL).eval().to(dev)
-        print(f"official built in {time.perf_counter() - start:.0f} s "
-              f"({sum(p.numel() for p in official.parameters()) / 1e6:.0f} M params)")
+        print(
+            f"official built in {time.perf_counter() - start:.0f} s "
+            f"({sum(p.numel() for p in official.parameters()) / 1e6:.0f} M params)"
+        )
         o_audio = speechlike(args.official_seconds, seed=1)
         generate(official, o_audio[: 2 * SAMPLE_RATE])  # warm-up
         official_rtf = bench_batch(official, o_audio, repeats=1)
         baseline_rtf = bench_batch(official, o_audio, repeats=1, use_cache=False)
         o_stream_rtf, o_first = bench_stream(official, o_audio)
-        print(f"official ({args.official_threads} threads): batch {official_rtf:.2f}× real time with KV cache, {baseline_rtf:.2f}× recomputing "
-              f"every scale as ARTalk does (cache speed-up {official_rtf / baseline_rtf:.2f}×); stream "
-              f"{o_stream_rtf:.2f}×, first frame {o_first:.2f} s after the first window's audio; {load()}")
+        print(
+            f"official ({args.official_threads} threads): batch {official_rtf:.2f}× real time with KV cache, {baseline_rtf:.2f}× recomputing "
+            f"every scale as ARTalk does (cache speed-up {official_rtf / baseline_rtf:.2f}×); stream "
+            f"{o_stream_rtf:.2f}×, first frame {o_first:.2f} s after the first window's audio; {load()}"
+        )
     print(f"realtime factor: {rtf:.1f}×; first frame: {first:.2f} s; official realtime factor: {official_rtf:.2f}×")
 
 

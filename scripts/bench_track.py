@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from splattalk.assets import data_path
-from splattalk.tracking.config import TrackConfig
 from splattalk.run import RunLayout, Tracks
+from splattalk.tracking.config import TrackConfig
 from splattalk.tracking.metrics import evaluate
 from splattalk.tracking.run import select_head, track
 
@@ -44,12 +44,16 @@ def _cpu_seconds() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=data_path("sample", "sample.mp4"))
-    parser.add_argument("--gt", type=Path, default=None, help="ground truth (default: sample_gt.npz for the sample video)")
+    parser.add_argument(
+        "--gt", type=Path, default=None, help="ground truth (default: sample_gt.npz for the sample video)"
+    )
     parser.add_argument("--seconds", type=float, default=None, help="only the first S seconds")
     parser.add_argument("--run", type=Path, default=None, help="run folder (default: a fresh temporary one)")
     parser.add_argument("--overlay", action="store_true", help="also write (and time) the overlay video")
     args = parser.parse_args()
-    gt_path = args.gt or (data_path("sample", "sample_gt.npz") if args.video == data_path("sample", "sample.mp4") else None)
+    gt_path = args.gt or (
+        data_path("sample", "sample_gt.npz") if args.video == data_path("sample", "sample.mp4") else None
+    )
 
     load = os.getloadavg()
     cfg = TrackConfig(head="default", max_seconds=args.seconds, overlay=args.overlay)
@@ -62,28 +66,47 @@ def main() -> None:
     frames = summary["frames"]
     seconds = summary["seconds"]
     all_in = sum(v for k, v in seconds.items() if k != "overlay")
-    print(f"\nmachine load (1/5/15 min) before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
-    print(f"CPU time of this process (all its threads): {cpu:.1f} s = {cpu / frames:.3f} s/frame; the machine is shared, "
-          f"so wall time grows with the load above")
-    print(f"frames: {frames}; wall {wall:.1f} s; per-stage ms/frame: "
-          + ", ".join(f"{k} {v / frames * 1000:.0f}" for k, v in seconds.items()))
+    print(
+        f"\nmachine load (1/5/15 min) before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; after: "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs"
+    )
+    print(
+        f"CPU time of this process (all its threads): {cpu:.1f} s = {cpu / frames:.3f} s/frame; the machine is shared, "
+        f"so wall time grows with the load above"
+    )
+    print(
+        f"frames: {frames}; wall {wall:.1f} s; per-stage ms/frame: "
+        + ", ".join(f"{k} {v / frames * 1000:.0f}" for k, v in seconds.items())
+    )
     line = {"s/frame": f"{all_in / frames:.3f}", "landmark px": "n/a", "jaw deg": "n/a", "jitter ratio": "n/a"}
     if gt_path is not None:
         with np.load(gt_path, allow_pickle=False) as data:
             truth = {k: data[k] for k in data.files}
         model, _ = select_head("default")
         m = evaluate(tracks, truth, model)
-        print(f"landmarks (output px, vs truth): fit {m['landmark_px']:.2f}; mediapipe itself {m['landmark_px_mediapipe']:.2f} "
-              f"(baseline; ratio fit/mediapipe {m['landmark_px'] / m['landmark_px_mediapipe']:.2f}); "
-              f"fit vs detections (reprojection residual) {m['residual_px']:.2f}")
-        print(f"vertex error after similarity alignment: mean {m['vertex_error_pct']:.2f}% of head width, "
-              f"worst frame {m['vertex_error_pct_max']:.2f}%")
-        print(f"jaw rotation error (deg): mean {m['jaw_deg_mean']:.2f}, p95 {m['jaw_deg_p95']:.2f}, max {m['jaw_deg_max']:.2f}")
-        print(f"jitter (mean |vertex acceleration|) fit / truth: {m['jitter_ratio']:.3f}; "
-              f"field of view fit {m['fov_deg_fit']:.1f}° vs truth {m['fov_deg_true']:.1f}°")
-        line.update({"landmark px": f"{m['residual_px']:.2f}", "jaw deg": f"{m['jaw_deg_max']:.2f}",
-                     "jitter ratio": f"{m['jitter_ratio']:.2f}"})
+        print(
+            f"landmarks (output px, vs truth): fit {m['landmark_px']:.2f}; mediapipe itself {m['landmark_px_mediapipe']:.2f} "
+            f"(baseline; ratio fit/mediapipe {m['landmark_px'] / m['landmark_px_mediapipe']:.2f}); "
+            f"fit vs detections (reprojection residual) {m['residual_px']:.2f}"
+        )
+        print(
+            f"vertex error after similarity alignment: mean {m['vertex_error_pct']:.2f}% of head width, "
+            f"worst frame {m['vertex_error_pct_max']:.2f}%"
+        )
+        print(
+            f"jaw rotation error (deg): mean {m['jaw_deg_mean']:.2f}, p95 {m['jaw_deg_p95']:.2f}, max {m['jaw_deg_max']:.2f}"
+        )
+        print(
+            f"jitter (mean |vertex acceleration|) fit / truth: {m['jitter_ratio']:.3f}; "
+            f"field of view fit {m['fov_deg_fit']:.1f}° vs truth {m['fov_deg_true']:.1f}°"
+        )
+        line.update(
+            {
+                "landmark px": f"{m['residual_px']:.2f}",
+                "jaw deg": f"{m['jaw_deg_max']:.2f}",
+                "jitter ratio": f"{m['jitter_ratio']:.2f}",
+            }
+        )
     print("; ".join(f"{k}: {v}" for k, v in line.items()))
 
 

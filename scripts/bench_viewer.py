@@ -65,9 +65,12 @@ def serialise_updates(updates: list) -> bytes:
     messages = [_messages.SceneNodeUpdateMessage(name, props) for name, props in updates]
     binary: list = []
     inner = msgspec.msgpack.encode(
-        {"messages": tuple(m.as_serializable_dict(binary) for m in messages), "timestampSec": time.perf_counter(),
-         "binaryBufferLengths": tuple(b.nbytes for b in binary)}
-    )  # fmt: skip
+        {
+            "messages": tuple(m.as_serializable_dict(binary) for m in messages),
+            "timestampSec": time.perf_counter(),
+            "binaryBufferLengths": tuple(b.nbytes for b in binary),
+        }
+    )
     compressed = zstandard.ZstdCompressor(level=1).compress(inner)
     parts = [len(inner).to_bytes(8, "little"), len(compressed).to_bytes(8, "little"), compressed]
     offset = 16 + len(compressed)
@@ -119,8 +122,8 @@ def bench_viewer(avatar, frames: int) -> tuple[float, float, float]:
 
 def speech_motion(avatar) -> np.ndarray:
     """The built-in talk model's motion for the sample clip (what a speaking tab streams)."""
-    from splattalk.talk.audio import load_audio
     from splattalk.export import talk_motion
+    from splattalk.talk.audio import load_audio
     from splattalk.viewer.server import DEFAULT_AVATAR
 
     speech = DEFAULT_AVATAR.parent / "speech" / "sample_en_1.wav"
@@ -139,7 +142,13 @@ def bench_payload(avatar, rows: np.ndarray) -> list[tuple[str, float, float]]:
     start, total = time.perf_counter(), 0
     for row in rows[1:]:
         total += len(serialise(poser.buffer(row, buf), stored))
-    out.append(("full buffer every frame (baseline)", total / (len(rows) - 1), (time.perf_counter() - start) / (len(rows) - 1) * 1e3))
+    out.append(
+        (
+            "full buffer every frame (baseline)",
+            total / (len(rows) - 1),
+            (time.perf_counter() - start) / (len(rows) - 1) * 1e3,
+        )
+    )
     steps = (
         ("+ head pose as a node transform (Gaussians in the head's frame, all sent)", None),
         ("+ only the groups that moved at all", 0.0),
@@ -168,9 +177,13 @@ def bench_export(avatar, frames: int, resolution: int) -> float:
     rows = motion_rows(frames + 2, avatar.head.num_expr + 6)
     audio = np.zeros(int(frames / 25 * 16000), np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        export_clip(avatar, rows[:2], Path(tmp) / "warm.mp4", audio[:1280], resolution=resolution, backend="cpu", progress=False)
+        export_clip(
+            avatar, rows[:2], Path(tmp) / "warm.mp4", audio[:1280], resolution=resolution, backend="cpu", progress=False
+        )
         start = time.perf_counter()
-        n = export_clip(avatar, rows[2:], Path(tmp) / "bench.mp4", audio, resolution=resolution, backend="cpu", progress=False)
+        n = export_clip(
+            avatar, rows[2:], Path(tmp) / "bench.mp4", audio, resolution=resolution, backend="cpu", progress=False
+        )
         return n / (time.perf_counter() - start)
 
 
@@ -192,7 +205,9 @@ def main() -> None:
     best = (0.0, 0.0, 0)
     for _ in range(args.repeats):
         ours, base, payload = bench_viewer(avatar, args.frames)
-        print(f"  viewer: {ours:6.1f} fps (baseline: torch covariances + viser's packing {base:6.1f} fps), {payload / 1024:.0f} KB/frame")
+        print(
+            f"  viewer: {ours:6.1f} fps (baseline: torch covariances + viser's packing {base:6.1f} fps), {payload / 1024:.0f} KB/frame"
+        )
         best = max(best, (ours, base, payload))
     ours, base, payload = best
     print(f"viewer frame production: {ours:.1f} fps vs baseline {base:.1f} fps ({ours / base:.2f}×)")
@@ -208,8 +223,10 @@ def main() -> None:
         print(f"  {nbytes / 1024:6.1f} KB/frame  {ms:5.1f} ms/frame  {name}")
     base_kb, light_kb = steps[0][1] / 1024, steps[3][1] / 1024
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    print(f"viewer fps: {ours:.1f}; export fps: {export:.1f}; payload KB/frame: {light_kb:.0f} vs full buffer {base_kb:.0f} "
-          f"({base_kb / light_kb:.1f}× lighter)")  # fmt: skip
+    print(
+        f"viewer fps: {ours:.1f}; export fps: {export:.1f}; payload KB/frame: {light_kb:.0f} vs full buffer {base_kb:.0f} "
+        f"({base_kb / light_kb:.1f}× lighter)"
+    )
 
 
 if __name__ == "__main__":

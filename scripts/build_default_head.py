@@ -39,7 +39,9 @@ def landmark_embedding(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def regions(head: assemble.Head, rig: blend.Rig) -> dict[str, np.ndarray]:
     v, g = head.vertices, head.groups
-    lip_ids = list(g["mouth_loop"]) + assemble.OUTER_UPPER_LIP + assemble.OUTER_LOWER_LIP + list(assemble.MOUTH_CORNERS_OUTER)
+    lip_ids = (
+        list(g["mouth_loop"]) + assemble.OUTER_UPPER_LIP + assemble.OUTER_LOWER_LIP + list(assemble.MOUTH_CORNERS_OUTER)
+    )
     outer = np.array(assemble.OUTER_UPPER_LIP + assemble.OUTER_LOWER_LIP + list(assemble.MOUTH_CORNERS_OUTER))
     # lips: face vertices between the inner loop and the outer lip contour (geodesically near both)
     d_inner = rig.geodesic(g["mouth_loop"])
@@ -111,12 +113,23 @@ def main() -> None:
         "num_shape": int(shape.shape[-1]),
         "units": "metres; y up, +z where the face looks, +x the subject's left",
         "sources": "mediapipe face-mesh topology + landmarks on skimage astronaut.png and matplotlib grace_hopper.jpg (public domain)",
-        "closed_shell": bool(mesh.is_closed(head.faces[mesh.components(head.faces, len(head.vertices)) == mesh.components(head.faces, len(head.vertices))[0]])),
+        "closed_shell": bool(
+            mesh.is_closed(
+                head.faces[
+                    mesh.components(head.faces, len(head.vertices))
+                    == mesh.components(head.faces, len(head.vertices))[0]
+                ]
+            )
+        ),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "default_head.npz"
     np.savez_compressed(out, meta_json=np.array(json.dumps(meta)), **arrays)
-    cv2.imwrite(str(args.out / "default_head_texture.jpg"), (atlas[:, :, ::-1] * 255).round().astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    cv2.imwrite(
+        str(args.out / "default_head_texture.jpg"),
+        (atlas[:, :, ::-1] * 255).round().astype(np.uint8),
+        [cv2.IMWRITE_JPEG_QUALITY, 92],
+    )
     print(
         f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB): {len(head.vertices)} vertices, {len(head.faces)} faces, "
         f"{shape.shape[-1]} shape + {expr.shape[-1]} expression components, in {time.time() - t0:.1f} s"

@@ -24,11 +24,10 @@ class TimingConfig:
 
 
 def main() -> None:
+    from splattalk.errors import SplattalkError
     from splattalk.talk.corpus.phones import align_pocketsphinx, boundary_error
     from splattalk.talk.corpus.texts import make_sentences
     from splattalk.talk.corpus.tts import ESPEAK_VARIANTS, ESPEAK_VOICES, FLITE_VOICES, Voice, synthesize
-
-    from splattalk.errors import SplattalkError
 
     cfg = tyro.cli(TimingConfig)
     rng = np.random.default_rng(cfg.seed)

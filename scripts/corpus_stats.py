@@ -98,6 +98,7 @@ def _plot(cfg: StatsConfig, records) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from splattalk.talk.config import FPS
     from splattalk.talk.corpus import layout as C
     from splattalk.talk.corpus import speech_checks as S

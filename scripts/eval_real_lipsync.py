@@ -56,7 +56,10 @@ CLIPS = {
     "obama_address_1.mp4": ("obama", ("obama-weekly-1",)),
     "obama_address_2.mp4": ("obama", ("obama-weekly-2",)),
     "obama_address_3.mp4": ("obama", ("obama-weekly-3",)),
-    "obama_address_uncropped.mp4": ("obama", ("obama-weekly-uncropped", "obama-weekly-1", "obama-weekly-2", "obama-weekly-3")),
+    "obama_address_uncropped.mp4": (
+        "obama",
+        ("obama-weekly-uncropped", "obama-weekly-1", "obama-weekly-2", "obama-weekly-3"),
+    ),
     "obama_sentence_answers.mp4": ("obama", ("obama-weekly-answers",)),
     "obama_sentence_challenges.mp4": ("obama", ("obama-weekly-challenges",)),
     "obama_sentence_townhalls.mp4": ("obama", ("obama-weekly-townhalls",)),
@@ -110,11 +113,15 @@ def heldout(clips, trained_on) -> list[str]:
 
 
 def real_folder(given: Path | None) -> Path:
-    candidates = [given] if given is not None else [REPO.parent / "shared" / "real", REPO.parents[1] / "shared" / "real"]
+    candidates = (
+        [given] if given is not None else [REPO.parent / "shared" / "real", REPO.parents[1] / "shared" / "real"]
+    )
     for folder in candidates:
         if folder.is_dir():
             return folder
-    raise SplattalkError(f"no folder of real clips at {' or '.join(map(str, candidates))}: pass --real (see shared/real/SOURCES.md)")
+    raise SplattalkError(
+        f"no folder of real clips at {' or '.join(map(str, candidates))}: pass --real (see shared/real/SOURCES.md)"
+    )
 
 
 def trained_clips(cfg: RealLipsyncConfig, checkpoint: Path | None) -> list[str]:
@@ -133,7 +140,9 @@ def track(clip: Path, run: Path) -> dict:
     if not path.is_file():
         exe = shutil.which("splattalk") or str(Path(sys.executable).with_name("splattalk"))
         print(f"tracking {clip.name} → {run}", flush=True)
-        done = subprocess.run([exe, "track", str(clip), "--run", str(run), *TRACK_ARGS], capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [exe, "track", str(clip), "--run", str(run), *TRACK_ARGS], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0 or not path.is_file():
             raise SplattalkError(f"tracking {clip} failed (rc {done.returncode}): {done.stderr.strip()[-500:]}")
     with np.load(path, allow_pickle=False) as data:
@@ -148,8 +157,10 @@ def evaluate_clip(clip: Path, tracks: dict, model, head, close_in_pauses: bool =
     from splattalk.talk.metrics import closed_agreement, lagged_pearson, loudness_envelope, pearson, shifted
 
     if str(tracks.get("head_model")) != model.cfg.head_model:
-        raise SplattalkError(f"{clip.name} was tracked with head model {tracks.get('head_model')!s}, the talk model "
-                             f"speaks {model.cfg.head_model}: retrack it with --head default or use a matching model")  # fmt: skip
+        raise SplattalkError(
+            f"{clip.name} was tracked with head model {tracks.get('head_model')!s}, the talk model "
+            f"speaks {model.cfg.head_model}: retrack it with --head default or use a matching model"
+        )
     E = head.num_expr
     identity = {"shape": tracks["shape"], "static_offset": tracks["static_offset"]}
     truth = mouth_gap(head, tracks["expr"], tracks["jaw"], **identity)
@@ -172,12 +183,19 @@ def evaluate_clip(clip: Path, tracks: dict, model, head, close_in_pauses: bool =
     closed_pred = shifted(pred, lag) < neutral + CLOSED_MARGIN
     agree, n_closed = closed_agreement(closed_pred, closed_true)
     return {
-        "clip": clip.name, "speaker": CLIPS[clip.name][0], "frames": T,
-        "r_model": r_model, "lag_model": lag, "r_envelope": r_env, "lag_envelope": lag_env,
-        "closed_agreement": agree, "closed_frames": n_closed, "closed_true_fraction": n_closed / T,
+        "clip": clip.name,
+        "speaker": CLIPS[clip.name][0],
+        "frames": T,
+        "r_model": r_model,
+        "lag_model": lag,
+        "r_envelope": r_env,
+        "lag_envelope": lag_env,
+        "closed_agreement": agree,
+        "closed_frames": n_closed,
+        "closed_true_fraction": n_closed / T,
         "closed_model_fraction": float(closed_pred.mean()),
         "mp_r": pearson(truth, landmark_gap(tracks["landmarks2d"])[:T]),
-    }  # fmt: skip
+    }
 
 
 def main(cfg: RealLipsyncConfig) -> list[dict]:
@@ -196,15 +214,26 @@ def main(cfg: RealLipsyncConfig) -> list[dict]:
     head = load_default_head()
     counted = set(heldout(names, trained_clips(cfg, checkpoint)))
     rows = []
-    print(f"{'clip':30s} {'frames':>6s} {'r model':>8s} {'lag':>4s} {'r env':>6s} {'closed':>7s} {'true/ours':>10s} {'mp r':>5s} held-out")
+    print(
+        f"{'clip':30s} {'frames':>6s} {'r model':>8s} {'lag':>4s} {'r env':>6s} {'closed':>7s} {'true/ours':>10s} {'mp r':>5s} held-out"
+    )
     for name in names:
-        row = evaluate_clip(folder / name, track(folder / name, cfg.runs_dir / Path(name).stem), model, head,
-                             cfg.close_in_pauses, cfg.max_lag)
+        row = evaluate_clip(
+            folder / name,
+            track(folder / name, cfg.runs_dir / Path(name).stem),
+            model,
+            head,
+            cfg.close_in_pauses,
+            cfg.max_lag,
+        )
         row["heldout"] = name in counted
         rows.append(row)
-        print(f"{name:30s} {row['frames']:6d} {row['r_model']:8.3f} {row['lag_model']:4d} {row['r_envelope']:6.3f} "
-              f"{row['closed_agreement']:7.3f} {row['closed_true_fraction']:5.2f}/{row['closed_model_fraction']:4.2f} "
-              f"{row['mp_r']:5.2f} {'yes' if row['heldout'] else 'no (trained on)'}", flush=True)  # fmt: skip
+        print(
+            f"{name:30s} {row['frames']:6d} {row['r_model']:8.3f} {row['lag_model']:4d} {row['r_envelope']:6.3f} "
+            f"{row['closed_agreement']:7.3f} {row['closed_true_fraction']:5.2f}/{row['closed_model_fraction']:4.2f} "
+            f"{row['mp_r']:5.2f} {'yes' if row['heldout'] else 'no (trained on)'}",
+            flush=True,
+        )
     scored = [r for r in rows if r["heldout"]]
     if not scored:
         raise SplattalkError("every clip shares a speaker or address with the model's training clips: nothing held out")
@@ -218,10 +247,15 @@ def main(cfg: RealLipsyncConfig) -> list[dict]:
     closed = sum(r["closed_frames"] for r in scored)
     agreed = sum(r["closed_agreement"] * r["closed_frames"] for r in scored if r["closed_frames"])
     summary["closed_agreement"] = agreed / closed if closed else float("nan")
-    write_json(cfg.out / "results.json", {"config": {k: str(v) for k, v in asdict(cfg).items()}, "clips": rows, "mean": summary})
+    write_json(
+        cfg.out / "results.json",
+        {"config": {k: str(v) for k, v in asdict(cfg).items()}, "clips": rows, "mean": summary},
+    )
     print(f"mediapipe check (tracked gap vs landmarks 13/14 over 33/263): mean r {summary['mp_r']:.2f}")
-    print(f"real r model: {summary['r_model']:.2f}; envelope: {summary['r_envelope']:.2f}; "
-          f"closed agreement: {summary['closed_agreement']:.2f}; clips: {len(scored)}")  # fmt: skip
+    print(
+        f"real r model: {summary['r_model']:.2f}; envelope: {summary['r_envelope']:.2f}; "
+        f"closed agreement: {summary['closed_agreement']:.2f}; clips: {len(scored)}"
+    )
     return rows
 
 

@@ -34,6 +34,7 @@ def side_by_side(
 ) -> None:
     """A strip: ``count`` frames of the driver (top) over the rendered avatar (bottom), at the widest and narrowest mouths."""
     from PIL import Image, ImageDraw
+
     from splattalk.tracking.video import iter_frames, open_source
 
     a = series[0]
@@ -92,17 +93,12 @@ def main() -> None:
     base, _ = correlation(a[:-shift], b[shift:])
     if args.drive_run is not None and args.avatar is not None:
         from splattalk.avatar.io import load_avatar
-
         from splattalk.mouth_agreement import mesh_mouth_opening
         from splattalk.reenact import driven_params, load_driver, retarget
 
         avatar = load_avatar(args.avatar)
-        driver = load_driver(
-            args.drive_run, avatar.model_id, avatar.head.num_expr, progress=False
-        )
-        mesh = mesh_mouth_opening(
-            avatar.head, avatar.shape.numpy(), driven_params(*retarget(driver.params))
-        )
+        driver = load_driver(args.drive_run, avatar.model_id, avatar.head.num_expr, progress=False)
+        mesh = mesh_mouth_opening(avatar.head, avatar.shape.numpy(), driven_params(*retarget(driver.params)))
         r_mesh, _ = correlation(a, mesh)
         print(
             f"avatar mesh (retargeted, unrendered) vs driver: r {r_mesh:.3f}; mean opening driver {np.nanmean(a):.3f}, "

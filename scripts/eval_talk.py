@@ -24,7 +24,6 @@ The last line reads ``LVE model: X; LVE energy: Y; LVE closed: Z; energy/model: 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,16 +76,24 @@ class Head:
 
         self.model = load_default_head()
         self.template = self.vertices(np.zeros((1, len(EXPR_NAMES) + 6), np.float32))[0]
-        self.regions = {"lips": self.model.regions["lips"], "upper_face": self.model.regions["upper_face"],
-                        "upper_lip": np.array(UPPER_LIP), "lower_lip": np.array(LOWER_LIP)}  # fmt: skip
+        self.regions = {
+            "lips": self.model.regions["lips"],
+            "upper_face": self.model.regions["upper_face"],
+            "upper_lip": np.array(UPPER_LIP),
+            "lower_lip": np.array(LOWER_LIP),
+        }
 
     @torch.no_grad()
     def vertices(self, motion: np.ndarray, pose: bool = True) -> np.ndarray:
         """``motion: [T, 32]`` → vertices ``[T, V, 3]`` (head rotation dropped when ``pose`` is False)."""
         m = torch.as_tensor(np.asarray(motion, np.float32))
         rot = m[:, ROTATION] if pose else torch.zeros_like(m[:, ROTATION])
-        out = [self.model(expr=m[i : i + 256, : len(EXPR_NAMES)], rotation=rot[i : i + 256], jaw=m[i : i + 256, JAW]).vertices
-               for i in range(0, len(m), 256)]  # fmt: skip
+        out = [
+            self.model(
+                expr=m[i : i + 256, : len(EXPR_NAMES)], rotation=rot[i : i + 256], jaw=m[i : i + 256, JAW]
+            ).vertices
+            for i in range(0, len(m), 256)
+        ]
         return torch.cat(out).numpy()
 
     def metrics(self, pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
@@ -137,7 +144,9 @@ def fit_energy_baseline(corpus: Path, clips: int) -> dict:
 
 def energy_motion(audio: np.ndarray, frames: int, fit: dict) -> np.ndarray:
     motion = np.zeros((frames, len(EXPR_NAMES) + 6), np.float32)
-    motion[:, JAW.start] = np.clip(shift(envelope_features(audio, frames), fit["lag"]) @ np.asarray(fit["weights"]), 0, None)
+    motion[:, JAW.start] = np.clip(
+        shift(envelope_features(audio, frames), fit["lag"]) @ np.asarray(fit["weights"]), 0, None
+    )
     return motion
 
 
@@ -193,8 +202,8 @@ def summarize_speech(rows: list[dict]) -> dict[str, float]:
 def main(cfg: EvalConfig) -> None:
     from tqdm import tqdm
 
-    from splattalk.talk.checkpoint import load_talk_checkpoint
     from splattalk.models import DEFAULT_MODEL
+    from splattalk.talk.checkpoint import load_talk_checkpoint
     from splattalk.talk.inference import generate
     from splattalk.talk.style import load_style_clip
 
@@ -215,9 +224,13 @@ def main(cfg: EvalConfig) -> None:
         pred = _fit_length(generate(model, clip.audio), T)
         motions[rec.id] = (clip, pred)
         style = next(seg for cid, seg in style_for[rec.style] if cid != rec.id)
-        outs = {"model": pred, "model+style": _fit_length(generate(model, clip.audio, style=style), T),
-                "vqvae": vqvae_reconstruction(model, clip.motion),
-                "energy": energy_motion(clip.audio, T, fit), "closed": np.zeros_like(clip.motion)}
+        outs = {
+            "model": pred,
+            "model+style": _fit_length(generate(model, clip.audio, style=style), T),
+            "vqvae": vqvae_reconstruction(model, clip.motion),
+            "energy": energy_motion(clip.audio, T, fit),
+            "closed": np.zeros_like(clip.motion),
+        }
         for m in methods:
             per[m].append((T, rec.source == "recording", head.metrics(outs[m], clip.motion)))
         if rec.source == "recording":
@@ -233,23 +246,37 @@ def main(cfg: EvalConfig) -> None:
         speech["ground truth"].append(speech_figures(clip.audio, clip.motion))
         speech["energy"].append(speech_figures(clip.audio, energy_motion(clip.audio, len(clip.motion), fit)))
     speech_table = {k: summarize_speech(v) for k, v in speech.items()}
-    speech_table["clips"] = {"count": len(real), "seconds": round(sum(r.duration for r in real), 1),
-                             "speakers": sorted({r.speaker for r in real})}  # fmt: skip
+    speech_table["clips"] = {
+        "count": len(real),
+        "seconds": round(sum(r.duration for r in real), 1),
+        "speakers": sorted({r.speaker for r in real}),
+    }
 
     # two style clips on the same real speech
     style_rows = {}
     a_name, b_name = cfg.style_pair
-    styles = {n: load_style_clip(cfg.styles / f"{n}.npz", model.cfg.motion_dim, model.cfg.style_frames) for n in cfg.style_pair}
+    styles = {
+        n: load_style_clip(cfg.styles / f"{n}.npz", model.cfg.motion_dim, model.cfg.style_frames)
+        for n in cfg.style_pair
+    }
     gen = {n: [generate(model, motions[r.id][0].audio, style=s) for r in real] for n, s in styles.items()}
     for n in cfg.style_pair:
         style_rows[n] = summarize_speech([speech_figures(motions[r.id][0].audio, g) for r, g in zip(real, gen[n])])
     diff = np.concatenate([np.abs(a - b) for a, b in zip(gen[a_name], gen[b_name])]).mean(0)
-    style_rows["rot_std_ratio"] = style_rows[b_name]["head_rot_std_deg"] / max(style_rows[a_name]["head_rot_std_deg"], 1e-9)
+    style_rows["rot_std_ratio"] = style_rows[b_name]["head_rot_std_deg"] / max(
+        style_rows[a_name]["head_rot_std_deg"], 1e-9
+    )
     style_rows["mean_abs_diff_rot_deg"] = float(np.degrees(diff[ROTATION]).mean())
     style_rows["mean_abs_diff_expr"] = float(diff[: len(EXPR_NAMES)].mean())
 
-    report = {"heldout": table, "heldout_tts_only": tts_table, "energy_fit": fit, "real_speech": speech_table, "styles": style_rows,
-              "clips": {"heldout": len(held), "real": len(real)}}  # fmt: skip
+    report = {
+        "heldout": table,
+        "heldout_tts_only": tts_table,
+        "energy_fit": fit,
+        "real_speech": speech_table,
+        "styles": style_rows,
+        "clips": {"heldout": len(held), "real": len(real)},
+    }
     cfg.out.mkdir(parents=True, exist_ok=True)
     write_json(cfg.out / "eval.json", report)
     if cfg.render and real:
@@ -305,8 +332,8 @@ def render_clip(cfg: EvalConfig, model, head: Head, motions: dict, real: list) -
     """mp4 of the default head speaking held-out real recordings (joined), plus PNG frames and a contact sheet."""
     import cv2
 
-    from splattalk.head.default import load_texture
     from splattalk.camera import focal_from_fov, intrinsics, look_at
+    from splattalk.head.default import load_texture
     from splattalk.head.raster import render_mesh
     from splattalk.mp4 import write_mp4
 
@@ -339,8 +366,11 @@ def render_clip(cfg: EvalConfig, model, head: Head, motions: dict, real: list) -
     active = frame_activity(audio, len(motion))
     pauses = pause_frames(audio, len(motion))
     later_pauses = np.flatnonzero(pauses & (np.arange(len(motion)) > np.argmax(active)))
-    picks = {"speech_open": int(np.argmax(np.where(active, motion[:, JAW.start], -1))),
-             "pause": int(later_pauses[len(later_pauses) // 2]) if len(later_pauses) else 0, "middle": len(motion) // 2}  # fmt: skip
+    picks = {
+        "speech_open": int(np.argmax(np.where(active, motion[:, JAW.start], -1))),
+        "pause": int(later_pauses[len(later_pauses) // 2]) if len(later_pauses) else 0,
+        "middle": len(motion) // 2,
+    }
     sheet = [frames[i] for i in np.linspace(0, len(frames) - 1, 10).astype(int)]
     cv2.imwrite(str(cfg.out / "contact_sheet.png"), np.concatenate(sheet, axis=1)[:, :, ::-1])
     pngs = {}
@@ -352,26 +382,42 @@ def render_clip(cfg: EvalConfig, model, head: Head, motions: dict, real: list) -
 
 
 def print_report(r: dict) -> None:
-    print(f"\nHeld-out lip sync ({r['clips']['heldout']} clips). LVE/MOD in mm, FDD in 1e-5 m, on the face in head coordinates")
+    print(
+        f"\nHeld-out lip sync ({r['clips']['heldout']} clips). LVE/MOD in mm, FDD in 1e-5 m, on the face in head coordinates"
+    )
     print("(global head rotation left out, as lip-sync metrics are defined); *_pose: with the head rotation applied.")
     print(f"{'method':<12}{'LVE':>8}{'FDD':>9}{'MOD':>8}{'LVE_pose':>10}{'FDD_pose':>10}   | LVE TTS-only")
     for m, row in r["heldout"].items():
-        print(f"{m:<12}{row['LVE']:8.2f}{row['FDD']:9.2f}{row['MOD']:8.2f}{row['LVE_pose']:10.2f}{row['FDD_pose']:10.2f}   | {r['heldout_tts_only'][m]['LVE']:.2f}")
+        print(
+            f"{m:<12}{row['LVE']:8.2f}{row['FDD']:9.2f}{row['MOD']:8.2f}{row['LVE_pose']:10.2f}{row['FDD_pose']:10.2f}   | {r['heldout_tts_only'][m]['LVE']:.2f}"
+        )
     f = r["energy_fit"]
-    print(f"energy baseline: jaw = {f['weights'][0]:.3f} + {f['weights'][1]:.3f}·env + {f['weights'][2]:.3f}·√env, lag {f['lag']} frames")
+    print(
+        f"energy baseline: jaw = {f['weights'][0]:.3f} + {f['weights'][1]:.3f}·env + {f['weights'][2]:.3f}·√env, lag {f['lag']} frames"
+    )
     s = r["real_speech"]
-    print(f"\nReal human speech: {s['clips']['count']} held-out recordings, {s['clips']['seconds']} s ({', '.join(s['clips']['speakers'])})")
-    print(f"{'':<14}{'closed in pauses':>17}{'jaw voiced':>11}{'jaw pause':>10}{'jaw~env r':>10}{'head std°':>10}{'blinks/min':>11}")
+    print(
+        f"\nReal human speech: {s['clips']['count']} held-out recordings, {s['clips']['seconds']} s ({', '.join(s['clips']['speakers'])})"
+    )
+    print(
+        f"{'':<14}{'closed in pauses':>17}{'jaw voiced':>11}{'jaw pause':>10}{'jaw~env r':>10}{'head std°':>10}{'blinks/min':>11}"
+    )
     for k in ("model", "ground truth", "energy"):
         v = s[k]
-        print(f"{k:<14}{v['pause_closure']:17.1%}{v['jaw_voiced_rad']:11.3f}{v['jaw_pause_rad']:10.3f}{v['jaw_env_corr']:10.2f}{v['head_rot_std_deg']:10.2f}{v['blinks_per_min']:11.1f}")
+        print(
+            f"{k:<14}{v['pause_closure']:17.1%}{v['jaw_voiced_rad']:11.3f}{v['jaw_pause_rad']:10.3f}{v['jaw_env_corr']:10.2f}{v['head_rot_std_deg']:10.2f}{v['blinks_per_min']:11.1f}"
+        )
     st = r["styles"]
     names = [k for k in st if isinstance(st[k], dict)]
-    print(f"\nStyle clips on the same real speech: head-rotation std {names[0]} {st[names[0]]['head_rot_std_deg']:.2f}° vs "
-          f"{names[1]} {st[names[1]]['head_rot_std_deg']:.2f}° (ratio {st['rot_std_ratio']:.2f}); mean |Δ| rotation "
-          f"{st['mean_abs_diff_rot_deg']:.2f}°, expression {st['mean_abs_diff_expr']:.3f}")
+    print(
+        f"\nStyle clips on the same real speech: head-rotation std {names[0]} {st[names[0]]['head_rot_std_deg']:.2f}° vs "
+        f"{names[1]} {st[names[1]]['head_rot_std_deg']:.2f}° (ratio {st['rot_std_ratio']:.2f}); mean |Δ| rotation "
+        f"{st['mean_abs_diff_rot_deg']:.2f}°, expression {st['mean_abs_diff_expr']:.3f}"
+    )
     if "render" in r:
-        print(f"rendered {r['render']['mp4']} ({r['render']['seconds']:.1f} s of real speech: {', '.join(r['render']['speakers'])})")
+        print(
+            f"rendered {r['render']['mp4']} ({r['render']['seconds']:.1f} s of real speech: {', '.join(r['render']['speakers'])})"
+        )
     lm, le, lc = (r["heldout"][m]["LVE"] for m in ("model", "energy", "closed"))
     print(f"LVE model: {lm:.2f}; LVE energy: {le:.2f}; LVE closed: {lc:.2f}; energy/model: {le / lm:.2f}×")
 

@@ -72,9 +72,9 @@ def shifted(motion: np.ndarray, lag: int) -> np.ndarray:
 def main(cfg: FinetuneReal) -> None:
     import torch
 
+    from splattalk.models import resolve_model
     from splattalk.talk.audio import load_audio
     from splattalk.talk.checkpoint import save_talk_checkpoint
-    from splattalk.models import resolve_model
     from splattalk.talk.training.readout_finetune import finetune_readout, tracked_motion
 
     torch.set_num_threads(1)
@@ -83,11 +83,15 @@ def main(cfg: FinetuneReal) -> None:
     for name in cfg.train_clips:
         path = cfg.runs_dir / Path(name).stem / "tracking" / "tracks.npz"
         if not path.is_file():
-            raise SplattalkError(f"{name} is not tracked yet ({path}): run scripts/eval_real_lipsync.py --runs-dir {cfg.runs_dir} first")
+            raise SplattalkError(
+                f"{name} is not tracked yet ({path}): run scripts/eval_real_lipsync.py --runs-dir {cfg.runs_dir} first"
+            )
         with np.load(path, allow_pickle=False) as data:
             tracks = {k: data[k] for k in data.files}
         if str(tracks["head_model"]) != model.cfg.head_model:
-            raise SplattalkError(f"{name} was tracked with {tracks['head_model']!s}; the talk model speaks {model.cfg.head_model}")
+            raise SplattalkError(
+                f"{name} was tracked with {tracks['head_model']!s}; the talk model speaks {model.cfg.head_model}"
+            )
         audio, motion = load_audio(cfg.real / name, max_bytes=None), tracked_motion(tracks)
         if cfg.align_max_lag:
             lag = av_offset(model, audio, tracks, cfg.align_max_lag)
@@ -95,8 +99,15 @@ def main(cfg: FinetuneReal) -> None:
             print(f"{name}: audio/video offset {lag:+d} frames")
         clips.append((audio, motion))
     tuned, summary = finetune_readout(model, clips, cfg.epochs, cfg.lr, seed=cfg.seed, weight=cfg.weight)
-    save_talk_checkpoint(tuned, cfg.out, {"stage": "readout-real", "readout_real": json.dumps(summary),
-                                         "real_training_clips": json.dumps(list(cfg.train_clips))})  # fmt: skip
+    save_talk_checkpoint(
+        tuned,
+        cfg.out,
+        {
+            "stage": "readout-real",
+            "readout_real": json.dumps(summary),
+            "real_training_clips": json.dumps(list(cfg.train_clips)),
+        },
+    )
     print(f"wrote {cfg.out}: {summary}")
 
 

@@ -1,6 +1,6 @@
 """Build the embedded default avatar without training (:mod:`splattalk.avatar.painted`).
 
-    python scripts/make_default_avatar.py [--num 20000] [--out splattalk/data/default_avatar.safetensors]
+python scripts/make_default_avatar.py [--num 20000] [--out splattalk/data/default_avatar.safetensors]
 """
 
 from __future__ import annotations

@@ -10,20 +10,29 @@ from pathlib import Path
 
 import numpy as np
 import tyro
+
+from splattalk.assets import data_path
 from splattalk.talk.config import SAMPLE_RATE
 from splattalk.talk.corpus.layout import write_wav
 from splattalk.talk.corpus.tts import Voice, synthesize
 
-from splattalk.assets import data_path
-
 SAMPLES = (
-    ("sample_en_1.wav", Voice("flite", "slt"),
-     "Hello! I am a talking head, made from a short phone video. Every move you see comes from my voice."),
-    ("sample_en_2.wav", Voice("flite", "awb", rate=0.95),
-     "Bring me the blue map, please. We will meet by the old bridge at five o'clock."),
-    ("sample_en_3.wav", Voice("espeak-ng", "en-gb-x-rp+m3", rate=0.9),
-     "Speech moves my jaw and lips, while pitch and loudness move my head."),
-)  # fmt: skip
+    (
+        "sample_en_1.wav",
+        Voice("flite", "slt"),
+        "Hello! I am a talking head, made from a short phone video. Every move you see comes from my voice.",
+    ),
+    (
+        "sample_en_2.wav",
+        Voice("flite", "awb", rate=0.95),
+        "Bring me the blue map, please. We will meet by the old bridge at five o'clock.",
+    ),
+    (
+        "sample_en_3.wav",
+        Voice("espeak-ng", "en-gb-x-rp+m3", rate=0.9),
+        "Speech moves my jaw and lips, while pitch and loudness move my head.",
+    ),
+)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ import torch
 from tqdm import tqdm
 
 from splattalk.atomic import save_npz
-from splattalk.head.default import EXPR_NAMES, load_default_head, load_texture
 from splattalk.camera import focal_from_fov, intrinsics, look_at
+from splattalk.head.default import EXPR_NAMES, load_default_head, load_texture
 from splattalk.head.raster import render_mesh
 from splattalk.mp4 import write_mp4
 
@@ -149,21 +149,44 @@ def background(size: int) -> np.ndarray:
     return (BACKGROUND_TOP * (1 - ramp) + BACKGROUND_BOTTOM * ramp).repeat(size, 1).astype(np.float32)
 
 
-def render_frames(model, params: dict[str, np.ndarray], shape: np.ndarray, K: np.ndarray, viewmat: np.ndarray,
-                  rng: np.random.Generator, supersample: int = 2):
+def render_frames(
+    model,
+    params: dict[str, np.ndarray],
+    shape: np.ndarray,
+    K: np.ndarray,
+    viewmat: np.ndarray,
+    rng: np.random.Generator,
+    supersample: int = 2,
+):
     """Yield uint8 RGB frames [SIZE, SIZE, 3]."""
     texture = load_texture()
     uvs, uv_faces, faces = model.uvs.numpy(), model.uv_faces.numpy(), model.faces_np
     bg = background(SIZE)
     with torch.no_grad():
         out = model(
-            shape=torch.from_numpy(shape), expr=torch.from_numpy(params["expr"]), rotation=torch.from_numpy(params["rot"]),
-            neck=torch.from_numpy(params["neck"]), jaw=torch.from_numpy(params["jaw"]), eyes=torch.from_numpy(params["eyes"]),
+            shape=torch.from_numpy(shape),
+            expr=torch.from_numpy(params["expr"]),
+            rotation=torch.from_numpy(params["rot"]),
+            neck=torch.from_numpy(params["neck"]),
+            jaw=torch.from_numpy(params["jaw"]),
+            eyes=torch.from_numpy(params["eyes"]),
             translation=torch.from_numpy(params["transl"]),
         )
     for verts in out.vertices.numpy():
-        r = render_mesh(verts, faces, viewmat, K, SIZE, SIZE, texture=texture, uvs=uvs, uv_faces=uv_faces,
-                        shading=0.55, background=(0, 0, 0), supersample=supersample)
+        r = render_mesh(
+            verts,
+            faces,
+            viewmat,
+            K,
+            SIZE,
+            SIZE,
+            texture=texture,
+            uvs=uvs,
+            uv_faces=uv_faces,
+            shading=0.55,
+            background=(0, 0, 0),
+            supersample=supersample,
+        )
         rgb = r.rgb + bg * (1 - r.alpha[..., None])  # rgb is premultiplied over a black background
         rgb = rgb + rng.normal(0, 1.2 / 255, rgb.shape)  # a little sensor noise
         yield (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -173,7 +196,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "splattalk" / "data" / "sample")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "splattalk" / "data" / "sample"
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -189,15 +214,25 @@ def main() -> None:
     write_mp4(args.out / "sample.mp4", frames, FPS, crf=20, preset="slow", threads=1)
     save_npz(
         args.out / "sample_gt.npz",
-        shape=shape, **params, K=K.astype(np.float32), viewmat=viewmat.astype(np.float32),
-        width=np.int32(SIZE), height=np.int32(SIZE), fps=np.float32(FPS), head_model=np.str_(model.model_id),
+        shape=shape,
+        **params,
+        K=K.astype(np.float32),
+        viewmat=viewmat.astype(np.float32),
+        width=np.int32(SIZE),
+        height=np.int32(SIZE),
+        fps=np.float32(FPS),
+        head_model=np.str_(model.model_id),
         seed=np.int32(args.seed),
-        convention=np.str_("viewmat: world→camera, OpenCV (x right, y down, z forward); world = head-model frame "
-                           "(metres, y up, +z where the face looks); pixel centres at +0.5; eyes = [left, right] axis-angle"),
+        convention=np.str_(
+            "viewmat: world→camera, OpenCV (x right, y down, z forward); world = head-model frame "
+            "(metres, y up, +z where the face looks); pixel centres at +0.5; eyes = [left, right] axis-angle"
+        ),
     )
     size_kb = (args.out / "sample.mp4").stat().st_size / 1024
-    print(f"wrote {args.out / 'sample.mp4'} ({num_frames} frames, {size_kb:.0f} KiB) and sample_gt.npz "
-          f"in {time.perf_counter() - start:.0f} s")
+    print(
+        f"wrote {args.out / 'sample.mp4'} ({num_frames} frames, {size_kb:.0f} KiB) and sample_gt.npz "
+        f"in {time.perf_counter() - start:.0f} s"
+    )
 
 
 if __name__ == "__main__":

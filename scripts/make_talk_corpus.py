@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 
 import tyro
-from splattalk.talk.corpus.build import CorpusConfig, build_corpus
 
 from splattalk.errors import SplattalkError
+from splattalk.talk.corpus.build import CorpusConfig, build_corpus
 
 
 def main() -> None:

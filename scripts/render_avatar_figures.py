@@ -93,8 +93,13 @@ def main() -> None:
     rows = []
     for i in test[np.linspace(0, len(test) - 1, 3).round().astype(int)]:
         truth = cv2.imread(str(args.run / "frames" / f"{i:06d}.jpg"))[:, :, ::-1].astype(np.float32) / 255
-        mask = cv2.imread(str(args.run / "masks" / f"{i:06d}.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32)[..., None] / 255
-        truth = cv2.resize(truth * mask + background.numpy() * (1 - mask), (args.size, args.size), interpolation=cv2.INTER_AREA)
+        mask = (
+            cv2.imread(str(args.run / "masks" / f"{i:06d}.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32)[..., None]
+            / 255
+        )
+        truth = cv2.resize(
+            truth * mask + background.numpy() * (1 - mask), (args.size, args.size), interpolation=cv2.INTER_AREA
+        )
         rows.append(np.concatenate([truth, render(params.slice(int(i)))[0]], 1))
     _png(args.out / "avatar_fit.png", np.concatenate(rows, 0))
 
@@ -108,10 +113,19 @@ def main() -> None:
             verts = head(shape=avatar.shape, **p.torch_kwargs()).vertices.numpy()
         panels = []
         for r, v in zip(renders, verts, strict=True):
-            mesh = render_mesh(v, head.faces_np, camera.viewmat.double().numpy(), camera.K.double().numpy(), args.size,
-                               args.size, texture=texture, uvs=None if texture is None else head.uvs.numpy(),
-                               uv_faces=None if texture is None else head.uv_faces.numpy(), shading=0.55,
-                               background=tuple(background.tolist()))
+            mesh = render_mesh(
+                v,
+                head.faces_np,
+                camera.viewmat.double().numpy(),
+                camera.K.double().numpy(),
+                args.size,
+                args.size,
+                texture=texture,
+                uvs=None if texture is None else head.uvs.numpy(),
+                uv_faces=None if texture is None else head.uv_faces.numpy(),
+                shading=0.55,
+                background=tuple(background.tolist()),
+            )
             panels.append(np.concatenate([r, mesh.rgb], 1))
         _png(args.out / f"avatar_novel_{name}.png", np.concatenate(panels, 0))
     print(f"wrote avatar_fit.png and avatar_novel_*.png to {args.out}")

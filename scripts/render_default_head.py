@@ -1,6 +1,6 @@
 """Render the default head in a few poses/expressions to docs/ (PNG), for a visual check.
 
-    python scripts/render_default_head.py [--out docs]
+python scripts/render_default_head.py [--out docs]
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import torch
 
-from splattalk.head.default import EXPR_NAMES, load_default_head, load_texture
 from splattalk.camera import focal_from_fov, intrinsics, look_at
+from splattalk.head.default import EXPR_NAMES, load_default_head, load_texture
 from splattalk.head.raster import render_mesh
 
 POSES = {
@@ -23,7 +23,10 @@ POSES = {
     "blink": {"expr": {"blink_left": 1.0, "blink_right": 1.0}},
     "turned": {"rotation": [0.0, 0.6, 0.0], "neck": [0.15, 0.0, 0.05]},
     "pucker": {"expr": {"mouth_pucker": 1.0}},
-    "surprise": {"jaw": [0.15, 0, 0], "expr": {"brow_inner_up": 1.0, "brow_outer_up": 1.0, "eyes_wide": 1.0, "mouth_funnel": 0.5}},
+    "surprise": {
+        "jaw": [0.15, 0, 0],
+        "expr": {"brow_inner_up": 1.0, "brow_outer_up": 1.0, "eyes_wide": 1.0, "mouth_funnel": 0.5},
+    },
 }
 
 
@@ -66,7 +69,9 @@ def main() -> None:
     for az in (0, 45, 90, 135, 180):
         a = np.radians(az)
         cam = look_at(np.array([0.62 * np.sin(a), 0.05, 0.62 * np.cos(a) - 0.06]), np.array([0.0, -0.01, -0.06]))
-        r = render_mesh(v, faces, cam, k, args.size, args.size, texture=texture, uvs=uvs, uv_faces=uv_faces, shading=0.5)
+        r = render_mesh(
+            v, faces, cam, k, args.size, args.size, texture=texture, uvs=uvs, uv_faces=uv_faces, shading=0.5
+        )
         tiles.append((r.rgb * 255).astype(np.uint8)[:, :, ::-1])
     cv2.imwrite(str(args.out / "default_head_turntable.png"), np.concatenate(tiles, axis=1))
     print(f"wrote {out} and {args.out / 'default_head_turntable.png'}")

@@ -30,10 +30,19 @@ def main() -> None:
     renders = []
     for backend in ("cpu", "reference"):
         rgb, _ = rasterize(
-            scene["means"], scene["quats"], scene["scales"], scene["opacities"],
-            scene["colors"], scene["viewmat"], K, width, height, torch.full((3,), 0.95),
-            backend=backend, sh_degree=2,
-        )  # fmt: skip
+            scene["means"],
+            scene["quats"],
+            scene["scales"],
+            scene["opacities"],
+            scene["colors"],
+            scene["viewmat"],
+            K,
+            width,
+            height,
+            torch.full((3,), 0.95),
+            backend=backend,
+            sh_degree=2,
+        )
         renders.append(rgb.clamp(0, 1))
     diff = (renders[0] - renders[1]).abs().amax(dim=-1, keepdim=True)
     print(f"max |cpu - reference| = {diff.max().item():.2e}")

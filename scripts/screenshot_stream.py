@@ -39,12 +39,11 @@ def _port() -> int:
 
 def shot(browser, light: bool, sample: str, frame: int, out: Path) -> np.ndarray:
     from PIL import Image
+
     from splattalk.viewer.config import ViewConfig
     from splattalk.viewer.server import ViewServer
 
-    server = ViewServer(
-        ViewConfig(port=_port(), light_stream=light), log=lambda *a, **k: None
-    ).start()
+    server = ViewServer(ViewConfig(port=_port(), light_stream=light), log=lambda *a, **k: None).start()
     try:
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(f"http://127.0.0.1:{server.port}")
@@ -80,20 +79,12 @@ def main() -> None:
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=ARGS
-        )
-        full = shot(
-            browser, False, args.sample, args.frame, args.out_dir / "stream_full.png"
-        )
-        light = shot(
-            browser, True, args.sample, args.frame, args.out_dir / "stream_light.png"
-        )
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+        full = shot(browser, False, args.sample, args.frame, args.out_dir / "stream_full.png")
+        light = shot(browser, True, args.sample, args.frame, args.out_dir / "stream_light.png")
         browser.close()
     diff = np.abs(full - light).max(axis=2)
-    print(
-        f"wrote {args.out_dir / 'stream_full.png'} and {args.out_dir / 'stream_light.png'} (frame {args.frame})"
-    )
+    print(f"wrote {args.out_dir / 'stream_full.png'} and {args.out_dir / 'stream_light.png'} (frame {args.frame})")
     print(
         f"pixels differing > 8/255: {100 * (diff > 8).mean():.2f} %; mean abs diff: {np.abs(full - light).mean():.3f}"
     )

@@ -15,7 +15,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-angle=swiftshader",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 
 def main() -> None:
@@ -23,7 +29,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "viewer.png")
     parser.add_argument("--speech", type=Path, default=ROOT / "splattalk" / "data" / "speech" / "sample_en_2.wav")
     parser.add_argument("--seconds", type=float, default=2.0, help="audio position of the screenshot")
-    parser.add_argument("--run", type=Path, default=None, help="a fitted run folder (default: the embedded default avatar)")
+    parser.add_argument(
+        "--run", type=Path, default=None, help="a fitted run folder (default: the embedded default avatar)"
+    )
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -41,7 +49,9 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1280, "height": 720})
             page.goto(f"http://127.0.0.1:{port}")
             page.wait_for_selector("#splattalk-readout", timeout=120_000)
-            page.evaluate("document.querySelectorAll('.mantine-Notification-closeButton').forEach(b => b.click())")  # software-WebGL notice
+            page.evaluate(
+                "document.querySelectorAll('.mantine-Notification-closeButton').forEach(b => b.click())"
+            )  # software-WebGL notice
             page.set_input_files("input[type=file]", str(args.speech))
             session = next(iter(server.sessions.values()))[0]
             deadline = time.monotonic() + 120

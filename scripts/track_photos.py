@@ -73,8 +73,10 @@ def main() -> None:
         ok, png = cv2.imencode(".png", picture[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
         out = args.out / f"track_{name}.png"
         write_bytes(out, png.tobytes())
-        print(f"wrote {out}: residual {float(result['tracks'].residual_px[0]):.2f} px, "
-              f"FOV {result['summary']['fov_deg']:.1f}°")
+        print(
+            f"wrote {out}: residual {float(result['tracks'].residual_px[0]):.2f} px, "
+            f"FOV {result['summary']['fov_deg']:.1f}°"
+        )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from splattalk.commands import AdaptCommand
 from splattalk.errors import SplattalkError
-from splattalk.models import FORMAT_TAG, adapted_model, base_checkpoint, file_sha256, paths
+from splattalk.models import FORMAT_TAG, base_checkpoint, file_sha256, paths
 
 MIN_VOICED_FRACTION = 0.1
 """Below this fraction of voiced frames a video counts as having no speech to learn from (the real clips of
@@ -54,7 +54,9 @@ def _speech(cmd: AdaptCommand):
         try:
             source = Path(json.loads(config.read_text())["video"])
         except (OSError, KeyError, ValueError):
-            raise SplattalkError(f"{config} does not name the tracked video: pass --audio with the video's speech") from None
+            raise SplattalkError(
+                f"{config} does not name the tracked video: pass --audio with the video's speech"
+            ) from None
         if not source.is_file():
             raise SplattalkError(f"the tracked video {source} is gone: pass --audio with its speech")
     try:
@@ -104,26 +106,37 @@ def run(cmd: AdaptCommand) -> int:
     tracks = _load_tracks(cmd.run)
     model = resolve_model(cmd.checkpoint)
     if str(tracks.get("head_model")) != model.cfg.head_model:
-        raise SplattalkError(f"{cmd.run} was tracked with head model {tracks.get('head_model')!s} but the talk model moves "
-                             f"{model.cfg.head_model}: retrack with the matching --head or pass a matching --checkpoint")  # fmt: skip
+        raise SplattalkError(
+            f"{cmd.run} was tracked with head model {tracks.get('head_model')!s} but the talk model moves "
+            f"{model.cfg.head_model}: retrack with the matching --head or pass a matching --checkpoint"
+        )
     if model.readout is None:
         raise SplattalkError("this talk model has no mouth read-out to adapt (the built-in model has one)")
     if str(tracks.get("head_model")) != load_default_head().model_id:
-        raise SplattalkError(f"adapt measures the mouth on the default head; {cmd.run} uses {tracks.get('head_model')!s}")
+        raise SplattalkError(
+            f"adapt measures the mouth on the default head; {cmd.run} uses {tracks.get('head_model')!s}"
+        )
     audio = _speech(cmd)
     if audio is None:
-        print(f"splattalk adapt: the video of {cmd.run} has no speech to learn from; only its motion style is taken "
-              "(the talk model's mouth stays as it is)")  # fmt: skip
+        print(
+            f"splattalk adapt: the video of {cmd.run} has no speech to learn from; only its motion style is taken "
+            "(the talk model's mouth stays as it is)"
+        )
         return 0
     motion = tracked_motion(tracks)
     T = min(len(motion), len(audio) // 640)
     cut = round((1.0 - cmd.holdout) * T)
     if cut < 50:
         raise SplattalkError(f"only {cut / 25:.1f} s of speech to learn from in {cmd.run}: adapt needs at least 2 s")
-    tuned, summary = finetune_readout(model, [(audio[: cut * 640], motion[:cut])], cmd.epochs, cmd.lr, seed=cmd.seed,
-                                      state_path=out["state"])  # fmt: skip
-    report = {"config": {k: str(v) for k, v in asdict(cmd).items()}, "training": summary,
-              "frames_trained": cut, "frames_held_out": T - cut}  # fmt: skip
+    tuned, summary = finetune_readout(
+        model, [(audio[: cut * 640], motion[:cut])], cmd.epochs, cmd.lr, seed=cmd.seed, state_path=out["state"]
+    )
+    report = {
+        "config": {k: str(v) for k, v in asdict(cmd).items()},
+        "training": summary,
+        "frames_trained": cut,
+        "frames_held_out": T - cut,
+    }
     if T - cut >= 25:
         head = load_default_head()
         held = slice(cut, T)
@@ -137,8 +150,10 @@ def run(cmd: AdaptCommand) -> int:
     write_json(out["report"], report)
     out["state"].unlink(missing_ok=True)
     if "heldout_r_after" in report:
-        print(f"adapted the mouth to {cmd.run}: held-out r {report['heldout_r_before']:.3f} → {report['heldout_r_after']:.3f} "
-              f"({(T - cut) / 25:.1f} s held out); wrote {out['readout']}")  # fmt: skip
+        print(
+            f"adapted the mouth to {cmd.run}: held-out r {report['heldout_r_before']:.3f} → {report['heldout_r_after']:.3f} "
+            f"({(T - cut) / 25:.1f} s held out); wrote {out['readout']}"
+        )
     else:
         print(f"adapted the mouth to {cmd.run} on {cut / 25:.1f} s; wrote {out['readout']}")
     return 0

@@ -55,15 +55,19 @@ FLAME_2023 = UserAsset(
     key="flame",
     filenames=("flame2023.pkl", "flame2023_no_jaw.pkl", "FLAME2023/flame2023.pkl", "FLAME2023/FLAME_NEUTRAL.pkl"),
     what="FLAME 2023 head model (tracking/avatars in FLAME space)",
-    where=("https://flame.is.tue.mpg.de (register, download FLAME 2023, copy flame2023.pkl; a renamed copy such as "
-           "FLAME_NEUTRAL.pkl goes in a FLAME2023/ folder)"),
+    where=(
+        "https://flame.is.tue.mpg.de (register, download FLAME 2023, copy flame2023.pkl; a renamed copy such as "
+        "FLAME_NEUTRAL.pkl goes in a FLAME2023/ folder)"
+    ),
 )
 FLAME_MEDIAPIPE_EMBEDDING = UserAsset(
     key="flame",
     filenames=("mediapipe_landmark_embedding.npz", "mediapipe/mediapipe_landmark_embedding.npz"),
     what="mediapipe landmark embedding for FLAME (tracking FLAME from mediapipe landmarks)",
-    where=("metrical-tracker (https://github.com/Zielon/metrical-tracker): flame/mediapipe/mediapipe_landmark_embedding.npz;"
-           " VHAP's landmark_embedding_with_eyes.npy is a 68-point embedding and does not replace it"),
+    where=(
+        "metrical-tracker (https://github.com/Zielon/metrical-tracker): flame/mediapipe/mediapipe_landmark_embedding.npz;"
+        " VHAP's landmark_embedding_with_eyes.npy is a 68-point embedding and does not replace it"
+    ),
 )
 FLAME_MASKS = UserAsset(
     key="flame_masks",

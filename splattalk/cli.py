@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import tyro
 
-from splattalk.commands import AdaptCommand, DemoCommand, DoctorCommand, ExportCommand, FitCommand, TalkCommand, TrackCommand
+from splattalk.commands import (
+    AdaptCommand,
+    DemoCommand,
+    DoctorCommand,
+    ExportCommand,
+    FitCommand,
+    TalkCommand,
+    TrackCommand,
+)
 from splattalk.errors import SplattalkError
 from splattalk.tracking.export_dataset import ExportDatasetCommand
 from splattalk.viewer.config import ViewConfig
@@ -46,7 +54,10 @@ COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
 def main(argv: list[str] | None = None) -> None:
     configs = {name: cfg for name, (cfg, _) in COMMANDS.items()}
     cmd = tyro.extras.subcommand_cli_from_dict(
-        configs, prog="splattalk", description="splattalk: a personal, talking 3D Gaussian head from a phone video.", args=argv
+        configs,
+        prog="splattalk",
+        description="splattalk: a personal, talking 3D Gaussian head from a phone video.",
+        args=argv,
     )
     runner = next(run for cfg, run in COMMANDS.values() if isinstance(cmd, cfg))
     try:

@@ -53,8 +53,6 @@ class FitCommand(FitConfig):
         return _stage_config(self, FitConfig)
 
 
-
-
 @dataclass(frozen=True)
 class ExportCommand:
     """Render the avatar speaking into an mp4 (H.264 video + AAC audio)."""
@@ -94,6 +92,7 @@ class ExportCommand:
     """Run folder a --drive video is tracked into (reused next time); default: drive-<video name> next to the output."""
     drive_mouth_gain: float = 1.0
     """Reenactment: multiplies the driver's jaw and mouth expressions only (an avatar whose lips hide small openings needs ~2)."""
+
 
 @dataclass(frozen=True)
 class DemoCommand:

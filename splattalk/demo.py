@@ -18,9 +18,8 @@ from splattalk.avatar.io import load_avatar
 from splattalk.commands import DemoCommand
 from splattalk.errors import SplattalkError
 from splattalk.export import export_clip, talk_motion
-from splattalk.run import avatar_path
 from splattalk.head.params import MOTION_FPS
-from splattalk.run import RunLayout
+from splattalk.run import RunLayout, avatar_path
 from splattalk.talk.audio import load_audio
 from splattalk.tracking.config import TrackConfig
 from splattalk.tracking.run import track
@@ -53,7 +52,9 @@ class _Stages:
 
 def run(cmd: DemoCommand) -> int:
     if not SAMPLE_VIDEO.is_file():
-        raise SplattalkError(f"the embedded sample video is missing ({SAMPLE_VIDEO}); regenerate it with `python scripts/make_sample_video.py`")
+        raise SplattalkError(
+            f"the embedded sample video is missing ({SAMPLE_VIDEO}); regenerate it with `python scripts/make_sample_video.py`"
+        )
     speech = cmd.speech or SAMPLE_SPEECH
     run_dir = cmd.out
     layout = RunLayout(run_dir)
@@ -61,9 +62,13 @@ def run(cmd: DemoCommand) -> int:
     audio = load_audio(speech)  # a bad --speech fails now, not after minutes of tracking and fitting
     stages = _Stages()
 
-    stages.run("track", f"{SAMPLE_VIDEO.name} → {layout.tracking_dir}", lambda: track(SAMPLE_VIDEO, run_dir, TrackConfig()))
+    stages.run(
+        "track", f"{SAMPLE_VIDEO.name} → {layout.tracking_dir}", lambda: track(SAMPLE_VIDEO, run_dir, TrackConfig())
+    )
 
-    fit_cfg = FitConfig() if cmd.fit_iterations is None else dataclasses.replace(FitConfig(), iterations=cmd.fit_iterations)
+    fit_cfg = (
+        FitConfig() if cmd.fit_iterations is None else dataclasses.replace(FitConfig(), iterations=cmd.fit_iterations)
+    )
     stages.run("fit", f"Gaussian avatar → {layout.avatar_dir}", lambda: fit_run(run_dir, fit_cfg))
 
     avatar = load_avatar(avatar_path(run_dir))

@@ -37,7 +37,13 @@ def run(cmd: DoctorCommand) -> int:
     cuda = _cuda()
     print(_line(cuda is not None, "CUDA", cuda or "not available: rendering and training use the CPU"))
     gsplat = importlib.util.find_spec("gsplat") is not None
-    print(_line(gsplat, "gsplat", "installed" if gsplat else "not installed (pip install 'splattalk[gpu]' on a CUDA machine)"))
+    print(
+        _line(
+            gsplat,
+            "gsplat",
+            "installed" if gsplat else "not installed (pip install 'splattalk[gpu]' on a CUDA machine)",
+        )
+    )
     print(_line(True, "cpu rasterizer", "built in (numba)"))
 
     print("media tools:")
@@ -72,7 +78,9 @@ def _other_flame_files(check: bool):
             yield _line(True, vhap.name, detail)
         for name in ("flame_static_embedding.pkl", "flame_dynamic_embedding.npy"):
             if (folder / name).is_file():
-                yield _line(True, name, f"{folder / name}  (smplx's 68-point embedding; not used by our mediapipe tracker)")
+                yield _line(
+                    True, name, f"{folder / name}  (smplx's 68-point embedding; not used by our mediapipe tracker)"
+                )
 
 
 def _embedded():

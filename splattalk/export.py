@@ -35,14 +35,22 @@ def load_motion(path: Path, head_model: str) -> np.ndarray:
             motion = np.asarray(data["motion"], np.float32)
             source_model = str(data["head_model"]) if "head_model" in data.files else None
     except (OSError, ValueError, KeyError) as err:
-        raise SplattalkError(f"cannot read motion from {path} ({err}); make one with `splattalk talk AUDIO --out {path}`") from None
+        raise SplattalkError(
+            f"cannot read motion from {path} ({err}); make one with `splattalk talk AUDIO --out {path}`"
+        ) from None
     if source_model is not None and source_model != head_model:
         raise SplattalkError(f"{path} is motion for head model {source_model!r}, but the avatar uses {head_model!r}")
     return motion
 
 
-def talk_motion(audio: np.ndarray, head_model: str, checkpoint: Path | None, style_path: Path | None, seed: int,
-                run: Path | None = None) -> np.ndarray:
+def talk_motion(
+    audio: np.ndarray,
+    head_model: str,
+    checkpoint: Path | None,
+    style_path: Path | None,
+    seed: int,
+    run: Path | None = None,
+) -> np.ndarray:
     """Speech [S] at 16 kHz → motion [T, D] with the default (or given) talk model; with ``run``, its mouth
     adapted to the run's person if ``splattalk adapt RUN`` was run."""
     model = for_run(resolve_model(checkpoint), run, checkpoint)
@@ -77,8 +85,16 @@ def export_clip(
     motion = resample_motion(motion, MOTION_FPS, fps)
     base = tracks.slice(0) if (camera == "tracked" and tracks is not None) else None
     params = HeadParams.from_motion(motion, base=base)
-    frames = render_sequence(avatar, params, resolution, camera=camera, background=background, tracked=tracked_camera,
-                             fps=fps, backend=backend)
+    frames = render_sequence(
+        avatar,
+        params,
+        resolution,
+        camera=camera,
+        background=background,
+        tracked=tracked_camera,
+        fps=fps,
+        backend=backend,
+    )
     if progress:
         frames = tqdm(frames, total=len(params), desc="export", unit="frame")
     return write_mp4(out, frames, fps, audio)
@@ -110,9 +126,20 @@ def run(cmd: ExportCommand) -> int:
     name = (cmd.audio or cmd.motion).stem
     out = cmd.out or (cmd.run if cmd.run.is_dir() else cmd.run.parent) / "exports" / f"{name}.mp4"
     n = export_clip(
-        avatar, motion, out, audio, resolution=cmd.resolution, fps=cmd.fps, camera=cmd.camera,
-        background=cmd.background, tracks=tracks, tracked_camera=tracked_camera, backend=cmd.backend,
+        avatar,
+        motion,
+        out,
+        audio,
+        resolution=cmd.resolution,
+        fps=cmd.fps,
+        camera=cmd.camera,
+        background=cmd.background,
+        tracks=tracks,
+        tracked_camera=tracked_camera,
+        backend=cmd.backend,
     )
     elapsed = time.perf_counter() - start
-    print(f"wrote {out}: {n} frames at {cmd.fps} fps ({n / cmd.fps:.1f} s) in {elapsed:.1f} s ({n / elapsed:.1f} frames/s)")
+    print(
+        f"wrote {out}: {n} frames at {cmd.fps} fps ({n / cmd.fps:.1f} s) in {elapsed:.1f} s ({n / elapsed:.1f} frames/s)"
+    )
     return 0

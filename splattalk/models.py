@@ -35,10 +35,15 @@ def resolve_model(checkpoint: Path | None, *, required: bool = True, log=None):
     if DEFAULT_MODEL.is_file():
         return ckpt.load_talk_checkpoint(DEFAULT_MODEL)
     official = assets.ARTALK_CHECKPOINT.find()
-    hint = f" Found an official checkpoint at {official}: pass --checkpoint {official}." if official else (
-        " Or pass --checkpoint ARTalk_wav2vec.pt (the official model; needs FLAME 2020 to render).")
-    message = (f"the built-in talk model {DEFAULT_MODEL} is not there yet (it is trained by "
-               f"scripts/train_default_talk.py and shipped with the package).{hint}")
+    hint = (
+        f" Found an official checkpoint at {official}: pass --checkpoint {official}."
+        if official
+        else (" Or pass --checkpoint ARTalk_wav2vec.pt (the official model; needs FLAME 2020 to render).")
+    )
+    message = (
+        f"the built-in talk model {DEFAULT_MODEL} is not there yet (it is trained by "
+        f"scripts/train_default_talk.py and shipped with the package).{hint}"
+    )
     if required:
         raise SplattalkError(message)
     (log or print)(f"warning: {message} Without it the jaw only follows the speech's loudness.", file=sys.stderr)
@@ -52,7 +57,11 @@ FORMAT_TAG = "splattalk-readout-adapt-v1"
 def paths(run: Path) -> dict[str, Path]:
     """Where ``splattalk adapt RUN`` keeps its read-out, report and resumable state."""
     folder = Path(run) / "talk"
-    return {"readout": folder / "readout_adapted.safetensors", "report": folder / "adapt.json", "state": folder / "adapt_state.pt"}
+    return {
+        "readout": folder / "readout_adapted.safetensors",
+        "report": folder / "adapt.json",
+        "state": folder / "adapt_state.pt",
+    }
 
 
 def file_sha256(path: Path) -> str:
@@ -84,7 +93,9 @@ def adapted_model(run: Path, model, checkpoint: Path | None = None):
         meta = dict(f.metadata() or {})
     base = base_checkpoint(checkpoint)
     if meta.get("format") != FORMAT_TAG or not base.is_file() or meta.get("base_sha256") != file_sha256(base):
-        print(f"splattalk: {path} was adapted from another talk model; using {base.name} as it is (rerun `splattalk adapt {run}`)")
+        print(
+            f"splattalk: {path} was adapted from another talk model; using {base.name} as it is (rerun `splattalk adapt {run}`)"
+        )
         return model
     tuned = copy.deepcopy(model)
     tuned.readout.load_state_dict(load_file(str(path)), strict=True)
@@ -111,9 +122,10 @@ def check_head_model(model, head_model: str, motion_dim: int | None = None) -> N
         hint = "the official ARTalk checkpoint needs an avatar fitted with FLAME 2020"
     else:
         hint = "pass a matching --checkpoint"
-    raise SplattalkError(f"the talk model makes motion for head model {cfg.head_model!r} ({cfg.motion_dim} values a "
-                         f"frame) but the avatar uses {head_model!r}" + (f" ({motion_dim})" if motion_dim else "")
-                         + f": {hint}")
+    raise SplattalkError(
+        f"the talk model makes motion for head model {cfg.head_model!r} ({cfg.motion_dim} values a "
+        f"frame) but the avatar uses {head_model!r}" + (f" ({motion_dim})" if motion_dim else "") + f": {hint}"
+    )
 
 
 def default_threads(model, threads: int | None = None) -> int | None:

@@ -29,23 +29,17 @@ def mesh_mouth_opening(head, shape: np.ndarray, params: HeadParams) -> np.ndarra
 
     ids = [int(i) for i in np.asarray(head.lmk_ids)]
     with torch.no_grad():
-        shape_t = torch.as_tensor(np.asarray(shape, np.float32))[None].expand(
-            len(params), -1
-        )
+        shape_t = torch.as_tensor(np.asarray(shape, np.float32))[None].expand(len(params), -1)
         landmarks = head(shape=shape_t, **params.torch_kwargs()).landmarks.numpy()
     need = (*MOUTH_LIPS, *MOUTH_EYES)
     if not set(need) <= set(ids):
-        raise SplattalkError(
-            f"head model {head.model_id} does not embed mediapipe landmarks {need}"
-        )
+        raise SplattalkError(f"head model {head.model_id} does not embed mediapipe landmarks {need}")
     full = np.full((len(params), max(ids) + 1, 3), np.nan)
     full[:, ids] = landmarks
     return mouth_opening(full)
 
 
-def video_mouth_opening(
-    video: Path, fps: float = MOTION_FPS, progress: bool = False
-) -> np.ndarray:
+def video_mouth_opening(video: Path, fps: float = MOTION_FPS, progress: bool = False) -> np.ndarray:
     """Mouth opening ``[T]`` of the largest face in ``video`` at ``fps`` (mediapipe face mesh)."""
     from splattalk.tracking.landmarks import detect
     from splattalk.tracking.video import iter_frames, open_source

@@ -6,9 +6,9 @@ PyAV is imported inside the functions: importing this module must stay cheap for
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -45,8 +45,12 @@ def write_mp4(
                     video = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
                     video.width, video.height = w, h
                     video.pix_fmt = "yuv420p"
-                    video.options = {"crf": str(crf), "preset": preset, "movflags": "+faststart",
-                                     **({"threads": str(threads)} if threads else {})}
+                    video.options = {
+                        "crf": str(crf),
+                        "preset": preset,
+                        "movflags": "+faststart",
+                        **({"threads": str(threads)} if threads else {}),
+                    }
                     audio_stream = None
                     if audio is not None:
                         audio_stream = container.add_stream("aac", rate=sample_rate)

@@ -110,8 +110,14 @@ def driving_run(
     return run
 
 
-def load_driver(source: Path, head_model: str, num_expr: int, cache: Path | None = None, out: Path | None = None,
-                progress: bool = True) -> Driver:  # fmt: skip
+def load_driver(
+    source: Path,
+    head_model: str,
+    num_expr: int,
+    cache: Path | None = None,
+    out: Path | None = None,
+    progress: bool = True,
+) -> Driver:
     """Track (if a video) and read a driver; refuses one of another head model. Sound: the video's, if it can be found."""
     source = Path(source)
     run = driving_run(source, head_model, cache, out, progress)
@@ -129,24 +135,18 @@ def load_driver(source: Path, head_model: str, num_expr: int, cache: Path | None
             f"the driving run {run} has {params.expr.shape[1]} expression coefficients but the avatar's head model has {num_expr}"
         )
     if len(params) < 2:
-        raise SplattalkError(
-            f"the driving run {run} has {len(params)} frame(s); reenactment needs at least 2"
-        )
+        raise SplattalkError(f"the driving run {run} has {len(params)} frame(s); reenactment needs at least 2")
     if not np.isfinite(fps) or fps <= 0:
-        raise SplattalkError(f"the driving run's {tracks} has a frame rate of {fps}")
+        raise SplattalkError(f"the driving run's {RunLayout(run).tracks} has a frame rate of {fps}")
     video = source if source.is_file() else _source_video(run)
     audio = _video_audio(video) if video is not None else None
-    return Driver(
-        resample_params(params, fps, MOTION_FPS), model or head_model, audio, run, fps
-    )
+    return Driver(resample_params(params, fps, MOTION_FPS), model or head_model, audio, run, fps)
 
 
 def _source_video(run: Path) -> Path | None:
     """The video a run was tracked from (``tracking/config.json``), if it is still there."""
     try:
-        video = Path(
-            json.loads((run / "tracking" / "config.json").read_text())["video"]
-        )
+        video = Path(json.loads((run / "tracking" / "config.json").read_text())["video"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return video if video.is_file() else None
@@ -164,9 +164,7 @@ def _video_audio(video: Path) -> np.ndarray | None:
 # -- resampling and retargeting --------------------------------------------------------------------
 
 
-def resample_params(
-    params: HeadParams, fps: float, target_fps: float = MOTION_FPS
-) -> HeadParams:
+def resample_params(params: HeadParams, fps: float, target_fps: float = MOTION_FPS) -> HeadParams:
     """Parameters at ``fps`` → ``target_fps`` over the same duration.
 
     Linear in every coefficient, except the global head rotation, which is
@@ -183,11 +181,7 @@ def resample_params(
     def lin(a: np.ndarray) -> np.ndarray:
         return resample_rows(a, fps, target_fps)
 
-    rot = (
-        Slerp(t_src, Rotation.from_rotvec(params.rot.astype(np.float64)))(t_dst)
-        .as_rotvec()
-        .astype(np.float32)
-    )
+    rot = Slerp(t_src, Rotation.from_rotvec(params.rot.astype(np.float64)))(t_dst).as_rotvec().astype(np.float32)
     return HeadParams(
         lin(params.expr),
         lin(params.jaw),
@@ -198,9 +192,7 @@ def resample_params(
     )
 
 
-def retarget(
-    driver: HeadParams, base: HeadParams | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def retarget(driver: HeadParams, base: HeadParams | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Driver parameters ``[T]`` → (motion ``[T, E + 6]``, extras ``[T, 12]``) for an avatar at ``base`` (frame 0; None: facing the camera).
 
     The motion's rotation is the driver's rotation relative to its mean head
@@ -213,23 +205,15 @@ def retarget(
     rots = Rotation.from_rotvec(driver.rot.astype(np.float64))
     ref = rots.mean()
     rel = (ref.inv() * rots).as_rotvec().astype(np.float32)
-    base_rot = (
-        Rotation.from_rotvec(base.rot[0].astype(np.float64))
-        if base is not None
-        else Rotation.identity()
-    )
+    base_rot = Rotation.from_rotvec(base.rot[0].astype(np.float64)) if base is not None else Rotation.identity()
     offsets = (
-        (base_rot * ref.inv())
-        .apply((driver.transl - driver.transl.mean(0)).astype(np.float64))
-        .astype(np.float32)
+        (base_rot * ref.inv()).apply((driver.transl - driver.transl.mean(0)).astype(np.float64)).astype(np.float32)
     )
     base_transl = base.transl[0] if base is not None else np.zeros(3, np.float32)
     base_neck = base.neck[0] if base is not None else np.zeros(3, np.float32)
     neck = driver.neck - driver.neck.mean(0) + base_neck
     motion = np.concatenate([driver.expr, rel, driver.jaw], 1).astype(np.float32)
-    extras = np.concatenate([neck, offsets + base_transl, driver.eyes], 1).astype(
-        np.float32
-    )
+    extras = np.concatenate([neck, offsets + base_transl, driver.eyes], 1).astype(np.float32)
     assert motion.shape[1] == e + 6 and extras.shape[1] == EXTRAS_DIM
     return motion, extras
 
@@ -263,9 +247,7 @@ def apply_extras(params: HeadParams, extras: np.ndarray) -> HeadParams:
     return params
 
 
-def driven_params(
-    motion: np.ndarray, extras: np.ndarray, base: HeadParams | None = None
-) -> HeadParams:
+def driven_params(motion: np.ndarray, extras: np.ndarray, base: HeadParams | None = None) -> HeadParams:
     """What the renderer poses: ``from_motion(motion, base)`` with the driver's neck, translation and eyes."""
     return apply_extras(HeadParams.from_motion(motion, base), extras)
 
@@ -282,41 +264,48 @@ def resample_rows(rows: np.ndarray, fps: float, target_fps: float) -> np.ndarray
     if abs(fps - target_fps) < 1e-6:
         return np.asarray(rows, np.float32)
     t_src, t_dst = _times(len(rows), fps, target_fps)
-    return np.stack(
-        [np.interp(t_dst, t_src, rows[:, d]) for d in range(rows.shape[1])], 1
-    ).astype(np.float32)
+    return np.stack([np.interp(t_dst, t_src, rows[:, d]) for d in range(rows.shape[1])], 1).astype(np.float32)
 
 
 # -- export ------------------------------------------------------------------------------------------
 
 
-def export_driven(avatar, motion: np.ndarray, extras: np.ndarray, out: Path, audio: np.ndarray | None = None, *,
-                  resolution: int = 512, fps: int = MOTION_FPS, camera: str = "front", background=(1.0, 1.0, 1.0),
-                  base: HeadParams | None = None, tracked_camera=None, backend: str = "auto", progress: bool = True) -> int:  # fmt: skip
+def export_driven(
+    avatar,
+    motion: np.ndarray,
+    extras: np.ndarray,
+    out: Path,
+    audio: np.ndarray | None = None,
+    *,
+    resolution: int = 512,
+    fps: int = MOTION_FPS,
+    camera: str = "front",
+    background=(1.0, 1.0, 1.0),
+    base: HeadParams | None = None,
+    tracked_camera=None,
+    backend: str = "auto",
+    progress: bool = True,
+) -> int:
     """Render a retargeted performance (25 fps ``motion`` + ``extras``) into ``out`` with ``audio`` (16 kHz). Returns frames written."""
     import torch
     from tqdm import tqdm
 
-    from splattalk.avatar.model import posed_vertices
     from splattalk.avatar.framing import camera_path
+    from splattalk.avatar.model import posed_vertices
     from splattalk.avatar.sequence import render_frames
     from splattalk.mp4 import write_mp4
 
     if resolution % 2:
         raise SplattalkError(f"--resolution must be even for H.264 (got {resolution})")
     if camera == "tracked" and tracked_camera is None:
-        raise SplattalkError(
-            "--camera tracked needs the run's tracking (RUN/tracking/tracks.npz)"
-        )
+        raise SplattalkError("--camera tracked needs the run's tracking (RUN/tracking/tracks.npz)")
     params = driven_params(
         resample_rows(motion, MOTION_FPS, fps),
         resample_rows(extras, MOTION_FPS, fps),
         base,
     )
     with torch.no_grad():
-        rest = posed_vertices(
-            avatar, HeadParams.from_motion(np.zeros_like(motion[:1]), base)
-        )[0].numpy()
+        rest = posed_vertices(avatar, HeadParams.from_motion(np.zeros_like(motion[:1]), base))[0].numpy()
     viewmats, ks = camera_path(
         camera,
         len(params),
@@ -326,9 +315,7 @@ def export_driven(avatar, motion: np.ndarray, extras: np.ndarray, out: Path, aud
         tracked=tracked_camera,
         fps=fps,
     )
-    frames = render_frames(
-        avatar, params, viewmats, ks, resolution, background, backend
-    )
+    frames = render_frames(avatar, params, viewmats, ks, resolution, background, backend)
     if progress:
         frames = tqdm(frames, total=len(params), desc="reenact", unit="frame")
     return write_mp4(out, frames, fps, audio)
@@ -339,20 +326,12 @@ def run_export(cmd) -> int:
     from splattalk.avatar.io import load_avatar
 
     if cmd.motion is not None:
-        raise SplattalkError(
-            "--drive and --motion both give the motion: pass one of them"
-        )
+        raise SplattalkError("--drive and --motion both give the motion: pass one of them")
     avatar = load_avatar(avatar_path(cmd.run))
-    default_out = (
-        (cmd.run if cmd.run.is_dir() else cmd.run.parent)
-        / "exports"
-        / f"drive-{Path(cmd.drive).stem}.mp4"
-    )
+    default_out = (cmd.run if cmd.run.is_dir() else cmd.run.parent) / "exports" / f"drive-{Path(cmd.drive).stem}.mp4"
     out = cmd.out or default_out
     start = time.perf_counter()
-    driver = load_driver(
-        cmd.drive, avatar.model_id, avatar.head.num_expr, cmd.drive_cache, out
-    )
+    driver = load_driver(cmd.drive, avatar.model_id, avatar.head.num_expr, cmd.drive_cache, out)
     audio = driver.audio
     if cmd.audio is not None:
         from splattalk.talk.audio import load_audio
@@ -364,20 +343,32 @@ def run_export(cmd) -> int:
     tracked_camera = tracked.camera if tracked is not None else None
     base = tracks.slice(0) if (cmd.camera == "tracked" and tracks is not None) else None
     motion, extras = retarget(driver.params, base)
-    motion = scale_motion(
-        motion, avatar.head.num_expr, cmd.expression_scale, cmd.head_motion_scale
-    )
+    motion = scale_motion(motion, avatar.head.num_expr, cmd.expression_scale, cmd.head_motion_scale)
     motion = scale_mouth(motion, avatar.head.expr_names, cmd.drive_mouth_gain)
-    n = export_driven(avatar, motion, extras, out, audio, resolution=cmd.resolution, fps=cmd.fps, camera=cmd.camera,
-                      background=cmd.background, base=base, tracked_camera=tracked_camera, backend=cmd.backend)  # fmt: skip
+    n = export_driven(
+        avatar,
+        motion,
+        extras,
+        out,
+        audio,
+        resolution=cmd.resolution,
+        fps=cmd.fps,
+        camera=cmd.camera,
+        background=cmd.background,
+        base=base,
+        tracked_camera=tracked_camera,
+        backend=cmd.backend,
+    )
     elapsed = time.perf_counter() - start
     sound = (
         "with the driver's sound"
         if driver.audio is not None and cmd.audio is None
         else ("with --audio" if cmd.audio else "silent")
     )
-    print(f"wrote {out}: {n} frames at {cmd.fps} fps ({n / cmd.fps:.1f} s), driven by {driver.run} "
-          f"({driver.source_fps:g} fps source), {sound}, in {elapsed:.1f} s")  # fmt: skip
+    print(
+        f"wrote {out}: {n} frames at {cmd.fps} fps ({n / cmd.fps:.1f} s), driven by {driver.run} "
+        f"({driver.source_fps:g} fps source), {sound}, in {elapsed:.1f} s"
+    )
     return 0
 
 
@@ -391,9 +382,7 @@ def view_drive(
 ) -> tuple:
     """``splattalk view RUN --drive …``: the driven clip every tab plays, (audio, motion, extras, label)."""
     driver = load_driver(Path(source), avatar.model_id, avatar.head.num_expr, cache)
-    motion, extras = retarget(
-        driver.params, base.slice(0) if base is not None else None
-    )
+    motion, extras = retarget(driver.params, base.slice(0) if base is not None else None)
     motion = scale_mouth(motion, avatar.head.expr_names, mouth_gain)
     sound = "with its sound" if driver.audio is not None else "silent (no sound found)"
     log(

@@ -53,7 +53,7 @@ class RunLayout:
         object.__setattr__(self, "root", Path(self.root))
 
     @classmethod
-    def of_avatar(cls, path: str | Path) -> "RunLayout":
+    def of_avatar(cls, path: str | Path) -> RunLayout:
         """The run of a command argument that is a run folder or its ``avatar/avatar.safetensors``."""
         path = Path(path)
         return cls(path.parent.parent if path.suffix == ".safetensors" else path)
@@ -216,10 +216,10 @@ class Tracks:
         """(viewmat [4, 4], K [3, 3], width, height)."""
         return self.viewmat, self.K, self.width, self.height
 
-    def replace(self, **changes) -> "Tracks":
+    def replace(self, **changes) -> Tracks:
         return dataclasses.replace(self, **changes)
 
-    def validate(self, where: str = "tracks") -> "Tracks":
+    def validate(self, where: str = "tracks") -> Tracks:
         """Raise :class:`SplattalkError` naming ``where`` when arrays disagree in shape; returns self."""
         problems = []
         num = self.expr.shape[0] if self.expr.ndim == 2 else None
@@ -228,7 +228,9 @@ class Tracks:
         for name, width in _PER_FRAME_WIDTH.items():
             value = getattr(self, name)
             if value.ndim != 2 or value.shape[1] != width or (num is not None and value.shape[0] != num):
-                problems.append(f"{name} has shape {value.shape}, expected [{num if num is not None else 'T'}, {width}]")
+                problems.append(
+                    f"{name} has shape {value.shape}, expected [{num if num is not None else 'T'}, {width}]"
+                )
         if self.shape.ndim != 1:
             problems.append(f"shape has shape {self.shape.shape}, expected [S]")
         if self.K.shape != (3, 3):
@@ -242,13 +244,15 @@ class Tracks:
             if value is not None and num is not None and value.shape != (num,):
                 problems.append(f"{name} has shape {value.shape}, expected [{num}]")
         if problems:
-            raise SplattalkError(f"{where} is not valid tracking output: {'; '.join(problems)}. "
-                                 f"Rerun `splattalk track` to regenerate it.")
+            raise SplattalkError(
+                f"{where} is not valid tracking output: {'; '.join(problems)}. "
+                f"Rerun `splattalk track` to regenerate it."
+            )
         return self
 
     # -- files ------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path) -> "Tracks":
+    def load(cls, path: str | Path) -> Tracks:
         """Read and validate ``path``; a missing, corrupt or incomplete file raises :class:`SplattalkError`."""
         path = Path(path)
         if not path.is_file():
@@ -257,25 +261,34 @@ class Tracks:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
-            raise SplattalkError(f"cannot read {path} ({err.__class__.__name__}: {err}); it is not a complete .npz. "
-                                 f"Rerun `splattalk track` to regenerate it.") from None
+            raise SplattalkError(
+                f"cannot read {path} ({err.__class__.__name__}: {err}); it is not a complete .npz. "
+                f"Rerun `splattalk track` to regenerate it."
+            ) from None
         return cls.from_arrays(arrays, str(path))
 
     @classmethod
-    def from_arrays(cls, arrays: dict, where: str = "tracks") -> "Tracks":
+    def from_arrays(cls, arrays: dict, where: str = "tracks") -> Tracks:
         arrays = dict(arrays)
         version = int(arrays.pop("format_version", 1))
         if version > TRACKS_FORMAT:
-            raise SplattalkError(f"{where} has tracks format {version}, newer than this splattalk reads "
-                                 f"({TRACKS_FORMAT}); update splattalk or rerun `splattalk track`")
+            raise SplattalkError(
+                f"{where} has tracks format {version}, newer than this splattalk reads "
+                f"({TRACKS_FORMAT}); update splattalk or rerun `splattalk track`"
+            )
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
-                    and f.default_factory is dataclasses.MISSING]
+        required = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
         missing = [k for k in required if k not in arrays]
         if missing:
-            raise SplattalkError(f"{where} lacks {', '.join(missing)} (has {', '.join(sorted(arrays)) or 'nothing'}); "
-                                 f"it is not a tracks.npz of `splattalk track`, or an older tracker wrote it: "
-                                 f"rerun `splattalk track`")
+            raise SplattalkError(
+                f"{where} lacks {', '.join(missing)} (has {', '.join(sorted(arrays)) or 'nothing'}); "
+                f"it is not a tracks.npz of `splattalk track`, or an older tracker wrote it: "
+                f"rerun `splattalk track`"
+            )
         values = {}
         for name in names & arrays.keys():
             value = arrays.pop(name)

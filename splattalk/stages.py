@@ -18,6 +18,8 @@ def fit(cmd: FitCommand) -> int:
     cfg = cmd.config()
     summary = fit_avatar(cmd.run, cfg, restart=cmd.restart, progress=not cmd.quiet)
     m = summary["metrics"]["heldout"]
-    print(f"avatar: {summary['gaussians']} Gaussians; held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} "
-          f"({len(m['frames'])} frames, {cfg.resolution}²); wrote {summary['out']}")
+    print(
+        f"avatar: {summary['gaussians']} Gaussians; held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} "
+        f"({len(m['frames'])} frames, {cfg.resolution}²); wrote {summary['out']}"
+    )
     return 0

@@ -24,7 +24,9 @@ from splattalk.talk.style import load_style_clip
 
 def run(cmd: TalkCommand) -> int:
     if cmd.mouth_samples is not None and cmd.mouth_samples < 1:
-        raise SplattalkError(f"--mouth-samples must be at least 1 (1 = one decoding, as ARTalk), got {cmd.mouth_samples}")
+        raise SplattalkError(
+            f"--mouth-samples must be at least 1 (1 = one decoding, as ARTalk), got {cmd.mouth_samples}"
+        )
     if cmd.readout_weight is not None and not 0.0 <= cmd.readout_weight <= 1.0:
         raise SplattalkError(f"--readout-weight must be in [0, 1] (0 = the generator alone), got {cmd.readout_weight}")
     audio = load_audio(cmd.audio)
@@ -34,12 +36,25 @@ def run(cmd: TalkCommand) -> int:
     if threads is not None:
         torch.set_num_threads(threads)
     if cmd.readout_weight and model.readout is None:
-        raise SplattalkError("--readout-weight: this model has no mouth read-out (python -m splattalk.talk.training.readout fits one)")
+        raise SplattalkError(
+            "--readout-weight: this model has no mouth read-out (python -m splattalk.talk.training.readout fits one)"
+        )
     style = load_style_clip(cmd.style, cfg.motion_dim, cfg.style_frames) if cmd.style is not None else None
     start = time.perf_counter()
-    motion = generate(model, audio, style=style, seed=cmd.seed, cfg_scale=cmd.cfg_scale, temperature=cmd.temperature, smooth=cmd.smooth, progress=True,
-                      expected_codes=cmd.expected_codes, audio_cfg_scale=cmd.audio_cfg_scale, mouth_samples=cmd.mouth_samples,
-                      readout_weight=cmd.readout_weight)
+    motion = generate(
+        model,
+        audio,
+        style=style,
+        seed=cmd.seed,
+        cfg_scale=cmd.cfg_scale,
+        temperature=cmd.temperature,
+        smooth=cmd.smooth,
+        progress=True,
+        expected_codes=cmd.expected_codes,
+        audio_cfg_scale=cmd.audio_cfg_scale,
+        mouth_samples=cmd.mouth_samples,
+        readout_weight=cmd.readout_weight,
+    )
     elapsed = time.perf_counter() - start
     config = {"command": dataclasses.asdict(cmd), "model": dataclasses.asdict(cfg)}
     save_npz(
@@ -51,6 +66,8 @@ def run(cmd: TalkCommand) -> int:
         config=np.str_(json.dumps(config, default=str)),
     )
     seconds = audio.shape[0] / 16000
-    print(f"wrote {cmd.out}: {motion.shape[0]} frames × {motion.shape[1]} ({cfg.head_model}, {cfg.name} model), "
-          f"{seconds:.1f} s of audio in {elapsed:.1f} s ({seconds / max(elapsed, 1e-9):.1f}× real time)")
+    print(
+        f"wrote {cmd.out}: {motion.shape[0]} frames × {motion.shape[1]} ({cfg.head_model}, {cfg.name} model), "
+        f"{seconds:.1f} s of audio in {elapsed:.1f} s ({seconds / max(elapsed, 1e-9):.1f}× real time)"
+    )
     return 0

@@ -55,10 +55,13 @@ def load_audio(
         except SplattalkError:
             raise
         except Exception as err:  # noqa: BLE001 - try the next decoder, report both if all fail
-            errors.append(f"{decode.__name__.removeprefix('_decode_')}: {str(err).splitlines()[0][:160] if str(err) else type(err).__name__}")
+            errors.append(
+                f"{decode.__name__.removeprefix('_decode_')}: {str(err).splitlines()[0][:160] if str(err) else type(err).__name__}"
+            )
     else:
         raise SplattalkError(
-            f"could not decode audio file {label}: corrupt, or not a supported format ({FORMATS}). Details: " + "; ".join(errors)
+            f"could not decode audio file {label}: corrupt, or not a supported format ({FORMATS}). Details: "
+            + "; ".join(errors)
         )
     if samples.size == 0:
         raise SplattalkError(f"audio file {label} contains no audio samples")

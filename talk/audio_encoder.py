@@ -78,7 +78,7 @@ def xlsr_300m_config(layers: int = 24, hidden: int = 1024, conv_dim: int = 512):
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def wav2vec2_class():
     from transformers import Wav2Vec2Model  # lazy: a slow import; only wav2vec2 needs it
 
@@ -97,7 +97,9 @@ def wav2vec2_class():
     return Wav2Vec2Encoder
 
 
-def mel_filterbank(n_mels: int, n_fft: int = N_FFT, sr: int = SAMPLE_RATE, fmin: float = 20.0, fmax: float = 7600.0) -> np.ndarray:
+def mel_filterbank(
+    n_mels: int, n_fft: int = N_FFT, sr: int = SAMPLE_RATE, fmin: float = 20.0, fmax: float = 7600.0
+) -> np.ndarray:
     """Triangular HTK-mel filters ``[n_fft//2 + 1, n_mels]``, each normalised to unit area (Slaney style)."""
 
     def hz_to_mel(f):
@@ -115,7 +117,9 @@ def mel_filterbank(n_mels: int, n_fft: int = N_FFT, sr: int = SAMPLE_RATE, fmin:
     return weights.astype(np.float32)
 
 
-def log_mel(audio: torch.Tensor, filters: torch.Tensor, window: torch.Tensor, warp: torch.Tensor | None = None) -> torch.Tensor:
+def log_mel(
+    audio: torch.Tensor, filters: torch.Tensor, window: torch.Tensor, warp: torch.Tensor | None = None
+) -> torch.Tensor:
     """``audio: [B, S]`` (S a multiple of 160) → log-mel ``[B, S/160, n_mels]``.
 
     Frame i covers samples [160·i − 240, 160·i + 160): it ends where its hop ends,
@@ -166,14 +170,18 @@ class MelAugment:
     """Most 10-ms mel frames one time mask covers."""
 
 
-def draw_mel_augment(aug: MelAugment, batch: int, frames: int, n_mels: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+def draw_mel_augment(
+    aug: MelAugment, batch: int, frames: int, n_mels: int, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
     """One draw of :class:`MelAugment` for a batch: ``warp [B]``, additive log-mel ``eq [B, 1, M]``, ``keep [B, frames, M]``."""
     u = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
     warp = 1.0 + aug.warp * (2 * u(batch) - 1)
     k = torch.arange(1, 5, dtype=torch.float32)
     axis = torch.linspace(0, math.pi, n_mels)
     curve = (torch.cos(k[:, None] * axis[None]) * (2 * u(batch, 4, 1) - 1) / k[:, None]).sum(1)
-    eq = (curve / curve.abs().amax(-1, keepdim=True).clamp_min(1e-6) * u(batch, 1) * aug.eq_db * math.log(10) / 10)[:, None]
+    eq = (curve / curve.abs().amax(-1, keepdim=True).clamp_min(1e-6) * u(batch, 1) * aug.eq_db * math.log(10) / 10)[
+        :, None
+    ]
     keep = torch.ones(batch, frames, n_mels)
     for b in range(batch):
         for _ in range(aug.freq_masks):
@@ -187,7 +195,9 @@ def draw_mel_augment(aug: MelAugment, batch: int, frames: int, n_mels: int, gene
     return {"warp": warp, "eq": eq, "keep": keep}
 
 
-def encode_augmented(encoder: "LogMelEncoder", audio: torch.Tensor, u: torch.Tensor, aug: MelAugment | None) -> torch.Tensor:
+def encode_augmented(
+    encoder: LogMelEncoder, audio: torch.Tensor, u: torch.Tensor, aug: MelAugment | None
+) -> torch.Tensor:
     """``encoder``'s features of a training batch ``audio: [B, S]`` under one :func:`draw_mel_augment` draw
     (none when ``aug`` is None), seeded from the batch's own uniforms ``u: [B]``, so a resumed run repeats
     every draw exactly."""
@@ -230,7 +240,9 @@ class LogMelEncoder(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, frames, dim))
         nn.init.trunc_normal_(self.pos_embed, std=math.sqrt(1 / dim / 3))
         heads = max(1, dim // 64)
-        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=cfg.logmel_dropout, activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, 4 * dim, dropout=cfg.logmel_dropout, activation="gelu", batch_first=True, norm_first=True
+        )
         self.layers = nn.TransformerEncoder(layer, cfg.logmel_layers, enable_nested_tensor=False)
         self.out_norm = nn.LayerNorm(dim)
         self.phone_head = nn.Linear(dim, len(PHONE_SET)) if cfg.audio_posteriors else None
@@ -264,7 +276,9 @@ class LogMelEncoder(nn.Module):
 def build_audio_encoder(cfg: TalkConfig) -> nn.Module:
     if cfg.audio_encoder == "wav2vec2":
         if cfg.audio_posteriors:
-            raise ValueError("audio_posteriors needs the log-mel front-end (it reads that front-end's phone classifier)")
+            raise ValueError(
+                "audio_posteriors needs the log-mel front-end (it reads that front-end's phone classifier)"
+            )
         if cfg.audio_context_frames != 0:
             raise ValueError("the wav2vec2 encoder encodes each window alone (audio_context_frames must be 0)")
         if cfg.audio_dim != cfg.wav2vec2_dim:

@@ -167,6 +167,8 @@ class AdaLNHead(nn.Module):
         B, L, _ = cond.shape
         return self.ada_lin(cond).view(B, L, 2, -1)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None, modulation: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cond: torch.Tensor | None, modulation: torch.Tensor | None = None
+    ) -> torch.Tensor:
         scale, shift = (self.modulation(cond) if modulation is None else modulation).unbind(2)
         return F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + scale) + shift

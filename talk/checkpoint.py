@@ -85,7 +85,9 @@ def read_torch_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and len(obj) in (1, 2) and isinstance(obj.get("state_dict", obj.get("model")), dict):
         obj = obj.get("state_dict", obj.get("model"))
     if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        raise SplattalkError(f"checkpoint {path} is not a flat state_dict of named tensors (found {type(obj).__name__})")
+        raise SplattalkError(
+            f"checkpoint {path} is not a flat state_dict of named tensors (found {type(obj).__name__})"
+        )
     return obj
 
 
@@ -97,14 +99,24 @@ def check_layout(state: dict[str, torch.Tensor], cfg: TalkConfig, path: str | Pa
     unexpected = sorted(set(state) - set(layout))
     misshaped = sorted(k for k in set(layout) & set(state) if tuple(state[k].shape) != layout[k][0])
     if missing or unexpected or misshaped:
-        lines = [f"checkpoint {path} does not match the '{cfg.name}' talk model ({len(state)} keys, expected {len(layout)}):"]
+        lines = [
+            f"checkpoint {path} does not match the '{cfg.name}' talk model ({len(state)} keys, expected {len(layout)}):"
+        ]
         if missing:
-            lines.append(f"  missing {len(missing)}: " + ", ".join(missing[:_SHOW]) + (" …" if len(missing) > _SHOW else ""))
+            lines.append(
+                f"  missing {len(missing)}: " + ", ".join(missing[:_SHOW]) + (" …" if len(missing) > _SHOW else "")
+            )
         if unexpected:
-            lines.append(f"  unexpected {len(unexpected)}: " + ", ".join(unexpected[:_SHOW]) + (" …" if len(unexpected) > _SHOW else ""))
+            lines.append(
+                f"  unexpected {len(unexpected)}: "
+                + ", ".join(unexpected[:_SHOW])
+                + (" …" if len(unexpected) > _SHOW else "")
+            )
         if misshaped:
             shown = [f"{k} {list(state[k].shape)} (expected {list(layout[k][0])})" for k in misshaped[:_SHOW]]
-            lines.append(f"  mis-shaped {len(misshaped)}: " + ", ".join(shown) + (" …" if len(misshaped) > _SHOW else ""))
+            lines.append(
+                f"  mis-shaped {len(misshaped)}: " + ", ".join(shown) + (" …" if len(misshaped) > _SHOW else "")
+            )
         lines.append("Is this ARTalk_wav2vec.pt (the wav2vec2 variant), or one of our .safetensors talk models?")
         raise SplattalkError("\n".join(lines))
     return {k: v if v.dtype == layout[k][1] else v.to(layout[k][1]) for k, v in state.items()}

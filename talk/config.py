@@ -30,7 +30,7 @@ ARPABET = (
     "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
     "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH",
     "UH", "UW", "V", "W", "Y", "Z", "ZH",
-)  # fmt: skip # a table: 16 phones a row
+)  # fmt: skip  # a table: 16 phones a row
 """The 39 CMU phones; with :data:`SIL` the whole label set of a segmentation."""
 PHONE_SET = (SIL, *ARPABET)
 """Frame phone labels (the front-end's phone head predicts them): index 0 is silence, then the 39 CMU phones."""
@@ -171,7 +171,7 @@ class TalkConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @staticmethod
-    def from_json(text: str) -> "TalkConfig":
+    def from_json(text: str) -> TalkConfig:
         data = json.loads(text)
         known = {f.name for f in dataclasses.fields(TalkConfig)}
         unknown = sorted(set(data) - known)

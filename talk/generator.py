@@ -50,7 +50,9 @@ class TalkModel(nn.Module):
         self.audio_in = nn.Linear(self.audio_encoder.out_dim, cfg.audio_dim) if cfg.audio_posteriors else nn.Identity()
         self.readout = MouthReadout(cfg, self.audio_encoder.out_dim) if cfg.readout_channels else None
         rates = torch.linspace(0, 0.1 * cfg.ar_depth / 24, cfg.ar_depth, device="cpu").tolist()
-        self.attn_blocks = nn.ModuleList(AdaLNBlock(dim, cfg.audio_dim, cfg.ar_heads, rates[i]) for i in range(cfg.ar_depth))
+        self.attn_blocks = nn.ModuleList(
+            AdaLNBlock(dim, cfg.audio_dim, cfg.ar_heads, rates[i]) for i in range(cfg.ar_depth)
+        )
         self.cond_logits_head = AdaLNHead(dim, cfg.audio_dim)
         self.logits_head = nn.Linear(dim, 2 * cfg.code_dim)
         self.null_style_cond = nn.Parameter(torch.randn(1, 1, dim) * 0.5)
@@ -65,7 +67,9 @@ class TalkModel(nn.Module):
 
     # ---- conditions -------------------------------------------------------------------------
 
-    def style_condition(self, clip: torch.Tensor | None, cfg_scale: float | None = None, batch: int = 1) -> torch.Tensor:
+    def style_condition(
+        self, clip: torch.Tensor | None, cfg_scale: float | None = None, batch: int = 1
+    ) -> torch.Tensor:
         """Style token ``[B, 1, ar_dim]`` from ``clip: [B, style_frames, D]`` (None: the null style).
 
         Guidance in embedding space, as ARTalk: ``s·style + (1 − s)·null`` with s = ``cfg_scale``.
@@ -114,7 +118,9 @@ class TalkModel(nn.Module):
             x = block(x, audio_cond, prefix=prefix, mask=self.attn_bias_for_masking)
         return self._logits(x, audio_cond)
 
-    def _logits(self, x: torch.Tensor, cond: torch.Tensor | None, modulation: torch.Tensor | None = None) -> torch.Tensor:
+    def _logits(
+        self, x: torch.Tensor, cond: torch.Tensor | None, modulation: torch.Tensor | None = None
+    ) -> torch.Tensor:
         logits = self.logits_head(self.cond_logits_head(x, cond, modulation))
         return logits.view(x.shape[0], x.shape[1], -1, 2)
 
@@ -179,7 +185,9 @@ class TalkModel(nn.Module):
         bits = torch.cat(all_bits, dim=1)
         return (bits, torch.cat(all_probs, dim=1)) if return_probs else bits
 
-    def _sample_recompute(self, audio_cond, prefix, style, pos, temperature, generator, guide=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sample_recompute(
+        self, audio_cond, prefix, style, pos, temperature, generator, guide=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x_in, probs = style, []
         for k in range(len(self.scales)):
             n = sum(self.scales[: k + 1])

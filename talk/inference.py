@@ -89,7 +89,18 @@ def start_session(
     readout = cfg.readout_weight if readout_weight is None else float(readout_weight)
     if not 0.0 <= readout <= 1.0 or (readout > 0 and model.readout is None):
         raise ValueError(f"readout_weight must be in [0, 1] and needs a model with a mouth read-out, got {readout}")
-    return Session(style_token, prev_bits, tokens, generator, float(temperature), use_cache, expected, audio_scale, samples, readout)
+    return Session(
+        style_token,
+        prev_bits,
+        tokens,
+        generator,
+        float(temperature),
+        use_cache,
+        expected,
+        audio_scale,
+        samples,
+        readout,
+    )
 
 
 @torch.inference_mode()
@@ -102,8 +113,9 @@ def step_window(model: TalkModel, session: Session, audio: torch.Tensor) -> torc
     if K > 1:  # the mouth ensemble: the usual decoding first, then K − 1 draws, in one batch
         cond, prefix, style, prev_bits = (x.expand(K, *x.shape[1:]) for x in (cond, prefix, style, prev_bits))
         temperature = torch.tensor([s.temperature] + [model.cfg.mouth_sample_temperature] * (K - 1))
-    bits, probs = model.sample_bits(cond, prefix, style, s.use_cache, temperature, s.generator, return_probs=True,
-                                    audio_scale=s.audio_cfg_scale)  # fmt: skip
+    bits, probs = model.sample_bits(
+        cond, prefix, style, s.use_cache, temperature, s.generator, return_probs=True, audio_scale=s.audio_cfg_scale
+    )
     _, motion = model.basic_vae.decode(prev_bits, bits)
     channels = list(model.cfg.expected_channels) or slice(None)
     if s.expected_codes:
@@ -178,13 +190,27 @@ def generate(
         return np.zeros((0, cfg.motion_dim), np.float32)
     n_windows = math.ceil(T / cfg.window)
     padded_t = torch.from_numpy(pad_for_windows(audio, n_windows, cfg))
-    session = start_session(model, style, seed, cfg_scale, temperature, use_cache, expected_codes, audio_cfg_scale,
-                            mouth_samples=mouth_samples, readout_weight=readout_weight)  # fmt: skip
+    session = start_session(
+        model,
+        style,
+        seed,
+        cfg_scale,
+        temperature,
+        use_cache,
+        expected_codes,
+        audio_cfg_scale,
+        mouth_samples=mouth_samples,
+        readout_weight=readout_weight,
+    )
     windows = range(n_windows)
     if progress and n_windows > 1:
         windows = tqdm(windows, desc=f"talk ({cfg.window / 25:g} s windows)", unit="window")
     raw = []
     for w in windows:
         start = w * cfg.window_samples
-        raw.append(step_window(model, session, padded_t[start : start + cfg.context_samples + cfg.window_samples]).cpu().numpy())
+        raw.append(
+            step_window(model, session, padded_t[start : start + cfg.context_samples + cfg.window_samples])
+            .cpu()
+            .numpy()
+        )
     return finalize(np.concatenate(raw)[:T], cfg, smooth)

@@ -45,7 +45,9 @@ def lip_vertex_error(pred: np.ndarray, gt: np.ndarray, lip_idx, scale: float = M
     return float(dist.max(axis=1).mean() * scale)
 
 
-def upper_face_dynamics_deviation(pred: np.ndarray, gt: np.ndarray, upper_idx, template: np.ndarray, scale: float = E5) -> float:
+def upper_face_dynamics_deviation(
+    pred: np.ndarray, gt: np.ndarray, upper_idx, template: np.ndarray, scale: float = E5
+) -> float:
     """FDD: mean over ``upper_idx`` of std_t ‖gt − template‖ − std_t ‖pred − template‖ (``template: [V, 3]``)."""
     pred, gt = _pair(pred, gt)
     idx = np.asarray(upper_idx, np.int64)
@@ -64,7 +66,9 @@ def mouth_opening(vertices: np.ndarray, upper_lip_idx, lower_lip_idx) -> np.ndar
     return np.linalg.norm(v[:, up] - v[:, lo], axis=-1).max(axis=1)
 
 
-def mouth_opening_difference(pred: np.ndarray, gt: np.ndarray, upper_lip_idx, lower_lip_idx, scale: float = MM) -> float:
+def mouth_opening_difference(
+    pred: np.ndarray, gt: np.ndarray, upper_lip_idx, lower_lip_idx, scale: float = MM
+) -> float:
     """MOD: mean over frames of |opening(pred) − opening(gt)|."""
     pred, gt = _pair(pred, gt)
     diff = mouth_opening(pred, upper_lip_idx, lower_lip_idx) - mouth_opening(gt, upper_lip_idx, lower_lip_idx)

@@ -36,13 +36,18 @@ class MouthReadout(nn.Module):
         if not cfg.audio_posteriors:
             raise ValueError("the mouth read-out reads phone posteriors: it needs audio_posteriors")
         if cfg.readout_context < 0 or cfg.readout_hidden < 1:
-            raise ValueError(f"readout_context must be ≥ 0 and readout_hidden ≥ 1, got {cfg.readout_context}, {cfg.readout_hidden}")
+            raise ValueError(
+                f"readout_context must be ≥ 0 and readout_hidden ≥ 1, got {cfg.readout_context}, {cfg.readout_hidden}"
+            )
         self.context = cfg.readout_context
         self.channels = list(cfg.readout_channels)
         self.net = nn.Sequential(
-            nn.Dropout(INPUT_DROPOUT), nn.Linear((2 * cfg.readout_context + 1) * in_dim, cfg.readout_hidden), nn.GELU(),
-            nn.Dropout(HIDDEN_DROPOUT), nn.Linear(cfg.readout_hidden, len(cfg.readout_channels)),
-        )  # fmt: skip
+            nn.Dropout(INPUT_DROPOUT),
+            nn.Linear((2 * cfg.readout_context + 1) * in_dim, cfg.readout_hidden),
+            nn.GELU(),
+            nn.Dropout(HIDDEN_DROPOUT),
+            nn.Linear(cfg.readout_hidden, len(cfg.readout_channels)),
+        )
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """``feat: [B, W, F]`` (the audio encoder's output for one window) → ``[B, W, channels]``."""

@@ -18,7 +18,7 @@ window only.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -56,8 +56,17 @@ class TalkStream:
         self.model = model
         self.cfg = model.cfg
         self.smooth = smooth
-        self.session = inference.start_session(model, style, seed, cfg_scale, temperature, use_cache, expected_codes, audio_cfg_scale,
-                                                mouth_samples=mouth_samples)  # fmt: skip
+        self.session = inference.start_session(
+            model,
+            style,
+            seed,
+            cfg_scale,
+            temperature,
+            use_cache,
+            expected_codes,
+            audio_cfg_scale,
+            mouth_samples=mouth_samples,
+        )
         self.smoother = StreamSmoother(self.cfg) if smooth else None
         # Pending audio, starting with the left context of the next window (zeros before the start).
         self.buffer = np.zeros(self.cfg.context_samples, np.float32)

@@ -75,7 +75,9 @@ def load_style_clip(path: str | Path, motion_dim: int, frames: int = 50) -> np.n
     """
     path = Path(path)
     if not path.is_file():
-        raise SplattalkError(f"style clip {path} not found; pass an .npz with 'motion' [{frames}, {motion_dim}] or an ARTalk style .pt")
+        raise SplattalkError(
+            f"style clip {path} not found; pass an .npz with 'motion' [{frames}, {motion_dim}] or an ARTalk style .pt"
+        )
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
@@ -85,12 +87,16 @@ def load_style_clip(path: str | Path, motion_dim: int, frames: int = 50) -> np.n
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(obj, torch.Tensor):
-                raise SplattalkError(f"style clip {path} holds a {type(obj).__name__}, expected one tensor [{frames}, {motion_dim}]")
+                raise SplattalkError(
+                    f"style clip {path} holds a {type(obj).__name__}, expected one tensor [{frames}, {motion_dim}]"
+                )
             clip = obj.detach().float().numpy()
     except SplattalkError:
         raise
     except Exception as err:  # noqa: BLE001 - any decoding failure is a bad file
-        raise SplattalkError(f"could not read style clip {path}: {err}. Expected an .npz with 'motion' or an ARTalk style .pt") from None
+        raise SplattalkError(
+            f"could not read style clip {path}: {err}. Expected an .npz with 'motion' or an ARTalk style .pt"
+        ) from None
     if clip.shape != (frames, motion_dim):
         raise SplattalkError(
             f"style clip {path} has shape {tuple(clip.shape)}, this model needs [{frames}, {motion_dim}] "

@@ -102,7 +102,6 @@ class MotionVQVAE(nn.Module):
 
     def encode_features(self, prev: torch.Tensor, this: torch.Tensor | None = None) -> torch.Tensor:
         """Continuous encoder output. ``prev, this: [B, W, D]`` motion → ``[B, W or 2W, C]``."""
-        W = self.window
         x = self.normalize(prev if this is None else torch.cat([prev, this], dim=1))
         L = x.shape[1]
         return self.encoder(x + self.enc_pos_embed[:, :L], self.attn_mask[:, :, :L, :L])
@@ -129,7 +128,9 @@ class MotionVQVAE(nn.Module):
 
     def decode(self, prev_bits: torch.Tensor, this_bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Motion ``([B, W, D], [B, W, D])`` of the previous and current windows from their bits."""
-        return self.decode_features(bsq.bits_to_feature(prev_bits, self.scales), bsq.bits_to_feature(this_bits, self.scales))
+        return self.decode_features(
+            bsq.bits_to_feature(prev_bits, self.scales), bsq.bits_to_feature(this_bits, self.scales)
+        )
 
     def forward(self, prev: torch.Tensor, this: torch.Tensor) -> dict[str, torch.Tensor]:
         """Training pass: reconstruct both windows through the quantizer (straight-through).

@@ -136,7 +136,9 @@ def test_graph_sees_the_packages_and_function_level_imports():
 
 def test_import_resolution(tmp_path):
     src = tmp_path / "m.py"
-    src.write_text("from . import sibling\nfrom .. import up\n\ndef f():\n    from splattalk.talk.config import FPS\n    import numpy as np\n")
+    src.write_text(
+        "from . import sibling\nfrom .. import up\n\ndef f():\n    from splattalk.talk.config import FPS\n    import numpy as np\n"
+    )
     names = _imported_names("splattalk.talk.training.m", src)
     assert {"splattalk.talk.training.sibling", "splattalk.talk.up", "splattalk.talk.config", "numpy"} <= names
 
@@ -166,8 +168,15 @@ def test_no_import_cycle_within_a_package(package):
     assert cycle is None, f"import cycle in {package}: {' → '.join(cycle)}"
 
 
-LEAF = ("splattalk", "splattalk.atomic", "splattalk.errors", "splattalk.assets", "splattalk.run", "splattalk.camera",
-        "splattalk.mp4")
+LEAF = (
+    "splattalk",
+    "splattalk.atomic",
+    "splattalk.errors",
+    "splattalk.assets",
+    "splattalk.run",
+    "splattalk.camera",
+    "splattalk.mp4",
+)
 """The application package's ``__init__`` (a docstring and an environment default) and its small leaf modules, which
 every package may use (they import nothing of ours but each other)."""
 LAYERS = {
@@ -188,7 +197,9 @@ def test_packages_import_only_downwards(package):
     allowed = (package, *LAYERS[package], *LEAF)
     members = [m for m in graph if m == package or m.startswith(package + ".")]
     assert members, f"no modules found for {package}"
-    bad = sorted((m, t) for m in members for t in graph[m] if not (t in allowed or t.startswith(tuple(p + "." for p in allowed))))
+    bad = sorted(
+        (m, t) for m in members for t in graph[m] if not (t in allowed or t.startswith(tuple(p + "." for p in allowed)))
+    )
     assert not bad, f"{package} imports outside its layer: {bad}"
 
 

@@ -97,4 +97,3 @@ class TrackConfig:
     """Write RUN/tracking/overlay.mp4 (frame + mesh wireframe + landmarks) for checking the fit."""
     fit: LandmarkFitConfig = field(default_factory=LandmarkFitConfig)
     """Landmark fitting settings."""
-

@@ -43,7 +43,9 @@ class Crop:
         return np.array([self.x0, self.y0, self.side], dtype=np.float64)
 
 
-def warp_square(image: np.ndarray, x0: float, y0: float, scale: float, size: int, border: str = "constant") -> np.ndarray:
+def warp_square(
+    image: np.ndarray, x0: float, y0: float, scale: float, size: int, border: str = "constant"
+) -> np.ndarray:
     """Resample ``image`` so that output = (source - (x0, y0)) × scale, in continuous pixel coordinates
     (pixel centres at +0.5, as the camera model and mediapipe use). Strong downscales are
     area-averaged first so the result does not alias."""
@@ -64,8 +66,17 @@ def warp_square(image: np.ndarray, x0: float, y0: float, scale: float, size: int
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=mode)
 
 
-def plan_crop(points: np.ndarray, found: np.ndarray, width: int, height: int, size: int,
-              scale: float = 2.0, up: float = 0.15, smooth_frames: float = 5.0, fit_margin: float = 1.4) -> Crop:
+def plan_crop(
+    points: np.ndarray,
+    found: np.ndarray,
+    width: int,
+    height: int,
+    size: int,
+    scale: float = 2.0,
+    up: float = 0.15,
+    smooth_frames: float = 5.0,
+    fit_margin: float = 1.4,
+) -> Crop:
     """The crop for landmark tracks ``points`` [T, N, 2+] (source pixels) of a ``width``×``height`` video.
 
     Per frame the face box (landmark extent) is grown to ``scale`` × its size and

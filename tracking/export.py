@@ -37,18 +37,37 @@ def pose(model, shape: np.ndarray, params: dict[str, np.ndarray], static_offset:
     head = personalized_head(model, static_offset)
     t = torch.as_tensor
     with torch.no_grad():
-        out = head(shape=t(shape), expr=t(params["expr"]), rotation=t(params["rot"]), neck=t(params["neck"]),
-                   jaw=t(params["jaw"]), eyes=t(params["eyes"]), translation=t(params["transl"]))
+        out = head(
+            shape=t(shape),
+            expr=t(params["expr"]),
+            rotation=t(params["rot"]),
+            neck=t(params["neck"]),
+            jaw=t(params["jaw"]),
+            eyes=t(params["eyes"]),
+            translation=t(params["transl"]),
+        )
     return out.vertices.numpy().astype(np.float64), out.landmarks.numpy().astype(np.float64)
 
 
-def transforms_json(K: np.ndarray, viewmat: np.ndarray, width: int, height: int, num_frames: int,
-                    masks: bool, params_folder: str | None = "flame_param") -> dict:
+def transforms_json(
+    K: np.ndarray,
+    viewmat: np.ndarray,
+    width: int,
+    height: int,
+    num_frames: int,
+    masks: bool,
+    params_folder: str | None = "flame_param",
+) -> dict:
     """The VHAP / nerfstudio camera file for a fixed camera seeing ``num_frames`` frames."""
     fl_x, fl_y, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
     intrinsics = {
         "camera_model": "PINHOLE",
-        "fl_x": fl_x, "fl_y": fl_y, "cx": cx, "cy": cy, "w": int(width), "h": int(height),
+        "fl_x": fl_x,
+        "fl_y": fl_y,
+        "cx": cx,
+        "cy": cy,
+        "w": int(width),
+        "h": int(height),
         "camera_angle_x": 2 * math.atan(width / (2 * fl_x)),
         "camera_angle_y": 2 * math.atan(height / (2 * fl_y)),
     }
@@ -57,8 +76,11 @@ def transforms_json(K: np.ndarray, viewmat: np.ndarray, width: int, height: int,
     for t in range(num_frames):
         name = frame_name(t)
         item = {
-            "timestep_index": t, "timestep_index_original": t, "timestep_id": name,
-            "camera_index": 0, "camera_id": "0",
+            "timestep_index": t,
+            "timestep_index_original": t,
+            "timestep_id": name,
+            "camera_index": 0,
+            "camera_id": "0",
             **intrinsics,
             "transform_matrix": c2w,
             "file_path": f"../frames/{name}.jpg",
@@ -78,16 +100,25 @@ def write_frame_params(folder: Path, canonical: Path, tracks: Tracks) -> None:
     for t in range(len(tracks)):
         save_npz(
             folder / f"{frame_name(t)}.npz",
-            translation=tracks.transl[t : t + 1], rotation=tracks.rot[t : t + 1],
-            neck_pose=tracks.neck[t : t + 1], jaw_pose=tracks.jaw[t : t + 1],
-            eyes_pose=tracks.eyes[t : t + 1], shape=tracks.shape, expr=tracks.expr[t : t + 1],
+            translation=tracks.transl[t : t + 1],
+            rotation=tracks.rot[t : t + 1],
+            neck_pose=tracks.neck[t : t + 1],
+            jaw_pose=tracks.jaw[t : t + 1],
+            eyes_pose=tracks.eyes[t : t + 1],
+            shape=tracks.shape,
+            expr=tracks.expr[t : t + 1],
             static_offset=static_offset,
         )
     zeros = {k: np.zeros_like(v[:1]) for k, v in tracks.per_frame().items()}
     save_npz(
         canonical,
-        translation=zeros["transl"], rotation=zeros["rot"], neck_pose=zeros["neck"],
-        jaw_pose=np.array([[0.3, 0.0, 0.0]], np.float32), eyes_pose=zeros["eyes"], shape=tracks.shape, expr=zeros["expr"],
+        translation=zeros["transl"],
+        rotation=zeros["rot"],
+        neck_pose=zeros["neck"],
+        jaw_pose=np.array([[0.3, 0.0, 0.0]], np.float32),
+        eyes_pose=zeros["eyes"],
+        shape=tracks.shape,
+        expr=zeros["expr"],
         static_offset=static_offset,
     )
 

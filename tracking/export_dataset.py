@@ -146,8 +146,15 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def export_dataset(run: str | Path, out: str | Path, fmt: str = "gaussian-avatars", train_ratio: float = 0.7,
-                   background: str = "white", overwrite: bool = False, progress: bool = True) -> dict:
+def export_dataset(
+    run: str | Path,
+    out: str | Path,
+    fmt: str = "gaussian-avatars",
+    train_ratio: float = 0.7,
+    background: str = "white",
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """Write the dataset (see the module docstring); returns a summary, also saved as ``config.json`` (with the settings)."""
     import numpy as np
 
@@ -168,15 +175,18 @@ def export_dataset(run: str | Path, out: str | Path, fmt: str = "gaussian-avatar
     num_frames = len(tracks["expr"])
     has_masks = (run / "masks" / f"{frame_name(0)}.png").is_file()
     if fmt == "gaussian-avatars" and not has_masks:
-        raise SplattalkError(f"{run}/masks/ is empty: GaussianAvatars takes the foreground from the frames' alpha, "
-                             f"so re-track with masks (the default) before exporting")
+        raise SplattalkError(
+            f"{run}/masks/ is empty: GaussianAvatars takes the foreground from the frames' alpha, "
+            f"so re-track with masks (the default) before exporting"
+        )
     train, test = split(num_frames, train_ratio)
     _prepare_out(out, overwrite)
 
     K, viewmat = np.asarray(tracks["K"], np.float64), np.asarray(tracks["viewmat"], np.float64)
     width, height = int(tracks["width"]), int(tracks["height"])
-    db = transforms_json(K, viewmat, width, height, num_frames, masks=has_masks,
-                         params_folder="flame_param" if flame else None)
+    db = transforms_json(
+        K, viewmat, width, height, num_frames, masks=has_masks, params_folder="flame_param" if flame else None
+    )
     bg = np.full(3, 255.0 if background == "white" else 0.0)
     frames = range(num_frames)
     if progress:
@@ -203,42 +213,82 @@ def export_dataset(run: str | Path, out: str | Path, fmt: str = "gaussian-avatar
         write_bytes(out / item["file_path"], _png(image))
         if flame:
             item["flame_param_path"] = f"flame_param/{t:05d}.npz"
-            save_npz(out / item["flame_param_path"], translation=tracks["transl"][t : t + 1],
-                     rotation=tracks["rot"][t : t + 1], neck_pose=tracks["neck"][t : t + 1],
-                     jaw_pose=tracks["jaw"][t : t + 1], eyes_pose=tracks["eyes"][t : t + 1], shape=sized["shape"],
-                     expr=sized["expr"][t : t + 1], static_offset=sized["static_offset"])
+            save_npz(
+                out / item["flame_param_path"],
+                translation=tracks["transl"][t : t + 1],
+                rotation=tracks["rot"][t : t + 1],
+                neck_pose=tracks["neck"][t : t + 1],
+                jaw_pose=tracks["jaw"][t : t + 1],
+                eyes_pose=tracks["eyes"][t : t + 1],
+                shape=sized["shape"],
+                expr=sized["expr"][t : t + 1],
+                static_offset=sized["static_offset"],
+            )
 
     notes = []
     write_json(out / "transforms.json", db)
     if flame:
-        zeros = lambda key: np.zeros_like(np.asarray(tracks[key][:1], np.float32))
-        save_npz(out / "canonical_flame_param.npz", translation=zeros("transl"), rotation=zeros("rot"),
-                 neck_pose=zeros("neck"), jaw_pose=np.array([[0.3, 0.0, 0.0]], np.float32),  # mouth open, as VHAP
-                 eyes_pose=zeros("eyes"), shape=sized["shape"],
-                 expr=np.zeros((1, FLAME_EXPR), np.float32), static_offset=sized["static_offset"])
+
+        def zeros(key):
+            return np.zeros_like(np.asarray(tracks[key][:1], np.float32))
+
+        save_npz(
+            out / "canonical_flame_param.npz",
+            translation=zeros("transl"),
+            rotation=zeros("rot"),
+            neck_pose=zeros("neck"),
+            jaw_pose=np.array([[0.3, 0.0, 0.0]], np.float32),  # mouth open, as VHAP
+            eyes_pose=zeros("eyes"),
+            shape=sized["shape"],
+            expr=np.zeros((1, FLAME_EXPR), np.float32),
+            static_offset=sized["static_offset"],
+        )
         shared = {k: v for k, v in db.items() if k not in ("frames", "timestep_indices", "camera_indices")}
         parts = {
-            "train": {**shared, "frames": [db["frames"][t] for t in train], "timestep_indices": train, "camera_indices": [0]},
+            "train": {
+                **shared,
+                "frames": [db["frames"][t] for t in train],
+                "timestep_indices": train,
+                "camera_indices": [0],
+            },
             # one camera: VHAP leaves validation empty (it shares the training timesteps)
             "val": {**shared, "frames": [], "timestep_indices": train, "camera_indices": []},
-            "test": {**shared, "frames": [db["frames"][t] for t in test], "timestep_indices": test, "camera_indices": [0]},
+            "test": {
+                **shared,
+                "frames": [db["frames"][t] for t in test],
+                "timestep_indices": test,
+                "camera_indices": [0],
+            },
         }
         for division, part in parts.items():
             write_json(out / f"transforms_{division}.json", part)
         if head_model != "flame2023":
-            notes.append(f"tracked with {head_model}: GaussianAvatars and VHAP load flame2023.pkl by default; point their "
-                         f"FLAME_MODEL_PATH at the same release (generic_model.pkl for flame2020)")
-    summary = {"format": fmt, "run": str(run), "frames": num_frames, "train": len(train), "test": len(test),
-               "head_model": head_model, "width": width, "height": height, "notes": notes,
-               "config": {"format": fmt, "train_ratio": train_ratio, "background": background}}
+            notes.append(
+                f"tracked with {head_model}: GaussianAvatars and VHAP load flame2023.pkl by default; point their "
+                f"FLAME_MODEL_PATH at the same release (generic_model.pkl for flame2020)"
+            )
+    summary = {
+        "format": fmt,
+        "run": str(run),
+        "frames": num_frames,
+        "train": len(train),
+        "test": len(test),
+        "head_model": head_model,
+        "width": width,
+        "height": height,
+        "notes": notes,
+        "config": {"format": fmt, "train_ratio": train_ratio, "background": background},
+    }
     write_json(out / "config.json", summary)
     return summary
 
 
 def run(cmd: ExportDatasetCommand) -> int:
     summary = export_dataset(cmd.run, cmd.out, cmd.format, cmd.train_ratio, cmd.background, cmd.overwrite)
-    print(f"wrote {summary['frames']} frames ({summary['train']} train / {summary['test']} test) as "
-          f"{summary['format']} to {cmd.out}")
+    print(
+        f"wrote {summary['frames']} frames ({summary['train']} train / {summary['test']} test) as "
+        f"{summary['format']} to {cmd.out}"
+    )
     for note in summary["notes"]:
         print(f"note: {note}")
     return 0

@@ -70,8 +70,17 @@ class LandmarkFit:
         return camera.fixed_viewmat(self.distance)
 
 
-def fit_tracks(model, points: np.ndarray, valid: np.ndarray, width: int, height: int, cfg: LandmarkFitConfig,
-               focal_init: float, fix_focal: bool = False, progress: bool = True) -> LandmarkFit:
+def fit_tracks(
+    model,
+    points: np.ndarray,
+    valid: np.ndarray,
+    width: int,
+    height: int,
+    cfg: LandmarkFitConfig,
+    focal_init: float,
+    fix_focal: bool = False,
+    progress: bool = True,
+) -> LandmarkFit:
     """Fit ``model`` to mediapipe landmarks ``points`` [T, 478, 2] (output pixels); ``valid`` [T] marks detected frames."""
     from threadpoolctl import threadpool_limits
 
@@ -91,8 +100,18 @@ def _fit_tracks(model, points, valid, width, height, cfg, focal_init, fix_focal,
     obs = np.asarray(points, np.float64)[:, lmk_ids]
     valid = np.asarray(valid, bool)
     # irises get no static offset: the eye rotations place them, and their vertices drive the eye joints
-    problem = Problem(lm, obs, valid, landmark_weights(cfg)[lmk_ids], np.isin(lmk_ids, stable_landmarks()),
-                      width, height, cfg, focal_init, offset_mask=~np.isin(lmk_ids, IRIS))
+    problem = Problem(
+        lm,
+        obs,
+        valid,
+        landmark_weights(cfg)[lmk_ids],
+        np.isin(lmk_ids, stable_landmarks()),
+        width,
+        height,
+        cfg,
+        focal_init,
+        offset_mask=~np.isin(lmk_ids, IRIS),
+    )
     num_frames = len(obs)
     start = problem.pnp_start()
     chunks = _chunks(num_frames, cfg.chunk_frames)
@@ -115,11 +134,17 @@ def _fit_tracks(model, points, valid, width, height, cfg, focal_init, fix_focal,
     residual = problem.residuals(state)
     focal = float(np.exp(state["log_focal"]))
     return LandmarkFit(
-        expr=state["expr"].astype(np.float32), jaw=state["jaw"].astype(np.float32),
-        neck=np.zeros((num_frames, 3), np.float32), rot=state["rot"].astype(np.float32),
-        transl=state["transl"].astype(np.float32), eyes=state["eyes"].astype(np.float32),
-        shape=state["shape"].astype(np.float32), focal=focal, distance=problem.distance_for(state["log_focal"]),
-        residual_px=residual, landmark_offsets=state["offsets"].astype(np.float32),
+        expr=state["expr"].astype(np.float32),
+        jaw=state["jaw"].astype(np.float32),
+        neck=np.zeros((num_frames, 3), np.float32),
+        rot=state["rot"].astype(np.float32),
+        transl=state["transl"].astype(np.float32),
+        eyes=state["eyes"].astype(np.float32),
+        shape=state["shape"].astype(np.float32),
+        focal=focal,
+        distance=problem.distance_for(state["log_focal"]),
+        residual_px=residual,
+        landmark_offsets=state["offsets"].astype(np.float32),
     )
 
 
@@ -135,8 +160,19 @@ def _chunks(num_frames: int, size: int, overlap: int = 25) -> list[tuple[int, in
 class Problem:
     """The objective of one clip: observations, weights and camera set-up (state), hence a class."""
 
-    def __init__(self, lm: LandmarkModel, obs, valid, weights, rigid_mask, width, height, cfg: LandmarkFitConfig, focal_init,
-                 offset_mask=None):
+    def __init__(
+        self,
+        lm: LandmarkModel,
+        obs,
+        valid,
+        weights,
+        rigid_mask,
+        width,
+        height,
+        cfg: LandmarkFitConfig,
+        focal_init,
+        offset_mask=None,
+    ):
         self.lm, self.cfg = lm, cfg
         self.offset_mask = np.ones(lm.num_landmarks, bool) if offset_mask is None else np.asarray(offset_mask, bool)
         self.obs, self.valid = obs, valid
@@ -181,7 +217,9 @@ class Problem:
         """Per-frame head pose from the rest-pose landmarks (PnP), as global rotation + translation."""
         lm, num = self.lm, len(self.obs)
         zeros_e = np.zeros((1, lm.num_expr))
-        rest = lm(np.zeros(lm.num_shape), zeros_e, np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((1, 6)), np.zeros((1, 3))).points[0]
+        rest = lm(
+            np.zeros(lm.num_shape), zeros_e, np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((1, 6)), np.zeros((1, 3))
+        ).points[0]
         root = lm.rest_joints(np.zeros(lm.num_shape), zeros_e)[0, 0]
         K = intrinsics(np.exp(self.log_focal_init), *(2 * self.centre))
         rigid = self.rigid_weights > 0
@@ -198,16 +236,28 @@ class Problem:
             # camera point = FLIP (R_root (x - root) + root + transl) + (0, 0, distance)
             transl[t] = camera.FLIP_YZ @ (tvecs[t] - [0, 0, self.distance]) - root + r_root @ root
         return {
-            "rot": interpolate_missing(rot, self.valid), "transl": interpolate_missing(transl, self.valid),
-            "jaw": np.zeros((num, 3)), "eyes": np.zeros((num, 6)), "expr": np.zeros((num, lm.num_expr)),
-            "shape": np.zeros(lm.num_shape), "log_focal": self.log_focal_init,
+            "rot": interpolate_missing(rot, self.valid),
+            "transl": interpolate_missing(transl, self.valid),
+            "jaw": np.zeros((num, 3)),
+            "eyes": np.zeros((num, 6)),
+            "expr": np.zeros((num, lm.num_expr)),
+            "shape": np.zeros(lm.num_shape),
+            "log_focal": self.log_focal_init,
             "offsets": np.zeros((lm.num_landmarks, 3)),
         }
 
     # -- objective ------------------------------------------------------------------------------
     def _pose(self, state, frames, jacobian=False):
-        return self.lm(state["shape"], state["expr"][frames], state["rot"][frames], state["jaw"][frames],
-                       state["eyes"][frames], state["transl"][frames], offsets=state.get("offsets"), jacobian=jacobian)
+        return self.lm(
+            state["shape"],
+            state["expr"][frames],
+            state["rot"][frames],
+            state["jaw"][frames],
+            state["eyes"][frames],
+            state["transl"][frames],
+            offsets=state.get("offsets"),
+            jacobian=jacobian,
+        )
 
     def _data_weights(self, frames, rigid: bool) -> np.ndarray:
         """c_tl: region weight × valid, normalised to a per-frame mean."""
@@ -282,7 +332,9 @@ class Problem:
         posed = self._pose(state, frames)
         err = self.project(posed.points, state["log_focal"]) - self.obs[frames]
         rho, _ = self._robust((err**2).sum(-1))
-        return float((self._data_weights(frames, rigid) * rho).sum()) + self._prior_terms(state, frames, None, rigid, temporal)
+        return float((self._data_weights(frames, rigid) * rho).sum()) + self._prior_terms(
+            state, frames, None, rigid, temporal
+        )
 
     def normal(self, state, frames, rigid: bool, temporal: bool, batch: int = 64) -> Normal:
         normal = Normal.zeros(len(frames), self.per_frame, self.num_shared)
@@ -323,7 +375,9 @@ class Problem:
         new["log_focal"] = float(state["log_focal"] + dy[-1])
         return new
 
-    def solve(self, frames, start: dict, fix_focal: bool, fix_shared: bool, progress: bool, temporal: bool = True) -> dict:
+    def solve(
+        self, frames, start: dict, fix_focal: bool, fix_shared: bool, progress: bool, temporal: bool = True
+    ) -> dict:
         """Levenberg–Marquardt over ``frames``: a rigid stage, then the joint stage. Returns the full state."""
         cfg = self.cfg
         state = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in start.items()}
@@ -344,8 +398,13 @@ class Problem:
             fixed_shared[-1] |= fix_focal
             damping = 1e-3
             cost = self.cost(state, frames, rigid, temporal)
-            bar = tqdm(range(iterations), desc=f"fit {name} [{frames[0]}:{frames[-1] + 1}]", unit="it",
-                       disable=not progress, leave=False)
+            bar = tqdm(
+                range(iterations),
+                desc=f"fit {name} [{frames[0]}:{frames[-1] + 1}]",
+                unit="it",
+                disable=not progress,
+                leave=False,
+            )
             for _ in bar:
                 normal = self.normal(state, frames, rigid, temporal)
                 improved = False

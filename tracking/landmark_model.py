@@ -157,8 +157,17 @@ class LandmarkModel:
         x = a @ r0.transpose(0, 2, 1) + root + transl[:, None]
         posed = Posed(points=x)
         if jacobian:
-            posed.context = {"r0": r0, "rot": rot, "a": a, "local": local, "rots": rots, "arms": arms, "m": m,
-                             "m_bar": m_bar, "offsets": offsets}
+            posed.context = {
+                "r0": r0,
+                "rot": rot,
+                "a": a,
+                "local": local,
+                "rots": rots,
+                "arms": arms,
+                "m": m,
+                "m_bar": m_bar,
+                "offsets": offsets,
+            }
         return posed
 
     def _landmarks_moving(self, per_vertex: np.ndarray) -> np.ndarray:
@@ -167,7 +176,9 @@ class LandmarkModel:
             return per_vertex[:, self.moving_direct]
         return _combine(self.combine_moving, per_vertex)
 
-    def pixel_jacobians(self, posed: Posed, d_x: np.ndarray, groups=("rot", "transl", "jaw", "eyes", "expr", "shape", "offset")) -> dict[str, np.ndarray]:
+    def pixel_jacobians(
+        self, posed: Posed, d_x: np.ndarray, groups=("rot", "transl", "jaw", "eyes", "expr", "shape", "offset")
+    ) -> dict[str, np.ndarray]:
         """Derivatives of the landmarks' pixels, given d_x [T, L, 2, 3] = d pixel / d world point.
 
         Returns, per parameter group asked for, [T, L, 2, k]: rot, transl, jaw, eyes (6), expr, shape,
@@ -199,8 +210,10 @@ class LandmarkModel:
             offset = h.copy()
             offset[:, lm_idx] += h[:, lm_idx] @ ctx["m_bar"]
             out["offset"] = offset
-        for name, dirs, joint_dirs in (("expr", self.exprdirs, self.joint_exprdirs),
-                                       ("shape", self.shapedirs, self.joint_shapedirs)):
+        for name, dirs, joint_dirs in (
+            ("expr", self.exprdirs, self.joint_exprdirs),
+            ("shape", self.shapedirs, self.joint_shapedirs),
+        ):
             if name in groups:
                 out[name] = self._basis_pixels(h, d_x, ctx, dirs, joint_dirs)
         return {k: v for k, v in out.items() if k in groups}

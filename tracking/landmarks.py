@@ -64,11 +64,19 @@ class FaceTracker:
 
         solutions = mp.solutions
         self._full = solutions.face_mesh.FaceMesh(
-            static_image_mode=static, max_num_faces=max_faces, refine_landmarks=True,
-            min_detection_confidence=0.5, min_tracking_confidence=0.5)
+            static_image_mode=static,
+            max_num_faces=max_faces,
+            refine_landmarks=True,
+            min_detection_confidence=0.5,
+            min_tracking_confidence=0.5,
+        )
         self._roi = solutions.face_mesh.FaceMesh(
-            static_image_mode=static, max_num_faces=1, refine_landmarks=True,
-            min_detection_confidence=0.5, min_tracking_confidence=0.5)
+            static_image_mode=static,
+            max_num_faces=1,
+            refine_landmarks=True,
+            min_detection_confidence=0.5,
+            min_tracking_confidence=0.5,
+        )
         self._detector = solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
         self._previous: tuple[float, float, float] | None = None  # tracked face box
         self._last_seen: tuple[float, float, float] | None = None
@@ -114,8 +122,13 @@ class FaceTracker:
         boxes = []
         for det in detections:
             rel = det.location_data.relative_bounding_box
-            boxes.append(((rel.xmin + rel.width / 2) * width, (rel.ymin + rel.height / 2) * height,
-                          max(rel.width * width, rel.height * height)))
+            boxes.append(
+                (
+                    (rel.xmin + rel.width / 2) * width,
+                    (rel.ymin + rel.height / 2) * height,
+                    max(rel.width * width, rel.height * height),
+                )
+            )
         if not boxes:
             return None, 0
         box = self._choose_box(boxes)
@@ -146,11 +159,15 @@ def _to_pixels(face, width: int, height: int) -> np.ndarray:
     """mediapipe's normalised landmarks → [478, 3] pixels (z in the same scale as x)."""
     points = np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark], dtype=np.float64)
     if len(points) != NUM_MEDIAPIPE_LANDMARKS:
-        raise RuntimeError(f"mediapipe returned {len(points)} landmarks, expected {NUM_MEDIAPIPE_LANDMARKS} (refine_landmarks on)")
+        raise RuntimeError(
+            f"mediapipe returned {len(points)} landmarks, expected {NUM_MEDIAPIPE_LANDMARKS} (refine_landmarks on)"
+        )
     return points
 
 
-def detect(frames, num_frames: int | None = None, max_faces: int = 4, static: bool = False, progress: bool = True) -> Detections:
+def detect(
+    frames, num_frames: int | None = None, max_faces: int = 4, static: bool = False, progress: bool = True
+) -> Detections:
     """Run the tracker over ``frames`` (an iterable of (index, rgb)); returns :class:`Detections`."""
     from tqdm import tqdm
 
@@ -164,4 +181,6 @@ def detect(frames, num_frames: int | None = None, max_faces: int = 4, static: bo
             counts.append(count)
     finally:
         tracker.close()
-    return Detections(np.array(points).reshape(-1, NUM_MEDIAPIPE_LANDMARKS, 3), np.array(found, bool), np.array(counts, int))
+    return Detections(
+        np.array(points).reshape(-1, NUM_MEDIAPIPE_LANDMARKS, 3), np.array(found, bool), np.array(counts, int)
+    )

@@ -22,7 +22,9 @@ def _pixels(vertices: np.ndarray, viewmat: np.ndarray, K: np.ndarray) -> np.ndar
     return cam[:, :2] / cam[:, 2:3] * np.diag(K)[:2] + K[:2, 2]
 
 
-def visible_faces(vertices: np.ndarray, faces: np.ndarray, viewmat: np.ndarray, K: np.ndarray, width: int, height: int) -> np.ndarray:
+def visible_faces(
+    vertices: np.ndarray, faces: np.ndarray, viewmat: np.ndarray, K: np.ndarray, width: int, height: int
+) -> np.ndarray:
     """Indices of the triangles that cover at least one pixel centre (z-buffered)."""
     render = render_mesh(vertices, faces, viewmat, K, width, height, shading=0.0, supersample=1)
     ids = np.unique(render.face_id)
@@ -61,8 +63,9 @@ def draw_overlay(
     return out
 
 
-def shaded_blend(frame: np.ndarray, vertices: np.ndarray, faces: np.ndarray, viewmat: np.ndarray, K: np.ndarray,
-                 alpha: float = 0.6) -> np.ndarray:
+def shaded_blend(
+    frame: np.ndarray, vertices: np.ndarray, faces: np.ndarray, viewmat: np.ndarray, K: np.ndarray, alpha: float = 0.6
+) -> np.ndarray:
     """The fitted mesh rendered grey-shaded over the frame (``alpha`` opacity)."""
     height, width = frame.shape[:2]
     render = render_mesh(vertices, faces, viewmat, K, width, height, shading=1.0, background=(0, 0, 0))
@@ -88,10 +91,21 @@ def write_overlay_video(path, run_dir, model, tracks: Tracks, key: str, progress
                 t = start + i
                 image = cv2.imread(str(layout.frame(t)))[:, :, ::-1]
                 detected = tracks.landmarks2d[t][lmk_ids] if tracks.valid[t] else None
-                text = f"{t:06d}  " + (f"landmark residual {tracks.residual_px[t]:.2f} px" if tracks.valid[t]
-                                       else "no face detected: interpolated")
-                yield draw_overlay(image, verts.astype(np.float64), faces, viewmat, K,
-                                   fitted=_pixels(lmk.astype(np.float64), viewmat, K), detected=detected, text=text)
+                text = f"{t:06d}  " + (
+                    f"landmark residual {tracks.residual_px[t]:.2f} px"
+                    if tracks.valid[t]
+                    else "no face detected: interpolated"
+                )
+                yield draw_overlay(
+                    image,
+                    verts.astype(np.float64),
+                    faces,
+                    viewmat,
+                    K,
+                    fitted=_pixels(lmk.astype(np.float64), viewmat, K),
+                    detected=detected,
+                    text=text,
+                )
 
     stream = tqdm(frames(), total=num_frames, desc="overlay", unit="frame", disable=not progress)
     # one thread and a fixed preset: the same tracks give the same bytes (the metadata key marks it current)

@@ -73,26 +73,34 @@ def select_head(choice: str):
 
     if choice == "default":
         return load_default_head(), "built-in default head"
-    wanted = {"flame2023": [assets.FLAME_2023], "flame2020": [assets.FLAME_2020],
-              "auto": [assets.FLAME_2023, assets.FLAME_2020]}[choice]
+    wanted = {
+        "flame2023": [assets.FLAME_2023],
+        "flame2020": [assets.FLAME_2020],
+        "auto": [assets.FLAME_2023, assets.FLAME_2020],
+    }[choice]
     found = [(a, a.find()) for a in wanted]
     found = [(a, p) for a, p in found if p is not None]
     if not found:
         if choice == "auto":
             return load_default_head(), "built-in default head (no FLAME file in $SPLATTALK_ASSETS)"
         asset = wanted[0]
-        raise SplattalkError(f"--head {choice}: {asset.filenames[0]} not found in {assets.assets_dir()}. "
-                             f"Get it from {asset.where}, or use --head default.")
+        raise SplattalkError(
+            f"--head {choice}: {asset.filenames[0]} not found in {assets.assets_dir()}. "
+            f"Get it from {asset.where}, or use --head default."
+        )
     asset, path = found[0]
     embedding = assets.FLAME_MEDIAPIPE_EMBEDDING.find()
     if embedding is None:
         if choice == "auto":
-            return load_default_head(), (f"built-in default head (found {path.name} but not "
-                                         f"{assets.FLAME_MEDIAPIPE_EMBEDDING.filenames[0]}, which tracking FLAME needs)")
+            return load_default_head(), (
+                f"built-in default head (found {path.name} but not "
+                f"{assets.FLAME_MEDIAPIPE_EMBEDDING.filenames[0]}, which tracking FLAME needs)"
+            )
         raise SplattalkError(
             f"--head {choice}: tracking FLAME needs the mediapipe landmark embedding "
             f"{assets.FLAME_MEDIAPIPE_EMBEDDING.filenames[0]} in {assets.assets_dir()}; it "
-            f"{assets.FLAME_MEDIAPIPE_EMBEDDING.where}. Or use --head default.")
+            f"{assets.FLAME_MEDIAPIPE_EMBEDDING.where}. Or use --head default."
+        )
     from splattalk.head.flame import load_flame
 
     return load_flame(path, mediapipe_embedding=embedding), f"FLAME from {path}"
@@ -124,8 +132,10 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
     # 2. crop, frames, masks ---------------------------------------------------------------
     crop = plan_crop(det["points"], det["found"], source.width, source.height, cfg.size, cfg.crop_scale, cfg.crop_up)
     if crop.scale > 2.0:
-        notes.append(f"the head region is only {crop.side:.0f} px in the source and is upscaled {crop.scale:.1f}x to "
-                     f"{cfg.size} px: expect a blurry avatar (film closer or at a higher resolution)")
+        notes.append(
+            f"the head region is only {crop.side:.0f} px in the source and is upscaled {crop.scale:.1f}x to "
+            f"{cfg.size} px: expect a blurry avatar (film closer or at a higher resolution)"
+        )
     frames_key = _key("frames", lmk_key, crop.as_array().round(3).tolist(), cfg.size, cfg.jpeg_quality, cfg.masks)
     if _frames_done(layout, frames_key, num_frames, cfg.masks):
         notes.append("frames: reused")
@@ -140,8 +150,12 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
     if tracks is None:
         t0 = time.perf_counter()
         tracks = _fit(model, det, crop, focal_src * crop.scale, cfg, progress)
-        tracks = tracks.replace(key=fit_key, crop=crop.as_array(), source_size=np.array([source.width, source.height]),
-                                source_rotation=source.rotation)
+        tracks = tracks.replace(
+            key=fit_key,
+            crop=crop.as_array(),
+            source_size=np.array([source.width, source.height]),
+            source_rotation=source.rotation,
+        )
         tracks.save(layout.tracks)
         clock.add("fit", time.perf_counter() - t0)
         tracks = Tracks.load(layout.tracks)
@@ -198,8 +212,15 @@ def _invalidate(layout: RunLayout) -> None:
 
     for folder in (layout.frames_dir, layout.masks_dir, layout.frame_params_dir):
         shutil.rmtree(folder, ignore_errors=True)
-    for path in (layout.tracking_config, layout.frames_manifest, layout.tracks, layout.transforms, layout.overlay,
-                 layout.canonical_params, layout.landmarks):
+    for path in (
+        layout.tracking_config,
+        layout.frames_manifest,
+        layout.tracks,
+        layout.transforms,
+        layout.overlay,
+        layout.canonical_params,
+        layout.landmarks,
+    ):
         path.unlink(missing_ok=True)
 
 
@@ -259,26 +280,33 @@ def _check_detections(det: dict, source: Source, cfg: TrackConfig) -> list[str]:
     if not found.any():
         raise SplattalkError(
             f"no face found in any of the {num_frames} frames of {what}. The face must be visible, roughly "
-            f"frontal and at least ~{max(cfg.min_face_px, 60)} px wide (film closer, or crop the video around the face).")
+            f"frontal and at least ~{max(cfg.min_face_px, 60)} px wide (film closer, or crop the video around the face)."
+        )
     widths = np.ptp(det["points"][found, :, 0], axis=1)
     width = float(np.median(widths))
     if width < cfg.min_face_px:
         raise SplattalkError(
             f"the face in {what} is only {width:.0f} px wide; tracking needs at least {cfg.min_face_px} px "
-            f"(--min-face-px). Film closer or at a higher resolution.")
+            f"(--min-face-px). Film closer or at a higher resolution."
+        )
     if found.mean() < cfg.min_face_fraction:
         raise SplattalkError(
             f"a face was found in only {found.sum()} of {num_frames} frames ({found.mean():.0%}) of {what}; at least "
-            f"{cfg.min_face_fraction:.0%} are needed (--min-face-fraction). Trim the video to where the face is visible.")
+            f"{cfg.min_face_fraction:.0%} are needed (--min-face-fraction). Trim the video to where the face is visible."
+        )
     notes = [f"face width: median {width:.0f} px in the source"]
     counts = det["num_faces"]
     if (counts > 1).any():
         first = int(np.argmax(counts > 1))
-        notes.append(f"{int(counts.max())} faces seen (first in frame {first}); tracking the largest one and "
-                     f"following it from frame to frame")
+        notes.append(
+            f"{int(counts.max())} faces seen (first in frame {first}); tracking the largest one and "
+            f"following it from frame to frame"
+        )
     if not found.all():
-        notes.append(f"no face in frames {_ranges(np.nonzero(~found)[0])}: parameters there are interpolated "
-                     f"(tracks.npz 'valid' is False)")
+        notes.append(
+            f"no face in frames {_ranges(np.nonzero(~found)[0])}: parameters there are interpolated "
+            f"(tracks.npz 'valid' is False)"
+        )
     return notes
 
 
@@ -293,8 +321,9 @@ def _frames_done(layout: RunLayout, key: str, num_frames: int, masks: bool) -> b
     return all(path(t).is_file() and path(t).stat().st_size > 0 for path in files for t in range(num_frames))
 
 
-def _write_frames(source: Source, cfg: TrackConfig, crop: Crop, num_frames: int, layout: RunLayout, clock: _Clock,
-                  progress: bool) -> None:
+def _write_frames(
+    source: Source, cfg: TrackConfig, crop: Crop, num_frames: int, layout: RunLayout, clock: _Clock, progress: bool
+) -> None:
     import cv2
     from tqdm import tqdm
 
@@ -334,17 +363,25 @@ def _fit(model, det: dict, crop: Crop, focal: float, cfg: TrackConfig, progress:
 
     found = det["found"].astype(bool)
     points = crop.to_output(np.nan_to_num(det["points"][..., :2].astype(np.float64)))
-    result = fit_tracks(model, points, found, cfg.size, cfg.size, cfg.fit, focal, fix_focal=cfg.fov_deg is not None,
-                        progress=progress)
+    result = fit_tracks(
+        model, points, found, cfg.size, cfg.size, cfg.fit, focal, fix_focal=cfg.fov_deg is not None, progress=progress
+    )
     from splattalk.tracking.offsets import static_offset_field
 
     K = intrinsics(result.focal, cfg.size, cfg.size)
     return Tracks(
         **{k: getattr(result, k) for k in PER_FRAME},
-        shape=result.shape, static_offset=static_offset_field(model, result.landmark_offsets),
-        K=K.astype(np.float32), viewmat=result.viewmat().astype(np.float32),
-        width=cfg.size, height=cfg.size, fps=cfg.fps, head_model=model.model_id,
-        valid=found, interpolated=~found, residual_px=result.residual_px.astype(np.float32),
+        shape=result.shape,
+        static_offset=static_offset_field(model, result.landmark_offsets),
+        K=K.astype(np.float32),
+        viewmat=result.viewmat().astype(np.float32),
+        width=cfg.size,
+        height=cfg.size,
+        fps=cfg.fps,
+        head_model=model.model_id,
+        valid=found,
+        interpolated=~found,
+        residual_px=result.residual_px.astype(np.float32),
         landmarks2d=np.where(found[:, None, None], points, np.nan).astype(np.float32),
     )
 
@@ -364,9 +401,12 @@ def _overlay_done(path: Path, key: str, num_frames: int) -> bool:
 def _print_summary(summary: dict) -> None:
     frames = max(summary["frames"], 1)
     split = ", ".join(f"{k} {v / frames * 1000:.0f}" for k, v in summary["seconds"].items())
-    print(f"tracked {summary['frames']} frames ({summary['faces_found']} with a face) with {summary['head_model']}; "
-          f"landmark residual {summary['landmark_residual_px'] or float('nan'):.2f} px; FOV {summary['fov_deg']:.1f}°")
+    print(
+        f"tracked {summary['frames']} frames ({summary['faces_found']} with a face) with {summary['head_model']}; "
+        f"landmark residual {summary['landmark_residual_px'] or float('nan'):.2f} px; FOV {summary['fov_deg']:.1f}°"
+    )
     for note in summary["notes"]:
         print(f"  {note}")
-    print(f"  ms/frame: {split}; total {summary['seconds_total']:.1f} s "
-          f"({summary['seconds_total'] / frames:.3f} s/frame)")
+    print(
+        f"  ms/frame: {split}; total {summary['seconds_total']:.1f} s ({summary['seconds_total'] / frames:.3f} s/frame)"
+    )

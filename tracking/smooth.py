@@ -30,7 +30,9 @@ def gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     half = int(np.ceil(3 * sigma))
     kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
     kernel /= kernel.sum()
-    padded = np.pad(values, [(half, half)] + [(0, 0)] * (values.ndim - 1), mode="reflect" if len(values) > half else "edge")
+    padded = np.pad(
+        values, [(half, half)] + [(0, 0)] * (values.ndim - 1), mode="reflect" if len(values) > half else "edge"
+    )
     out = np.zeros_like(values)
     for i, k in enumerate(kernel):
         out += k * padded[i : i + len(values)]

@@ -43,9 +43,15 @@ class Normal:
     band: dict  # offset d → [T - d, P] diagonal couplings between frames t and t + d
 
     @classmethod
-    def zeros(cls, frames: int, per_frame: int, shared: int) -> "Normal":
-        return cls(np.zeros((frames, per_frame, per_frame)), np.zeros((frames, per_frame, shared)),
-                   np.zeros((shared, shared)), np.zeros((frames, per_frame)), np.zeros(shared), {})
+    def zeros(cls, frames: int, per_frame: int, shared: int) -> Normal:
+        return cls(
+            np.zeros((frames, per_frame, per_frame)),
+            np.zeros((frames, per_frame, shared)),
+            np.zeros((shared, shared)),
+            np.zeros((frames, per_frame)),
+            np.zeros(shared),
+            {},
+        )
 
     def add_stencil(self, x: np.ndarray, stencil: tuple[float, ...], weight: np.ndarray) -> float:
         """Add Σ_r |Σ_i a_i x[r + i]|²_weight (x [T, P], weight [P]); returns that cost."""
@@ -69,7 +75,9 @@ class Normal:
                     band[i : i + rows] += value
         return float((weight * residual**2).sum())
 
-    def solve(self, damping: float, fixed_frames: np.ndarray, fixed_shared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def solve(
+        self, damping: float, fixed_frames: np.ndarray, fixed_shared: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Levenberg–Marquardt step (δx [T, P], δy [Q]); ``fixed_*`` masks pin parameters."""
         frames, p = self.grad_frames.shape
         q = len(self.grad_shared)
@@ -103,4 +111,3 @@ class Normal:
         dy = np.linalg.solve(schur, -grad_shared + cross_flat.T @ z_grad) if q else np.zeros(0)
         dx = -z_grad - z_cross @ dy
         return dx.reshape(frames, p), dy
-

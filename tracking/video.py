@@ -9,9 +9,9 @@ their real timing.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -40,7 +40,12 @@ class Source:
         """Identifies the input's content cheaply (path, size, mtime), for resuming a run."""
         files = self.images if self.images else (self.path,)
         stats = [(str(f.resolve()), f.stat().st_size, int(f.stat().st_mtime)) for f in files]
-        return {"path": str(self.path.resolve()), "kind": self.kind, "files": len(stats), "stat": stats[:3] + stats[-3:]}
+        return {
+            "path": str(self.path.resolve()),
+            "kind": self.kind,
+            "files": len(stats),
+            "stat": stats[:3] + stats[-3:],
+        }
 
 
 def _natural_key(path: Path) -> list:
@@ -79,13 +84,19 @@ def _open_container(path: Path):
     try:
         container = av.open(str(path))
     except av.error.EOFError:
-        raise SplattalkError(f"{path} holds no video data (an empty or unfinished recording?). Give a video of the face.") from None
+        raise SplattalkError(
+            f"{path} holds no video data (an empty or unfinished recording?). Give a video of the face."
+        ) from None
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
-        raise SplattalkError(f"cannot read {path} as a video ({err.__class__.__name__}: {err}). Is it really a video file?") from None
+        raise SplattalkError(
+            f"cannot read {path} as a video ({err.__class__.__name__}: {err}). Is it really a video file?"
+        ) from None
     if not container.streams.video:
         container.close()
-        raise SplattalkError(f"{path} holds no video frames (its container has no video stream; audio only, or an "
-                             f"empty recording?). Give a video of the face.")
+        raise SplattalkError(
+            f"{path} holds no video frames (its container has no video stream; audio only, or an "
+            f"empty recording?). Give a video of the face."
+        )
     return container
 
 
@@ -96,16 +107,18 @@ def _probe_video(path: Path) -> Source:
         stream.thread_type = "AUTO"
         frame = None
         try:
-            for frame in container.decode(stream):
-                break
+            frame = next(container.decode(stream), None)
         except Exception as err:  # noqa: BLE001 - FFmpeg raises many kinds; all mean the same to the user
             raise SplattalkError(f"cannot decode the video in {path}: {err}") from None
         if frame is None:
             raise SplattalkError(f"{path} holds no video frames. Record the video again or check the export.")
         rotation = _rotation(frame)
         width, height = (frame.height, frame.width) if rotation in (90, 270) else (frame.width, frame.height)
-        duration = float(stream.duration * stream.time_base) if stream.duration else (
-            container.duration / 1e6 if container.duration else None)
+        duration = (
+            float(stream.duration * stream.time_base)
+            if stream.duration
+            else (container.duration / 1e6 if container.duration else None)
+        )
         return Source(path, "video", width, height, rotation, duration)
     finally:
         container.close()
@@ -120,7 +133,11 @@ def _rotation(frame) -> int:
 def iter_frames(source: Source, fps: float, max_seconds: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(index, rgb [H, W, 3] uint8)`` at ``fps``, upright."""
     if source.kind != "video":
-        limit = len(source.images) if max_seconds is None else min(len(source.images), int(np.floor(max_seconds * fps)) or 1)
+        limit = (
+            len(source.images)
+            if max_seconds is None
+            else min(len(source.images), int(np.floor(max_seconds * fps)) or 1)
+        )
         for index, image_path in enumerate(source.images[:limit]):
             image = _read_image(image_path)
             if image.shape[:2] != (source.height, source.width):
@@ -159,7 +176,9 @@ def _decode(source: Source) -> Iterator[tuple[float, np.ndarray]]:
         container.close()
 
 
-def _resample(frames: Iterator[tuple[float, np.ndarray]], fps: float, max_seconds: float | None) -> Iterator[tuple[int, np.ndarray]]:
+def _resample(
+    frames: Iterator[tuple[float, np.ndarray]], fps: float, max_seconds: float | None
+) -> Iterator[tuple[int, np.ndarray]]:
     """Nearest-timestamp resampling to ``fps``: output k shows the source frame nearest to time k/fps."""
     index = 0
     previous: tuple[float, np.ndarray] | None = None
@@ -186,4 +205,3 @@ def _resample(frames: Iterator[tuple[float, np.ndarray]], fps: float, max_second
             return
         yield index, previous[1]
         index += 1
-

@@ -81,7 +81,9 @@ def encode_webm_opus(audio: np.ndarray, sample_rate: int = 16000, bitrate: int =
 
 
 def audio_data_url(audio: np.ndarray, sample_rate: int = 16000) -> str:
-    return "data:audio/webm;codecs=opus;base64," + base64.b64encode(encode_webm_opus(audio, sample_rate)).decode("ascii")
+    return "data:audio/webm;codecs=opus;base64," + base64.b64encode(encode_webm_opus(audio, sample_rate)).decode(
+        "ascii"
+    )
 
 
 # ----------------------------------------------------------------------------- page side
@@ -147,7 +149,12 @@ def _handler(js: str) -> str:
 
 
 def bootstrap_js(clock_label: str = CLOCK_LABEL) -> str:
-    return BOOTSTRAP_JS % {"label": clock_label, "audio_id": AUDIO_ID, "readout_id": READOUT_ID, "interval": REPORT_INTERVAL_MS}
+    return BOOTSTRAP_JS % {
+        "label": clock_label,
+        "audio_id": AUDIO_ID,
+        "readout_id": READOUT_ID,
+        "interval": REPORT_INTERVAL_MS,
+    }
 
 
 def player_html(clip_id: int, data_url: str | None, label: str, clock_label: str = CLOCK_LABEL) -> str:
@@ -173,7 +180,9 @@ def state_html(seq: int, clip_id: int, playing: bool, loop: bool, seek_seq: int,
 
 # ----------------------------------------------------------------------------- server side
 
-_REPORT = re.compile(r"^(-?\d{1,9}) (-?\d{1,9}) (\d{1,7}(?:\.\d+)?) ([01]) ([01]) (\d{1,12}(?:\.\d+)?) ([01]) (\d) (?:(-?\d{1,7}):(\d{1,2})|x)$")
+_REPORT = re.compile(
+    r"^(-?\d{1,9}) (-?\d{1,9}) (\d{1,7}(?:\.\d+)?) ([01]) ([01]) (\d{1,12}(?:\.\d+)?) ([01]) (\d) (?:(-?\d{1,7}):(\d{1,2})|x)$"
+)
 
 
 @dataclass(frozen=True)
@@ -210,7 +219,15 @@ def parse_report(text: str) -> ClockReport | None:
     clip, applied, t, paused, ended, page_ms, blocked, ready, drawn, draws = m.groups()
     offset = None if drawn is None else int(drawn) / 1000.0
     return ClockReport(
-        int(clip), int(applied), float(t), paused == "1", ended == "1", float(page_ms), blocked == "1", int(ready), offset,
+        int(clip),
+        int(applied),
+        float(t),
+        paused == "1",
+        ended == "1",
+        float(page_ms),
+        blocked == "1",
+        int(ready),
+        offset,
         int(draws or 0),
     )
 

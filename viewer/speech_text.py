@@ -50,7 +50,9 @@ def speak(text: str, workdir: str | Path, max_chars: int = 600, engine: str | No
     engine = engine or find_engine()
     exe = shutil.which(engine) if engine else None
     if exe is None:
-        raise SplattalkError("no text-to-speech engine installed: install espeak-ng or flite (apt-get install espeak-ng)")
+        raise SplattalkError(
+            "no text-to-speech engine installed: install espeak-ng or flite (apt-get install espeak-ng)"
+        )
     with tempfile.TemporaryDirectory(dir=workdir, prefix="tts-") as tmp:
         wav = Path(tmp) / "speech.wav"
         if Path(exe).name == "flite":
@@ -60,7 +62,9 @@ def speak(text: str, workdir: str | Path, max_chars: int = 600, engine: str | No
         else:
             cmd, stdin = [exe, "-v", "en-us", "-w", str(wav), "--stdin"], text
         try:
-            proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False)
+            proc = subprocess.run(
+                cmd, input=stdin, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
+            )
         except subprocess.TimeoutExpired:
             raise SplattalkError(f"{engine} took longer than {TIMEOUT_SECONDS} s; try a shorter text") from None
         if proc.returncode != 0 or not wav.is_file():

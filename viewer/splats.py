@@ -74,7 +74,14 @@ def _pack(means, quats, scales, scale, rgba, out):
         out[i, 7] = rgba[i]
 
 
-def pack_posed(means: np.ndarray, quats: np.ndarray, scales: np.ndarray, scale: float, rgba: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def pack_posed(
+    means: np.ndarray,
+    quats: np.ndarray,
+    scales: np.ndarray,
+    scale: float,
+    rgba: np.ndarray,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Posed Gaussians (metres: means ``[N, 3]``, unit quats ``[N, 4]`` wxyz, scales ``[N, 3]``) → viser's buffer ``[N, 8]``.
 
     One pass: centres and R S² Rᵀ times ``scale`` (²) straight into viser's layout, the
@@ -112,7 +119,9 @@ TRIU = (0, 1, 2, 4, 5, 8)
 def covariance_triu(quats: np.ndarray, scales: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """Upper triangles ``[N, 6]`` of R S² Rᵀ (times ``scale²``) for unit quats ``[N, 4]`` (wxyz), scales ``[N, 3]``."""
     out = np.empty((quats.shape[0], 6), np.float32)
-    _covariance_triu(np.ascontiguousarray(quats, np.float32), np.ascontiguousarray(scales, np.float32), np.float32(scale), out)
+    _covariance_triu(
+        np.ascontiguousarray(quats, np.float32), np.ascontiguousarray(scales, np.float32), np.float32(scale), out
+    )
     return out
 
 
@@ -164,7 +173,9 @@ class SplatPoser:
         centers = g.means[0].numpy() * s
         return centers.astype(np.float32, copy=False), covariance_triu(g.quats[0].numpy(), g.scales[0].numpy(), s)
 
-    def buffer(self, motion_row: np.ndarray, out: np.ndarray | None = None, extras: np.ndarray | None = None) -> np.ndarray:
+    def buffer(
+        self, motion_row: np.ndarray, out: np.ndarray | None = None, extras: np.ndarray | None = None
+    ) -> np.ndarray:
         """One motion row → viser's packed splat buffer ``[N, 8]`` uint32 (``extras`` [12]: a driven clip's neck, translation, eyes)."""
         params = self.params(np.asarray(motion_row, np.float32)[None])
         if extras is not None:

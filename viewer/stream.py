@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import torch
+
 from splattalk.avatar.model import animate
 from splattalk.viewer.splats import SplatPoser, covariance_triu, pack_posed
 
@@ -106,9 +107,7 @@ class SplatStream:
         """In scene units."""
         rest = poser.params(np.zeros((1, poser.motion_dim), np.float32))
         with torch.no_grad():
-            out = poser.avatar.head(
-                shape=poser.avatar.shape[None], **rest.torch_kwargs()
-            )
+            out = poser.avatar.head(shape=poser.avatar.shape[None], **rest.torch_kwargs())
             self.root = out.joints[0, 0].numpy().astype(np.float64)
             """J₀ [3], metres: the root joint the global rotation turns about (depends on the identity shape only)."""
             g = animate(poser.avatar, self._local(rest))
@@ -138,9 +137,7 @@ class SplatStream:
         """Forget what was sent (a new page): the next update sends every group."""
         self._sent_centers = self._sent_cov = None
 
-    def update(
-        self, motion_row: np.ndarray, extras: np.ndarray | None = None
-    ) -> FrameUpdate:
+    def update(self, motion_row: np.ndarray, extras: np.ndarray | None = None) -> FrameUpdate:
         """One motion row (and a driven clip's extras) → the head transform and the groups to send."""
         from scipy.spatial.transform import Rotation
 
@@ -162,9 +159,7 @@ class SplatStream:
             g.quats[0].numpy(),
             g.scales[0].numpy(),
         )
-        buffer = pack_posed(
-            means, quats, scales, self.scale, self.poser.rgba, self._buffer
-        )
+        buffer = pack_posed(means, quats, scales, self.scale, self.poser.rgba, self._buffer)
         centers = means * self.scale
         cov = covariance_triu(quats, scales, self.scale)
         if self._sent_centers is None:
@@ -188,12 +183,7 @@ class SplatStream:
             self.lag = 0.0
             if self.budget is not None and changed.size:
                 changed = changed[np.argsort(-worst[changed], kind="stable")]
-                cost = np.cumsum(
-                    [
-                        self.groups[k].size * BYTES_PER_GAUSSIAN + GROUP_OVERHEAD
-                        for k in changed
-                    ]
-                )
+                cost = np.cumsum([self.groups[k].size * BYTES_PER_GAUSSIAN + GROUP_OVERHEAD for k in changed])
                 keep = max(1, int(np.searchsorted(cost, self.budget, side="right")))
                 if keep < changed.size:
                     self.lag = float(worst[changed[keep]])
@@ -202,9 +192,7 @@ class SplatStream:
                 idx = self.groups[k]
                 self._sent_centers[idx] = centers[idx]
                 self._sent_cov[idx] = cov[idx]
-        return FrameUpdate(
-            wxyz, position, [(int(k), buffer[self.groups[k]].copy()) for k in changed]
-        )
+        return FrameUpdate(wxyz, position, [(int(k), buffer[self.groups[k]].copy()) for k in changed])
 
 
 def compose(
@@ -217,6 +205,7 @@ def compose(
     """What the browser shows: the latest buffer of every group, put through the head node's transform →
     world centres ``[N, 3]`` and covariance triangles ``[N, 6]`` (scene units). For tests and the benchmark."""
     from scipy.spatial.transform import Rotation
+
     from splattalk.viewer.splats import TRIU, triu_to_full
 
     local = np.zeros((num, 8), np.uint32)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class Clip:
         """[T, 12] neck, translation and eyes per frame for a driven (reenacted) clip, whose motion is given whole."""
 
     @classmethod
-    def driven(cls, audio: np.ndarray, label: str, motion: np.ndarray, extras: np.ndarray) -> "Clip":
+    def driven(cls, audio: np.ndarray, label: str, motion: np.ndarray, extras: np.ndarray) -> Clip:
         """A finished clip from a driving video (``splattalk.reenact``): motion ``[T, D]``, extras ``[T, 12]``; the
         audio is trimmed or padded to the motion's length."""
         samples = np.zeros(len(motion) * SAMPLES_PER_FRAME, np.float32)
@@ -116,7 +116,13 @@ class MotionWorker(threading.Thread):
     or ``loudness.LoudnessStream`` without one.
     """
 
-    def __init__(self, clip: Clip, streams: Callable, style: np.ndarray | None = None, on_done: Callable[[Clip], None] | None = None):
+    def __init__(
+        self,
+        clip: Clip,
+        streams: Callable,
+        style: np.ndarray | None = None,
+        on_done: Callable[[Clip], None] | None = None,
+    ):
         super().__init__(name=f"talk-clip-{clip.id}", daemon=True)
         self.clip = clip
         self.streams = streams

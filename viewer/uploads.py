@@ -17,8 +17,8 @@ only a label in messages, never a path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Callable
 
 import numpy as np
 
@@ -49,7 +49,9 @@ def check_declared(filename: str, size_bytes: int, max_bytes: int) -> None:
         )
     suffix = PurePosixPath(label).suffix.lower()
     if suffix and suffix not in EXTENSIONS:
-        raise SplattalkError(f"{label}: {suffix} files are not accepted; upload speech as {', '.join(e[1:] for e in EXTENSIONS)}")
+        raise SplattalkError(
+            f"{label}: {suffix} files are not accepted; upload speech as {', '.join(e[1:] for e in EXTENSIONS)}"
+        )
 
 
 def decode_upload(filename: str, content: bytes, max_bytes: int, max_seconds: float) -> np.ndarray:

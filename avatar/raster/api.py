@@ -19,12 +19,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from splattalk.errors import SplattalkError
-
 import splattalk.avatar.raster.conventions as rc
 from splattalk.avatar.raster.cpu.backend import render_cpu
 from splattalk.avatar.raster.gsplat import gsplat_available, render_gsplat, require_gsplat
 from splattalk.avatar.raster.reference import render_reference
+from splattalk.errors import SplattalkError
 
 Backend = Literal["auto", "gsplat", "cpu", "reference"]
 BACKENDS = ("auto", "gsplat", "cpu", "reference")
@@ -33,9 +32,7 @@ BACKENDS = ("auto", "gsplat", "cpu", "reference")
 def choose_backend(backend: str, device: torch.device) -> str:
     """Resolve "auto": gsplat for CUDA inputs when it imports, else the CPU backend."""
     if backend not in BACKENDS:
-        raise SplattalkError(
-            f"Unknown rasterizer backend {backend!r}; choose one of {', '.join(BACKENDS)}."
-        )
+        raise SplattalkError(f"Unknown rasterizer backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     if backend != "auto":
         return backend
     return "gsplat" if device.type == "cuda" and gsplat_available() else "cpu"

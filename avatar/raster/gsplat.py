@@ -80,11 +80,24 @@ def render_gsplat(
     """Same contract as :func:`.reference.render_reference` (CUDA tensors)."""
     gsplat = require_gsplat()
     renders, alphas, meta = gsplat.rasterization(
-        means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-        near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, sh_degree=sh_degree,
-        packed=False, backgrounds=backgrounds, render_mode="RGB+D" if render_depth else "RGB",
+        means,
+        quats,
+        scales,
+        opacities,
+        colors,
+        viewmats,
+        Ks,
+        width,
+        height,
+        near_plane=near_plane,
+        far_plane=far_plane,
+        eps2d=eps2d,
+        sh_degree=sh_degree,
+        packed=False,
+        backgrounds=backgrounds,
+        render_mode="RGB+D" if render_depth else "RGB",
         rasterize_mode="classic",
-    )  # fmt: skip
+    )
     radii = meta["radii"]
     if radii.dim() == 2:  # gsplat < 1.5: one radius per Gaussian
         radii = torch.stack([radii, radii], dim=-1)

@@ -26,10 +26,16 @@ def quat_to_rotmat(quats: Tensor) -> Tensor:
     q = quats / quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     w, x, y, z = q.unbind(-1)
     rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ]  # fmt: skip
+        1 - 2 * (y * y + z * z),
+        2 * (x * y - w * z),
+        2 * (x * z + w * y),
+        2 * (x * y + w * z),
+        1 - 2 * (x * x + z * z),
+        2 * (y * z - w * x),
+        2 * (x * z - w * y),
+        2 * (y * z + w * x),
+        1 - 2 * (x * x + y * y),
+    ]
     return torch.stack(rows, dim=-1).reshape(-1, 3, 3)
 
 
@@ -56,9 +62,7 @@ def project_gaussians(
     a, b, c), depths [N] (camera z), radii [N, 2] int32 (0 where the Gaussian is dropped).
     Computed in float64, returned in the dtype of ``means``."""
     dtype = means.dtype
-    means, quats, scales, opacities, viewmat, K = (
-        t.double() for t in (means, quats, scales, opacities, viewmat, K)
-    )
+    means, quats, scales, opacities, viewmat, K = (t.double() for t in (means, quats, scales, opacities, viewmat, K))
     rot, trans = viewmat[:3, :3], viewmat[:3, 3]
     x, y, z = (means @ rot.T + trans).unbind(-1)
     depths = z
@@ -74,9 +78,7 @@ def project_gaussians(
     tx = z * torch.clamp(x / z, -lim_x_neg, lim_x_pos)
     ty = z * torch.clamp(y / z, -lim_y_neg, lim_y_pos)
     zero = torch.zeros_like(z)
-    jac = torch.stack(
-        [fx / z, zero, -fx * tx / (z * z), zero, fy / z, -fy * ty / (z * z)], dim=-1
-    ).reshape(-1, 2, 3)
+    jac = torch.stack([fx / z, zero, -fx * tx / (z * z), zero, fy / z, -fy * ty / (z * z)], dim=-1).reshape(-1, 2, 3)
     cov2d = jac @ cov_cam @ jac.transpose(1, 2)
     a = cov2d[:, 0, 0] + eps2d
     b = cov2d[:, 0, 1]
@@ -186,14 +188,14 @@ def composite(
             xs = torch.arange(x0, min(x0 + block, width), dtype=m.dtype) + 0.5
             with torch.no_grad():
                 touches = (
-                    (m[:, 0] + rad[:, 0] >= xs[0]) & (m[:, 0] - rad[:, 0] <= xs[-1])
-                    & (m[:, 1] + rad[:, 1] >= ys[0]) & (m[:, 1] - rad[:, 1] <= ys[-1])
-                )  # fmt: skip
+                    (m[:, 0] + rad[:, 0] >= xs[0])
+                    & (m[:, 0] - rad[:, 0] <= xs[-1])
+                    & (m[:, 1] + rad[:, 1] >= ys[0])
+                    & (m[:, 1] - rad[:, 1] <= ys[-1])
+                )
                 sel = torch.nonzero(touches).squeeze(1)
             py, px = torch.meshgrid(ys, xs, indexing="ij")
-            rgb, t_final = _composite_pixels(
-                px.reshape(-1), py.reshape(-1), m[sel], con[sel], col[sel], op[sel]
-            )
+            rgb, t_final = _composite_pixels(px.reshape(-1), py.reshape(-1), m[sel], con[sel], col[sel], op[sel])
             if background is not None:
                 rgb = rgb + t_final[:, None] * background
             blocks.append(rgb.reshape(len(ys), len(xs), -1))
@@ -231,9 +233,18 @@ def render_reference(
     radii [C, N, 2], depths [C, N])."""
     projections = [
         project_gaussians(
-            means, quats, scales, opacities, viewmats[cam], Ks[cam], width, height,
-            near_plane, far_plane, eps2d,
-        )  # fmt: skip
+            means,
+            quats,
+            scales,
+            opacities,
+            viewmats[cam],
+            Ks[cam],
+            width,
+            height,
+            near_plane,
+            far_plane,
+            eps2d,
+        )
         for cam in range(viewmats.shape[0])
     ]
     means2d_all = torch.stack([p[0] for p in projections])
@@ -249,9 +260,7 @@ def render_reference(
             feats = torch.cat([feats, depths[:, None]], dim=-1)
             if background is not None:
                 background = torch.cat([background, background.new_zeros(1)])
-        image, alpha = composite(
-            means2d_views[cam], conics, feats, opacities, depths, radii, width, height, background
-        )
+        image, alpha = composite(means2d_views[cam], conics, feats, opacities, depths, radii, width, height, background)
         renders.append(image)
         alphas.append(alpha)
     return (

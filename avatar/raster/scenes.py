@@ -26,15 +26,18 @@ def look_from(yaw: float, pitch: float, shift=(0.05, -0.03, 0.1)) -> torch.Tenso
 
 def scene_K(width: int = WIDTH, height: int = HEIGHT, focal: float = 70.0) -> torch.Tensor:
     """[3, 3] the scenes' camera: non-square pixels and an off-centre principal point, on purpose."""
-    return torch.tensor(
-        [[focal, 0.0, width / 2 - 0.7], [0.0, focal * 1.05, height / 2 + 0.4], [0.0, 0.0, 1.0]]
-    )
+    return torch.tensor([[focal, 0.0, width / 2 - 0.7], [0.0, focal * 1.05, height / 2 + 0.4], [0.0, 0.0, 1.0]])
 
 
 def random_scene(
-    n: int = 300, seed: int = 0, *, edge_cases: bool = True, sh_degree: int | None = None,
-    n_channels: int = 3, spread: float = 1.3,
-) -> dict[str, torch.Tensor]:  # fmt: skip
+    n: int = 300,
+    seed: int = 0,
+    *,
+    edge_cases: bool = True,
+    sh_degree: int | None = None,
+    n_channels: int = 3,
+    spread: float = 1.3,
+) -> dict[str, torch.Tensor]:
     """Gaussians in front of the camera ``look_from(0.2, -0.1)`` (points are placed in camera
     space and mapped back to world), plus, if ``edge_cases``, one of each awkward kind:
     behind the camera, inside the near plane, off-screen, off-screen but large enough to
@@ -77,6 +80,11 @@ def random_scene(
         colors = 0.4 * torch.randn(total, (sh_degree + 1) ** 2, 3, generator=g)
     background = torch.rand(3 if sh_degree is not None else n_channels, generator=g)
     return {
-        "means": means, "quats": quats, "scales": scales, "opacities": opacities,
-        "colors": colors, "viewmat": viewmat, "background": background,
-    }  # fmt: skip
+        "means": means,
+        "quats": quats,
+        "scales": scales,
+        "opacities": opacities,
+        "colors": colors,
+        "viewmat": viewmat,
+        "background": background,
+    }

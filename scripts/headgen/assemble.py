@@ -41,9 +41,9 @@ def _neutralize(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     lips = INNER_UPPER_LIP + INNER_LOWER_LIP + list(MOUTH_CORNERS_INNER) + list(MOUTH_CORNERS_OUTER)
     dist = mesh.geodesic(v[:n], faces, lips)
     fixed = {i: np.zeros(3) for i in np.nonzero(dist > 0.032)[0]}
-    for u, l in zip(INNER_UPPER_LIP, INNER_LOWER_LIP):
-        mid = 0.5 * (v[u] + v[l])
-        fixed[u], fixed[l] = mid - v[u], mid - v[l]
+    for u, lo in zip(INNER_UPPER_LIP, INNER_LOWER_LIP):
+        mid = 0.5 * (v[u] + v[lo])
+        fixed[u], fixed[lo] = mid - v[u], mid - v[lo]
     for c in MOUTH_CORNERS_INNER + MOUTH_CORNERS_OUTER:
         side = np.sign(v[c, 0])
         fixed[c] = np.array([-0.0015 * side, -0.0028, 0.0005])

@@ -125,7 +125,7 @@ def expression_basis(rig: Rig, jaw_weights: np.ndarray) -> tuple[np.ndarray, lis
     """[V, 3, E] displacement per unit coefficient, and the component names (head.default.EXPR_NAMES order)."""
     v, g = rig.v, rig.g
     mm = 1e-3
-    cl, cr = MOUTH_CORNERS_OUTER[1], MOUTH_CORNERS_OUTER[0]
+    cl = MOUTH_CORNERS_OUTER[1]
     half = abs(v[cl, 0])
     ui, li = g["lip_inner_upper"], g["lip_inner_lower"]
     uo, lo = np.array(OUTER_UPPER_LIP), np.array(OUTER_LOWER_LIP)
@@ -154,15 +154,30 @@ def expression_basis(rig: Rig, jaw_weights: np.ndarray) -> tuple[np.ndarray, lis
 
     fields = {}
     fields["mouth_open"] = lipfield(
-        lambda i: np.array([0, (1.5 if is_outer(i) else 3.0) * mm * prof(i), 0])
-        if is_upper(i) else np.array([0, -(2.5 if is_outer(i) else 4.0) * mm * prof(i), 0])
+        lambda i: (
+            np.array([0, (1.5 if is_outer(i) else 3.0) * mm * prof(i), 0])
+            if is_upper(i)
+            else np.array([0, -(2.5 if is_outer(i) else 4.0) * mm * prof(i), 0])
+        )
     )
     fields["mouth_stretch"] = lipfield(
-        lambda i: np.array([7 * mm * v[i, 0] / half, (-1 if is_upper(i) else 1) * 0.8 * mm * prof(i) * is_outer(i), -2 * mm * corner_share(i)]),
+        lambda i: np.array(
+            [
+                7 * mm * v[i, 0] / half,
+                (-1 if is_upper(i) else 1) * 0.8 * mm * prof(i) * is_outer(i),
+                -2 * mm * corner_share(i),
+            ]
+        ),
         radius=0.040,
     )
     fields["mouth_pucker"] = lipfield(
-        lambda i: np.array([-0.35 * v[i, 0], (-0.5 if is_upper(i) else 0.5) * mm * (not is_outer(i)), (6 * (1 - corner_share(i)) + 1 + 2 * is_outer(i)) * mm]),
+        lambda i: np.array(
+            [
+                -0.35 * v[i, 0],
+                (-0.5 if is_upper(i) else 0.5) * mm * (not is_outer(i)),
+                (6 * (1 - corner_share(i)) + 1 + 2 * is_outer(i)) * mm,
+            ]
+        ),
         radius=0.035,
     )
     fields["mouth_funnel"] = lipfield(
@@ -176,6 +191,7 @@ def expression_basis(rig: Rig, jaw_weights: np.ndarray) -> tuple[np.ndarray, lis
     def corner_move(up, out, back):
         def fn(i):
             return np.array([out * outward(i), up, -back]) * mm * corner_share(i)
+
         return fn
 
     smile = corner_move(5.0, 4.0, 3.0)
@@ -189,11 +205,17 @@ def expression_basis(rig: Rig, jaw_weights: np.ndarray) -> tuple[np.ndarray, lis
         lambda i: np.array([0, (-1.5 if is_upper(i) else 1.5) * mm * prof(i) * is_outer(i), -1 * mm]), radius=0.025
     )
     fields["upper_lip_roll"] = lipfield(
-        lambda i: np.array([0, -1.5 * mm * prof(i), -2.5 * mm]) * (1 if is_outer(i) else 0.8) if is_upper(i) else np.zeros(3),
+        lambda i: (
+            np.array([0, -1.5 * mm * prof(i), -2.5 * mm]) * (1 if is_outer(i) else 0.8) if is_upper(i) else np.zeros(3)
+        ),
         radius=0.022,
     )
     fields["lower_lip_roll"] = lipfield(
-        lambda i: np.array([0, 2.0 * mm * prof(i), -3.0 * mm]) * (1 if is_outer(i) else 0.7) if not is_upper(i) else np.zeros(3),
+        lambda i: (
+            np.array([0, 2.0 * mm * prof(i), -3.0 * mm]) * (1 if is_outer(i) else 0.7)
+            if not is_upper(i)
+            else np.zeros(3)
+        ),
         radius=0.022,
     )
     fields["upper_lip_raise"] = lipfield(
@@ -210,7 +232,11 @@ def expression_basis(rig: Rig, jaw_weights: np.ndarray) -> tuple[np.ndarray, lis
     raise_pts = [50, 280, 101, 330, 205, 425, 117, 346, 118, 347]
     lower_lids = np.concatenate([g["lid_lower_left"], g["lid_lower_right"]])
     fields["cheek_raise"] = rig.field(
-        {**{c: np.array([0, 3, 1]) * mm for c in raise_pts}, **{int(i): np.array([0, 1.2, 0]) * mm for i in lower_lids}}, 0.035
+        {
+            **{c: np.array([0, 3, 1]) * mm for c in raise_pts},
+            **{int(i): np.array([0, 1.2, 0]) * mm for i in lower_lids},
+        },
+        0.035,
     )
     fields["nose_wrinkle"] = rig.field(
         {
@@ -223,9 +249,15 @@ def expression_basis(rig: Rig, jaw_weights: np.ndarray) -> tuple[np.ndarray, lis
     )
     inner_brow = [55, 65, 107, 66, 285, 295, 336, 296]
     outer_brow = [46, 53, 52, 70, 63, 105, 276, 283, 282, 300, 293, 334]
-    fields["brow_inner_up"] = rig.field({c: np.array([0, 5, 0]) * mm for c in inner_brow}, 0.040, also_fixed=_eye_fixed(g))
-    fields["brow_outer_up"] = rig.field({c: np.array([0, 5, 0]) * mm for c in outer_brow}, 0.040, also_fixed=_eye_fixed(g))
-    fields["brow_down"] = rig.field({c: np.array([0, -4, 1]) * mm for c in inner_brow + outer_brow}, 0.030, also_fixed=_eye_fixed(g))
+    fields["brow_inner_up"] = rig.field(
+        {c: np.array([0, 5, 0]) * mm for c in inner_brow}, 0.040, also_fixed=_eye_fixed(g)
+    )
+    fields["brow_outer_up"] = rig.field(
+        {c: np.array([0, 5, 0]) * mm for c in outer_brow}, 0.040, also_fixed=_eye_fixed(g)
+    )
+    fields["brow_down"] = rig.field(
+        {c: np.array([0, -4, 1]) * mm for c in inner_brow + outer_brow}, 0.030, also_fixed=_eye_fixed(g)
+    )
     fields["brow_in"] = rig.field(
         {c: np.array([-3 * np.sign(v[c, 0]), -1.5, 0.5]) * mm for c in inner_brow}, 0.025, also_fixed=_eye_fixed(g)
     )
@@ -351,13 +383,20 @@ def shape_basis(rig: Rig) -> np.ndarray:
         np.stack([0 * x, 0 * x, 0.06 * (z + 0.04) * back], -1),  # skull length
         np.stack([0 * x, -1 * mm * bump(nose_tip, 0.014), 3 * mm * bump(nose_tip, 0.016)], -1),  # nose protrusion
         np.stack([0.15 * x * bump(nose_tip + [0, -0.008, -0.01], 0.012), 0 * x, 0 * x], -1),  # nose width
-        np.stack([0.06 * x * smoothstep(y_mouth + 0.01, y_mouth - 0.03, y) * face_front, 0 * x, 0 * x], -1),  # jaw width
+        np.stack(
+            [0.06 * x * smoothstep(y_mouth + 0.01, y_mouth - 0.03, y) * face_front, 0 * x, 0 * x], -1
+        ),  # jaw width
         np.stack([0 * x, -1 * mm * bump(v[152], 0.018), 4 * mm * bump(v[152], 0.018)], -1),  # chin
-        np.stack([2.5 * mm * np.sign(x) * (bump(eyes["left"], 0.016) + bump(eyes["right"], 0.016)), 0 * x, 0 * x], -1),  # eye spacing
+        np.stack(
+            [2.5 * mm * np.sign(x) * (bump(eyes["left"], 0.016) + bump(eyes["right"], 0.016)), 0 * x, 0 * x], -1
+        ),  # eye spacing
         np.stack([0 * x, 0 * x, 2.5 * mm * bump(v[[9, 107, 336]].mean(0) + [0, 0.004, 0], 0.018)], -1),  # brow ridge
         _vertex_normals(rig) * (3 * mm * (bump(v[205], 0.02) + bump(v[425], 0.02)))[:, None],  # cheeks
-        np.stack([0 * x, 1.2 * mm * np.tanh((y - y_mouth) / 0.002), 1 * mm + 0 * x], -1) * bump(v[[0, 17]].mean(0), 0.010)[:, None],  # lips
-        np.stack([0 * x, 0 * x, -4 * mm * smoothstep(y_eye + 0.02, v[10, 1] + 0.03, y) * face_front], -1),  # forehead slope
+        np.stack([0 * x, 1.2 * mm * np.tanh((y - y_mouth) / 0.002), 1 * mm + 0 * x], -1)
+        * bump(v[[0, 17]].mean(0), 0.010)[:, None],  # lips
+        np.stack(
+            [0 * x, 0 * x, -4 * mm * smoothstep(y_eye + 0.02, v[10, 1] + 0.03, y) * face_front], -1
+        ),  # forehead slope
         np.stack([0.05 * x * back, 0 * x, 0 * x], -1),  # skull width
         np.stack([0.10 * x * bump(v[[0, 17]].mean(0), 0.015), 0 * x, 0 * x], -1),  # mouth width
         0.12 * sum((v - c) * bump(c + [0, 0, 0.01], 0.010)[:, None] for c in eyes.values()),  # eye size
@@ -402,8 +441,30 @@ def orthogonalize(basis: np.ndarray, priority: list[int] | None = None) -> np.nd
 
 
 EXPR_PRIORITY = [
-    "blink_left", "blink_right", "mouth_open", "lips_press", "mouth_pucker", "mouth_funnel", "mouth_stretch",
-    "smile", "frown", "lower_lip_roll", "upper_lip_roll", "upper_lip_raise", "lower_lip_depress",
-    "mouth_left", "mouth_right", "jaw_forward", "brow_inner_up", "brow_outer_up", "brow_down", "brow_in",
-    "squint_left", "squint_right", "eyes_wide", "cheek_raise", "cheek_puff", "nose_wrinkle",
+    "blink_left",
+    "blink_right",
+    "mouth_open",
+    "lips_press",
+    "mouth_pucker",
+    "mouth_funnel",
+    "mouth_stretch",
+    "smile",
+    "frown",
+    "lower_lip_roll",
+    "upper_lip_roll",
+    "upper_lip_raise",
+    "lower_lip_depress",
+    "mouth_left",
+    "mouth_right",
+    "jaw_forward",
+    "brow_inner_up",
+    "brow_outer_up",
+    "brow_down",
+    "brow_in",
+    "squint_left",
+    "squint_right",
+    "eyes_wide",
+    "cheek_raise",
+    "cheek_puff",
+    "nose_wrinkle",
 ]

@@ -195,7 +195,7 @@ def estimate_face(paths: list[Path] | None = None) -> FaceEstimate:
     estimates, mirror, uv_photo, photo = [], None, None, None
     for path in paths:
         image = read_rgb(path)
-        for view, inverse in _augmented_views(image):
+        for view, _inverse in _augmented_views(image):
             for flip in (False, True):
                 pix = landmarks_pixels(view[:, ::-1].copy() if flip else view)
                 if pix is None:

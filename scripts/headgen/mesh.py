@@ -146,7 +146,9 @@ def harmonic_field(lap: sp.csr_matrix, fixed: dict[int, np.ndarray], free: np.nd
     return values
 
 
-def smooth(vertices: np.ndarray, faces: np.ndarray, movable: np.ndarray, iterations: int = 10, step: float = 0.5) -> np.ndarray:
+def smooth(
+    vertices: np.ndarray, faces: np.ndarray, movable: np.ndarray, iterations: int = 10, step: float = 0.5
+) -> np.ndarray:
     """Laplacian smoothing of the ``movable`` vertices only."""
     g = edge_graph(vertices, faces)
     g.data[:] = 1.0

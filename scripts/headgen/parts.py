@@ -49,7 +49,16 @@ def eyeball(
     # ring phase chosen so that the four landmarks fall on ring vertices
     land_az = np.arctan2((iris_points - iris_centre) @ v, (iris_points - iris_centre) @ u)
     phase = land_az[0] if phase is None else phase
-    polar = [alpha * 0.45, alpha, alpha * 1.35, np.radians(55), np.radians(80), np.radians(105), np.radians(135), np.radians(160)]
+    polar = [
+        alpha * 0.45,
+        alpha,
+        alpha * 1.35,
+        np.radians(55),
+        np.radians(80),
+        np.radians(105),
+        np.radians(135),
+        np.radians(160),
+    ]
     az = phase + np.arange(SEGMENTS) * 2 * np.pi / SEGMENTS
 
     def point(theta, phi):
@@ -149,7 +158,9 @@ def mouth_cavity(vertices: np.ndarray, lip_loop: np.ndarray, side: np.ndarray) -
     return tube(vertices, lip_loop, rings)
 
 
-def teeth_arch(vertices: np.ndarray, front: np.ndarray, half_width: float, top: float, bottom: float, depth: float = 0.005) -> Part:
+def teeth_arch(
+    vertices: np.ndarray, front: np.ndarray, half_width: float, top: float, bottom: float, depth: float = 0.005
+) -> Part:
     """A closed curved band of teeth along a parabolic dental arch. ``front`` [3]: centre of its front face."""
     n = 17
     x = np.linspace(-half_width, half_width, n)

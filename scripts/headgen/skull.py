@@ -57,7 +57,7 @@ def build_skull(vertices: np.ndarray, outline: np.ndarray) -> Skull:
     new, rings = [], [outline]
     s = np.linspace(0, 1, NUM_RINGS + 1)[1:-1]
     # denser rings near the face, where the blend from face to cranium happens
-    s = s ** 1.25
+    s = s**1.25
     for k, sk in enumerate(s):
         theta = theta0 + (np.pi - theta0) * sk
         dirs = _spherical(theta, phi)
@@ -102,7 +102,6 @@ def _ears(pts: np.ndarray, faces: np.ndarray, first_skull: int):
 
 def _neck(pts: np.ndarray, faces: np.ndarray, rings: np.ndarray, phi: np.ndarray):
     """Cut a patch under the skull and extrude a capped neck tube from it."""
-    m = rings.shape[1]
     down = np.abs(np.angle(np.exp(1j * (phi + np.pi / 2)))) < np.radians(40)
     cols = np.nonzero(down)[0]
     # contiguous run of columns around the chin direction

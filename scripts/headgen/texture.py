@@ -44,7 +44,16 @@ def layout(head: Head) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     box = photo_crop_box(head.uv_photo[: head.num_face_vertices])
     part = np.full(len(v), "skull", dtype=object)
     part[: head.num_face_vertices] = "face"
-    for name in ("neck", "teeth_upper", "teeth_lower", "cavity", "socket_left", "socket_right", "eyeball_left", "eyeball_right"):
+    for name in (
+        "neck",
+        "teeth_upper",
+        "teeth_lower",
+        "cavity",
+        "socket_left",
+        "socket_right",
+        "eyeball_left",
+        "eyeball_right",
+    ):
         part[g[name]] = name
     uvs, index = [], {}
 
@@ -122,7 +131,9 @@ def paint_atlas(head: Head, box: np.ndarray, photo: np.ndarray, seed: int = 0) -
     # left: the photograph's face crop
     x0, y0, x1, y1 = box
     m = np.array([[s / (x1 - x0), 0, -x0 * s / (x1 - x0)], [0, s / (y1 - y0), -y0 * s / (y1 - y0)]])
-    face = cv2.warpAffine(photo.astype(np.float32) / 255.0, m, (s, s), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    face = cv2.warpAffine(
+        photo.astype(np.float32) / 255.0, m, (s, s), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
     uvp = head.uv_photo
     skin = _skin_colour(photo, uvp[[205, 425, 50, 280, 187, 411, 207, 427, 147, 376]])
     hair = _mean_colour(photo, uvp[[10, 109, 338]] + np.array([0, -18]), 5)
@@ -154,7 +165,9 @@ def paint_atlas(head: Head, box: np.ndarray, photo: np.ndarray, seed: int = 0) -
     streaks = 0.10 * _noise((s, s), 2, rng)[..., None] + 0.06 * _noise((s, s), 12, rng)[..., None]
     hair_tex = np.clip(hair * (1 + streaks), 0, 1)
     skin_tex = np.clip(skin * (1 + 0.03 * _noise((s, s), 8, rng)[..., None]), 0, 1)
-    ear = np.exp(-(((np.abs(d[..., 0]) - 0.95) / 0.08) ** 2 + ((d[..., 1] + 0.05) / 0.25) ** 2 + ((front + 0.05) / 0.2) ** 2))
+    ear = np.exp(
+        -(((np.abs(d[..., 0]) - 0.95) / 0.08) ** 2 + ((d[..., 1] + 0.05) / 0.25) ** 2 + ((front + 0.05) / 0.2) ** 2)
+    )
     skin_tex = skin_tex * (1 - 0.15 * ear[..., None] * np.array([0.2, 1.0, 1.0]))
     atlas[:, s:] = hair_mask * hair_tex + (1 - hair_mask) * skin_tex
 
@@ -168,14 +181,18 @@ def paint_atlas(head: Head, box: np.ndarray, photo: np.ndarray, seed: int = 0) -
     u0, v0, u1, v1 = PATCHES["cavity"]
     rows = np.arange(int(v0 * s) - 2, int(v1 * s) + 2)
     t = np.clip((rows / s - v0) / (v1 - v0), 0, 1)[:, None, None]
-    atlas[rows[0] : rows[-1] + 1, int(u0 * 2 * s) - 2 : int(u1 * 2 * s) + 2] = (1 - t) * np.array([0.45, 0.12, 0.12]) + t * np.array([0.08, 0.02, 0.02])
+    atlas[rows[0] : rows[-1] + 1, int(u0 * 2 * s) - 2 : int(u1 * 2 * s) + 2] = (1 - t) * np.array(
+        [0.45, 0.12, 0.12]
+    ) + t * np.array([0.08, 0.02, 0.02])
     return np.clip(atlas, 0, 1)
 
 
 def _mean_colour(photo: np.ndarray, pixels: np.ndarray, radius: int) -> np.ndarray:
     out = []
     for x, y in pixels.astype(int):
-        out.append(photo[max(y - radius, 0) : y + radius + 1, max(x - radius, 0) : x + radius + 1].reshape(-1, 3).mean(0))
+        out.append(
+            photo[max(y - radius, 0) : y + radius + 1, max(x - radius, 0) : x + radius + 1].reshape(-1, 3).mean(0)
+        )
     return np.mean(out, axis=0).astype(np.float32) / 255.0
 
 

@@ -101,8 +101,18 @@ def plan(config: CorpusConfig) -> list[Job]:
         for k, rec in enumerate(codec2_clips() + alsa_clips()):
             rng = np.random.default_rng([config.seed, 2, k])
             rec_seconds += sf.info(str(rec.path)).duration
-            jobs.append(Job(f"real-{k:03d}", k, "recording", rec.speaker, "heldout", int(rng.integers(len(STYLES))),
-                            rec.text, parts=((str(rec.path), rec.text),)))  # fmt: skip
+            jobs.append(
+                Job(
+                    f"real-{k:03d}",
+                    k,
+                    "recording",
+                    rec.speaker,
+                    "heldout",
+                    int(rng.integers(len(STYLES))),
+                    rec.text,
+                    parts=((str(rec.path), rec.text),),
+                )
+            )
         budget -= rec_seconds
     train_espeak = [v for v in ESPEAK_VOICES if v not in HELDOUT_ESPEAK_VOICES]
     train_var = [v for v in ESPEAK_VARIANTS if v not in HELDOUT_ESPEAK_VARIANTS]
@@ -123,8 +133,19 @@ def plan(config: CorpusConfig) -> list[Job]:
             variant = rng.choice(HELDOUT_ESPEAK_VARIANTS if heldout else train_var)
             engine, name = "espeak-ng", f"{voice}+{variant}"
             rate, pitch = float(rng.uniform(0.8, 1.35)), float(rng.uniform(0.7, 1.4))
-        jobs.append(Job(f"tts-{i:06d}", i, engine, f"{engine}:{name}", "heldout" if heldout else "train",
-                        int(rng.integers(len(STYLES))), text, rate, pitch))  # fmt: skip
+        jobs.append(
+            Job(
+                f"tts-{i:06d}",
+                i,
+                engine,
+                f"{engine}:{name}",
+                "heldout" if heldout else "train",
+                int(rng.integers(len(STYLES))),
+                text,
+                rate,
+                pitch,
+            )
+        )
         seconds += len(text.split()) / _WORDS_PER_SECOND / rate + 0.6
         i += 1
     return jobs
@@ -144,8 +165,18 @@ def _recording_jobs(config: CorpusConfig, prompts: list, budget: float) -> tuple
             n = len(jobs)
             split = "heldout" if rng.random() < 0.1 else "train"
             text = " ".join(t for _, t in group)
-            jobs.append(Job(f"rec-{n:05d}", n, "recording", "asterisk:allison", split,
-                            int(rng.integers(len(STYLES))), text, parts=tuple(group)))  # fmt: skip
+            jobs.append(
+                Job(
+                    f"rec-{n:05d}",
+                    n,
+                    "recording",
+                    "asterisk:allison",
+                    split,
+                    int(rng.integers(len(STYLES))),
+                    text,
+                    parts=tuple(group),
+                )
+            )
             total += length
             group, length, target = [], 0.0, rng.uniform(3.0, 10.0)
             if total >= budget:
@@ -180,8 +211,10 @@ def render(job: Job, seed: int, augment: bool = True) -> tuple[Utterance, np.nda
         lead, tail = rng.uniform(0.1, 0.6, size=2)
         pad0, pad1 = int(lead * SAMPLE_RATE), int(tail * SAMPLE_RATE)
         audio = np.concatenate([np.zeros(pad0, np.float32), audio, np.zeros(pad1, np.float32)])
-        seg = normalize(Segmentation(seg.labels, seg.start + pad0 / SAMPLE_RATE, seg.end + pad0 / SAMPLE_RATE),
-                        len(audio) / SAMPLE_RATE)  # fmt: skip
+        seg = normalize(
+            Segmentation(seg.labels, seg.start + pad0 / SAMPLE_RATE, seg.end + pad0 / SAMPLE_RATE),
+            len(audio) / SAMPLE_RATE,
+        )
         phone_source = job.source
     peak = float(np.abs(audio).max()) if len(audio) else 0.0
     if peak > 0:
@@ -190,8 +223,18 @@ def render(job: Job, seed: int, augment: bool = True) -> tuple[Utterance, np.nda
     if augment:
         audio = _augment(audio, rng)
     wav, npz = clip_paths(job.id)
-    record = Utterance(job.id, wav, npz, len(audio) / SAMPLE_RATE, job.speaker, job.style, job.split, job.text,
-                       job.source, phone_source)  # fmt: skip
+    record = Utterance(
+        job.id,
+        wav,
+        npz,
+        len(audio) / SAMPLE_RATE,
+        job.speaker,
+        job.style,
+        job.split,
+        job.text,
+        job.source,
+        phone_source,
+    )
     return record, audio, motion, seg
 
 
@@ -224,6 +267,7 @@ def _recordings_found() -> dict:
 
 def _environment() -> dict:
     """Versions of what shapes the corpus (another espeak-ng or word list gives other audio/texts)."""
+
     def tool(cmd: list[str]) -> str:
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
@@ -298,7 +342,7 @@ def build_corpus(config: CorpusConfig) -> dict:
         "hours": sum(r.duration for r in records) / 3600.0,
         "hours_by_source": {
             s: sum(r.duration for r in records if r.source == s) / 3600.0 for s in ("espeak-ng", "flite", "recording")
-        },  # fmt: skip
+        },
         "heldout_clips": sum(r.split == "heldout" for r in records),
         "recordings_found": _recordings_found() if config.recordings else "disabled",
         "seconds": time.time() - t0,

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -47,12 +47,33 @@ HEAD_MODEL = "default-head-v1"
 # The default head's expression components, in order. ``talk`` must not import ``head``
 # (it stands alone), so the names are repeated here; tests check they match head/default.py.
 EXPR_NAMES = (
-    "mouth_open", "mouth_stretch", "mouth_pucker", "mouth_funnel", "smile", "frown",
-    "mouth_left", "mouth_right", "lips_press", "upper_lip_roll", "lower_lip_roll",
-    "upper_lip_raise", "lower_lip_depress", "cheek_puff", "cheek_raise", "nose_wrinkle",
-    "brow_inner_up", "brow_outer_up", "brow_down", "brow_in", "blink_left", "blink_right",
-    "squint_left", "squint_right", "eyes_wide", "jaw_forward",
-)  # fmt: skip
+    "mouth_open",
+    "mouth_stretch",
+    "mouth_pucker",
+    "mouth_funnel",
+    "smile",
+    "frown",
+    "mouth_left",
+    "mouth_right",
+    "lips_press",
+    "upper_lip_roll",
+    "lower_lip_roll",
+    "upper_lip_raise",
+    "lower_lip_depress",
+    "cheek_puff",
+    "cheek_raise",
+    "nose_wrinkle",
+    "brow_inner_up",
+    "brow_outer_up",
+    "brow_down",
+    "brow_in",
+    "blink_left",
+    "blink_right",
+    "squint_left",
+    "squint_right",
+    "eyes_wide",
+    "jaw_forward",
+)
 N_EXPR = len(EXPR_NAMES)
 EXPR = slice(0, N_EXPR)
 """Columns of the expression coefficients."""
@@ -61,8 +82,11 @@ ROTATION = slice(N_EXPR, N_EXPR + 3)
 JAW = slice(N_EXPR + 3, N_EXPR + 6)
 """Columns of the jaw rotation (axis-angle; positive x opens the mouth)."""
 MOTION_DIM = N_EXPR + 6
-MOUTH_CHANNELS = tuple(i for i, n in enumerate(EXPR_NAMES) if n.startswith(("mouth", "lip", "upper_lip", "lower_lip", "jaw"))
-                       or n in ("smile", "frown", "cheek_puff")) + tuple(range(JAW.start, JAW.stop))  # fmt: skip
+MOUTH_CHANNELS = tuple(
+    i
+    for i, n in enumerate(EXPR_NAMES)
+    if n.startswith(("mouth", "lip", "upper_lip", "lower_lip", "jaw")) or n in ("smile", "frown", "cheek_puff")
+) + tuple(range(JAW.start, JAW.stop))
 """Motion columns of the mouth and jaw (not eyes, brows, nose, cheeks' raise or the head)."""
 SPLITS = ("train", "heldout")
 SOURCES = ("espeak-ng", "flite", "recording")

@@ -29,9 +29,17 @@ ALSA_DIR = Path("/usr/share/sounds/alsa")
 # codec2 test files that are clean speech; david4 and vk2tpm_004 are modem signals, mmt1
 # is speech buried in noise, the others are tones or concatenations.
 CODEC2_SPEECH = (
-    "wav/big_dog.wav", "wav/cross.wav", "wav/f2400.wav", "wav/forig.wav", "wav/hts1a.wav", "wav/hts2a.wav",
-    "wav/m2400.wav", "wav/morig.wav", "wav/vk5qi.wav", "raw/speech_orig_16k.wav",
-)  # fmt: skip
+    "wav/big_dog.wav",
+    "wav/cross.wav",
+    "wav/f2400.wav",
+    "wav/forig.wav",
+    "wav/hts1a.wav",
+    "wav/hts2a.wav",
+    "wav/m2400.wav",
+    "wav/morig.wav",
+    "wav/vk5qi.wav",
+    "raw/speech_orig_16k.wav",
+)
 
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "

@@ -54,7 +54,7 @@ STYLES = (
     MotionStyle("nodding", 6.0, 1.2, 0.8, 0.15, 2.0, 1.2, 3.0, (2.0, 0.0, 0.0), 0.2, 0.25, 3.5, 1.0, 0.1, 0.0),
     MotionStyle("swaying", 1.5, 3.8, 3.0, 0.7, 2.0, 2.2, 4.0, (0.0, 2.0, 3.0), 0.2, 0.3, 3.5, 1.0, 0.1, 0.0),
     MotionStyle("stern", 1.8, 0.9, 0.5, 0.15, 1.0, 0.6, 4.0, (1.5, 0.0, 0.0), 0.08, 0.1, 5.0, 0.9, 0.0, 0.35),
-)  # fmt: skip
+)
 """The corpus styles; a manifest's ``style`` is an index into this tuple."""
 
 

@@ -47,7 +47,9 @@ def head_motion(tracks: dict, fps: float) -> np.ndarray:
     (rotation relative to the mean orientation)."""
     rot = Rotation.from_rotvec(np.asarray(tracks["rot"], np.float64))
     rel = (rot.mean().inv() * rot).as_rotvec()
-    motion = np.concatenate([np.asarray(tracks["expr"], np.float64), rel, np.asarray(tracks["jaw"], np.float64)], axis=1)
+    motion = np.concatenate(
+        [np.asarray(tracks["expr"], np.float64), rel, np.asarray(tracks["jaw"], np.float64)], axis=1
+    )
     n = len(motion)
     src = (np.arange(n) + 0.5) / fps
     T = int(round(n / fps * FPS))
@@ -58,7 +60,9 @@ def head_motion(tracks: dict, fps: float) -> np.ndarray:
 def convert(cfg: TracksToCorpus) -> list[Utterance]:
     """Write the corpus ``cfg.out`` from the runs and their media; returns its manifest's records."""
     if len(cfg.runs) != len(cfg.media):
-        raise SplattalkError(f"{len(cfg.runs)} runs but {len(cfg.media)} media files: give one video/audio per run, in order")
+        raise SplattalkError(
+            f"{len(cfg.runs)} runs but {len(cfg.media)} media files: give one video/audio per run, in order"
+        )
     for r, (run, media) in enumerate(zip(cfg.runs, cfg.media)):
         data = Tracks.load(RunLayout(run).tracks)  # a missing or broken file is a clear SplattalkError
         tracks, fps, head = {"expr": data.expr, "jaw": data.jaw, "rot": data.rot}, float(data.fps), data.head_model
@@ -74,7 +78,14 @@ def convert(cfg: TracksToCorpus) -> list[Utterance]:
             split = "heldout" if cfg.heldout_every and k % cfg.heldout_every == cfg.heldout_every - 1 else "train"
             rec = Utterance(cid, wav, npz, (b - a) / FPS, f"{Path(run).name}", r, split, "", "recording", "")
             write_wav(cfg.out / wav, audio[a * SAMPLES_PER_FRAME : b * SAMPLES_PER_FRAME])
-            save_npz(cfg.out / npz, motion=motion[a:b], fps=np.int32(FPS), head_model=np.array(head),
-                     phones=np.array([], dtype=str), phone_start=np.zeros(0, np.float32), phone_end=np.zeros(0, np.float32),
-                     meta_json=np.array(json.dumps(asdict(rec))))  # fmt: skip
+            save_npz(
+                cfg.out / npz,
+                motion=motion[a:b],
+                fps=np.int32(FPS),
+                head_model=np.array(head),
+                phones=np.array([], dtype=str),
+                phone_start=np.zeros(0, np.float32),
+                phone_end=np.zeros(0, np.float32),
+                meta_json=np.array(json.dumps(asdict(rec))),
+            )
     return rebuild_manifest(cfg.out)

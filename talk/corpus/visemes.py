@@ -24,12 +24,42 @@ from splattalk.talk.corpus.phones import Segmentation
 VISEMES = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou")
 
 PHONE_TO_VISEME = {
-    SIL: "sil", "P": "PP", "B": "PP", "M": "PP", "F": "FF", "V": "FF", "TH": "TH", "DH": "TH",
-    "T": "DD", "D": "DD", "K": "kk", "G": "kk", "NG": "kk", "HH": "kk", "CH": "CH", "JH": "CH",
-    "SH": "CH", "ZH": "CH", "S": "SS", "Z": "SS", "N": "nn", "L": "nn", "R": "RR", "ER": "RR",
-    "AA": "aa", "AE": "aa", "AH": "aa", "EH": "E", "IH": "ih", "IY": "ih", "Y": "ih",
-    "AO": "oh", "UH": "ou", "UW": "ou", "W": "ou",
-}  # fmt: skip
+    SIL: "sil",
+    "P": "PP",
+    "B": "PP",
+    "M": "PP",
+    "F": "FF",
+    "V": "FF",
+    "TH": "TH",
+    "DH": "TH",
+    "T": "DD",
+    "D": "DD",
+    "K": "kk",
+    "G": "kk",
+    "NG": "kk",
+    "HH": "kk",
+    "CH": "CH",
+    "JH": "CH",
+    "SH": "CH",
+    "ZH": "CH",
+    "S": "SS",
+    "Z": "SS",
+    "N": "nn",
+    "L": "nn",
+    "R": "RR",
+    "ER": "RR",
+    "AA": "aa",
+    "AE": "aa",
+    "AH": "aa",
+    "EH": "E",
+    "IH": "ih",
+    "IY": "ih",
+    "Y": "ih",
+    "AO": "oh",
+    "UH": "ou",
+    "UW": "ou",
+    "W": "ou",
+}
 DIPHTHONGS = {"AY": ("aa", "ih"), "AW": ("aa", "ou"), "OY": ("oh", "ih"), "EY": ("E", "ih"), "OW": ("oh", "ou")}
 """Diphthongs glide between two visemes (first half, second half)."""
 TRANSPARENT = {"HH": 0.15}
@@ -65,8 +95,9 @@ TARGETS = {
     "TH": Viseme(0.09, {"mouth_open": 0.2, "upper_lip_raise": 0.1}, (2.0, 0.3, 1.5)),
     "DD": Viseme(0.08, {"mouth_open": 0.15}, (0.8, 0.25, 1.0)),
     "kk": Viseme(0.11, {"mouth_open": 0.15}, (0.6, 0.2, 0.8)),
-    "CH": Viseme(0.06, {"mouth_funnel": 0.7, "mouth_pucker": 0.15, "mouth_open": 0.15, "upper_lip_raise": 0.15},
-                 (1.5, 3.0, 1.5)),
+    "CH": Viseme(
+        0.06, {"mouth_funnel": 0.7, "mouth_pucker": 0.15, "mouth_open": 0.15, "upper_lip_raise": 0.15}, (1.5, 3.0, 1.5)
+    ),
     "SS": Viseme(0.035, {"mouth_stretch": 0.35, "mouth_open": 0.12, "upper_lip_raise": 0.1}, (1.5, 1.2, 2.5)),
     "nn": Viseme(0.07, {"mouth_open": 0.12}, (0.7, 0.25, 0.9)),
     "RR": Viseme(0.08, {"mouth_funnel": 0.35, "mouth_pucker": 0.25, "mouth_open": 0.1}, (1.0, 1.5, 1.0)),
@@ -75,7 +106,7 @@ TARGETS = {
     "ih": Viseme(0.09, {"mouth_open": 0.25, "mouth_stretch": 0.5}, (1.0, 1.2, 1.0)),
     "oh": Viseme(0.18, {"mouth_funnel": 0.65, "mouth_open": 0.3}, (1.0, 2.5, 1.2), 0.13, 0.07),
     "ou": Viseme(0.07, {"mouth_pucker": 0.8, "mouth_funnel": 0.25, "mouth_open": 0.05}, (1.0, 3.0, 1.0), 0.15, 0.08),
-}  # fmt: skip
+}
 
 
 def viseme_segments(seg: Segmentation) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:

@@ -16,7 +16,9 @@ from scipy.ndimage import gaussian_filter1d
 from splattalk.talk.corpus.speech_checks import pause_frames
 
 
-def close_in_pauses(motion: np.ndarray, audio: np.ndarray, channels, margin: float = 0.05, ramp_frames: float = 1.0) -> np.ndarray:
+def close_in_pauses(
+    motion: np.ndarray, audio: np.ndarray, channels, margin: float = 0.05, ramp_frames: float = 1.0
+) -> np.ndarray:
     """``motion: [T, D]`` (25 fps) for ``audio: [S]`` (16 kHz) → a copy with ``channels`` (mouth and jaw columns)
     multiplied by a gate that is 0 inside pauses and 1 in speech, smoothed by a Gaussian of ``ramp_frames``."""
     motion = np.array(motion, np.float32, copy=True)
@@ -27,4 +29,3 @@ def close_in_pauses(motion: np.ndarray, audio: np.ndarray, channels, margin: flo
     cols = list(channels)
     motion[:, cols] *= gate[:, None].astype(np.float32)
     return motion
-

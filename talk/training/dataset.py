@@ -104,7 +104,9 @@ class WindowDataset:
         self.jitter, self.augment, self.seed, self.with_audio = jitter, augment, int(seed), with_audio
         records = [r for r in read_manifest(self.root, split) if not r.speaker.startswith(tuple(exclude_speakers))]
         if not records:
-            raise SplattalkError(f"corpus {self.root} has no {split or 'any'} utterances (after excluding {list(exclude_speakers)})")
+            raise SplattalkError(
+                f"corpus {self.root} has no {split or 'any'} utterances (after excluding {list(exclude_speakers)})"
+            )
         self.speakers = sorted({r.speaker for r in records})
         self.clips: list[_Clip] = []
         dims = set()
@@ -121,7 +123,9 @@ class WindowDataset:
                     f"corpus audio {path} is {info.samplerate} Hz × {info.channels} channels; training reads "
                     f"{SAMPLE_RATE} Hz mono wav (convert it, e.g. scripts/tracks_to_corpus.py does)"
                 )
-            self.clips.append(_Clip(r, motion, phone, path, int(info.frames), int(r.style), self.speakers.index(r.speaker)))
+            self.clips.append(
+                _Clip(r, motion, phone, path, int(info.frames), int(r.style), self.speakers.index(r.speaker))
+            )
         if len(dims) != 1:
             raise SplattalkError(f"corpus {self.root} mixes motion widths {sorted(dims)}; one head model per corpus")
         self.motion_dim = dims.pop()
@@ -130,7 +134,9 @@ class WindowDataset:
             by_style.setdefault(c.style, []).append(i)
         self.by_style = by_style
         # Item k of an epoch is window self.windows[k] = (clip, window index within the clip).
-        self.windows = [(c, k) for c, clip in enumerate(self.clips) for k in range(_n_windows(len(clip.motion), window))]
+        self.windows = [
+            (c, k) for c, clip in enumerate(self.clips) for k in range(_n_windows(len(clip.motion), window))
+        ]
 
     def __len__(self) -> int:
         return len(self.windows)

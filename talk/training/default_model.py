@@ -117,21 +117,50 @@ def main(cfg: DefaultTalkConfig) -> None:
     records = read_manifest(cfg.corpus)
     record["corpus"] = {"path": str(cfg.corpus), "hours_by_split": _hours(records), "clips": len(records)}
     data = DataConfig(corpus=cfg.corpus, exclude_speakers=() if cfg.asterisk else ("asterisk:",))
-    common = TrainConfig(data=data, preset=cfg.preset, batch_size=cfg.batch_size, seed=cfg.seed, threads=cfg.threads,
-                         eval_every=300, ckpt_every=100)  # fmt: skip
+    common = TrainConfig(
+        data=data,
+        preset=cfg.preset,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        threads=cfg.threads,
+        eval_every=300,
+        ckpt_every=100,
+    )
 
-    first = [("vqvae", replace(common, out=cfg.out / "vqvae", steps=cfg.vq_steps, lr=cfg.vq_lr), {}),
-             ("frontend", replace(common, out=cfg.out / "frontend", steps=cfg.fe_steps, lr=cfg.fe_lr, batch_size=cfg.fe_batch_size,
-                                  eval_every=500), {})]  # fmt: skip
+    first = [
+        ("vqvae", replace(common, out=cfg.out / "vqvae", steps=cfg.vq_steps, lr=cfg.vq_lr), {}),
+        (
+            "frontend",
+            replace(
+                common,
+                out=cfg.out / "frontend",
+                steps=cfg.fe_steps,
+                lr=cfg.fe_lr,
+                batch_size=cfg.fe_batch_size,
+                eval_every=500,
+            ),
+            {},
+        ),
+    ]
     if cfg.parallel:
         with multiprocessing.get_context("spawn").Pool(len(first)) as pool:
             walls = pool.starmap(_timed_stage, first)
     else:
         walls = [_timed_stage(*stage) for stage in first]
-    ar = ("ar", replace(common, out=cfg.out / "ar", steps=cfg.ar_steps, lr=cfg.ar_lr),
-          {"vqvae": cfg.out / "vqvae" / "vqvae.safetensors", "frontend": cfg.out / "frontend" / "frontend.safetensors",
-           "frontend_lr_scale": cfg.frontend_lr_scale, "style_dropout": cfg.style_dropout, "augment": cfg.ar_augment,
-           "audio_dropout": cfg.ar_audio_dropout, "ar_depth": cfg.ar_depth, "audio_posteriors": cfg.ar_audio_posteriors})  # fmt: skip
+    ar = (
+        "ar",
+        replace(common, out=cfg.out / "ar", steps=cfg.ar_steps, lr=cfg.ar_lr),
+        {
+            "vqvae": cfg.out / "vqvae" / "vqvae.safetensors",
+            "frontend": cfg.out / "frontend" / "frontend.safetensors",
+            "frontend_lr_scale": cfg.frontend_lr_scale,
+            "style_dropout": cfg.style_dropout,
+            "augment": cfg.ar_augment,
+            "audio_dropout": cfg.ar_audio_dropout,
+            "ar_depth": cfg.ar_depth,
+            "audio_posteriors": cfg.ar_audio_posteriors,
+        },
+    )
     walls.append(_timed_stage(*ar))
     for (name, _, _), seconds in zip([*first, ar], walls):
         if seconds is not None:
@@ -173,16 +202,29 @@ def write_assets(cfg: DefaultTalkConfig, model_path: Path, record: dict) -> None
     model = load_talk_checkpoint(model_path)
     if cfg.audio_cfg_scale != 1.0 and cfg.ar_audio_dropout <= 0.0:
         raise SystemExit("--audio-cfg-scale needs a model trained with --ar-audio-dropout above 0")
-    model.cfg = replace(model.cfg, expected_codes=cfg.expected_codes, expected_channels=MOUTH_CHANNELS, audio_cfg_scale=cfg.audio_cfg_scale,
-                        mouth_samples=cfg.mouth_samples)  # fmt: skip
-    meta = {"trained_by": "scripts/train_default_talk.py", "training": json.dumps({k: record.get(k) for k in ("config", "corpus", "wall_s")}, default=str),
-            "license": "CC-BY-SA-3.0 (trained on asterisk-core-sounds-en prompts, see LICENSE-default_talk.md)" if cfg.asterisk
-            else "Apache-2.0 (trained only on TTS-derived material)"}  # fmt: skip
+    model.cfg = replace(
+        model.cfg,
+        expected_codes=cfg.expected_codes,
+        expected_channels=MOUTH_CHANNELS,
+        audio_cfg_scale=cfg.audio_cfg_scale,
+        mouth_samples=cfg.mouth_samples,
+    )
+    meta = {
+        "trained_by": "scripts/train_default_talk.py",
+        "training": json.dumps({k: record.get(k) for k in ("config", "corpus", "wall_s")}, default=str),
+        "license": "CC-BY-SA-3.0 (trained on asterisk-core-sounds-en prompts, see LICENSE-default_talk.md)"
+        if cfg.asterisk
+        else "Apache-2.0 (trained only on TTS-derived material)",
+    }
     save_talk_checkpoint(model, cfg.asset, meta)
     size = cfg.asset.stat().st_size
     if size > MAX_BYTES:
         raise SystemExit(f"{cfg.asset} is {size / 2**20:.1f} MiB, over the 20 MiB budget")
-    record["asset"] = {"path": str(cfg.asset), "bytes": size, "styles": write_style_clips(cfg.corpus, cfg.asset.parent / "styles", model.cfg.style_frames)}
+    record["asset"] = {
+        "path": str(cfg.asset),
+        "bytes": size,
+        "styles": write_style_clips(cfg.corpus, cfg.asset.parent / "styles", model.cfg.style_frames),
+    }
 
 
 def write_style_clips(corpus: Path, folder: Path, frames: int) -> dict:
@@ -195,7 +237,12 @@ def write_style_clips(corpus: Path, folder: Path, frames: int) -> dict:
             continue
         clip = load_clip(corpus, group[0])
         seg, start = most_active_segment(clip.motion, frames, JAW.start)
-        save_npz(folder / f"{style.name}.npz", motion=seg.astype(np.float32), fps=np.int32(25), source=np.str_(f"{corpus.name}:{group[0].id}@{start}"))
+        save_npz(
+            folder / f"{style.name}.npz",
+            motion=seg.astype(np.float32),
+            fps=np.int32(25),
+            source=np.str_(f"{corpus.name}:{group[0].id}@{start}"),
+        )
         out[style.name] = f"{group[0].id}@{start}"
     return out
 
@@ -213,9 +260,18 @@ def _readout(cfg: DefaultTalkConfig, model_path: Path, record: dict) -> Path:
     out = cfg.out / "readout" / "talk.safetensors"
     if not out.is_file():
         t = time.perf_counter()
-        readout.run(readout.ReadoutConfig(model=model_path, out=out, corpus=cfg.corpus, context=cfg.readout_context,
-                                          weight=cfg.readout_weight, epochs=cfg.readout_epochs, seed=cfg.seed,
-                                          threads=cfg.threads))  # fmt: skip
+        readout.run(
+            readout.ReadoutConfig(
+                model=model_path,
+                out=out,
+                corpus=cfg.corpus,
+                context=cfg.readout_context,
+                weight=cfg.readout_weight,
+                epochs=cfg.readout_epochs,
+                seed=cfg.seed,
+                threads=cfg.threads,
+            )
+        )
         record["wall_s"]["readout"] = time.perf_counter() - t
     return out
 
@@ -228,7 +284,11 @@ def _final_rows(out: Path) -> dict:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     train = [r for r in rows if "loss" in r]
     evals = [r for r in rows if any(k.startswith("eval/") for k in r)]
-    return {"last_train": train[-1] if train else None, "first_train": train[0] if train else None, "last_eval": evals[-1] if evals else None}
+    return {
+        "last_train": train[-1] if train else None,
+        "first_train": train[0] if train else None,
+        "last_eval": evals[-1] if evals else None,
+    }
 
 
 if __name__ == "__main__":

@@ -61,19 +61,36 @@ def window_features(model, audio: np.ndarray, frames: int) -> torch.Tensor:
     cfg = model.cfg
     n = -(-frames // cfg.window)
     x = torch.from_numpy(pad_for_windows(audio, n, cfg))
-    wins = [x[w * cfg.window_samples : w * cfg.window_samples + cfg.context_samples + cfg.window_samples] for w in range(n)]
+    wins = [
+        x[w * cfg.window_samples : w * cfg.window_samples + cfg.context_samples + cfg.window_samples] for w in range(n)
+    ]
     return model.audio_encoder(torch.stack(wins))
 
 
-def fit_readout(model, clips, context: int, weight: float, channels: tuple[int, ...], hidden: int = 256, epochs: int = 8,
-                batch_size: int = 256, lr: float = 1e-3, seed: int = 0, total: int | None = None):  # fmt: skip
+def fit_readout(
+    model,
+    clips,
+    context: int,
+    weight: float,
+    channels: tuple[int, ...],
+    hidden: int = 256,
+    epochs: int = 8,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+    total: int | None = None,
+):
     """``model`` with a mouth read-out trained on ``clips`` (an iterable of ``(audio [S], motion [T, D])``): MSE of
     the normalised ``channels``, AdamW, seeded; returns ``(model, summary)``. The normalisation is folded into the
     last layer, so the read-out outputs motion units. ``total``: the number of clips, for a progress bar."""
     if not model.cfg.audio_posteriors:
-        raise SplattalkError("the mouth read-out needs a model conditioned on phone posteriors (splattalk.talk.training.train_ar --audio-posteriors)")
+        raise SplattalkError(
+            "the mouth read-out needs a model conditioned on phone posteriors (splattalk.talk.training.train_ar --audio-posteriors)"
+        )
     if context < 0 or not 0.0 <= weight <= 1.0 or hidden < 1 or epochs < 1:
-        raise SplattalkError(f"read-out context must be ≥ 0, weight in [0, 1], hidden and epochs ≥ 1; got {context}, {weight}, {hidden}, {epochs}")
+        raise SplattalkError(
+            f"read-out context must be ≥ 0, weight in [0, 1], hidden and epochs ≥ 1; got {context}, {weight}, {hidden}, {epochs}"
+        )
     model.eval()
     xs, ys = [], []
     for audio, motion in tqdm(clips, desc="read-out features", unit="clip", total=total, disable=total is None):
@@ -87,7 +104,13 @@ def fit_readout(model, clips, context: int, weight: float, channels: tuple[int, 
     mean, std = y.mean(0), y.std(0).clamp_min(1e-6)
     target = (y - mean) / std
     torch.manual_seed(seed)
-    cfg = replace(model.cfg, readout_context=context, readout_channels=tuple(channels), readout_hidden=hidden, readout_weight=weight)
+    cfg = replace(
+        model.cfg,
+        readout_context=context,
+        readout_channels=tuple(channels),
+        readout_hidden=hidden,
+        readout_weight=weight,
+    )
     fitted = rebuilt(model, cfg, ("readout.",))
     net = fitted.readout.net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
@@ -113,8 +136,16 @@ def fit_readout(model, clips, context: int, weight: float, channels: tuple[int, 
     with torch.no_grad():  # outputs in motion units
         out_layer.weight.mul_(std[:, None])
         out_layer.bias.mul_(std).add_(mean)
-    summary = {"frames": len(x), "context": context, "hidden": hidden, "epochs": epochs, "steps": steps, "weight": weight,
-               "first_loss": first, "last_loss": last}  # fmt: skip
+    summary = {
+        "frames": len(x),
+        "context": context,
+        "hidden": hidden,
+        "epochs": epochs,
+        "steps": steps,
+        "weight": weight,
+        "first_loss": first,
+        "last_loss": last,
+    }
     return fitted.eval(), summary
 
 
@@ -125,8 +156,19 @@ def run(cfg: ReadoutConfig) -> Path:
     train = read_manifest(corpus, "train")
     channels = model.cfg.expected_channels or MOUTH_CHANNELS
     clips = ((c.audio, c.motion) for c in (load_clip(corpus, u) for u in train))
-    fitted, summary = fit_readout(model, clips, cfg.context, cfg.weight, tuple(channels), cfg.hidden, cfg.epochs, cfg.batch_size, cfg.lr,
-                                  cfg.seed, total=len(train))  # fmt: skip
+    fitted, summary = fit_readout(
+        model,
+        clips,
+        cfg.context,
+        cfg.weight,
+        tuple(channels),
+        cfg.hidden,
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.lr,
+        cfg.seed,
+        total=len(train),
+    )
     save_talk_checkpoint(fitted, cfg.out, {"stage": "readout", "readout": str(summary)})
     print(summary)
     return Path(cfg.out)

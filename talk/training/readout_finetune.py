@@ -28,7 +28,9 @@ def tracked_motion(tracks: dict, frames: int | None = None) -> np.ndarray:
     """A tracking run's ``tracks`` (at 25 fps) → motion ``[T, E + 6]`` (expression, zero rotation, jaw): the
     layout the talk model predicts; the head rotation is not a mouth channel, so it is left at zero."""
     if abs(float(tracks["fps"]) - 25.0) > 1e-6:
-        raise SplattalkError(f"tracks at {float(tracks['fps'])} fps; the talk model runs at 25 fps: track with --fps 25")
+        raise SplattalkError(
+            f"tracks at {float(tracks['fps'])} fps; the talk model runs at 25 fps: track with --fps 25"
+        )
     expr, jaw = np.asarray(tracks["expr"], np.float32), np.asarray(tracks["jaw"], np.float32)
     motion = np.concatenate([expr, np.zeros((len(expr), 3), np.float32), jaw], axis=1)
     return motion if frames is None else motion[:frames]
@@ -49,8 +51,17 @@ def readout_pairs(model, clips) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs), torch.cat(ys)
 
 
-def finetune_readout(model, clips, epochs: int = 20, lr: float = 3e-4, batch_size: int = 128, seed: int = 0,
-                     weight: float | None = None, state_path: Path | None = None, on_epoch=None):  # fmt: skip
+def finetune_readout(
+    model,
+    clips,
+    epochs: int = 20,
+    lr: float = 3e-4,
+    batch_size: int = 128,
+    seed: int = 0,
+    weight: float | None = None,
+    state_path: Path | None = None,
+    on_epoch=None,
+):
     """A copy of ``model`` whose read-out continued training on ``clips`` (``(audio, motion)`` pairs, motion in the
     model's layout); ``weight``: a new ``readout_weight`` (None: keep). Returns ``(model, summary)``.
 
@@ -62,7 +73,9 @@ def finetune_readout(model, clips, epochs: int = 20, lr: float = 3e-4, batch_siz
     from splattalk.atomic import atomic_path
 
     if getattr(model, "readout", None) is None:
-        raise SplattalkError("this talk model has no mouth read-out to fine-tune (train one with talk/readout.py first)")
+        raise SplattalkError(
+            "this talk model has no mouth read-out to fine-tune (train one with talk/readout.py first)"
+        )
     if epochs < 1 or lr <= 0 or batch_size < 1:
         raise SplattalkError(f"epochs and batch size must be ≥ 1 and lr > 0, got {epochs}, {batch_size}, {lr}")
     x, y = readout_pairs(model, clips)
@@ -74,8 +87,15 @@ def finetune_readout(model, clips, epochs: int = 20, lr: float = 3e-4, batch_siz
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    key = {"frames": len(x), "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "weight": weight,
-           "target_sum": float(y.double().sum())}  # fmt: skip
+    key = {
+        "frames": len(x),
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "seed": seed,
+        "weight": weight,
+        "target_sum": float(y.double().sum()),
+    }
     done, first, last = 0, None, None
     if state_path is not None and Path(state_path).is_file():
         try:
@@ -100,12 +120,26 @@ def finetune_readout(model, clips, epochs: int = 20, lr: float = 3e-4, batch_siz
                 first = loss.item() if first is None else first
                 last = loss.item()
             if state_path is not None:
-                state = {"key": key, "net": net.state_dict(), "opt": opt.state_dict(), "generator": g.get_state(),
-                         "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "first": first, "last": last}  # fmt: skip
+                state = {
+                    "key": key,
+                    "net": net.state_dict(),
+                    "opt": opt.state_dict(),
+                    "generator": g.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "epoch": epoch + 1,
+                    "first": first,
+                    "last": last,
+                }
                 with atomic_path(state_path) as tmp:
                     torch.save(state, tmp)
             if on_epoch is not None:
                 on_epoch(epoch + 1)
     net.eval()
-    return tuned.eval(), {"frames": len(x), "epochs": epochs, "lr": lr, "first_loss": first, "last_loss": last,
-                          "resumed_at_epoch": done}  # fmt: skip
+    return tuned.eval(), {
+        "frames": len(x),
+        "epochs": epochs,
+        "lr": lr,
+        "first_loss": first,
+        "last_loss": last,
+        "resumed_at_epoch": done,
+    }

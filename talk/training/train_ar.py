@@ -94,11 +94,21 @@ class ARLoss(nn.Module):
     clips (the generator 3.8), so the front-end, not the decoder, limited lip sync.
     """
 
-    def __init__(self, model, style_dropout: float, audio_aux_weight: float = 0.0, phone_weight: float = 0.0, frontend_lr_scale: float = 1.0,
-                 augment: MelAugment | None = None, audio_dropout: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        style_dropout: float,
+        audio_aux_weight: float = 0.0,
+        phone_weight: float = 0.0,
+        frontend_lr_scale: float = 1.0,
+        augment: MelAugment | None = None,
+        audio_dropout: float = 0.0,
+    ):
         super().__init__()
         if style_dropout + audio_dropout > 1.0:
-            raise SplattalkError(f"style dropout {style_dropout} + audio dropout {audio_dropout} exceed 1 (they are drawn disjoint)")
+            raise SplattalkError(
+                f"style dropout {style_dropout} + audio dropout {audio_dropout} exceed 1 (they are drawn disjoint)"
+            )
         self.model, self.style_dropout, self.audio_aux_weight = model, style_dropout, audio_aux_weight
         self.audio_dropout = audio_dropout
         self.augment = augment if isinstance(model.audio_encoder, LogMelEncoder) else None
@@ -110,7 +120,7 @@ class ARLoss(nn.Module):
         self.phone_head = nn.Linear(model.cfg.audio_dim, len(PHONE_SET)) if phone_weight > 0 else None
         self.frozen_frontend = frontend_lr_scale <= 0
 
-    def train(self, mode: bool = True) -> "ARLoss":
+    def train(self, mode: bool = True) -> ARLoss:
         """A frozen front-end stays in eval mode (its dropout off): it gives the features inference sees."""
         super().train(mode)
         if self.frozen_frontend:
@@ -121,15 +131,18 @@ class ARLoss(nn.Module):
         """Frame phone cross-entropy and accuracy over labelled frames (None when the batch has none)."""
         return None if self.phone_head is None else frame_phone_loss(self.phone_head(feat), phone)
 
-    def logits(self, batch: dict, drop: torch.Tensor, augment: bool = False, drop_audio: torch.Tensor | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    def logits(
+        self, batch: dict, drop: torch.Tensor, augment: bool = False, drop_audio: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher-forced logits ``[B, L, C, 2]``, target bits ``[B, L, C]`` and the audio frame features
         ``[B, W, audio_dim]``; ``drop: [B]`` bool picks the null style, ``drop_audio: [B]`` the null audio
         condition; ``augment`` applies :attr:`augment`."""
         m = self.model
         with torch.no_grad():
             prev_bits, bits = m.basic_vae.encode(batch["prev"], batch["this"])
-        feat = m.audio_in(encode_augmented(m.audio_encoder, batch["audio"], batch["u"], self.augment if augment else None))
+        feat = m.audio_in(
+            encode_augmented(m.audio_encoder, batch["audio"], batch["u"], self.augment if augment else None)
+        )
         cond = pool_per_scale(feat, m.scales)
         if drop_audio is not None:
             cond = torch.where(drop_audio[:, None, None], torch.zeros_like(cond), cond)
@@ -140,7 +153,9 @@ class ARLoss(nn.Module):
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         u = batch["u"]
-        logits, bits, feat = self.logits(batch, u < self.style_dropout, augment=True, drop_audio=u >= 1.0 - self.audio_dropout)
+        logits, bits, feat = self.logits(
+            batch, u < self.style_dropout, augment=True, drop_audio=u >= 1.0 - self.audio_dropout
+        )
         ce = F.cross_entropy(logits.reshape(-1, 2).float(), bits.reshape(-1))
         values = {"ce": ce.item(), "bit_acc": float((logits.argmax(-1) == bits).float().mean())}
         loss = ce
@@ -153,7 +168,9 @@ class ARLoss(nn.Module):
         if phone is not None:
             loss = loss + self.phone_weight * phone[0]
             values["phone_ce"], values["phone_acc"] = phone[0].item(), phone[1]
-        elif self.phone_head is not None:  # no labelled frame: keep the head in the graph (DDP wants every parameter used)
+        elif (
+            self.phone_head is not None
+        ):  # no labelled frame: keep the head in the graph (DDP wants every parameter used)
             loss = loss + 0.0 * sum(p.sum() for p in self.phone_head.parameters())
         values["loss"] = loss.item()
         return loss, values
@@ -190,7 +207,9 @@ def run(cfg: ARTrainConfig) -> Path:
     t = cfg.train
     dist = setup(t)
     if not Path(cfg.vqvae).is_file():
-        raise SplattalkError(f"stage-1 model {cfg.vqvae} not found; train it first with python -m splattalk.talk.training.train_vqvae")
+        raise SplattalkError(
+            f"stage-1 model {cfg.vqvae} not found; train it first with python -m splattalk.talk.training.train_vqvae"
+        )
     if cfg.ar_depth is not None and cfg.ar_depth < 1:
         raise SplattalkError(f"--ar-depth must be at least 1 (AR transformer blocks), got {cfg.ar_depth}")
     model = load_talk_checkpoint(cfg.vqvae)
@@ -200,7 +219,9 @@ def run(cfg: ARTrainConfig) -> Path:
     # (load_talk_checkpoint maps the file's in place).
     torch.manual_seed(t.seed)
     if cfg.audio_posteriors and cfg.frontend is None:
-        raise SplattalkError("--audio-posteriors reads a pre-trained front-end's phone classifier: give --frontend (a train_frontend file)")
+        raise SplattalkError(
+            "--audio-posteriors reads a pre-trained front-end's phone classifier: give --frontend (a train_frontend file)"
+        )
     model = _fresh_generator(model.to(dist.device), cfg.ar_depth, cfg.audio_posteriors)
     if cfg.frontend is not None:
         adopt_frontend(model, cfg.frontend)
@@ -213,10 +234,24 @@ def run(cfg: ARTrainConfig) -> Path:
         for p in model.audio_encoder.parameters():
             p.requires_grad_(False)
     train, held = build_datasets(t, model.cfg, with_audio=True)
-    loss_module = ARLoss(model, cfg.style_dropout, cfg.audio_aux_weight, cfg.phone_weight, cfg.frontend_lr_scale,
-                         cfg.mel_augment if cfg.augment else None, cfg.audio_dropout).to(dist.device)  # fmt: skip
-    config = {"stage": "ar", "config": config_dict(cfg), "model": config_dict(model.cfg),
-              "train_data": data_summary(train), "heldout_data": data_summary(held), "torch": torch.__version__, "world": dist.world}  # fmt: skip
+    loss_module = ARLoss(
+        model,
+        cfg.style_dropout,
+        cfg.audio_aux_weight,
+        cfg.phone_weight,
+        cfg.frontend_lr_scale,
+        cfg.mel_augment if cfg.augment else None,
+        cfg.audio_dropout,
+    ).to(dist.device)
+    config = {
+        "stage": "ar",
+        "config": config_dict(cfg),
+        "model": config_dict(model.cfg),
+        "train_data": data_summary(train),
+        "heldout_data": data_summary(held),
+        "torch": torch.__version__,
+        "world": dist.world,
+    }
     evaluate = heldout_evaluator(t, dist, held, lambda batch: evaluate_ar(loss_module, batch))
 
     train_loop(t, dist, loss_module, train, config, evaluate, desc="generator")
@@ -230,9 +265,15 @@ def _fresh_generator(model: TalkModel, ar_depth: int | None = None, audio_poster
     ``--train.seed`` makes stage 2's start depend on its own seed only. ``ar_depth``
     (None: the stage-1 file's) sets the number of AR blocks; ``audio_posteriors`` the generator's audio condition.
     """
-    cfg = replace(model.cfg, ar_depth=model.cfg.ar_depth if ar_depth is None else ar_depth, audio_posteriors=audio_posteriors)
+    cfg = replace(
+        model.cfg, ar_depth=model.cfg.ar_depth if ar_depth is None else ar_depth, audio_posteriors=audio_posteriors
+    )
     fresh = type(model)(cfg).to(next(model.parameters()).device)
-    keep = {k: v for k, v in model.state_dict().items() if k.startswith("basic_vae.") or k.endswith("motion_mean") or k.endswith("motion_std")}
+    keep = {
+        k: v
+        for k, v in model.state_dict().items()
+        if k.startswith("basic_vae.") or k.endswith("motion_mean") or k.endswith("motion_std")
+    }
     fresh.load_state_dict(keep, strict=False)
     return fresh
 

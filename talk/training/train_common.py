@@ -22,9 +22,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -147,7 +147,9 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
-def make_optimizer(params: list[tuple[str, nn.Parameter]], cfg: TrainConfig, lr_scales: dict[str, float] | None = None) -> torch.optim.AdamW:
+def make_optimizer(
+    params: list[tuple[str, nn.Parameter]], cfg: TrainConfig, lr_scales: dict[str, float] | None = None
+) -> torch.optim.AdamW:
     """AdamW; matrices decay, vectors (biases, norms) and embeddings/positions do not.
 
     ``lr_scales`` maps a parameter-name prefix to a factor on the learning rate
@@ -158,12 +160,18 @@ def make_optimizer(params: list[tuple[str, nn.Parameter]], cfg: TrainConfig, lr_
     def scale(name: str) -> float:
         return next((f for prefix, f in lr_scales.items() if name.startswith(prefix)), 1.0)
 
-    groups: dict[tuple[bool, float], list[nn.Parameter]] = {(True, 1.0): [], (False, 1.0): []}  # the order resumed states expect
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {
+        (True, 1.0): [],
+        (False, 1.0): [],
+    }  # the order resumed states expect
     for n, p in params:
         decays = p.ndim >= 2 and "embed" not in n and "null_style" not in n
         groups.setdefault((decays, scale(n)), []).append(p)
     return torch.optim.AdamW(
-        [{"params": ps, "weight_decay": cfg.weight_decay if decays else 0.0, "lr_scale": f} for (decays, f), ps in groups.items()],
+        [
+            {"params": ps, "weight_decay": cfg.weight_decay if decays else 0.0, "lr_scale": f}
+            for (decays, f), ps in groups.items()
+        ],
         lr=cfg.lr,
         betas=(0.9, 0.95),
     )
@@ -185,7 +193,12 @@ def save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, s
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng/cuda{i}"] = s
     groups = [{k: v for k, v in g.items()} for g in opt["param_groups"]]
-    meta = {"format": STATE_FORMAT, "step": str(step), "param_groups": json.dumps(groups), "config": json.dumps(config, default=str)}
+    meta = {
+        "format": STATE_FORMAT,
+        "step": str(step),
+        "param_groups": json.dumps(groups),
+        "config": json.dumps(config, default=str),
+    }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
@@ -204,7 +217,9 @@ def load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -
     try:
         model.load_state_dict(model_state, strict=True)
     except RuntimeError as err:
-        raise SplattalkError(f"training state {path} belongs to another model ({str(err)[:300]}); use a new --out") from None
+        raise SplattalkError(
+            f"training state {path} belongs to another model ({str(err)[:300]}); use a new --out"
+        ) from None
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("optim/"):
@@ -212,7 +227,11 @@ def load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -
             state.setdefault(int(pid), {})[key] = v
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
     torch.set_rng_state(tensors["rng/torch"])
-    cuda = [tensors[f"rng/cuda{i}"] for i in range(torch.cuda.device_count()) if f"rng/cuda{i}" in tensors] if torch.cuda.is_available() else []
+    cuda = (
+        [tensors[f"rng/cuda{i}"] for i in range(torch.cuda.device_count()) if f"rng/cuda{i}" in tensors]
+        if torch.cuda.is_available()
+        else []
+    )
     if cuda:
         torch.cuda.set_rng_state_all(cuda)
     return int(meta["step"])
@@ -322,7 +341,9 @@ def seeded_eval_indices(n_items: int, count: int, seed: int) -> np.ndarray:
     return np.sort(rng.permutation(n_items)[: min(count, n_items)])
 
 
-def heldout_evaluator(cfg: TrainConfig, dist: Dist, held, evaluate_batch: Callable[[dict], dict]) -> Callable[[int], dict] | None:
+def heldout_evaluator(
+    cfg: TrainConfig, dist: Dist, held, evaluate_batch: Callable[[dict], dict]
+) -> Callable[[int], dict] | None:
     """The ``evaluate(step)`` that ``train_loop`` calls: ``evaluate_batch`` on the same seeded held-out windows
     every time, moved to the run's device; None without held-out data."""
     if held is None:

@@ -123,7 +123,9 @@ def evaluate_frontend(loss: FrontendLoss, batch: dict) -> dict[str, float]:
 
 def frontend_config(preset: TalkConfig, layers: int | None, dropout: float | None = None) -> TalkConfig:
     if preset.audio_encoder != "logmel":
-        raise SplattalkError(f"the '{preset.name}' preset uses the {preset.audio_encoder} encoder; only the log-mel front-end is pre-trained here")
+        raise SplattalkError(
+            f"the '{preset.name}' preset uses the {preset.audio_encoder} encoder; only the log-mel front-end is pre-trained here"
+        )
     if dropout is not None and not 0.0 <= dropout < 1.0:
         raise SplattalkError(f"front-end dropout must be in [0, 1), got {dropout}")
     changes = {k: v for k, v in (("logmel_layers", layers), ("logmel_dropout", dropout)) if v is not None}
@@ -144,8 +146,15 @@ def run(cfg: FrontendTrainConfig) -> Path:
     for p in model.audio_encoder.parameters():
         p.requires_grad_(True)
     loss_module = FrontendLoss(model, cfg, mean, std).to(dist.device)
-    config = {"stage": "frontend", "config": config_dict(cfg), "model": config_dict(model_cfg),
-              "train_data": data_summary(train), "heldout_data": data_summary(held), "torch": torch.__version__, "world": dist.world}  # fmt: skip
+    config = {
+        "stage": "frontend",
+        "config": config_dict(cfg),
+        "model": config_dict(model_cfg),
+        "train_data": data_summary(train),
+        "heldout_data": data_summary(held),
+        "torch": torch.__version__,
+        "world": dist.world,
+    }
     evaluate = heldout_evaluator(t, dist, held, lambda batch: evaluate_frontend(loss_module, batch))
 
     train_loop(t, dist, loss_module, train, config, evaluate, desc="front-end")
@@ -163,7 +172,9 @@ def with_phone_head(model: TalkModel, head: nn.Linear) -> TalkModel:
 def adopt_frontend(model: TalkModel, path: Path) -> TalkModel:
     """``model`` with the audio encoder (and its config fields) of the stage-1b file at ``path``."""
     if not Path(path).is_file():
-        raise SplattalkError(f"front-end model {path} not found; train it with python -m splattalk.talk.training.train_frontend")
+        raise SplattalkError(
+            f"front-end model {path} not found; train it with python -m splattalk.talk.training.train_frontend"
+        )
     source = load_talk_checkpoint(path)
     if source.cfg.audio_encoder != model.cfg.audio_encoder or source.cfg.audio_dim != model.cfg.audio_dim:
         raise SplattalkError(

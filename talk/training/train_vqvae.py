@@ -80,14 +80,30 @@ class VQVAELoss(nn.Module):
         out = self.reconstruct(prev, this)
         n = self.vae.normalize
         ones = torch.ones_like(valid)
-        recon = 0.5 * (masked_mse(n(out["recon_prev"]), n(prev), ones) + masked_mse(n(out["recon_this"]), n(this), valid))
+        recon = 0.5 * (
+            masked_mse(n(out["recon_prev"]), n(prev), ones) + masked_mse(n(out["recon_this"]), n(this), valid)
+        )
         vel = 0.0
         for pred, target, mask in ((out["recon_prev"], prev, ones), (out["recon_this"], this, valid)):
-            vel = vel + 0.5 * masked_mse(torch.diff(n(pred), dim=1), torch.diff(n(target), dim=1), mask[:, 1:] * mask[:, :-1])
+            vel = vel + 0.5 * masked_mse(
+                torch.diff(n(pred), dim=1), torch.diff(n(target), dim=1), mask[:, 1:] * mask[:, :-1]
+            )
         c = self.cfg
-        loss = (recon + c.velocity_weight * vel + c.commit_weight * out["commit"] + c.entropy_weight * out["entropy"]
-                + c.residual_weight * out["residual"])  # fmt: skip
-        terms = ("loss", loss), ("recon", recon), ("velocity", vel), ("commit", out["commit"]), ("entropy", out["entropy"]), ("residual", out["residual"])
+        loss = (
+            recon
+            + c.velocity_weight * vel
+            + c.commit_weight * out["commit"]
+            + c.entropy_weight * out["entropy"]
+            + c.residual_weight * out["residual"]
+        )
+        terms = (
+            ("loss", loss),
+            ("recon", recon),
+            ("velocity", vel),
+            ("commit", out["commit"]),
+            ("entropy", out["entropy"]),
+            ("residual", out["residual"]),
+        )
         return loss, {k: v.item() for k, v in terms}
 
     def reconstruct(self, prev: torch.Tensor, this: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -104,9 +120,15 @@ class VQVAELoss(nn.Module):
         this_hat, this_bits, this_losses = bsq.quantize(feat[:, W:], vae.scales)
         recon_prev, recon_this = vae.decode_features(prev_hat, this_hat)
         residual = ((feat - torch.cat([prev_hat, this_hat], dim=1).detach()) ** 2).sum(-1).mean()
-        return {"recon_prev": recon_prev, "recon_this": recon_this, "prev_bits": prev_bits, "this_bits": this_bits,
-                "commit": prev_losses["commit"] + this_losses["commit"], "entropy": prev_losses["entropy"] + this_losses["entropy"],
-                "residual": residual}  # fmt: skip
+        return {
+            "recon_prev": recon_prev,
+            "recon_this": recon_this,
+            "prev_bits": prev_bits,
+            "this_bits": this_bits,
+            "commit": prev_losses["commit"] + this_losses["commit"],
+            "entropy": prev_losses["entropy"] + this_losses["entropy"],
+            "residual": residual,
+        }
 
 
 @torch.no_grad()
@@ -138,15 +160,23 @@ def evaluate_vqvae(vae, batch: dict) -> dict[str, float]:
 
 def build_datasets(cfg: TrainConfig, model_cfg, with_audio: bool) -> tuple[WindowDataset, WindowDataset | None]:
     d = cfg.data
-    common = dict(window=model_cfg.window, context_frames=model_cfg.audio_context_frames, style_frames=model_cfg.style_frames,
-                  exclude_speakers=d.exclude_speakers, seed=cfg.seed, with_audio=with_audio)  # fmt: skip
+    common = dict(
+        window=model_cfg.window,
+        context_frames=model_cfg.audio_context_frames,
+        style_frames=model_cfg.style_frames,
+        exclude_speakers=d.exclude_speakers,
+        seed=cfg.seed,
+        with_audio=with_audio,
+    )
     train = WindowDataset(d.corpus, "train", jitter=d.jitter, augment=d.augment, **common)
     try:
         held = WindowDataset(d.corpus, "heldout", jitter=False, augment=NO_AUGMENT, **common)
     except Exception:  # noqa: BLE001 - a corpus without held-out material trains without evaluation
         held = None
     if train.motion_dim != model_cfg.motion_dim:
-        raise SystemExit(f"error: corpus motion has {train.motion_dim} channels, the '{model_cfg.name}' preset expects {model_cfg.motion_dim}")
+        raise SystemExit(
+            f"error: corpus motion has {train.motion_dim} channels, the '{model_cfg.name}' preset expects {model_cfg.motion_dim}"
+        )
     return train, held
 
 
@@ -169,8 +199,15 @@ def run(cfg: VQVAETrainConfig) -> Path:
     for p in model.basic_vae.parameters():
         p.requires_grad_(True)
     loss_module = VQVAELoss(model, cfg)
-    config = {"stage": "vqvae", "config": config_dict(cfg), "model": config_dict(model_cfg),
-              "train_data": data_summary(train), "heldout_data": data_summary(held), "torch": torch.__version__, "world": dist.world}  # fmt: skip
+    config = {
+        "stage": "vqvae",
+        "config": config_dict(cfg),
+        "model": config_dict(model_cfg),
+        "train_data": data_summary(train),
+        "heldout_data": data_summary(held),
+        "torch": torch.__version__,
+        "world": dist.world,
+    }
     evaluate = heldout_evaluator(t, dist, held, lambda batch: evaluate_vqvae(model.basic_vae, batch))
 
     train_loop(t, dist, loss_module, train, config, evaluate, desc="vqvae")

@@ -9,8 +9,8 @@ import torch
 from splattalk.adapt import AdaptCommand, adapted_model, paths, run
 from splattalk.assets import data_path
 from splattalk.errors import SplattalkError
-from splattalk.talk.audio import load_audio
 from splattalk.models import DEFAULT_MODEL, resolve_model
+from splattalk.talk.audio import load_audio
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="the built-in talk model is not built")
 
@@ -26,8 +26,16 @@ def _run(tmp_path, audio_path, head_model="default-head-v1", T=None):
     jaw[:, 0] = 0.1 * env
     folder = tmp_path / "run"
     (folder / "tracking").mkdir(parents=True)
-    np.savez(folder / "tracking" / "tracks.npz", expr=expr, jaw=jaw, rot=np.zeros((T, 3), np.float32), fps=np.float32(25),
-             shape=np.zeros(16, np.float32), static_offset=np.zeros((4666, 3), np.float32), head_model=np.array(head_model))
+    np.savez(
+        folder / "tracking" / "tracks.npz",
+        expr=expr,
+        jaw=jaw,
+        rot=np.zeros((T, 3), np.float32),
+        fps=np.float32(25),
+        shape=np.zeros(16, np.float32),
+        static_offset=np.zeros((4666, 3), np.float32),
+        head_model=np.array(head_model),
+    )
     (folder / "tracking" / "config.json").write_text(json.dumps({"video": str(audio_path)}))
     return folder
 

@@ -31,9 +31,9 @@ def _mouth_box(avatar, size: int) -> tuple[slice, slice]:
     """Pixel box around the lips in the export's front view (the default head's vertices follow mediapipe's numbering)."""
     import torch
 
+    from splattalk.avatar.framing import front_view
     from splattalk.avatar.model import posed_vertices
     from splattalk.head.params import HeadParams
-    from splattalk.avatar.framing import front_view
 
     with torch.no_grad():
         rest = posed_vertices(avatar, HeadParams.zeros(1, avatar.head.num_expr))[0].numpy()
@@ -48,14 +48,13 @@ def _mouth_box(avatar, size: int) -> tuple[slice, slice]:
 
 def test_demo_writes_a_talking_mp4(demo_run):
     import av
-
-    from splattalk.avatar.io import load_avatar
-    from splattalk.talk.audio import load_audio
     from scipy.ndimage import gaussian_filter1d
 
-    from splattalk.talk.corpus.speech_checks import frame_activity, frame_envelope, pause_frames
+    from splattalk.avatar.io import load_avatar
     from splattalk.demo import SAMPLE_SPEECH
     from splattalk.mp4 import probe
+    from splattalk.talk.audio import load_audio
+    from splattalk.talk.corpus.speech_checks import frame_activity, frame_envelope, pause_frames
 
     out, stdout = demo_run
     mp4 = out / "exports" / "demo.mp4"

@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from splattalk.run import PER_FRAME
-from splattalk.head.params import HeadParams
+from viewer_helpers import ROOT, small_avatar
 
 from splattalk.errors import SplattalkError
-from viewer_helpers import ROOT, small_avatar
+from splattalk.head.params import HeadParams
+from splattalk.run import PER_FRAME
 
 SAMPLE_GT = ROOT / "splattalk" / "data" / "sample" / "sample_gt.npz"
 
@@ -38,9 +38,7 @@ def _at_fps(tracks: dict, fps: float) -> dict:
     t_dst = np.arange(int(np.floor((n - 1) / 25.0 * fps)) + 1) / fps
     for key in ("expr", "jaw", "neck", "rot", "transl", "eyes"):
         a = tracks[key]
-        out[key] = np.stack(
-            [np.interp(t_dst, t_src, a[:, d]) for d in range(a.shape[1])], 1
-        ).astype(np.float32)
+        out[key] = np.stack([np.interp(t_dst, t_src, a[:, d]) for d in range(a.shape[1])], 1).astype(np.float32)
     out["fps"] = np.float32(fps)
     return out
 
@@ -51,9 +49,7 @@ def test_driver_is_resampled_to_25_fps(tmp_path, fps):
 
     tracks = _sample_tracks()
     run = _write_run(tmp_path / "drive", _at_fps(tracks, fps))
-    driver = load_driver(
-        run, str(tracks["head_model"]), tracks["expr"].shape[1], progress=False
-    )
+    driver = load_driver(run, str(tracks["head_model"]), tracks["expr"].shape[1], progress=False)
     n = len(tracks["expr"])
     assert driver.source_fps == pytest.approx(fps)
     assert abs(len(driver.params) - n) <= 2  # same duration at 25 fps
@@ -73,9 +69,7 @@ def test_resample_rotation_follows_the_shortest_arc():
     q = resample_params(p, 10.0, 20.0)
     assert len(q) == 6
     np.testing.assert_allclose(q.rot[:5, 1], [0.0, 0.1, 0.2, 0.3, 0.4], atol=1e-5)
-    assert q.rot[5, 1] == pytest.approx(
-        0.4
-    )  # held at the last sample, not extrapolated
+    assert q.rot[5, 1] == pytest.approx(0.4)  # held at the last sample, not extrapolated
 
 
 def test_retarget_keeps_expression_and_makes_head_motion_relative():
@@ -106,10 +100,7 @@ def test_retarget_keeps_expression_and_makes_head_motion_relative():
     assert Rotation.from_rotvec(params.rot).mean().magnitude() < 1e-3
     rd = Rotation.from_rotvec(d.rot)
     turn = (r[0].inv() * r[-1]).magnitude()
-    assert (
-        turn == pytest.approx((rd[0].inv() * rd[-1]).magnitude(), abs=1e-5)
-        and turn > 0.15
-    )
+    assert turn == pytest.approx((rd[0].inv() * rd[-1]).magnitude(), abs=1e-5) and turn > 0.15
     # translation: offsets around the avatar's own place (zero here), not the driver's 0.8 m distance
     assert np.abs(params.transl).max() < 1e-5
 
@@ -140,20 +131,15 @@ def test_sample_tracks_drive_an_avatar_with_the_drivers_sound(tmp_path):
     """The sample video's parameters drive a small default avatar: the mp4 has the driver's length and sound,
     and the rendered lower face moves with the driver's jaw (frames with an open jaw differ from closed ones)."""
     import av
-    from splattalk.mp4 import probe, write_mp4
 
+    from splattalk.mp4 import probe, write_mp4
     from splattalk.reenact import export_driven, load_driver, retarget
 
     tracks = _sample_tracks()
     keep = 50
-    short = {
-        k: (v[:keep] if k in ("expr", "jaw", "neck", "rot", "transl", "eyes") else v)
-        for k, v in tracks.items()
-    }
+    short = {k: (v[:keep] if k in ("expr", "jaw", "neck", "rot", "transl", "eyes") else v) for k, v in tracks.items()}
     # a driving "video" with sound (the run records it as its source, as `splattalk track` does)
-    tone = (0.2 * np.sin(2 * np.pi * 200 * np.arange(keep * 640) / 16000)).astype(
-        np.float32
-    )
+    tone = (0.2 * np.sin(2 * np.pi * 200 * np.arange(keep * 640) / 16000)).astype(np.float32)
     video = write_mp4(
         tmp_path / "driver.mp4",
         (np.zeros((16, 16, 3), np.uint8) for _ in range(keep)),
@@ -183,13 +169,9 @@ def test_sample_tracks_drive_an_avatar_with_the_drivers_sound(tmp_path):
     info = probe(out)
     assert info["audio"] is not None and abs(info["audio"][0] - n / 25) < 0.1
     with av.open(str(out)) as c:
-        frames = np.stack(
-            [f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)]
-        )
+        frames = np.stack([f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)])
     jaw = driver.params.jaw[: len(frames), 0]
-    lower = frames[:, size // 2 :, :, :].mean(
-        axis=(2, 3)
-    )  # [T, rows] lower half brightness profile
+    lower = frames[:, size // 2 :, :, :].mean(axis=(2, 3))  # [T, rows] lower half brightness profile
     closed, opened = np.argsort(jaw)[:5], np.argsort(jaw)[-5:]
     assert jaw[opened].mean() > jaw[closed].mean() + 0.05
     diff_open = np.abs(lower[opened].mean(0) - lower[closed].mean(0)).mean()
@@ -200,14 +182,11 @@ def test_sample_tracks_drive_an_avatar_with_the_drivers_sound(tmp_path):
 def test_cli_export_drive(tmp_path):
     """`splattalk export AVATAR --drive RUN` end to end (a driving run is read directly; --motion with --drive is an error)."""
     from splattalk.cli import main
-    from splattalk.viewer.server import DEFAULT_AVATAR
     from splattalk.mp4 import probe
+    from splattalk.viewer.server import DEFAULT_AVATAR
 
     tracks = _sample_tracks()
-    short = {
-        k: (v[:8] if k in ("expr", "jaw", "neck", "rot", "transl", "eyes") else v)
-        for k, v in tracks.items()
-    }
+    short = {k: (v[:8] if k in ("expr", "jaw", "neck", "rot", "transl", "eyes") else v) for k, v in tracks.items()}
     run = _write_run(tmp_path / "drive", short)
     out = tmp_path / "out.mp4"
     with pytest.raises(SystemExit) as exit_:
@@ -245,17 +224,15 @@ def test_viewer_session_plays_a_driven_clip_with_the_drivers_eyes(tmp_path):
     """`splattalk view --drive`: each tab starts the driven clip; frames carry the driver's eyes/neck/translation."""
     import time
 
+    from viewer_helpers import RecordingView
+
+    from splattalk.reenact import retarget
     from splattalk.viewer.loudness import LoudnessStream
     from splattalk.viewer.session import Resources, Session
 
-    from splattalk.reenact import retarget
-    from viewer_helpers import RecordingView
-
     avatar = small_avatar(1500)
     d = HeadParams(**{k: v for k, v in _sample_tracks().items() if k in PER_FRAME}).slice(slice(0, 40))
-    d.eyes[:, 1] = np.linspace(
-        -0.4, 0.4, 40
-    )  # the driver looks from one side to the other
+    d.eyes[:, 1] = np.linspace(-0.4, 0.4, 40)  # the driver looks from one side to the other
     d.eyes[:, 4] = d.eyes[:, 1]
     motion, extras = retarget(d)
     audio = np.zeros(40 * 640, np.float32)
@@ -271,11 +248,7 @@ def test_viewer_session_plays_a_driven_clip_with_the_drivers_eyes(tmp_path):
         time.sleep(0.1)
         assert s.current is None  # nothing plays before the page is up …
         s.clock_report("0 0 0 1 0 1.0 0 0 x")  # … which its first clock report shows
-        assert (
-            s.current is not None
-            and s.current.extras is not None
-            and s.current.num_frames == 40
-        )
+        assert s.current is not None and s.current.extras is not None and s.current.num_frames == 40
         assert view.audio and view.audio[-1][2] == "driven"
     finally:
         s.close()
@@ -288,19 +261,14 @@ def test_viewer_session_plays_a_driven_clip_with_the_drivers_eyes(tmp_path):
     expected = s.poser.buffer(clip.motion[frame], None, clip.extras[frame])
     without = s.poser.buffer(clip.motion[frame])
     np.testing.assert_array_equal(view.last_buffer, expected)
-    assert not np.array_equal(
-        expected, without
-    )  # the eyes (and neck/translation) came from the driver
-    s.set_style(
-        "model default"
-    )  # no talk model behind a driven clip: nothing is regenerated
+    assert not np.array_equal(expected, without)  # the eyes (and neck/translation) came from the driver
+    s.set_style("model default")  # no talk model behind a driven clip: nothing is regenerated
     assert clip.done and clip.ready == 40
     s.close()
 
 
 def test_mouth_gain_scales_only_the_jaw_and_mouth_channels():
     from splattalk.head.default import load_default_head
-
     from splattalk.reenact import scale_mouth
 
     names = load_default_head().expr_names
@@ -315,23 +283,14 @@ def test_mouth_gain_scales_only_the_jaw_and_mouth_channels():
         "jaw_forward",
     }
     for i, name in enumerate(names):
-        expected = (
-            2.0
-            if (
-                name in mouth
-                or name.startswith(("mouth", "lip", "upper_lip", "lower_lip"))
-            )
-            else 1.0
-        )
+        expected = 2.0 if (name in mouth or name.startswith(("mouth", "lip", "upper_lip", "lower_lip"))) else 1.0
         assert out[0, i] == expected, name
     assert out[0, e : e + 3].tolist() == [1, 1, 1] and out[0, e + 3 :].tolist() == [
         2,
         2,
         2,
     ]  # rotation kept, jaw scaled
-    assert {"blink_left", "brow_down", "smile"} <= {
-        n for i, n in enumerate(names) if out[0, i] == 1.0
-    }
+    assert {"blink_left", "brow_down", "smile"} <= {n for i, n in enumerate(names) if out[0, i] == 1.0}
     # unnamed (FLAME-style) expressions: only the jaw
     out = scale_mouth(motion, [f"expr{i}" for i in range(e)], 2.0)
     assert (out[:, :e] == 1).all() and (out[:, e + 3 :] == 2).all()
@@ -339,7 +298,6 @@ def test_mouth_gain_scales_only_the_jaw_and_mouth_channels():
 
 def test_mouth_agreement_measures():
     from splattalk.head.default import load_default_head
-
     from splattalk.mouth_agreement import correlation, mesh_mouth_opening, mouth_opening
 
     pts = np.zeros((2, 478, 3))

@@ -14,10 +14,24 @@ def make_tracks(num: int = 7, expr: int = 5, seed: int = 0) -> Tracks:
     rng = np.random.default_rng(seed)
     f = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
     return Tracks(
-        expr=f(num, expr), jaw=f(num, 3), neck=f(num, 3), rot=f(num, 3), transl=f(num, 3), eyes=f(num, 6),
-        shape=f(16), K=np.array([[500, 0, 128], [0, 500, 128], [0, 0, 1]], np.float32), viewmat=np.eye(4, dtype=np.float32),
-        width=256, height=256, fps=25.0, head_model="default-head-v1", static_offset=f(11, 3),
-        valid=rng.random(num) > 0.2, residual_px=f(num), key="abc123", crop=np.array([1.0, 2.0, 300.0]),
+        expr=f(num, expr),
+        jaw=f(num, 3),
+        neck=f(num, 3),
+        rot=f(num, 3),
+        transl=f(num, 3),
+        eyes=f(num, 6),
+        shape=f(16),
+        K=np.array([[500, 0, 128], [0, 500, 128], [0, 0, 1]], np.float32),
+        viewmat=np.eye(4, dtype=np.float32),
+        width=256,
+        height=256,
+        fps=25.0,
+        head_model="default-head-v1",
+        static_offset=f(11, 3),
+        valid=rng.random(num) > 0.2,
+        residual_px=f(num),
+        key="abc123",
+        crop=np.array([1.0, 2.0, 300.0]),
         source_rotation=90,
     )
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from talk_helpers import TINY_W2V, one_thread, random_model, speechlike  # noqa: F401
 
+from splattalk.cli import main
 from splattalk.talk import checkpoint as ckpt
 from splattalk.talk.config import TINY
 from splattalk.talk.style import load_style_clip
-from splattalk.cli import main
-from talk_helpers import TINY_W2V, one_thread, random_model, speechlike  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -50,7 +50,9 @@ def test_mouth_samples_option(tmp_path, speech, capsys):
     assert _run([speech, "--out", four, "--checkpoint", model_path, "--mouth-samples", 4], capsys)[0] == 0
     with np.load(one) as a, np.load(four) as b:
         assert a["motion"].shape == b["motion"].shape and not np.allclose(a["motion"], b["motion"], atol=1e-4)
-    code, _, err = _run([speech, "--out", tmp_path / "bad.npz", "--checkpoint", model_path, "--mouth-samples", 0], capsys)
+    code, _, err = _run(
+        [speech, "--out", tmp_path / "bad.npz", "--checkpoint", model_path, "--mouth-samples", 0], capsys
+    )
     assert code == 2 and "--mouth-samples must be at least 1" in err and "Traceback" not in err
     assert not (tmp_path / "bad.npz").exists()
 
@@ -60,10 +62,14 @@ def test_readout_weight_option(tmp_path, speech, capsys):
     model_path = tmp_path / "tiny.safetensors"
     ckpt.save_talk_checkpoint(random_model(TINY), model_path)
     for weight, message in ((0.5, "no mouth read-out"), (1.5, "must be in [0, 1]")):
-        code, _, err = _run([speech, "--out", tmp_path / "bad.npz", "--checkpoint", model_path, "--readout-weight", weight], capsys)
+        code, _, err = _run(
+            [speech, "--out", tmp_path / "bad.npz", "--checkpoint", model_path, "--readout-weight", weight], capsys
+        )
         assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "bad.npz").exists()
-    assert _run([speech, "--out", tmp_path / "ok.npz", "--checkpoint", model_path, "--readout-weight", 0], capsys)[0] == 0
+    assert (
+        _run([speech, "--out", tmp_path / "ok.npz", "--checkpoint", model_path, "--readout-weight", 0], capsys)[0] == 0
+    )
 
 
 def test_official_layout_checkpoint_and_style_pt(tmp_path, speech, capsys, monkeypatch):
@@ -77,7 +83,11 @@ def test_official_layout_checkpoint_and_style_pt(tmp_path, speech, capsys, monke
     code, _, err = _run([speech, "--out", out, "--checkpoint", model_path, "--style", style], capsys)
     assert code == 0, err
     with np.load(out) as data:
-        assert data["motion"].shape == (133, 106) and str(data["head_model"]) == "flame2020" and int(data["expr_dim"]) == 100
+        assert (
+            data["motion"].shape == (133, 106)
+            and str(data["head_model"]) == "flame2020"
+            and int(data["expr_dim"]) == 100
+        )
 
 
 def test_missing_default_model_says_so(tmp_path, speech, capsys, monkeypatch, isolated_assets):

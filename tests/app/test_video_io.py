@@ -7,7 +7,9 @@ from splattalk.mp4 import probe, write_mp4
 
 def test_mp4_has_h264_and_aac_of_equal_length(tmp_path):
     frames = [np.full((48, 64, 3), (i * 7) % 255, np.uint8) for i in range(38)]
-    audio = (0.3 * np.sin(np.arange(16000 * 2) / 16000 * 2 * np.pi * 220)).astype(np.float32)  # 2 s, longer than the video
+    audio = (0.3 * np.sin(np.arange(16000 * 2) / 16000 * 2 * np.pi * 220)).astype(
+        np.float32
+    )  # 2 s, longer than the video
     out = tmp_path / "x.mp4"
     assert write_mp4(out, iter(frames), 25, audio, 16000) == 38
     info = probe(out)

@@ -33,15 +33,25 @@ def random_bound(num_faces: int, n: int = 2000, sh_degree: int = 1, seed: int = 
 
 @pytest.fixture(scope="module")
 def avatar(head):
-    return Avatar(head=head, shape=torch.randn(head.num_shape) * 0.5, gaussians=random_bound(head.faces.shape[0]), config={"seed": 0})
+    return Avatar(
+        head=head,
+        shape=torch.randn(head.num_shape) * 0.5,
+        gaussians=random_bound(head.faces.shape[0]),
+        config={"seed": 0},
+    )
 
 
 def test_quaternion_matrix_round_trip():
     q = quaternion.normalize(torch.randn(1000, 4, dtype=torch.float64))
     q = torch.where(q[:, :1] < 0, -q, q)
     assert torch.allclose(quaternion.from_matrix(quaternion.to_matrix(q)), q, atol=1e-10)
-    a, b = quaternion.normalize(torch.randn(50, 4, dtype=torch.float64)), quaternion.normalize(torch.randn(50, 4, dtype=torch.float64))
-    assert torch.allclose(quaternion.to_matrix(quaternion.multiply(a, b)), quaternion.to_matrix(a) @ quaternion.to_matrix(b), atol=1e-10)
+    a, b = (
+        quaternion.normalize(torch.randn(50, 4, dtype=torch.float64)),
+        quaternion.normalize(torch.randn(50, 4, dtype=torch.float64)),
+    )
+    assert torch.allclose(
+        quaternion.to_matrix(quaternion.multiply(a, b)), quaternion.to_matrix(a) @ quaternion.to_matrix(b), atol=1e-10
+    )
 
 
 def test_zero_offsets_put_means_on_their_triangles(head):

@@ -23,9 +23,19 @@ from splattalk.avatar.view import render_gaussians
 from splattalk.errors import SplattalkError
 
 TINY = FitConfig(
-    resolution=48, iterations=60, init_gaussians=1500, init_frames=4, eval_every=20, checkpoint_every=20,
-    preview_every=0, densify_from=20, densify_every=20, grad_threshold=0.002, max_gaussians=2500,
-    refine_tracking=False, background="0.7,0.72,0.75",
+    resolution=48,
+    iterations=60,
+    init_gaussians=1500,
+    init_frames=4,
+    eval_every=20,
+    checkpoint_every=20,
+    preview_every=0,
+    densify_from=20,
+    densify_every=20,
+    grad_threshold=0.002,
+    max_gaussians=2500,
+    refine_tracking=False,
+    background="0.7,0.72,0.75",
 )
 
 
@@ -76,7 +86,10 @@ def test_animate_reproduces_the_fitted_frame(fitted, tiny_run):
     avatar = load_avatar(run / "avatar" / "avatar.safetensors")
     f = prepare(run, TINY, progress=False)
     data = load_run(run, TINY.resolution, TINY.holdout_fraction, TINY.background)
-    training = GaussianParams(avatar.gaussians, {k: 0.0 for k in ("local_means", "local_quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")})
+    training = GaussianParams(
+        avatar.gaussians,
+        {k: 0.0 for k in ("local_means", "local_quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")},
+    )
     for i in (0, 5, 11):
         g_train = f.pose(training, f.vertices[i])  # the loop's differentiable path
         rgb_train, _ = render_gaussians(g_train, f.camera, data.background, "cpu", TINY.sh_degree)
@@ -101,7 +114,9 @@ def test_interrupted_fit_resumes_to_the_same_avatar(tiny_run, fitted, tmp_path):
     for k, v in a.gaussians.tensors().items():
         assert torch.equal(v, getattr(b.gaussians, k)), k
     assert resumed["metrics"]["heldout"]["psnr"] == uninterrupted["metrics"]["heldout"]["psnr"]
-    assert [h["psnr"] for h in resumed["metrics"]["history"]] == [h["psnr"] for h in uninterrupted["metrics"]["history"]]
+    assert [h["psnr"] for h in resumed["metrics"]["history"]] == [
+        h["psnr"] for h in uninterrupted["metrics"]["history"]
+    ]
 
 
 def test_tracking_refinement_moves_only_training_frames_a_little(tiny_run, tmp_path):
@@ -140,7 +155,9 @@ def test_bad_runs_are_refused_with_a_useful_message(tiny_run, tmp_path):
 
 
 def test_fit_command_is_registered_and_light():
-    out = subprocess.run([sys.executable, "-m", "splattalk", "fit", "--help"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "splattalk", "fit", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert "--resolution" in out.stdout and "--iterations" in out.stdout and "--restart" in out.stdout
     code = "import sys, splattalk.avatar.fit_config; print('torch' in sys.modules)"
@@ -152,10 +169,39 @@ def test_killed_process_resumes(tiny_run, tmp_path):
     """A real SIGKILL of `splattalk fit` mid-run, then a rerun: same avatar as an uninterrupted in-process fit."""
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    args = [sys.executable, "-m", "splattalk", "fit", str(run), "--quiet", "--resolution", "48", "--iterations", "60",
-            "--init-gaussians", "1500", "--init-frames", "4", "--eval-every", "20", "--checkpoint-every", "20",
-            "--preview-every", "0", "--densify-from", "20", "--densify-every", "20", "--grad-threshold", "0.002",
-            "--max-gaussians", "2500", "--no-refine-tracking", "--background", "0.7,0.72,0.75"]
+    args = [
+        sys.executable,
+        "-m",
+        "splattalk",
+        "fit",
+        str(run),
+        "--quiet",
+        "--resolution",
+        "48",
+        "--iterations",
+        "60",
+        "--init-gaussians",
+        "1500",
+        "--init-frames",
+        "4",
+        "--eval-every",
+        "20",
+        "--checkpoint-every",
+        "20",
+        "--preview-every",
+        "0",
+        "--densify-from",
+        "20",
+        "--densify-every",
+        "20",
+        "--grad-threshold",
+        "0.002",
+        "--max-gaussians",
+        "2500",
+        "--no-refine-tracking",
+        "--background",
+        "0.7,0.72,0.75",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = run / "avatar" / "checkpoint.pt"
     deadline = time.time() + 300

@@ -15,7 +15,14 @@ from splattalk.avatar.metrics import psnr, ssim
 from splattalk.avatar.optim import GaussianParams
 from splattalk.head.default import load_default_head
 
-LRS = {"local_means": 0.01, "local_quats": 0.001, "log_scales": 0.01, "opacity_logits": 0.05, "sh_dc": 0.005, "sh_rest": 0.0002}
+LRS = {
+    "local_means": 0.01,
+    "local_quats": 0.001,
+    "log_scales": 0.01,
+    "opacity_logits": 0.05,
+    "sh_dc": 0.005,
+    "sh_rest": 0.0002,
+}
 
 
 def make_params(n: int = 6, num_faces: int = 4, sh_degree: int = 1) -> GaussianParams:
@@ -42,8 +49,9 @@ def test_metrics_match_skimage():
     a = rng.random((40, 50, 3)).astype(np.float32)
     b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1).astype(np.float32)
     ours = ssim(torch.from_numpy(a), torch.from_numpy(b))
-    ref = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0,
-                                channel_axis=-1)
+    ref = structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0, channel_axis=-1
+    )
     assert ours == pytest.approx(ref, abs=2e-4)
     assert ssim(torch.from_numpy(a), torch.from_numpy(a)) == pytest.approx(1.0, abs=1e-6)
     mse = float(np.mean((a - b) ** 2))
@@ -90,8 +98,16 @@ def test_densify_clones_small_and_splits_large():
     grad[[0, 3], 0] = 1.0  # only 0 (small) and 3 (large) pass the threshold
     stats.accumulate(grad, torch.ones(6, dtype=torch.int32), 2, 2)
     before = {k: v.detach().clone() for k, v in params.tensors.items()}
-    out = densify(params, stats, face_size, head_size=10.0, grad_threshold=0.5, dense_fraction=0.03,
-                  max_count=100, generator=torch.Generator().manual_seed(0))
+    out = densify(
+        params,
+        stats,
+        face_size,
+        head_size=10.0,
+        grad_threshold=0.5,
+        dense_fraction=0.03,
+        max_count=100,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert out == {"cloned": 1, "split": 1}
     assert params.num == 6 - 1 + 1 + 2
     # kept rows first (3 removed), then the clone of 0, then the two children of 3
@@ -110,8 +126,16 @@ def test_densify_respects_the_cap_and_prefers_strong_gradients():
     stats = DensifyStats.zeros(6)
     grad = torch.tensor([[1.0, 0], [3.0, 0], [2.0, 0], [0, 0], [0, 0], [0, 0]])
     stats.accumulate(grad, torch.ones(6, dtype=torch.int32), 2, 2)
-    densify(params, stats, torch.ones(4), head_size=100.0, grad_threshold=0.5, dense_fraction=0.5, max_count=8,
-            generator=torch.Generator().manual_seed(0))
+    densify(
+        params,
+        stats,
+        torch.ones(4),
+        head_size=100.0,
+        grad_threshold=0.5,
+        dense_fraction=0.5,
+        max_count=8,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert params.num == 8
     assert params.parent[6:].tolist() == [1, 2]  # the two strongest were cloned
 
@@ -142,9 +166,19 @@ def _render_info(n: int, grad: float) -> dict:
 
 def test_strategy_grows_on_its_schedule_then_only_prunes():
     params = make_params()
-    strategy = DensifyStrategy(torch.ones(4), 100.0, torch.Generator().manual_seed(0), max_count=100, densify_from=4,
-                               densify_until=6, every=2, grad_threshold=0.5, dense_fraction=0.5, prune_opacity=0.005,
-                               prune_size=0.1)
+    strategy = DensifyStrategy(
+        torch.ones(4),
+        100.0,
+        torch.Generator().manual_seed(0),
+        max_count=100,
+        densify_from=4,
+        densify_until=6,
+        every=2,
+        grad_threshold=0.5,
+        dense_fraction=0.5,
+        prune_opacity=0.005,
+        prune_size=0.1,
+    )
     strategy.initialize(params.num)
     counts = []
     for step in range(1, 9):
@@ -160,8 +194,16 @@ def test_strategy_grows_on_its_schedule_then_only_prunes():
 
 def test_strategy_state_round_trips():
     params = make_params()
-    args = dict(max_count=100, densify_from=4, densify_until=6, every=2, grad_threshold=0.5, dense_fraction=0.5,
-                prune_opacity=0.005, prune_size=0.1)
+    args = dict(
+        max_count=100,
+        densify_from=4,
+        densify_until=6,
+        every=2,
+        grad_threshold=0.5,
+        dense_fraction=0.5,
+        prune_opacity=0.005,
+        prune_size=0.1,
+    )
     strategy = DensifyStrategy(torch.ones(4), 100.0, torch.Generator(), **args)
     strategy.initialize(params.num)
     strategy.step_post_backward(params, 1, _render_info(params.num, 0.25))
@@ -192,7 +234,10 @@ def test_initial_gaussians_cover_carrying_triangles_area_uniformly():
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
     counts = np.bincount(parent, minlength=len(faces))
     for name in ("face", "scalp"):
-        sel = carry & (region == list(("teeth", "mouth_interior", "eyes", "lips", "ears", "face", "neck", "scalp", "skull")).index(name))
+        sel = carry & (
+            region
+            == list(("teeth", "mouth_interior", "eyes", "lips", "ears", "face", "neck", "scalp", "skull")).index(name)
+        )
         density = counts[sel].sum() / area[sel].sum()
         assert density == pytest.approx(40_000 / area[carry].sum(), rel=0.1), name
     assert share.sum() == pytest.approx(area[carry].sum(), rel=1e-9)

@@ -26,13 +26,115 @@ V, F, J = 5023, 9976, 5
 PARENTS_ROW = np.array([2**32 - 1, 0, 1, 1, 1], dtype=np.int64)
 
 # The 105 mediapipe ids in the public FLAME mediapipe embedding (metrical-tracker's selection).
-MEDIAPIPE_IDS = np.array([
-    276, 282, 283, 285, 293, 295, 296, 300, 334, 336, 46, 52, 53, 55, 63, 65, 66, 70, 105, 107, 249, 263, 362,
-    373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466, 7, 33, 133, 144, 145, 153, 154, 155, 157,
-    158, 159, 160, 161, 163, 173, 246, 168, 6, 197, 195, 5, 4, 129, 98, 97, 2, 326, 327, 358, 0, 13, 14, 17, 37,
-    39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269, 270, 291, 308, 310, 311,
-    312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415,
-])
+MEDIAPIPE_IDS = np.array(
+    [
+        276,
+        282,
+        283,
+        285,
+        293,
+        295,
+        296,
+        300,
+        334,
+        336,
+        46,
+        52,
+        53,
+        55,
+        63,
+        65,
+        66,
+        70,
+        105,
+        107,
+        249,
+        263,
+        362,
+        373,
+        374,
+        380,
+        381,
+        382,
+        384,
+        385,
+        386,
+        387,
+        388,
+        390,
+        398,
+        466,
+        7,
+        33,
+        133,
+        144,
+        145,
+        153,
+        154,
+        155,
+        157,
+        158,
+        159,
+        160,
+        161,
+        163,
+        173,
+        246,
+        168,
+        6,
+        197,
+        195,
+        5,
+        4,
+        129,
+        98,
+        97,
+        2,
+        326,
+        327,
+        358,
+        0,
+        13,
+        14,
+        17,
+        37,
+        39,
+        40,
+        61,
+        78,
+        80,
+        81,
+        82,
+        84,
+        87,
+        88,
+        91,
+        95,
+        146,
+        178,
+        181,
+        185,
+        191,
+        267,
+        269,
+        270,
+        291,
+        308,
+        310,
+        311,
+        312,
+        314,
+        317,
+        318,
+        321,
+        324,
+        375,
+        402,
+        405,
+        409,
+        415,
+    ]
+)
 
 
 # -- fake classes standing in for chumpy / old scipy while writing -----------------------
@@ -45,8 +147,14 @@ class Ch:
         self.x = np.asarray(x, dtype=np.float64)
 
     def __getstate__(self):
-        return {"_dirty_vars": set(), "_itr": None, "_make_dense": False, "_make_sparse": False,
-                "_depends_on_deps": {}, "x": self.x}
+        return {
+            "_dirty_vars": set(),
+            "_itr": None,
+            "_make_dense": False,
+            "_make_sparse": False,
+            "_depends_on_deps": {},
+            "x": self.x,
+        }
 
 
 class Select:
@@ -56,8 +164,16 @@ class Select:
         self.a, self.idxs, self.preferred_shape = a, idxs, preferred_shape
 
     def __getstate__(self):
-        return {"_dirty_vars": {"a"}, "_itr": None, "_make_dense": False, "_make_sparse": False,
-                "_depends_on_deps": {}, "a": self.a, "idxs": self.idxs, "preferred_shape": self.preferred_shape}
+        return {
+            "_dirty_vars": {"a"},
+            "_itr": None,
+            "_make_dense": False,
+            "_make_sparse": False,
+            "_depends_on_deps": {},
+            "a": self.a,
+            "idxs": self.idxs,
+            "preferred_shape": self.preferred_shape,
+        }
 
 
 class csc_matrix:  # noqa: N801 - the name the real files reference
@@ -73,8 +189,12 @@ class csc_matrix:  # noqa: N801 - the name the real files reference
         self.indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=dense.shape[1]))]).astype(np.int32)
 
 
-_FAKE_MODULES = {"chumpy": {}, "chumpy.ch": {"Ch": Ch}, "chumpy.reordering": {"Select": Select},
-                 "scipy.sparse.csc": {"csc_matrix": csc_matrix}}
+_FAKE_MODULES = {
+    "chumpy": {},
+    "chumpy.ch": {"Ch": Ch},
+    "chumpy.reordering": {"Select": Select},
+    "scipy.sparse.csc": {"csc_matrix": csc_matrix},
+}
 
 
 @contextlib.contextmanager
@@ -199,8 +319,22 @@ def write_embedding(path: Path, seed: int = 0, **overrides) -> dict[str, np.ndar
 
 def masks(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    names = ("eye_region", "neck", "left_eyeball", "right_eyeball", "right_ear", "right_eye_region", "forehead",
-             "lips", "nose", "scalp", "boundary", "face", "left_ear", "left_eye_region")
+    names = (
+        "eye_region",
+        "neck",
+        "left_eyeball",
+        "right_eyeball",
+        "right_ear",
+        "right_eye_region",
+        "forehead",
+        "lips",
+        "nose",
+        "scalp",
+        "boundary",
+        "face",
+        "left_ear",
+        "left_eye_region",
+    )
     return {name: np.sort(rng.choice(V, 200, replace=False)).astype(np.int64) for name in names}
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pickle
 
+import flame_layouts as layouts
 import numpy as np
 import pytest
 
-import flame_layouts as layouts
 from splattalk.errors import SplattalkError
 from splattalk.head import flame
-
 
 # -- mediapipe landmark embedding ------------------------------------------------------------
 
@@ -30,7 +29,9 @@ def test_embedding_round_trip(tmp_path):
 def test_embedding_accepts_column_vectors(tmp_path):
     path = tmp_path / "emb.npz"
     written = layouts.write_embedding(path, seed=3)
-    layouts.write_embedding(path, seed=3, lmk_face_idx=written["lmk_face_idx"][None], landmark_indices=written["landmark_indices"][:, None])
+    layouts.write_embedding(
+        path, seed=3, lmk_face_idx=written["lmk_face_idx"][None], landmark_indices=written["landmark_indices"][:, None]
+    )
     assert flame.load_mediapipe_embedding(path)["lmk_face_ids"].tolist() == written["lmk_face_idx"].tolist()
 
 
@@ -40,13 +41,22 @@ def test_embedding_accepts_column_vectors(tmp_path):
         ({"landmark_indices": None}, r"'landmark_indices' is missing \(the file has: lmk_b_coords, lmk_face_idx\)"),
         ({"lmk_b_coords": np.full((105, 2), 0.5)}, r"'lmk_b_coords' has shape \[105, 2\], expected \[105, 3\]"),
         ({"landmark_indices": layouts.MEDIAPIPE_IDS[:100]}, r"'landmark_indices' has shape \[100\], expected \[105\]"),
-        ({"lmk_face_idx": np.full(105, 9976)}, r"'lmk_face_idx' holds triangle ids 9976\.\.9976, expected ids in 0\.\.9975"),
+        (
+            {"lmk_face_idx": np.full(105, 9976)},
+            r"'lmk_face_idx' holds triangle ids 9976\.\.9976, expected ids in 0\.\.9975",
+        ),
         ({"landmark_indices": np.full(105, 4)}, r"'landmark_indices' holds 4\.\.4 \(1 distinct of 105\)"),
         ({"landmark_indices": layouts.MEDIAPIPE_IDS + 100}, r"'landmark_indices' holds .*0\.\.477"),
         ({"lmk_b_coords": np.full((105, 3), 0.5)}, r"'lmk_b_coords' has rows that do not sum to 1"),
         ({"lmk_face_idx": np.zeros(105, np.float32)}, r"'lmk_face_idx' has dtype float32"),
-        ({"lmk_face_idx": np.zeros(0, np.int64), "lmk_b_coords": np.zeros((0, 3)), "landmark_indices": np.zeros(0, np.int64)},
-         r"'lmk_face_idx' has shape \[0\], expected \[L\] with L > 0"),
+        (
+            {
+                "lmk_face_idx": np.zeros(0, np.int64),
+                "lmk_b_coords": np.zeros((0, 3)),
+                "landmark_indices": np.zeros(0, np.int64),
+            },
+            r"'lmk_face_idx' has shape \[0\], expected \[L\] with L > 0",
+        ),
     ],
 )
 def test_broken_embedding(tmp_path, overrides, message):
@@ -59,7 +69,12 @@ def test_broken_embedding(tmp_path, overrides, message):
 
 def test_embedding_with_pickled_objects_is_refused(tmp_path):
     path = tmp_path / "mediapipe_landmark_embedding.npz"
-    np.savez(path, lmk_face_idx=np.array([1, "x"], dtype=object), lmk_b_coords=np.zeros((2, 3)), landmark_indices=np.arange(2))
+    np.savez(
+        path,
+        lmk_face_idx=np.array([1, "x"], dtype=object),
+        lmk_b_coords=np.zeros((2, 3)),
+        landmark_indices=np.arange(2),
+    )
     with pytest.raises(SplattalkError, match="refusing to load .*pickled Python objects"):
         flame.load_mediapipe_embedding(path)
 

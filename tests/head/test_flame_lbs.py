@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import flame_layouts as layouts
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-import flame_layouts as layouts
 from splattalk.head import flame
 
 
@@ -67,8 +67,10 @@ def test_matches_numpy_flame_reference(model, raw):
         shape, expr = rng.normal(0, 2, 300), rng.normal(0, 2, 100)
         pose, translation = rng.normal(0, 0.3, (5, 3)), rng.normal(0, 0.1, 3)
         out = model(
-            shape=torch.from_numpy(shape)[None], expr=torch.from_numpy(expr)[None],
-            translation=torch.from_numpy(translation)[None], **pose_kwargs(pose),
+            shape=torch.from_numpy(shape)[None],
+            expr=torch.from_numpy(expr)[None],
+            translation=torch.from_numpy(translation)[None],
+            **pose_kwargs(pose),
         )
         expected = flame_reference(raw, shape, expr, pose, translation)
         np.testing.assert_allclose(out.vertices[0].numpy(), expected, atol=1e-6)
@@ -91,7 +93,9 @@ def test_translation_shifts_everything(model, raw):
     t = torch.tensor([[0.1, -0.2, 0.3]], dtype=torch.float64)
     pose = pose_kwargs(np.random.default_rng(2).normal(0, 0.2, (5, 3)))
     moved, still = model(translation=t, **pose), model(**pose)
-    np.testing.assert_allclose((moved.vertices - still.vertices).numpy(), np.broadcast_to(t.numpy(), (1, 5023, 3)), atol=1e-12)
+    np.testing.assert_allclose(
+        (moved.vertices - still.vertices).numpy(), np.broadcast_to(t.numpy(), (1, 5023, 3)), atol=1e-12
+    )
     np.testing.assert_allclose((moved.joints - still.joints).numpy(), np.broadcast_to(t.numpy(), (1, 5, 3)), atol=1e-12)
 
 

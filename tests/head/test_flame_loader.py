@@ -8,10 +8,10 @@ import pickletools
 import re
 import sys
 
+import flame_layouts as layouts
 import numpy as np
 import pytest
 
-import flame_layouts as layouts
 from splattalk.errors import SplattalkError
 from splattalk.head import flame, unpickle
 
@@ -52,7 +52,12 @@ def test_written_files_have_the_official_pickle_layout(files):
     ops = list(pickletools.genops(raw))
     assert raw[:2] == b"\x80\x02"
     globals_ = {arg for op, arg, _ in ops if op.name == "GLOBAL"}
-    assert {"chumpy.ch Ch", "scipy.sparse.csc csc_matrix", "numpy.core.multiarray _reconstruct", "numpy dtype"} <= globals_
+    assert {
+        "chumpy.ch Ch",
+        "scipy.sparse.csc csc_matrix",
+        "numpy.core.multiarray _reconstruct",
+        "numpy dtype",
+    } <= globals_
     assert not {op.name for op, _, _ in ops} & {"BINUNICODE", "SHORT_BINUNICODE", "BINBYTES", "SHORT_BINBYTES"}
     assert "chumpy" not in sys.modules and "chumpy.ch" not in sys.modules
 
@@ -153,12 +158,20 @@ def test_artalk_needs_flame2020_hint(files):
 
 def test_smpl_files_are_named(tmp_path):
     rng = np.random.default_rng(0)
-    smpl = {"v_template": rng.random((6890, 3)), "shapedirs": layouts.Ch(rng.random((6890, 3, 10))),
-            "weights_prior": rng.random((6890, 24)), "kintree_table": np.zeros((2, 24), np.int64)}
+    smpl = {
+        "v_template": rng.random((6890, 3)),
+        "shapedirs": layouts.Ch(rng.random((6890, 3, 10))),
+        "weights_prior": rng.random((6890, 24)),
+        "kintree_table": np.zeros((2, 24), np.int64),
+    }
     path = layouts.write_py2_pickle(tmp_path / "basicModel_neutral.pkl", smpl)
     with pytest.raises(SplattalkError, match="SMPL / SMPL-H body model file, not FLAME"):
         flame.load_flame(path)
-    smplx = {"v_template": rng.random((10475, 3)), "hands_componentsl": rng.random((45, 45)), "shapedirs": rng.random((10475, 3, 2))}
+    smplx = {
+        "v_template": rng.random((10475, 3)),
+        "hands_componentsl": rng.random((45, 45)),
+        "shapedirs": rng.random((10475, 3, 2)),
+    }
     path = tmp_path / "SMPLX_NEUTRAL.npz"
     np.savez(path, **smplx)
     with pytest.raises(SplattalkError, match="SMPL-X body model file, not FLAME"):
@@ -167,7 +180,13 @@ def test_smpl_files_are_named(tmp_path):
 
 def test_companion_files_are_named(tmp_path):
     texture = tmp_path / "FLAME_texture.npz"
-    np.savez(texture, mean=np.zeros((8, 8, 3)), tex_dir=np.zeros((8, 8, 3, 2)), vt=np.zeros((5118, 2)), ft=np.zeros((9976, 3), np.int64))
+    np.savez(
+        texture,
+        mean=np.zeros((8, 8, 3)),
+        tex_dir=np.zeros((8, 8, 3, 2)),
+        vt=np.zeros((5118, 2)),
+        ft=np.zeros((9976, 3), np.int64),
+    )
     with pytest.raises(SplattalkError, match=r"FLAME \*texture\* file"):
         flame.load_flame(texture)
     embedding = tmp_path / "mediapipe_landmark_embedding.npz"
@@ -241,13 +260,15 @@ def test_bad_values(tmp_path, arrays):
 
 def test_truncated_file(tmp_path, files):
     path = tmp_path / "generic_model.pkl"
-    path.write_bytes(files["flame2020"].read_bytes()[: 10_000_000])
+    path.write_bytes(files["flame2020"].read_bytes()[:10_000_000])
     with pytest.raises(SplattalkError, match="truncated, corrupted or not a pickle") as err:
         flame.load_flame(path)
     assert str(path) in str(err.value)
 
 
-@pytest.mark.parametrize("content", [b"", b"just some text\n", b"\x89PNG\r\n\x1a\n" + bytes(64), b"\x80\x02}q\x00(U\x01a"])
+@pytest.mark.parametrize(
+    "content", [b"", b"just some text\n", b"\x89PNG\r\n\x1a\n" + bytes(64), b"\x80\x02}q\x00(U\x01a"]
+)
 def test_not_a_pickle(tmp_path, content):
     path = tmp_path / "generic_model.pkl"
     path.write_bytes(content)
@@ -282,13 +303,20 @@ def _hostile_payloads(marker):
     code = f"open({str(marker)!r}, 'w').write('ran')"
     return {
         "os.system, protocol 0": (f"cos\nsystem\n(V{command}\ntR.".encode(), "os.system"),
-        "posix.system, protocol 2": (pickle.dumps(_Evil(os.system, command), protocol=2), f"{os.system.__module__}.system"),
+        "posix.system, protocol 2": (
+            pickle.dumps(_Evil(os.system, command), protocol=2),
+            f"{os.system.__module__}.system",
+        ),
         "builtins.eval, protocol 4": (pickle.dumps(_Evil(eval, code), protocol=4), "builtins.eval"),
         "__builtin__.eval, python 2": (f"c__builtin__\neval\n(S{code!r}\ntR.".encode(), "__builtin__.eval"),
         "builtins.exec inside a FLAME dict": (
-            pickle.dumps({"v_template": np.zeros((5023, 3)), "shapedirs": _Evil(exec, code)}, protocol=2), "__builtin__.exec"),
+            pickle.dumps({"v_template": np.zeros((5023, 3)), "shapedirs": _Evil(exec, code)}, protocol=2),
+            "__builtin__.exec",
+        ),
         "subprocess via copy_reg._reconstructor": (
-            b"ccopy_reg\n_reconstructor\n(csubprocess\nPopen\nc__builtin__\nobject\nNtR.", "subprocess.Popen"),
+            b"ccopy_reg\n_reconstructor\n(csubprocess\nPopen\nc__builtin__\nobject\nNtR.",
+            "subprocess.Popen",
+        ),
     }
 
 
@@ -343,4 +371,3 @@ def test_allowed_table_is_small_and_exact():
         assert id(dangerous) not in values
     modules = {module.split(".")[0] for module, _ in unpickle.ALLOWED_GLOBALS}
     assert modules == {"numpy", "__builtin__", "builtins", "copy_reg", "copyreg", "_codecs", "chumpy", "scipy"}
-

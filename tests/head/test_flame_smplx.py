@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import flame_layouts as layouts
 import numpy as np
 import pytest
 import torch
 
-import flame_layouts as layouts
 from splattalk.errors import SplattalkError
 from splattalk.head import flame
 
@@ -44,8 +44,12 @@ def test_joints_without_j_match_the_stored_j(tmp_path, arrays):
     rest = without(shape=torch.zeros(1, 300), expr=torch.zeros(1, 100))
     np.testing.assert_allclose(rest.joints[0].numpy(), arrays["J"], rtol=1e-5, atol=1e-6)
     gen = torch.Generator().manual_seed(0)
-    params = {"shape": torch.randn(2, 300, generator=gen), "expr": torch.randn(2, 100, generator=gen),
-              "jaw": 0.2 * torch.randn(2, 3, generator=gen), "rotation": 0.1 * torch.randn(2, 3, generator=gen)}
+    params = {
+        "shape": torch.randn(2, 300, generator=gen),
+        "expr": torch.randn(2, 100, generator=gen),
+        "jaw": 0.2 * torch.randn(2, 3, generator=gen),
+        "rotation": 0.1 * torch.randn(2, 3, generator=gen),
+    }
     a, b = with_j(**params), without(**params)
     assert torch.equal(a.joints, b.joints) and torch.equal(a.vertices, b.vertices)
 
@@ -65,7 +69,10 @@ def test_smplx_name_in_a_flame2023_folder_or_symlinked_is_2023(tmp_path, arrays)
     link.symlink_to(path.parent / "flame2023.pkl")
     (path.parent / "flame2023.pkl").write_bytes(path.read_bytes())
     assert flame.detect_flame_version(link) == "flame2023"
-    assert flame.load_flame(smplx_folder(tmp_path / "x", arrays) / "FLAME_NEUTRAL.pkl", version="flame2023").model_id == "flame2023"
+    assert (
+        flame.load_flame(smplx_folder(tmp_path / "x", arrays) / "FLAME_NEUTRAL.pkl", version="flame2023").model_id
+        == "flame2023"
+    )
 
 
 def test_unknown_name_lists_every_way_to_say_the_release(tmp_path, arrays):
@@ -77,8 +84,10 @@ def test_unknown_name_lists_every_way_to_say_the_release(tmp_path, arrays):
 def test_smplx_landmark_files_are_named(tmp_path):
     """smplx's flame_static_embedding.pkl is a 68-point embedding, not a model."""
     rng = np.random.default_rng(0)
-    path = layouts.write_py2_pickle(tmp_path / "flame_static_embedding.pkl",
-                                    {"lmk_face_idx": rng.integers(0, 9976, 51), "lmk_b_coords": rng.random((51, 3))})
+    path = layouts.write_py2_pickle(
+        tmp_path / "flame_static_embedding.pkl",
+        {"lmk_face_idx": rng.integers(0, 9976, 51), "lmk_b_coords": rng.random((51, 3))},
+    )
     with pytest.raises(SplattalkError, match="landmark embedding"):
         flame.load_flame(path)
 

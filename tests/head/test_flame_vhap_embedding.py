@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pickletools
 
+import flame_layouts as layouts
 import numpy as np
 import pytest
 
-import flame_layouts as layouts
 from splattalk.errors import SplattalkError
 from splattalk.head import flame, unpickle
 

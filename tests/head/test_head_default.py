@@ -83,13 +83,21 @@ _MOUTH = [0, 17, 61, 291, 13, 14]
 _EYE_L, _EYE_R = [386, 374, 263, 362], [159, 145, 33, 133]
 _BROWS = [105, 334, 107, 336, 66, 296]
 _REGION_OF = {
-    "blink_left": (_EYE_L, 0.025), "blink_right": (_EYE_R, 0.025),
-    "squint_left": (_EYE_L, 0.03), "squint_right": (_EYE_R, 0.03),
+    "blink_left": (_EYE_L, 0.025),
+    "blink_right": (_EYE_R, 0.025),
+    "squint_left": (_EYE_L, 0.03),
+    "squint_right": (_EYE_R, 0.03),
     "eyes_wide": (_EYE_L + _EYE_R, 0.025),
-    "brow_inner_up": (_BROWS, 0.04), "brow_outer_up": (_BROWS, 0.045), "brow_down": (_BROWS, 0.045), "brow_in": (_BROWS, 0.03),
-    "nose_wrinkle": ([1, 4, 129, 358, 6, 205, 425], 0.04), "cheek_puff": ([205, 425, 61, 291], 0.045),
-    "cheek_raise": ([205, 425, 50, 280, 145, 374, 61, 291], 0.045), "jaw_forward": ([152, 17], 0.09),
-    "smile": (_MOUTH + [205, 425], 0.05), "frown": (_MOUTH + [205, 425], 0.05),
+    "brow_inner_up": (_BROWS, 0.04),
+    "brow_outer_up": (_BROWS, 0.045),
+    "brow_down": (_BROWS, 0.045),
+    "brow_in": (_BROWS, 0.03),
+    "nose_wrinkle": ([1, 4, 129, 358, 6, 205, 425], 0.04),
+    "cheek_puff": ([205, 425, 61, 291], 0.045),
+    "cheek_raise": ([205, 425, 50, 280, 145, 374, 61, 291], 0.045),
+    "jaw_forward": ([152, 17], 0.09),
+    "smile": (_MOUTH + [205, 425], 0.05),
+    "frown": (_MOUTH + [205, 425], 0.05),
 }
 
 
@@ -101,7 +109,7 @@ def test_each_expression_acts_on_its_region(head, name):
     anchors, radius = _REGION_OF.get(name, (_MOUTH, 0.045))
     centre = head.v_template[anchors]
     near = torch.cdist(head.v_template, centre).min(1).values < radius
-    energy = (d**2)
+    energy = d**2
     assert energy[near].sum() / energy.sum() > 0.97, f"{name} leaks outside its region"
 
 
@@ -166,7 +174,11 @@ def test_watertight_with_consistent_outward_normals(head):
 
 
 def test_left_right_symmetry(head):
-    mirror = torch.as_tensor(head.to_arrays().get("mirror", np.load(__import__("splattalk.head.default", fromlist=["x"]).ASSET_PATH)["mirror"]))
+    mirror = torch.as_tensor(
+        head.to_arrays().get(
+            "mirror", np.load(__import__("splattalk.head.default", fromlist=["x"]).ASSET_PATH)["mirror"]
+        )
+    )
     v = head.v_template
     ok = mirror >= 0
     assert ok.float().mean() > 0.99  # all but the few quads mediapipe splits along different diagonals

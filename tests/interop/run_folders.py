@@ -12,8 +12,17 @@ from splattalk.atomic import save_npz
 from splattalk.tracking import camera
 
 
-def make_run(root: Path, head_model: str = "flame2023", num_frames: int = 7, size: int = 40, num_shape: int = 300,
-             num_expr: int = 100, num_vertices: int = 5023, seed: int = 0, masks: bool = True) -> Path:
+def make_run(
+    root: Path,
+    head_model: str = "flame2023",
+    num_frames: int = 7,
+    size: int = 40,
+    num_shape: int = 300,
+    num_expr: int = 100,
+    num_vertices: int = 5023,
+    seed: int = 0,
+    masks: bool = True,
+) -> Path:
     rng = np.random.default_rng(seed)
     (root / "frames").mkdir(parents=True)
     (root / "tracking").mkdir()
@@ -29,13 +38,25 @@ def make_run(root: Path, head_model: str = "flame2023", num_frames: int = 7, siz
     turn = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
     viewmat[:3, :3] = viewmat[:3, :3] @ turn
     viewmat[:3, 3] += [0.01, -0.02, 0.03]
-    per_frame = lambda width: rng.normal(0, 0.1, (num_frames, width)).astype(np.float32)
+
+    def per_frame(width):
+        return rng.normal(0, 0.1, (num_frames, width)).astype(np.float32)
+
     save_npz(
         root / "tracking" / "tracks.npz",
-        expr=per_frame(num_expr), jaw=per_frame(3), neck=per_frame(3), rot=per_frame(3), transl=per_frame(3),
-        eyes=per_frame(6), shape=rng.normal(0, 1, num_shape).astype(np.float32),
+        expr=per_frame(num_expr),
+        jaw=per_frame(3),
+        neck=per_frame(3),
+        rot=per_frame(3),
+        transl=per_frame(3),
+        eyes=per_frame(6),
+        shape=rng.normal(0, 1, num_shape).astype(np.float32),
         static_offset=rng.normal(0, 1e-3, (num_vertices, 3)).astype(np.float32),
-        K=camera.intrinsics(55.0, size, size).astype(np.float32), viewmat=viewmat.astype(np.float32),
-        width=np.int32(size), height=np.int32(size), fps=np.float32(25), head_model=np.str_(head_model),
+        K=camera.intrinsics(55.0, size, size).astype(np.float32),
+        viewmat=viewmat.astype(np.float32),
+        width=np.int32(size),
+        height=np.int32(size),
+        fps=np.float32(25),
+        head_model=np.str_(head_model),
     )
     return root

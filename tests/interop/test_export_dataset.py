@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from run_folders import make_run
+
 from splattalk.errors import SplattalkError
 from splattalk.run import Tracks
 from splattalk.tracking.export_dataset import export_dataset
@@ -53,8 +53,18 @@ def ga_cameras(path: Path, transforms: str, extension=".png"):
         fovx = frame.get("camera_angle_x", contents.get("camera_angle_x"))
         width, height = frame["w"], frame["h"]
         fovy = 2 * math.atan(height / (2 * (width / (2 * math.tan(fovx / 2)))))
-        cams.append({"image_path": image_path, "w2c": w2c, "R": w2c[:3, :3].T, "T": w2c[:3, 3], "fovx": fovx,
-                     "fovy": fovy, "timestep": frame.get("timestep_index"), "camera_id": frame["camera_index"]})
+        cams.append(
+            {
+                "image_path": image_path,
+                "w2c": w2c,
+                "R": w2c[:3, :3].T,
+                "T": w2c[:3, 3],
+                "fovx": fovx,
+                "fovy": fovy,
+                "timestep": frame.get("timestep_index"),
+                "camera_id": frame["camera_index"],
+            }
+        )
     return cams
 
 
@@ -71,7 +81,9 @@ def ga_meshes(path: Path, transforms: str):
 def test_gaussian_avatars_takes_the_dynamic_path(ga_folder):
     with np.load(ga_folder / "canonical_flame_param.npz") as canonical:
         assert canonical["jaw_pose"].tolist() == [[0.30000001192092896, 0.0, 0.0]]  # VHAP's open-mouth canonical pose
-        assert canonical["shape"].shape == (300,) and canonical["expr"].shape == (1, 100) and not canonical["expr"].any()
+        assert (
+            canonical["shape"].shape == (300,) and canonical["expr"].shape == (1, 100) and not canonical["expr"].any()
+        )
     for name in ("transforms.json", "transforms_train.json", "transforms_val.json", "transforms_test.json"):
         assert (ga_folder / name).is_file(), name
 
@@ -105,8 +117,10 @@ def test_gaussian_avatars_parameter_table(ga_folder, flame_run):
     assert static.shape == (1, num_verts, 3)
     assert meshes[0]["shape"].shape == (300,)
     expr = torch.zeros([num_timesteps, meshes[0]["expr"].shape[1]])
-    table = {k: torch.zeros([num_timesteps, n]) for k, n in
-             (("rotation", 3), ("neck_pose", 3), ("jaw_pose", 3), ("eyes_pose", 6), ("translation", 3))}
+    table = {
+        k: torch.zeros([num_timesteps, n])
+        for k, n in (("rotation", 3), ("neck_pose", 3), ("jaw_pose", 3), ("eyes_pose", 6), ("translation", 3))
+    }
     for i, mesh in meshes.items():
         expr[i] = torch.from_numpy(mesh["expr"])
         for key, column in table.items():

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 
+import flame_layouts as layouts
 import numpy as np
 from PIL import Image
+from track_media import SAMPLE
 
-import flame_layouts as layouts
 from splattalk.tracking.config import TrackConfig
 from splattalk.tracking.export_dataset import export_dataset
 from splattalk.tracking.run import track
-from track_media import SAMPLE
 
 
 def test_flame_tracked_run_exports_for_gaussian_avatars(isolated_assets, tmp_path):
@@ -23,7 +23,9 @@ def test_flame_tracked_run_exports_for_gaussian_avatars(isolated_assets, tmp_pat
     layouts.write_flame(isolated_assets / "flame" / "FLAME_NEUTRAL.pkl", variant="2020")
     layouts.write_embedding(isolated_assets / "mediapipe_landmark_embedding.npz")
     run = tmp_path / "run"
-    summary = track(SAMPLE, run, TrackConfig(head="flame2020", max_seconds=0.5, size=128, overlay=False), progress=False)
+    summary = track(
+        SAMPLE, run, TrackConfig(head="flame2020", max_seconds=0.5, size=128, overlay=False), progress=False
+    )
     assert summary["head_model"] == "flame2020"
     out = tmp_path / "ga"
     export_dataset(run, out, "gaussian-avatars", progress=False)

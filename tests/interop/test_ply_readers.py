@@ -46,7 +46,9 @@ def replay_3dgs_load_ply(path, max_sh_degree=3):
     rest = np.stack([np.asarray(el[n]) for n in names], axis=1).reshape(len(xyz), 3, (max_sh_degree + 1) ** 2 - 1)
     by_prefix = {}
     for prefix in ("scale_", "rot"):
-        found = sorted((p.name for p in el.properties if p.name.startswith(prefix)), key=lambda x: int(x.split("_")[-1]))
+        found = sorted(
+            (p.name for p in el.properties if p.name.startswith(prefix)), key=lambda x: int(x.split("_")[-1])
+        )
         by_prefix[prefix] = np.stack([np.asarray(el[n]) for n in found], axis=1)
     return xyz, dc, rest, opacities, by_prefix["scale_"], by_prefix["rot"]
 

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from splattalk.talk.config import FPS, SAMPLE_RATE, SIL
 from splattalk.talk.corpus import layout as C
 from splattalk.talk.corpus.phones import Segmentation, normalize

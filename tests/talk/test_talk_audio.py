@@ -12,6 +12,7 @@ import soundfile as sf
 from splattalk.errors import SplattalkError
 from splattalk.talk.audio import load_audio, resample
 
+
 def _tone(rate: int, seconds: float = 1.0, freq: float = 440.0, channels: int = 1) -> np.ndarray:
     t = np.arange(int(rate * seconds)) / rate
     x = 0.5 * np.sin(2 * np.pi * freq * t).astype(np.float32)
@@ -41,12 +42,24 @@ def test_stereo_is_averaged(tmp_path):
     assert abs(np.abs(audio[2000:-2000]).max() - 0.25) < 0.01
 
 
-@pytest.mark.parametrize("ext,codec", [("mp3", []), ("m4a", ["-c:a", "aac"]), ("ogg", ["-c:a", "libvorbis"]), ("flac", []), ("opus", ["-c:a", "libopus"])])
+@pytest.mark.parametrize(
+    "ext,codec",
+    [
+        ("mp3", []),
+        ("m4a", ["-c:a", "aac"]),
+        ("ogg", ["-c:a", "libvorbis"]),
+        ("flac", []),
+        ("opus", ["-c:a", "libopus"]),
+    ],
+)
 def test_compressed_formats(tmp_path, ext, codec):
     src = tmp_path / "src.wav"
     sf.write(src, _tone(44100, 2.0, channels=2), 44100)
     out = tmp_path / f"speech.{ext}"
-    run = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(src), *codec, str(out)], capture_output=True)
+    run = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(src), *codec, str(out)],
+        capture_output=True,
+    )
     assert run.returncode == 0, f"the bundled ffmpeg could not encode {ext}: {run.stderr.decode()[:200]}"
     audio = load_audio(out)
     assert abs(audio.shape[0] - 32000) < 2000  # encoder priming may add a few ms

@@ -8,13 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from talk_helpers import (
+    TINY_W2V,
+    one_thread,  # noqa: F401 (fixture)
+    random_model,
+    speechlike,
+)
 
 from splattalk.errors import SplattalkError
 from splattalk.talk import checkpoint as ckpt
 from splattalk.talk.config import OFFICIAL, TINY
 from splattalk.talk.inference import generate
-from talk_helpers import one_thread  # noqa: F401 (fixture)
-from talk_helpers import TINY_W2V, random_model, speechlike
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

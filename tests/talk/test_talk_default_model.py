@@ -6,16 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from talk_helpers import one_thread  # noqa: F401 (fixture)
 
-from splattalk.talk.checkpoint import load_talk_checkpoint, read_talk_metadata
 from splattalk.models import DEFAULT_MODEL
+from splattalk.talk.checkpoint import load_talk_checkpoint, read_talk_metadata
 from splattalk.talk.config import OFFICIAL
 from splattalk.talk.corpus.layout import EXPR_NAMES, JAW, MOUTH_CHANNELS, ROTATION, read_wav
-from splattalk.talk.inference import generate
 from splattalk.talk.corpus.speech_checks import frame_activity, pause_frames
-from splattalk.talk.style import load_style_clip
 from splattalk.talk.corpus.styles import STYLES
-from talk_helpers import one_thread  # noqa: F401 (fixture)
+from splattalk.talk.inference import generate
+from splattalk.talk.style import load_style_clip
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 STYLE_DIR = DEFAULT_MODEL.parent / "styles"
@@ -58,5 +58,7 @@ def test_default_model_moves_with_speech(model):
     jaw = motion[:, JAW.start]
     assert jaw[active].mean() > jaw[pauses].mean() + 0.03  # opens in speech, (nearly) closes in pauses
     assert np.degrees(motion[:, ROTATION]).std(0).max() > 0.2  # the head moves
-    calm, lively = (generate(model, audio, style=load_style_clip(STYLE_DIR / f"{n}.npz", 32, 50)) for n in ("calm", "lively"))
+    calm, lively = (
+        generate(model, audio, style=load_style_clip(STYLE_DIR / f"{n}.npz", 32, 50)) for n in ("calm", "lively")
+    )
     assert not np.allclose(calm, lively, atol=1e-3)

@@ -10,14 +10,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from talk_helpers import TINY_W2V, one_thread  # noqa: F401 (fixture)
+from talk_toy_corpus import make_toy_corpus, toy_utterance
 
 from splattalk.errors import SplattalkError
-from splattalk.talk.audio_encoder import ENERGY_FLOOR, MelAugment, build_audio_encoder, draw_mel_augment, relative_frame_energy, warp_frequency
+from splattalk.talk.audio_encoder import (
+    ENERGY_FLOOR,
+    MelAugment,
+    build_audio_encoder,
+    draw_mel_augment,
+    relative_frame_energy,
+    warp_frequency,
+)
 from splattalk.talk.checkpoint import load_talk_checkpoint, save_talk_checkpoint
 from splattalk.talk.config import PHONE_SET, TINY
-from splattalk.talk.training.dataset import DataConfig
 from splattalk.talk.generator import TalkModel
 from splattalk.talk.inference import generate
+from splattalk.talk.training.dataset import DataConfig
 from splattalk.talk.training.train_ar import ARTrainConfig
 from splattalk.talk.training.train_ar import run as run_ar
 from splattalk.talk.training.train_common import STATE_FILE, TrainConfig
@@ -25,8 +34,6 @@ from splattalk.talk.training.train_frontend import FrontendTrainConfig, adopt_fr
 from splattalk.talk.training.train_frontend import run as run_frontend
 from splattalk.talk.training.train_vqvae import VQVAETrainConfig
 from splattalk.talk.training.train_vqvae import run as run_vqvae
-from talk_helpers import TINY_W2V, one_thread  # noqa: F401 (fixture)
-from talk_toy_corpus import make_toy_corpus, toy_utterance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -37,8 +44,19 @@ def corpus(tmp_path_factory):
 
 
 def _train(corpus, out, **kw) -> TrainConfig:
-    base = dict(out=out, data=DataConfig(corpus=corpus), preset="tiny", batch_size=4, lr=3e-3, warmup=5,
-                log_every=5, eval_every=0, ckpt_every=1000, progress=False, seed=1)  # fmt: skip
+    base = dict(
+        out=out,
+        data=DataConfig(corpus=corpus),
+        preset="tiny",
+        batch_size=4,
+        lr=3e-3,
+        warmup=5,
+        log_every=5,
+        eval_every=0,
+        ckpt_every=1000,
+        progress=False,
+        seed=1,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -91,7 +109,9 @@ def test_frontend_resumes_exactly(corpus, frontend, tmp_path):
     from safetensors.torch import load_file
 
     _, _, cfg = frontend
-    whole = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=tmp_path / "whole", steps=10, eval_every=0))
+    whole = dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, out=tmp_path / "whole", steps=10, eval_every=0)
+    )
     run_frontend(whole)
     split = dataclasses.replace(whole, train=dataclasses.replace(whole.train, out=tmp_path / "split"))
     run_frontend(dataclasses.replace(split, train=dataclasses.replace(split.train, stop_at=4)))
@@ -106,7 +126,9 @@ def test_stage_two_keeps_a_frozen_pretrained_frontend(corpus, frontend, tmp_path
     _, fe_path, _ = frontend
     vq_path = run_vqvae(VQVAETrainConfig(train=_train(corpus, tmp_path / "vq", steps=4)))
     assert load_talk_checkpoint(vq_path).cfg.logmel_layers == TINY.logmel_layers == 1
-    cfg = ARTrainConfig(vqvae=vq_path, frontend=fe_path, frontend_lr_scale=0.0, train=_train(corpus, tmp_path / "ar", steps=6))
+    cfg = ARTrainConfig(
+        vqvae=vq_path, frontend=fe_path, frontend_lr_scale=0.0, train=_train(corpus, tmp_path / "ar", steps=6)
+    )
     model = load_talk_checkpoint(run_ar(cfg))
     assert model.cfg.logmel_layers == 2
     pre = load_talk_checkpoint(fe_path).audio_encoder.state_dict()
@@ -135,15 +157,22 @@ def test_stage_two_on_phone_posteriors(corpus, frontend, tmp_path):
     trained = load_file(str(out / STATE_FILE))
     assert torch.equal(fe.audio_encoder.phone_head.weight, trained["model/phone_head.weight"])
     vq_path = run_vqvae(VQVAETrainConfig(train=_train(corpus, tmp_path / "vq", steps=4)))
-    cfg = ARTrainConfig(vqvae=vq_path, frontend=fe_path, frontend_lr_scale=0.0, audio_posteriors=True,
-                        train=_train(corpus, tmp_path / "ar", steps=6))  # fmt: skip
+    cfg = ARTrainConfig(
+        vqvae=vq_path,
+        frontend=fe_path,
+        frontend_lr_scale=0.0,
+        audio_posteriors=True,
+        train=_train(corpus, tmp_path / "ar", steps=6),
+    )
     model = load_talk_checkpoint(run_ar(cfg))
     assert model.cfg.audio_posteriors and model.audio_in.in_features == len(PHONE_SET) + 1
     pre = fe.audio_encoder.state_dict()
     assert {k for k in model.audio_encoder.state_dict()} == set(pre) and any(k.startswith("phone_head.") for k in pre)
     assert all(torch.equal(v, pre[k]) for k, v in model.audio_encoder.state_dict().items())
     audio, _ = toy_utterance(4.0, seed=7, style=0)
-    window = torch.from_numpy(np.concatenate([np.zeros(model.cfg.context_samples, np.float32), audio[: model.cfg.window_samples]]))
+    window = torch.from_numpy(
+        np.concatenate([np.zeros(model.cfg.context_samples, np.float32), audio[: model.cfg.window_samples]])
+    )
     with torch.no_grad():
         feat = model.audio_encoder(window[None])
     assert feat.shape == (1, model.cfg.window, len(PHONE_SET) + 1)
@@ -154,7 +183,9 @@ def test_stage_two_on_phone_posteriors(corpus, frontend, tmp_path):
         run_ar(dataclasses.replace(cfg, frontend=None, train=_train(corpus, tmp_path / "ar2", steps=2)))
     # a front-end file written before they carried the classifier
     old = TalkModel(dataclasses.replace(fe.cfg, audio_posteriors=False))
-    old.load_state_dict({k: v for k, v in fe.state_dict().items() if "phone_head" not in k and not k.startswith("audio_in.")})
+    old.load_state_dict(
+        {k: v for k, v in fe.state_dict().items() if "phone_head" not in k and not k.startswith("audio_in.")}
+    )
     save_talk_checkpoint(old, tmp_path / "old.safetensors", {"stage": "frontend"})
     with pytest.raises(SplattalkError, match="phone classifier"):
         adopt_frontend(TalkModel(dataclasses.replace(TINY, audio_posteriors=True)), tmp_path / "old.safetensors")
@@ -172,11 +203,23 @@ def test_default_model_recipe_runs_stages_1_and_1b_together_then_2(corpus, tmp_p
     from splattalk.talk.training import default_model as recipe
 
     out = tmp_path / "run"
-    cfg = recipe.DefaultTalkConfig(corpus=corpus, out=out, preset="tiny", batch_size=2, fe_batch_size=2, vq_steps=4, fe_steps=4,
-                                   ar_steps=3, write_assets=False, parallel=True)  # fmt: skip
+    cfg = recipe.DefaultTalkConfig(
+        corpus=corpus,
+        out=out,
+        preset="tiny",
+        batch_size=2,
+        fe_batch_size=2,
+        vq_steps=4,
+        fe_steps=4,
+        ar_steps=3,
+        write_assets=False,
+        parallel=True,
+    )
     recipe.main(cfg)
     record = json.loads((out / "record.json").read_text())
-    assert set(record["wall_s"]) == {"vqvae", "frontend", "ar", "readout"} and all(v > 0 for v in record["wall_s"].values())
+    assert set(record["wall_s"]) == {"vqvae", "frontend", "ar", "readout"} and all(
+        v > 0 for v in record["wall_s"].values()
+    )
     assert record["frontend"]["last_train"]["step"] == 4 and record["ar"]["last_train"]["step"] == 3
     model = load_talk_checkpoint(out / "ar" / "talk.safetensors")
     pre = load_talk_checkpoint(out / "frontend" / "frontend.safetensors").audio_encoder.state_dict()
@@ -186,9 +229,15 @@ def test_default_model_recipe_runs_stages_1_and_1b_together_then_2(corpus, tmp_p
     assert ar_config["audio_posteriors"] and model.cfg.audio_posteriors  # conditioned on phone posteriors …
     shipped = load_talk_checkpoint(out / "readout" / "talk.safetensors")  # … with a mouth read-out fitted after stage 2
     assert shipped.cfg.readout_weight == cfg.readout_weight and shipped.cfg.readout_context == cfg.readout_context
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in shipped.state_dict().items() if not k.startswith("readout."))
+    assert all(
+        torch.equal(v, model.state_dict()[k]) for k, v in shipped.state_dict().items() if not k.startswith("readout.")
+    )
     with pytest.raises(SystemExit, match="audio-dropout"):  # guidance on a model never trained without audio
-        recipe.write_assets(dataclasses.replace(cfg, ar_audio_dropout=0.0, asset=tmp_path / "m.safetensors"), out / "ar" / "talk.safetensors", record)
+        recipe.write_assets(
+            dataclasses.replace(cfg, ar_audio_dropout=0.0, asset=tmp_path / "m.safetensors"),
+            out / "ar" / "talk.safetensors",
+            record,
+        )
     recipe.main(cfg)  # everything is done: nothing trains again
     assert json.loads((out / "record.json").read_text())["wall_s"] == record["wall_s"]
 
@@ -209,7 +258,9 @@ def test_stage_two_augments_training_features_only(corpus, tmp_path):
     assert torch.equal(aug, loss.logits(batch, keep, augment=True)[2])  # … drawn from the batch's seed
     assert torch.equal(plain, ARLoss(model, style_dropout=0.0).logits(batch, keep, augment=True)[2])  # off: none
     assert np.isfinite(evaluate_ar(loss, batch)["ce"])  # evaluation runs without augmentation
-    assert ARLoss(TalkModel(TINY_W2V), 0.0, augment=MelAugment()).augment is None  # wav2vec2 reads raw audio: no mel augmentation
+    assert (
+        ARLoss(TalkModel(TINY_W2V), 0.0, augment=MelAugment()).augment is None
+    )  # wav2vec2 reads raw audio: no mel augmentation
 
 
 def test_audio_dropout_trains_the_null_audio_branch(corpus, tmp_path):

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from talk_helpers import (
+    TINY_W2V,
+    one_thread,  # noqa: F401 (fixture)
+    random_model,
+    speechlike,
+)
 
 from splattalk.talk.config import SMALL, TINY
 from splattalk.talk.inference import frames_for, generate
 from splattalk.talk.smoothing import StreamSmoother, smooth_motion
 from splattalk.talk.stream import TalkStream
-from talk_helpers import one_thread  # noqa: F401 (fixture)
-from talk_helpers import TINY_W2V, random_model, speechlike
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _stream(model, audio, chunk_sizes, **kw):
     stream = TalkStream(model, **kw)
@@ -102,8 +106,15 @@ def test_mouth_ensemble_averages_the_mouth_of_several_decodings():
     padded[TINY.context_samples : TINY.context_samples + audio.shape[0]] = audio
     with torch.no_grad():
         cond = model.audio_condition(torch.from_numpy(padded)[None])
-        _, probs = model.sample_bits(cond.expand(4, -1, -1), s.prefix_tokens.expand(4, -1, -1), s.style.expand(4, -1, -1), True,
-                                     torch.tensor([0.0, 1.0, 1.0, 1.0]), s.generator, return_probs=True)  # fmt: skip
+        _, probs = model.sample_bits(
+            cond.expand(4, -1, -1),
+            s.prefix_tokens.expand(4, -1, -1),
+            s.style.expand(4, -1, -1),
+            True,
+            torch.tensor([0.0, 1.0, 1.0, 1.0]),
+            s.generator,
+            return_probs=True,
+        )
         _, exp = model.basic_vae.decode(s.prev_bits.expand(4, -1, -1), probs)
     np.testing.assert_allclose(ens[:, list(mouth)], exp[:, : len(ens), list(mouth)].mean(0).numpy(), atol=1e-5)
     model.cfg = cfg1
@@ -111,7 +122,9 @@ def test_mouth_ensemble_averages_the_mouth_of_several_decodings():
     np.testing.assert_allclose(single, zero_jaw_twist(step[: len(single)].numpy(), cfg1), atol=1e-6)
     # all draws greedy: the mean of identical decodings is the usual one; streaming matches; bad counts refused
     model.cfg = dataclasses.replace(model.cfg, mouth_samples=3, mouth_sample_temperature=0.0)
-    np.testing.assert_allclose(generate(model, speechlike(9.0, seed=2)), generate(model, speechlike(9.0, seed=2), mouth_samples=1), atol=1e-5)
+    np.testing.assert_allclose(
+        generate(model, speechlike(9.0, seed=2)), generate(model, speechlike(9.0, seed=2), mouth_samples=1), atol=1e-5
+    )
     model.cfg = dataclasses.replace(model.cfg, mouth_sample_temperature=1.0)
     long = speechlike(9.0, seed=2)
     np.testing.assert_allclose(_stream(model, long, [5000, 777]), generate(model, long), atol=1e-5)

@@ -5,19 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from talk_helpers import (
+    one_thread,  # noqa: F401 (fixture)
+    random_model,
+    speechlike,
+)
 
 from splattalk.talk import bsq
 from splattalk.talk.audio_encoder import log_mel, mel_filterbank, pool_per_scale
 from splattalk.talk.blocks import level_mask
 from splattalk.talk.config import OFFICIAL, SMALL, TINY
 from splattalk.talk.vqvae import block_mask
-from talk_helpers import one_thread  # noqa: F401 (fixture)
-from talk_helpers import random_model, speechlike
 
 SCALES = (1, 5, 25, 50, 100)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_bsq_codes_and_bits_round_trip():
     f = torch.randn(3, 7, 32)
@@ -124,13 +128,21 @@ def test_audio_guidance_combines_the_audio_and_null_audio_logits():
     plain = model.sample_bits(cond, prefix, style)
     assert torch.equal(model.sample_bits(cond, prefix, style, audio_scale=1.0), plain)
     # scale 0 is the null-audio branch alone: the model run on all-zero audio features
-    assert torch.equal(model.sample_bits(cond, prefix, style, audio_scale=0.0), model.sample_bits(torch.zeros_like(cond), prefix, style))
+    assert torch.equal(
+        model.sample_bits(cond, prefix, style, audio_scale=0.0),
+        model.sample_bits(torch.zeros_like(cond), prefix, style),
+    )
     cached, p_cached = model.sample_bits(cond, prefix, style, return_probs=True, audio_scale=2.5)
-    recomputed, p_recomputed = model.sample_bits(cond, prefix, style, use_cache=False, return_probs=True, audio_scale=2.5)
+    recomputed, p_recomputed = model.sample_bits(
+        cond, prefix, style, use_cache=False, return_probs=True, audio_scale=2.5
+    )
     assert torch.equal(cached, recomputed) and not torch.equal(cached, plain)
     torch.testing.assert_close(p_cached, p_recomputed, atol=1e-5, rtol=0)
     # the first scale's guided logits by hand (its inputs do not depend on earlier choices)
-    l_audio, l_null = model(cond, cached, prefix, style)[:, :1], model(torch.zeros_like(cond), cached, prefix, style)[:, :1]
+    l_audio, l_null = (
+        model(cond, cached, prefix, style)[:, :1],
+        model(torch.zeros_like(cond), cached, prefix, style)[:, :1],
+    )
     guided = l_null + 2.5 * (l_audio - l_null)
     torch.testing.assert_close(p_cached[:, :1], torch.softmax(guided, -1)[..., 1], atol=1e-5, rtol=0)
 

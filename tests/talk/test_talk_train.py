@@ -12,19 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from talk_helpers import one_thread  # noqa: F401 (fixture)
+from talk_toy_corpus import make_toy_corpus, toy_utterance
 
 from splattalk.errors import SplattalkError
 from splattalk.talk.checkpoint import load_talk_checkpoint
 from splattalk.talk.config import TINY
-from splattalk.talk.training.dataset import AugmentConfig, DataConfig
 from splattalk.talk.inference import generate
+from splattalk.talk.training.dataset import AugmentConfig, DataConfig
 from splattalk.talk.training.train_ar import ARTrainConfig
 from splattalk.talk.training.train_ar import run as run_ar
 from splattalk.talk.training.train_common import STATE_FILE, TrainConfig, lr_at
 from splattalk.talk.training.train_vqvae import VQVAETrainConfig
 from splattalk.talk.training.train_vqvae import run as run_vqvae
-from talk_helpers import one_thread  # noqa: F401 (fixture)
-from talk_toy_corpus import make_toy_corpus, toy_utterance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -37,8 +37,19 @@ def corpus(tmp_path_factory):
 
 
 def _train(corpus, out, **kw) -> TrainConfig:
-    base = dict(out=out, data=DataConfig(corpus=corpus, augment=AUG), preset="tiny", batch_size=4, lr=2e-3, warmup=5,
-                log_every=5, eval_every=0, ckpt_every=1000, progress=False, seed=1)  # fmt: skip
+    base = dict(
+        out=out,
+        data=DataConfig(corpus=corpus, augment=AUG),
+        preset="tiny",
+        batch_size=4,
+        lr=2e-3,
+        warmup=5,
+        log_every=5,
+        eval_every=0,
+        ckpt_every=1000,
+        progress=False,
+        seed=1,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -119,7 +130,9 @@ def test_ar_resumes_exactly(corpus, ar, vqvae, tmp_path):
     """Stop-and-resume ends bit-identical; here with a deeper AR than the stage-1 file's preset (``--ar-depth``)."""
     _, _, cfg = ar
     whole_out = tmp_path / "whole"
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=whole_out, steps=12), ar_depth=TINY.ar_depth + 1)
+    cfg = dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, out=whole_out, steps=12), ar_depth=TINY.ar_depth + 1
+    )
     run_ar(cfg)
     out = tmp_path / "split"
     train = dataclasses.replace(cfg.train, out=out)
@@ -161,10 +174,30 @@ def test_torchrun_two_ranks(corpus, tmp_path):
     """DDP on CPU (gloo): two ranks train stage 1 to the end and rank 0 writes the files."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-           "-m", "splattalk.talk.training.train_vqvae", "--train.out", str(out), "--train.data.corpus", str(corpus),
-           "--train.preset", "tiny", "--train.steps", "6", "--train.batch-size", "2", "--train.ckpt-every", "3",
-           "--train.no-progress"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        "-m",
+        "splattalk.talk.training.train_vqvae",
+        "--train.out",
+        str(out),
+        "--train.data.corpus",
+        str(corpus),
+        "--train.preset",
+        "tiny",
+        "--train.steps",
+        "6",
+        "--train.batch-size",
+        "2",
+        "--train.ckpt-every",
+        "3",
+        "--train.no-progress",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (out / "vqvae.safetensors").is_file() and (out / STATE_FILE).is_file()

@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from talk_helpers import one_thread, random_model  # noqa: F401 (fixture)
+from talk_toy_corpus import make_toy_corpus
 
 from splattalk.talk import inference
 from splattalk.talk.config import PHONE_SET, SAMPLES_PER_FRAME, TINY
 from splattalk.talk.corpus.layout import JAW, read_manifest, read_wav
 from splattalk.talk.training.dataset import NO_AUGMENT, AugmentConfig, WindowDataset, augment_audio, motion_window
-from talk_helpers import one_thread, random_model  # noqa: F401 (fixture)
-from talk_toy_corpus import make_toy_corpus
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -65,7 +65,9 @@ def test_window_motion_at_utterance_edges(corpus):
         n_valid = min(W, T - s)
         np.testing.assert_array_equal(item["valid"], np.arange(W) < n_valid)
         np.testing.assert_array_equal(item["this"][:n_valid], motion[s : s + n_valid])
-        np.testing.assert_array_equal(item["this"][n_valid:], np.broadcast_to(motion[-1], (W - n_valid, motion.shape[1])))
+        np.testing.assert_array_equal(
+            item["this"][n_valid:], np.broadcast_to(motion[-1], (W - n_valid, motion.shape[1]))
+        )
         if k > 0:
             np.testing.assert_array_equal(item["prev"], motion[s - W : s])
             assert item["first"] == 0.0
@@ -184,11 +186,22 @@ def test_tracks_to_corpus(tmp_path):
     jaw[:, 0] = 0.1 + 0.05 * np.sin(2 * np.pi * 0.5 * t)
     rot = np.tile(np.array([0.0, 0.3, 0.0], np.float32), (n, 1))  # subject faces 0.3 rad to the side
     rot[:, 1] += 0.02 * np.sin(2 * np.pi * 0.25 * t)
-    np.savez(run / "tracking" / "tracks.npz", expr=expr, jaw=jaw, rot=rot, neck=np.zeros((n, 3)), transl=np.zeros((n, 3)),
-             eyes=np.zeros((n, 6)), fps=np.float32(fps), head_model=np.array("default-head-v1"))  # fmt: skip
+    np.savez(
+        run / "tracking" / "tracks.npz",
+        expr=expr,
+        jaw=jaw,
+        rot=rot,
+        neck=np.zeros((n, 3)),
+        transl=np.zeros((n, 3)),
+        eyes=np.zeros((n, 6)),
+        fps=np.float32(fps),
+        head_model=np.array("default-head-v1"),
+    )
     media = tmp_path / "alice.wav"
     sf.write(media, (0.1 * np.sin(2 * np.pi * 220 * np.arange(int(44100 * seconds)) / 44100)).astype(np.float32), 44100)
-    records = convert(TracksToCorpus(runs=(run,), media=(media,), out=tmp_path / "corpus", clip_seconds=5.0, heldout_every=3))
+    records = convert(
+        TracksToCorpus(runs=(run,), media=(media,), out=tmp_path / "corpus", clip_seconds=5.0, heldout_every=3)
+    )
     assert len(records) == 3 and [r.split for r in records] == ["train", "train", "heldout"]
     ds = WindowDataset(tmp_path / "corpus", None, window=TINY.window, context_frames=TINY.audio_context_frames)
     motion = np.concatenate([c.motion for c in ds.clips])
@@ -197,7 +210,9 @@ def test_tracks_to_corpus(tmp_path):
     t25 = (np.arange(T) + 0.5) / 25
     np.testing.assert_allclose(motion[:, 0], np.clip(t25 / seconds, t[0] / seconds, t[-1] / seconds), atol=1e-6)
     np.testing.assert_allclose(motion[:, E + 3], 0.1 + 0.05 * np.sin(2 * np.pi * 0.5 * t25), atol=2e-3)
-    assert abs(motion[:, E + 1].mean()) < 2e-3 and motion[:, E + 1].std() > 0.01  # the 0.3-rad offset is gone, the motion stays
+    assert (
+        abs(motion[:, E + 1].mean()) < 2e-3 and motion[:, E + 1].std() > 0.01
+    )  # the 0.3-rad offset is gone, the motion stays
     assert all(c.samples == len(c.motion) * SAMPLES_PER_FRAME for c in ds.clips)
 
 
@@ -212,13 +227,21 @@ def test_frame_phones_label_each_frame_centre():
 
 
 def test_items_carry_phone_labels_masked_past_the_end(corpus):
-    ds = WindowDataset(corpus, "train", window=TINY.window, context_frames=TINY.audio_context_frames,
-                       style_frames=TINY.style_frames, jitter=False)  # fmt: skip
-    for index, (c, k) in enumerate(ds.windows):
+    ds = WindowDataset(
+        corpus,
+        "train",
+        window=TINY.window,
+        context_frames=TINY.audio_context_frames,
+        style_frames=TINY.style_frames,
+        jitter=False,
+    )
+    for index in range(len(ds.windows)):
         item = ds.item(0, index)
         assert item["phone"].shape == (TINY.window,) and item["phone"].dtype == np.int64
         past = item["valid"] == 0
         assert (item["phone"][past] == -1).all()
         # the toy corpus says "AA" exactly while the jaw is open, silence otherwise
         open_ = item["this"][:, JAW.start] > 0.05
-        assert (item["phone"][~past & open_] == PHONE_SET.index("AA")).all() and (item["phone"][~past & ~open_] == 0).all()
+        assert (item["phone"][~past & open_] == PHONE_SET.index("AA")).all() and (
+            item["phone"][~past & ~open_] == 0
+        ).all()

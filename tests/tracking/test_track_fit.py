@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from track_media import SAMPLE_GT
 
 from splattalk.camera import focal_from_fov, fov_from_focal, intrinsics
 from splattalk.head.default import load_default_head
@@ -12,8 +13,6 @@ from splattalk.tracking import camera, metrics
 from splattalk.tracking.config import LandmarkFitConfig
 from splattalk.tracking.export import pose
 from splattalk.tracking.fit import fit_tracks
-
-from track_media import SAMPLE_GT
 
 FRAMES = 40
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import flame_layouts as layouts
 import numpy as np
 import pytest
 
 from splattalk.errors import SplattalkError
 from splattalk.tracking.landmark_model import LandmarkModel
 from splattalk.tracking.run import select_head
-
-import flame_layouts as layouts
 
 
 def test_default_when_nothing_is_installed(isolated_assets):
@@ -41,6 +40,12 @@ def test_flame_with_embedding(isolated_assets):
     assert lm.direct is None and lm.num_landmarks == 105
     frames = 2
     rng = np.random.default_rng(0)
-    posed = lm(rng.normal(size=model.num_shape), rng.normal(size=(frames, model.num_expr)), 0.1 * rng.normal(size=(frames, 3)),
-               0.1 * rng.normal(size=(frames, 3)), np.zeros((frames, 6)), np.zeros((frames, 3)))
+    posed = lm(
+        rng.normal(size=model.num_shape),
+        rng.normal(size=(frames, model.num_expr)),
+        0.1 * rng.normal(size=(frames, 3)),
+        0.1 * rng.normal(size=(frames, 3)),
+        np.zeros((frames, 6)),
+        np.zeros((frames, 3)),
+    )
     assert posed.points.shape == (frames, 105, 3) and np.isfinite(posed.points).all()

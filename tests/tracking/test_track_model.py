@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from splattalk.head.default import load_default_head
 from splattalk.camera import focal_from_fov, fov_from_focal, intrinsics
+from splattalk.head.default import load_default_head
 from splattalk.tracking import camera
 from splattalk.tracking.config import LandmarkFitConfig
 from splattalk.tracking.crop import Crop, plan_crop, warp_square
@@ -27,9 +27,13 @@ def model():
 
 def random_state(rng, frames=3, offsets=True):
     return dict(
-        shape=rng.normal(size=16), expr=rng.uniform(0, 1, (frames, 26)), rot=0.3 * rng.normal(size=(frames, 3)),
-        jaw=0.2 * rng.normal(size=(frames, 3)), eyes=0.2 * rng.normal(size=(frames, 6)),
-        transl=0.05 * rng.normal(size=(frames, 3)), offsets=0.002 * rng.normal(size=(478, 3)) if offsets else None,
+        shape=rng.normal(size=16),
+        expr=rng.uniform(0, 1, (frames, 26)),
+        rot=0.3 * rng.normal(size=(frames, 3)),
+        jaw=0.2 * rng.normal(size=(frames, 3)),
+        eyes=0.2 * rng.normal(size=(frames, 6)),
+        transl=0.05 * rng.normal(size=(frames, 3)),
+        offsets=0.002 * rng.normal(size=(478, 3)) if offsets else None,
     )
 
 
@@ -37,8 +41,9 @@ def head_landmarks(model, state: dict) -> np.ndarray:
     """The head model's own landmarks for a tracker parameter ``state`` (the oracle of the tracker's LandmarkModel)."""
     t = {k: torch.tensor(state[k], dtype=torch.float32) for k in ("shape", "expr", "rot", "jaw", "eyes", "transl")}
     with torch.no_grad():
-        return model(shape=t["shape"], expr=t["expr"], rotation=t["rot"], jaw=t["jaw"], eyes=t["eyes"],
-                     translation=t["transl"]).landmarks.numpy()
+        return model(
+            shape=t["shape"], expr=t["expr"], rotation=t["rot"], jaw=t["jaw"], eyes=t["eyes"], translation=t["transl"]
+        ).landmarks.numpy()
 
 
 def test_landmark_model_equals_head_model(model):
@@ -53,16 +58,32 @@ def test_pixel_jacobians_match_finite_differences(model):
     lm = LandmarkModel(model)
     rng = np.random.default_rng(2)
     state = random_state(rng)
-    problem = Problem(lm, np.zeros((3, 478, 2)), np.ones(3, bool), np.ones(478), np.ones(478, bool), 512, 512,
-                      LandmarkFitConfig(), 1000.0)
+    problem = Problem(
+        lm,
+        np.zeros((3, 478, 2)),
+        np.ones(3, bool),
+        np.ones(478),
+        np.ones(478, bool),
+        512,
+        512,
+        LandmarkFitConfig(),
+        1000.0,
+    )
     problem.distance = 0.6
     log_f = np.log(1000.0)
     posed = lm(**state, jacobian=True)
     uv, d_x, d_focal = problem.project(posed.points, log_f, jacobian=True)
     jac = lm.pixel_jacobians(posed, d_x)
     eps = 1e-6
-    for key, group in (("rot", "rot"), ("transl", "transl"), ("jaw", "jaw"), ("eyes", "eyes"), ("expr", "expr"),
-                       ("shape", "shape"), ("offsets", "offset")):
+    for key, group in (
+        ("rot", "rot"),
+        ("transl", "transl"),
+        ("jaw", "jaw"),
+        ("eyes", "eyes"),
+        ("expr", "expr"),
+        ("shape", "shape"),
+        ("offsets", "offset"),
+    ):
         for k in range(state[key].shape[-1]):
             bumped = {**state, key: state[key].copy()}
             bumped[key][..., k] += eps
@@ -90,8 +111,8 @@ def test_banded_solve_equals_dense():
     n = frames * p
     dense = np.zeros((n + q, n + q))
     for t in range(frames):
-        dense[t * p:(t + 1) * p, t * p:(t + 1) * p] = normal.blocks[t]
-        dense[t * p:(t + 1) * p, n:] = normal.cross[t]
+        dense[t * p : (t + 1) * p, t * p : (t + 1) * p] = normal.blocks[t]
+        dense[t * p : (t + 1) * p, n:] = normal.cross[t]
     for d, values in normal.band.items():
         for t in range(frames - d):
             i = np.arange(p)
@@ -209,11 +230,16 @@ def synthetic_flame_like(rng, posedirs: bool):
     regressor = rng.uniform(0, 1, (5, v)) * (rng.uniform(0, 1, (5, v)) > 0.9)
     bary = rng.uniform(0.1, 1, (lmk, 3))
     arrays = {
-        "v_template": rng.normal(0, 0.05, (v, 3)), "faces": rng.integers(0, v, (f, 3)),
-        "shapedirs": rng.normal(0, 0.003, (v, 3, s)), "exprdirs": rng.normal(0, 0.003, (v, 3, e)),
-        "J_regressor": regressor / regressor.sum(1, keepdims=True), "parents": np.array([-1, 0, 1, 1, 1]),
-        "lbs_weights": weights / weights.sum(1, keepdims=True), "lmk_face_ids": rng.integers(0, f, lmk),
-        "lmk_bary": bary / bary.sum(1, keepdims=True), "lmk_ids": np.arange(lmk),
+        "v_template": rng.normal(0, 0.05, (v, 3)),
+        "faces": rng.integers(0, v, (f, 3)),
+        "shapedirs": rng.normal(0, 0.003, (v, 3, s)),
+        "exprdirs": rng.normal(0, 0.003, (v, 3, e)),
+        "J_regressor": regressor / regressor.sum(1, keepdims=True),
+        "parents": np.array([-1, 0, 1, 1, 1]),
+        "lbs_weights": weights / weights.sum(1, keepdims=True),
+        "lmk_face_ids": rng.integers(0, f, lmk),
+        "lmk_bary": bary / bary.sum(1, keepdims=True),
+        "lmk_ids": np.arange(lmk),
     }
     if posedirs:
         arrays["posedirs"] = rng.normal(0, 0.002, (36, v * 3))
@@ -226,22 +252,42 @@ def test_landmark_model_general_embedding():
     lm = LandmarkModel(model)
     assert lm.direct is None
     frames = 3
-    state = dict(shape=rng.normal(size=6), expr=rng.normal(size=(frames, 5)), rot=0.3 * rng.normal(size=(frames, 3)),
-                 jaw=0.2 * rng.normal(size=(frames, 3)), eyes=0.2 * rng.normal(size=(frames, 6)),
-                 transl=0.05 * rng.normal(size=(frames, 3)))
+    state = dict(
+        shape=rng.normal(size=6),
+        expr=rng.normal(size=(frames, 5)),
+        rot=0.3 * rng.normal(size=(frames, 3)),
+        jaw=0.2 * rng.normal(size=(frames, 3)),
+        eyes=0.2 * rng.normal(size=(frames, 6)),
+        transl=0.05 * rng.normal(size=(frames, 3)),
+    )
     ref = head_landmarks(model, state)
     assert np.abs(lm(**state).points - ref).max() < 1e-6
     # Jacobians (exact without pose correctives, which they leave out by design)
     lm = LandmarkModel(synthetic_flame_like(np.random.default_rng(8), posedirs=False))
     state["offsets"] = 0.002 * rng.normal(size=(40, 3))
-    problem = Problem(lm, np.zeros((frames, 40, 2)), np.ones(frames, bool), np.ones(40), np.ones(40, bool), 512, 512,
-                      LandmarkFitConfig(), 1000.0)
+    problem = Problem(
+        lm,
+        np.zeros((frames, 40, 2)),
+        np.ones(frames, bool),
+        np.ones(40),
+        np.ones(40, bool),
+        512,
+        512,
+        LandmarkFitConfig(),
+        1000.0,
+    )
     problem.distance = 0.6
     posed = lm(**state, jacobian=True)
     uv, d_x, _ = problem.project(posed.points, np.log(1000.0), jacobian=True)
     jac = lm.pixel_jacobians(posed, d_x)
-    for key, group in (("rot", "rot"), ("jaw", "jaw"), ("eyes", "eyes"), ("expr", "expr"), ("shape", "shape"),
-                       ("offsets", "offset")):
+    for key, group in (
+        ("rot", "rot"),
+        ("jaw", "jaw"),
+        ("eyes", "eyes"),
+        ("expr", "expr"),
+        ("shape", "shape"),
+        ("offsets", "offset"),
+    ):
         for k in range(state[key].shape[-1]):
             bumped = {**state, key: state[key].copy()}
             bumped[key][..., k] += 1e-6

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from splattalk.head.default import load_default_head
-from splattalk.tracking.config import TrackConfig
 from splattalk.run import Tracks
+from splattalk.tracking.config import TrackConfig
 from splattalk.tracking.export import posed_vertices
 from splattalk.tracking.run import track
 

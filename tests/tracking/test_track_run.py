@@ -7,15 +7,14 @@ import json
 
 import numpy as np
 import pytest
+from track_media import SAMPLE, SAMPLE_GT, paste, sample_frames, with_rotation, write_video
 
 from splattalk.errors import SplattalkError
 from splattalk.head.default import load_default_head
-from splattalk.tracking.config import TrackConfig
 from splattalk.run import Tracks
+from splattalk.tracking.config import TrackConfig
 from splattalk.tracking.metrics import evaluate
 from splattalk.tracking.run import track
-
-from track_media import SAMPLE, SAMPLE_GT, paste, sample_frames, with_rotation, write_video
 
 CLIP_SECONDS = 2.5
 CLIP_FRAMES = 63  # output frames starting before 2.5 s
@@ -96,8 +95,9 @@ def test_rerun_resumes_and_recovers(tmp_path):
     assert "frames: reused" not in third["notes"] and "fit: reused" not in third["notes"]
     assert (run / "frames" / "000005.jpg").is_file() and Tracks.load(path).expr.shape == (12, 26)
     # other fit settings: only the fit and what follows are redone
-    fourth = track(video, run, TrackConfig(head="default", fit=TrackConfig().fit.__class__(smooth_expr=1.0)),
-                   progress=False)
+    fourth = track(
+        video, run, TrackConfig(head="default", fit=TrackConfig().fit.__class__(smooth_expr=1.0)), progress=False
+    )
     assert "frames: reused" in fourth["notes"] and "fit: reused" not in fourth["notes"]
 
 
@@ -118,8 +118,12 @@ def test_video_without_a_face(tmp_path):
 def test_new_input_into_an_old_run_folder(tmp_path):
     """A failed run on another video must not leave the old results looking like this video's."""
     run = tmp_path / "run"
-    track(write_video(tmp_path / "face.mp4", sample_frames(4)), run,
-          TrackConfig(head="default", overlay=False, masks=False), progress=False)
+    track(
+        write_video(tmp_path / "face.mp4", sample_frames(4)),
+        run,
+        TrackConfig(head="default", overlay=False, masks=False),
+        progress=False,
+    )
     assert (run / "tracking" / "tracks.npz").is_file()
     rng = np.random.default_rng(2)
     noise = write_video(tmp_path / "noise.mp4", [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(4)])

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from track_media import SAMPLE, ffmpeg, ffmpeg_decode, sample_frames, with_rotation, write_video
 
 from splattalk.errors import SplattalkError
 from splattalk.tracking.video import iter_frames, open_source
-
-from track_media import SAMPLE, ffmpeg, ffmpeg_decode, sample_frames, with_rotation, write_video
 
 
 def frames_of(path, fps=25.0, max_seconds=None):
@@ -83,8 +82,24 @@ def test_zero_frame_video(tmp_path, suffix):
     import subprocess
 
     path = tmp_path / f"empty{suffix}"
-    subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:size=64x64:rate=25",
-                    "-frames:v", "0", "-c:v", "libx264", str(path)], check=True)
+    subprocess.run(
+        [
+            ffmpeg(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:size=64x64:rate=25",
+            "-frames:v",
+            "0",
+            "-c:v",
+            "libx264",
+            str(path),
+        ],
+        check=True,
+    )
     with pytest.raises(SplattalkError, match="no video (frames|data)"):
         open_source(path)
 
@@ -93,7 +108,9 @@ def test_audio_only_file(tmp_path):
     import subprocess
 
     path = tmp_path / "voice.m4a"
-    subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.5",
-                    str(path)], check=True)
+    subprocess.run(
+        [ffmpeg(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.5", str(path)],
+        check=True,
+    )
     with pytest.raises(SplattalkError, match="no video"):
         open_source(path)

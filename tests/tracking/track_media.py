@@ -58,8 +58,22 @@ def with_rotation(src: Path, dst: Path, degrees: int) -> Path:
     (the one imageio-ffmpeg bundles) ignores that tag and takes ``-display_rotation``, which
     is counter-clockwise.
     """
-    subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-display_rotation:v:0", str(-degrees), "-i", str(src),
-                    "-c", "copy", str(dst)], check=True)
+    subprocess.run(
+        [
+            ffmpeg(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-display_rotation:v:0",
+            str(-degrees),
+            "-i",
+            str(src),
+            "-c",
+            "copy",
+            str(dst),
+        ],
+        check=True,
+    )
     return dst
 
 
@@ -73,12 +87,16 @@ def ffmpeg_decode(path: Path, count: int, folder: Path) -> list[np.ndarray]:
     import cv2
 
     folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-i", str(path), "-frames:v", str(count),
-                    str(folder / "%03d.png")], check=True)
+    subprocess.run(
+        [ffmpeg(), "-loglevel", "error", "-y", "-i", str(path), "-frames:v", str(count), str(folder / "%03d.png")],
+        check=True,
+    )
     return [cv2.imread(str(p))[:, :, ::-1] for p in sorted(folder.glob("*.png"))]
 
 
-def paste(canvas_size: tuple[int, int], image: np.ndarray, size: int, x: int, y: int, canvas: np.ndarray | None = None) -> np.ndarray:
+def paste(
+    canvas_size: tuple[int, int], image: np.ndarray, size: int, x: int, y: int, canvas: np.ndarray | None = None
+) -> np.ndarray:
     """``image`` resized to ``size``² pasted at (x, y) on a plain canvas (h, w)."""
     import cv2
 

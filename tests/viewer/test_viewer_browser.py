@@ -20,16 +20,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from viewer_helpers import ROOT, small_avatar
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
-    "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-angle=swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
 SETTLE_S = 4.0
 """Seconds of playback before the sync is measured: the server's lead adapts to the page meanwhile."""
 MEASURE_S = (5.0, 15.0)
@@ -37,8 +42,19 @@ MEASURE_S = (5.0, 15.0)
 VIEWPORT = {"width": 900, "height": 480}
 SHOTS = Path(os.environ["SPLATTALK_SCREENSHOTS"]) if os.environ.get("SPLATTALK_SCREENSHOTS") else None
 SPEECH = ROOT / "splattalk" / "data" / "speech" / "sample_en_1.wav"
-CONTROLS = ("Upload speech", "Sample clip", "Play / pause", "Loop", "Frame", "Style", "Expression", "Head motion",
-            "Reset camera", "Background", "Export mp4")  # fmt: skip
+CONTROLS = (
+    "Upload speech",
+    "Sample clip",
+    "Play / pause",
+    "Loop",
+    "Frame",
+    "Style",
+    "Expression",
+    "Head motion",
+    "Reset camera",
+    "Background",
+    "Export mp4",
+)
 
 # In the page: on every rendered frame, which frame the readout shows and where the audio is;
 # and, each time the readout changes, the same pair (the last change of a task is what gets drawn).
@@ -57,15 +73,17 @@ MEASURE_JS = """() => {
 def playwright_api():
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
+    )
     with sync_api.sync_playwright() as p:
         yield p
 
 
 @pytest.fixture(scope="module")
 def server():
-    from splattalk.viewer.server import ViewServer, load_resources
     from splattalk.viewer.config import ViewConfig
+    from splattalk.viewer.server import ViewServer, load_resources
 
     cmd = ViewConfig(port=_free_port())
     resources = load_resources(cmd, log=lambda *a, **k: None)
@@ -170,13 +188,16 @@ def test_viewer_in_chromium(playwright_api, server):
         _wait(lambda: session.player.loop, "the Loop checkbox did not reach the server")
         page.set_input_files("input[type=file]", str(SPEECH))
         page.wait_for_function(
-            "() => { const a = document.getElementById('splattalk-audio'); return a && !a.paused && a.currentTime > 0.5; }", timeout=20_000
+            "() => { const a = document.getElementById('splattalk-audio'); return a && !a.paused && a.currentTime > 0.5; }",
+            timeout=20_000,
         )
         t0 = page.evaluate("document.getElementById('splattalk-audio').currentTime")
 
         # Sync first (screenshots stall the page's drawing): let the server learn this page's delay, then measure.
         time.sleep(SETTLE_S)
-        page.evaluate("() => { window.__test.changes = []; window.__test.draws = []; window.__test.t0 = performance.now(); }")
+        page.evaluate(
+            "() => { window.__test.changes = []; window.__test.draws = []; window.__test.t0 = performance.now(); }"
+        )
         page.wait_for_function(
             f"() => performance.now() - window.__test.t0 > {1000 * MEASURE_S[0]} && window.__test.draws.length >= 40"
             f" || performance.now() - window.__test.t0 > {1000 * MEASURE_S[1]}",
@@ -201,7 +222,9 @@ def test_viewer_in_chromium(playwright_api, server):
         other.goto(f"http://127.0.0.1:{server.port}")
         other.wait_for_selector("#splattalk-readout", timeout=45_000)
         assert len(server.sessions) == 2
-        assert other.get_attribute("#splattalk-readout", "data-state") == "idle", "the second tab follows the first one's clip"
+        assert other.get_attribute("#splattalk-readout", "data-state") == "idle", (
+            "the second tab follows the first one's clip"
+        )
         assert page.get_attribute("#splattalk-readout", "data-state") in ("playing", "generating")
 
         # Close the first tab mid-playback (it loops): its session stops; the second keeps serving.
@@ -213,10 +236,13 @@ def test_viewer_in_chromium(playwright_api, server):
         session.thread.join(5)
         assert not session.threads, f"threads left running after the tab closed: {session.threads}"
         before = other.get_attribute("#splattalk-readout", "data-frame"), other.inner_text("#splattalk-readout")
-        other.wait_for_function(f"() => document.getElementById('splattalk-readout').textContent !== {before[1]!r}", timeout=10_000)
+        other.wait_for_function(
+            f"() => document.getElementById('splattalk-readout').textContent !== {before[1]!r}", timeout=10_000
+        )
         other.set_input_files("input[type=file]", str(SPEECH))
         other.wait_for_function(
-            "() => { const a = document.getElementById('splattalk-audio'); return a && !a.paused && a.currentTime > 0.2; }", timeout=20_000
+            "() => { const a = document.getElementById('splattalk-audio'); return a && !a.paused && a.currentTime > 0.2; }",
+            timeout=20_000,
         )
         _screenshot(other, "viewer_second_tab.png")
     finally:

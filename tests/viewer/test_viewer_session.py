@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 from talk_helpers import random_model
 from viewer_helpers import ROOT, RecordingView, small_avatar, speech_like, wav_bytes
 
@@ -94,7 +93,9 @@ def test_oversized_upload_is_refused_when_it_starts(tmp_path):
         async def deliver(message):
             await server._websock_server._handle_incoming_message(7, message)
 
-        asyncio.run(deliver(_messages.FileTransferStartUpload(uuid, "t-big", "big.wav", "audio/wav", size // 2**19, size)))
+        asyncio.run(
+            deliver(_messages.FileTransferStartUpload(uuid, "t-big", "big.wav", "audio/wav", size // 2**19, size))
+        )
         assert "t-big" not in server.gui._current_file_upload_states
         assert refused and "200 MiB" in refused[0] and "50 MiB" in refused[0]
         acks = [m for m in sent if isinstance(m, _messages.FileTransferPartAck)]
@@ -244,7 +245,7 @@ def test_several_sessions_share_the_model_but_not_state(tmp_path):
     sessions = [new_session(res, tmp_path, f"s{i}") for i in range(3)]
     clips = [s.on_upload(f"{i}.wav", wav_bytes(speech_like(4.5, seed=i))) for i, (s, _) in enumerate(sessions)]
     for clip in clips:
-        wait(lambda: clip.done)
+        wait(lambda clip=clip: clip.done)
     assert all(c.error is None for c in clips)
     # The same model on different audio gives different motion; the same audio gives the same motion.
     assert not np.allclose(clips[0].motion, clips[1].motion)
@@ -318,12 +319,12 @@ def _free_port() -> int:
 
 
 def test_load_resources_refuses_a_mismatched_talk_model(tmp_path):
+    from talk_helpers import TINY_W2V
+
     from splattalk.errors import SplattalkError
     from splattalk.talk.checkpoint import save_talk_checkpoint
-    from splattalk.viewer.server import load_resources
     from splattalk.viewer.config import ViewConfig
-
-    from talk_helpers import TINY_W2V
+    from splattalk.viewer.server import load_resources
 
     path = tmp_path / "flame_model.safetensors"
     save_talk_checkpoint(random_model(TINY_W2V), path)
@@ -339,6 +340,8 @@ def test_view_command_help():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "splattalk", "view", "--help"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "splattalk", "view", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert "--port" in out.stdout and "--max-upload-mb" in out.stdout and "127.0.0.1" in out.stdout

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
-
 from viewer_helpers import small_avatar
 
 
@@ -25,7 +23,9 @@ def test_pack_matches_viser_packing_and_torch_covariances():
     opac = rng.random((n, 1)).astype(np.float32)
 
     ours = pack_posed(means, quats, scales, 10.0, rgba_words(rgbs, opac))
-    cov = Gaussians(torch.from_numpy(means), torch.from_numpy(quats), torch.from_numpy(scales), torch.ones(n), torch.zeros(n, 1, 3)).covariances()
+    cov = Gaussians(
+        torch.from_numpy(means), torch.from_numpy(quats), torch.from_numpy(scales), torch.ones(n), torch.zeros(n, 1, 3)
+    ).covariances()
     ref = np.zeros((n, 8), np.uint32)
     GaussianSplatHandle._pack_centers(ref, means * 10.0)
     GaussianSplatHandle._pack_covariances(ref, cov.numpy() * 100.0)
@@ -51,10 +51,14 @@ def test_half_rounding_matches_numpy_everywhere():
     rng = np.random.default_rng(1)
     halves = np.arange(0, 0x7C00, dtype=np.uint16).view(np.float16).astype(np.float64)
     ties = ((halves[:-1] + halves[1:]) / 2).astype(np.float32)  # exactly between two halves: round to even
-    values = np.concatenate([
-        ties, -ties, rng.standard_normal(100_000).astype(np.float32) * np.float32(10.0) ** rng.integers(-9, 6, 100_000),
-        np.array([0.0, -0.0, 65504, 65519, 65520, 1e9, np.inf, -np.inf, 5.96e-8, 2.98e-8, 1e-12], np.float32),
-    ]).astype(np.float32)  # fmt: skip
+    values = np.concatenate(
+        [
+            ties,
+            -ties,
+            rng.standard_normal(100_000).astype(np.float32) * np.float32(10.0) ** rng.integers(-9, 6, 100_000),
+            np.array([0.0, -0.0, 65504, 65519, 65520, 1e9, np.inf, -np.inf, 5.96e-8, 2.98e-8, 1e-12], np.float32),
+        ]
+    ).astype(np.float32)
     out = np.empty(values.shape[0], np.uint32)
     convert(values, out)
     with np.errstate(over="ignore"):

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from viewer_helpers import small_avatar
+
 from splattalk.viewer.splats import SplatPoser
 from splattalk.viewer.stream import SplatStream, compose, voxel_groups
-from viewer_helpers import small_avatar
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +21,8 @@ def _speech_rows(dim: int, n: int = 40, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n)[:, None] / 25.0
     rows = np.zeros((n, dim), np.float32)
-    rows[:, :4] = 0.3 * np.sin(
-        2 * np.pi * (rng.uniform(2, 5, 4) * t + rng.uniform(0, 1, 4))
-    )  # mouth channels
-    rows[:, dim - 6 : dim - 3] = 0.05 * np.sin(
-        2 * np.pi * 0.5 * t + np.arange(3)
-    )  # head sway
+    rows[:, :4] = 0.3 * np.sin(2 * np.pi * (rng.uniform(2, 5, 4) * t + rng.uniform(0, 1, 4)))  # mouth channels
+    rows[:, dim - 6 : dim - 3] = 0.05 * np.sin(2 * np.pi * 0.5 * t + np.arange(3))  # head sway
     rows[:, dim - 3] = 0.15 + 0.15 * np.sin(2 * np.pi * 4 * t[:, 0])  # jaw
     return rows
 
@@ -57,16 +54,10 @@ def test_composed_frames_stay_within_the_tolerance(poser, tolerance):
         assert err <= tolerance + 2e-6, f"frame {i}: {err * 1000:.4f} mm off"
         # each covariance within what the criterion allows: dΣ ≈ 2σ·dσ with dσ ≤ tolerance, plus float16 rounding
         sigma = np.sqrt(ref_triu[:, [0, 3, 5]].max(1))
-        allowed = (
-            2 * sigma * tolerance * poser.scene_scale * 1.1
-            + 2e-3 * np.abs(ref_triu).max(1)
-            + 1e-9
-        )
+        allowed = 2 * sigma * tolerance * poser.scene_scale * 1.1 + 2e-3 * np.abs(ref_triu).max(1) + 1e-9
         assert (np.abs(triu - ref_triu).max(1) <= allowed).all()
     per_frame = sent / (len(rows) - 1)
-    assert (
-        per_frame < 0.6 * poser.num
-    )  # the skull, hair and neck are not resent for speech
+    assert per_frame < 0.6 * poser.num  # the skull, hair and neck are not resent for speech
     if tolerance:
         exact = SplatStream(poser, 0.0, budget=None)
         total = 0
@@ -85,9 +76,7 @@ def test_a_head_turn_alone_sends_only_the_transform(poser):
     u = stream.update(row)
     assert u.groups == [] and u.nbytes < 64
     assert abs(u.wxyz[0] - np.cos(0.2)) < 1e-6
-    centers, _ = compose(
-        dict(first.groups), stream.groups, u.wxyz, u.position, poser.num
-    )
+    centers, _ = compose(dict(first.groups), stream.groups, u.wxyz, u.position, poser.num)
     np.testing.assert_allclose(centers, poser.pose(row)[0], atol=1e-4)
 
 
@@ -100,6 +89,4 @@ def test_budget_caps_the_bytes_and_reports_the_lag(poser):
         u = stream.update(row)
         assert sum(b.nbytes for _, b in u.groups) <= 8 * 1024 or len(u.groups) == 1
         lags.append(stream.lag)
-    assert (
-        max(lags) > 0
-    )  # speech at this budget does leave some motion for later frames
+    assert max(lags) > 0  # speech at this budget does leave some motion for later frames

@@ -15,7 +15,9 @@ from splattalk.viewer.talking import Clip
 D = 32
 
 
-def report(clip=1, applied=0, t=0.0, paused=False, ended=False, page_ms=0.0, blocked=False, ready=4, drawn=None) -> ClockReport:
+def report(
+    clip=1, applied=0, t=0.0, paused=False, ended=False, page_ms=0.0, blocked=False, ready=4, drawn=None
+) -> ClockReport:
     return ClockReport(clip, applied, t, paused, ended, page_ms, blocked, ready, drawn, 0 if drawn is None else 1)
 
 
@@ -35,8 +37,20 @@ def test_parse_report_roundtrip_and_rejects_garbage():
     r = parse_report("3 7 1.2500 0 0 12345.6 0 4 -31:3")
     assert r == ClockReport(3, 7, 1.25, False, False, 12345.6, False, 4, -0.031, 3)
     assert parse_report("0 -1 0 1 0 9.5 0 0 x").drawn_offset is None
-    for bad in ("", "none", "1 2 3", "1 2 abc 0 0 1 0 4 0", "1 2 1.0 0 0 1 0 4 0; rm -rf /", "x" * 500, None, "1 2 -1.0 0 0 1 0 4 0",
-                "1 2 1.0 0 0 1 0 4 y", "1 2 1.0 0 0 1 0 4 99999999:1", "1 2 1.0 0 0 1 0 4 5", "1 2 1.0 0 0 1 0 4 5:"):
+    for bad in (
+        "",
+        "none",
+        "1 2 3",
+        "1 2 abc 0 0 1 0 4 0",
+        "1 2 1.0 0 0 1 0 4 0; rm -rf /",
+        "x" * 500,
+        None,
+        "1 2 -1.0 0 0 1 0 4 0",
+        "1 2 1.0 0 0 1 0 4 y",
+        "1 2 1.0 0 0 1 0 4 99999999:1",
+        "1 2 1.0 0 0 1 0 4 5",
+        "1 2 1.0 0 0 1 0 4 5:",
+    ):
         assert parse_report(bad) is None, bad
 
 
@@ -141,6 +155,7 @@ def test_lead_follows_the_displayed_offset():
     p.load(clip, 0.0)
     p.tick(0.0)
     seq = p.desired().seq
+
     # The page shows frames 0.3 s behind its audio (a slow page): the lead grows towards that delay.
     def run(delay: float, start: float, reports: int) -> None:
         for k in range(reports):

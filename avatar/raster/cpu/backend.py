@@ -52,9 +52,7 @@ class _Project(torch.autograd.Function):
         conics = np.empty((n_cams, n, 3), np.float32)
         depths = np.empty((n_cams, n), np.float32)
         radii = np.empty((n_cams, n, 2), np.int32)
-        project.project_forward(
-            *arrays, width, height, near, far, eps2d, means2d, conics, depths, radii
-        )
+        project.project_forward(*arrays, width, height, near, far, eps2d, means2d, conics, depths, radii)
         ctx.arrays = arrays
         ctx.size = (width, height)
         ctx.outputs = (radii, conics)
@@ -72,12 +70,22 @@ class _Project(torch.autograd.Function):
         v_scales = np.empty((n, 3), np.float32)
         v_cams = np.empty((n_cams, n, 12), np.float64)
         project.project_backward(
-            means, quats, scales, viewmats, Ks, *ctx.size, radii, conics,
+            means,
+            quats,
+            scales,
+            viewmats,
+            Ks,
+            *ctx.size,
+            radii,
+            conics,
             _np_or_zeros(v_means2d, (n_cams, n, 2)),
             _np_or_zeros(v_conics, (n_cams, n, 3)),
             _np_or_zeros(v_depths, (n_cams, n)),
-            v_means, v_quats, v_scales, v_cams,
-        )  # fmt: skip
+            v_means,
+            v_quats,
+            v_scales,
+            v_cams,
+        )
         v_viewmats = None
         if ctx.needs_input_grad[3]:
             per_cam = v_cams.sum(axis=1)
@@ -85,9 +93,18 @@ class _Project(torch.autograd.Function):
             v_viewmats[:, :3, :3] = torch.from_numpy(per_cam[:, :9].reshape(n_cams, 3, 3)).float()
             v_viewmats[:, :3, 3] = torch.from_numpy(per_cam[:, 9:]).float()
         return (
-            torch.from_numpy(v_means), torch.from_numpy(v_quats), torch.from_numpy(v_scales),
-            v_viewmats, None, None, None, None, None, None, None,
-        )  # fmt: skip
+            torch.from_numpy(v_means),
+            torch.from_numpy(v_quats),
+            torch.from_numpy(v_scales),
+            v_viewmats,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
 
 
 class _ShColor(torch.autograd.Function):
@@ -105,9 +122,7 @@ class _ShColor(torch.autograd.Function):
         v_sh = np.empty(sh.shape, np.float32)
         v_means = np.empty(means.shape, np.float32)
         v_campos = np.empty((campos.shape[0], means.shape[0], 3), np.float64)
-        sh_kernels.sh_backward(
-            sh, means, campos, degree, radii, colors, _np(v_colors), v_sh, v_means, v_campos
-        )
+        sh_kernels.sh_backward(sh, means, campos, degree, radii, colors, _np(v_colors), v_sh, v_means, v_campos)
         v_cam = torch.from_numpy(v_campos.sum(axis=1)).float() if ctx.needs_input_grad[2] else None
         return torch.from_numpy(v_sh), torch.from_numpy(v_means), v_cam, None, None
 
@@ -155,9 +170,20 @@ class _Composite(torch.autograd.Function):
             cols = binning.gather_channels(isect_gid, feats, lo)
             with _dynamic_tiles(parallel):
                 composite.composite_forward(
-                    parallel, offsets, geom, cols, lo, bg, width, height, ts, tiles_x,
-                    image, trans, last,
-                )  # fmt: skip
+                    parallel,
+                    offsets,
+                    geom,
+                    cols,
+                    lo,
+                    bg,
+                    width,
+                    height,
+                    ts,
+                    tiles_x,
+                    image,
+                    trans,
+                    last,
+                )
             chunks.append((lo, hi, cols))
         ctx.state = (offsets, isect_gid, geom, chunks, trans, last, (width, height, ts, tiles_x))
         ctx.parallel = parallel
@@ -180,17 +206,29 @@ class _Composite(torch.autograd.Function):
             chunk_cols = np.zeros((m, binning.CHANNELS))
             with _dynamic_tiles(ctx.parallel):
                 composite.composite_backward(
-                    ctx.parallel, offsets, geom, cols, lo, bg, width, height, ts, tiles_x,
-                    trans, last, v_img, v_alp, chunk_geom, chunk_cols,
-                )  # fmt: skip
+                    ctx.parallel,
+                    offsets,
+                    geom,
+                    cols,
+                    lo,
+                    bg,
+                    width,
+                    height,
+                    ts,
+                    tiles_x,
+                    trans,
+                    last,
+                    v_img,
+                    v_alp,
+                    chunk_geom,
+                    chunk_cols,
+                )
             if i > 0:
                 g_geom += chunk_geom
             g_cols[:, lo:hi] = chunk_cols[:, : hi - lo]
         v_means2d, v_conics = np.zeros((n, 2)), np.zeros((n, 3))
         v_opac, v_colors = np.zeros(n), np.zeros((n, n_ch))
-        binning.reduce_to_gaussians(
-            isect_gid, g_geom, g_cols, v_means2d, v_conics, v_opac, v_colors
-        )
+        binning.reduce_to_gaussians(isect_gid, g_geom, g_cols, v_means2d, v_conics, v_opac, v_colors)
         v_bg = None
         if ctx.needs_input_grad[4]:
             v_bg = torch.from_numpy(np.einsum("hwc,hw->c", v_img, trans, dtype=np.float64)).float()
@@ -199,9 +237,16 @@ class _Composite(torch.autograd.Function):
             return torch.from_numpy(a.astype(np.float32))
 
         return (
-            out(v_means2d), out(v_conics), out(v_colors), out(v_opac), v_bg,
-            None, None, None, None,
-        )  # fmt: skip
+            out(v_means2d),
+            out(v_conics),
+            out(v_colors),
+            out(v_opac),
+            v_bg,
+            None,
+            None,
+            None,
+            None,
+        )
 
 
 def render_cpu(
@@ -224,9 +269,18 @@ def render_cpu(
 ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor]:
     """Same contract as :func:`splattalk.avatar.raster.reference.render_reference` (float32 CPU tensors)."""
     means2d, conics, depths, radii = _Project.apply(
-        means, quats, scales, viewmats, Ks, opacities.detach(), width, height,
-        near_plane, far_plane, eps2d,
-    )  # fmt: skip
+        means,
+        quats,
+        scales,
+        viewmats,
+        Ks,
+        opacities.detach(),
+        width,
+        height,
+        near_plane,
+        far_plane,
+        eps2d,
+    )
     radii_np = radii.numpy()
     if sh_degree is not None:
         rot, trans = viewmats[:, :3, :3], viewmats[:, :3, 3]
@@ -237,16 +291,21 @@ def render_cpu(
     renders, alphas = [], []
     for cam in range(viewmats.shape[0]):
         feats = sh_colors[cam] if sh_degree is not None else colors
-        background = (
-            backgrounds[cam] if backgrounds is not None else feats.new_zeros(feats.shape[1])
-        )
+        background = backgrounds[cam] if backgrounds is not None else feats.new_zeros(feats.shape[1])
         if render_depth:
             feats = torch.cat([feats, depths[cam][:, None]], dim=-1)
             background = torch.cat([background, background.new_zeros(1)])
         image, alpha = _Composite.apply(
-            views[cam], conics[cam], feats, opacities, background,
-            radii_np[cam], depths_np[cam], width, height,
-        )  # fmt: skip
+            views[cam],
+            conics[cam],
+            feats,
+            opacities,
+            background,
+            radii_np[cam],
+            depths_np[cam],
+            width,
+            height,
+        )
         renders.append(image)
         alphas.append(alpha)
     return (

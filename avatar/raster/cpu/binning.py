@@ -45,9 +45,7 @@ def bin_tiles(order, means2d, radii, tile_size, tiles_x, tiles_y):
     offsets = np.zeros(n_tiles + 1, np.int64)
     for i in range(order.shape[0]):
         g = order[i]
-        x0, x1, y0, y1 = _tile_rect(
-            means2d[g, 0], means2d[g, 1], radii[g, 0], radii[g, 1], tile_size, tiles_x, tiles_y
-        )
+        x0, x1, y0, y1 = _tile_rect(means2d[g, 0], means2d[g, 1], radii[g, 0], radii[g, 1], tile_size, tiles_x, tiles_y)
         for ty in range(y0, y1):
             for tx in range(x0, x1):
                 offsets[ty * tiles_x + tx + 1] += 1
@@ -57,9 +55,7 @@ def bin_tiles(order, means2d, radii, tile_size, tiles_x, tiles_y):
     isect_gid = np.empty(offsets[n_tiles], np.int32)
     for i in range(order.shape[0]):
         g = order[i]
-        x0, x1, y0, y1 = _tile_rect(
-            means2d[g, 0], means2d[g, 1], radii[g, 0], radii[g, 1], tile_size, tiles_x, tiles_y
-        )
+        x0, x1, y0, y1 = _tile_rect(means2d[g, 0], means2d[g, 1], radii[g, 0], radii[g, 1], tile_size, tiles_x, tiles_y)
         for ty in range(y0, y1):
             for tx in range(x0, x1):
                 t = ty * tiles_x + tx

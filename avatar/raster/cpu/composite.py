@@ -92,8 +92,9 @@ def _col_span(mx, dy, a, b, det, cut, x_begin, x_end):
 
 
 @njit(cache=True, error_model="numpy")
-def _forward_tile(t, tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
-                  out_image, out_t, out_last):  # fmt: skip
+def _forward_tile(
+    t, tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x, out_image, out_t, out_last
+):
     """One tile of composite_forward."""
     d = CHANNELS
     start, end = tile_offsets[t], tile_offsets[t + 1]
@@ -146,8 +147,24 @@ def _forward_tile(t, tile_offsets, geom, cols, first, background, width, height,
 
 
 @njit(cache=True, error_model="numpy")
-def _backward_tile(t, tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
-                   out_t, out_last, v_image, v_alpha, g_geom, g_cols):  # fmt: skip
+def _backward_tile(
+    t,
+    tile_offsets,
+    geom,
+    cols,
+    first,
+    background,
+    width,
+    height,
+    tile_size,
+    tiles_x,
+    out_t,
+    out_last,
+    v_image,
+    v_alpha,
+    g_geom,
+    g_cols,
+):
     """One tile of composite_backward. The CHANNELS (= 4) colour channels are spelled out
     as scalars so the compiler keeps them in registers."""
     start = tile_offsets[t]
@@ -209,9 +226,11 @@ def _backward_tile(t, tile_offsets, geom, cols, first, background, width, height
                 g3 += w * v3
                 v_a = (
                     state[p, 1] * ra
-                    + (c0 * tk - b0 * ra) * v0 + (c1 * tk - b1 * ra) * v1
-                    + (c2 * tk - b2 * ra) * v2 + (c3 * tk - b3 * ra) * v3
-                )  # fmt: skip
+                    + (c0 * tk - b0 * ra) * v0
+                    + (c1 * tk - b1 * ra) * v1
+                    + (c2 * tk - b2 * ra) * v2
+                    + (c3 * tk - b3 * ra) * v3
+                )
                 state[p, 6] = b0 + c0 * w
                 state[p, 7] = b1 + c1 * w
                 state[p, 8] = b2 + c2 * w
@@ -239,35 +258,125 @@ def _backward_tile(t, tile_offsets, geom, cols, first, background, width, height
 
 
 @njit(parallel=True, cache=True)
-def _forward_parallel(tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
-                      out_image, out_t, out_last):  # fmt: skip
+def _forward_parallel(
+    tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x, out_image, out_t, out_last
+):
     for t in prange(tile_offsets.shape[0] - 1):
-        _forward_tile(t, tile_offsets, geom, cols, first, background, width, height, tile_size,
-                      tiles_x, out_image, out_t, out_last)  # fmt: skip
+        _forward_tile(
+            t,
+            tile_offsets,
+            geom,
+            cols,
+            first,
+            background,
+            width,
+            height,
+            tile_size,
+            tiles_x,
+            out_image,
+            out_t,
+            out_last,
+        )
 
 
 @njit(cache=True)
-def _forward_serial(tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
-                    out_image, out_t, out_last):  # fmt: skip
+def _forward_serial(
+    tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x, out_image, out_t, out_last
+):
     for t in range(tile_offsets.shape[0] - 1):
-        _forward_tile(t, tile_offsets, geom, cols, first, background, width, height, tile_size,
-                      tiles_x, out_image, out_t, out_last)  # fmt: skip
+        _forward_tile(
+            t,
+            tile_offsets,
+            geom,
+            cols,
+            first,
+            background,
+            width,
+            height,
+            tile_size,
+            tiles_x,
+            out_image,
+            out_t,
+            out_last,
+        )
 
 
 @njit(parallel=True, cache=True)
-def _backward_parallel(tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
-                       out_t, out_last, v_image, v_alpha, g_geom, g_cols):  # fmt: skip
+def _backward_parallel(
+    tile_offsets,
+    geom,
+    cols,
+    first,
+    background,
+    width,
+    height,
+    tile_size,
+    tiles_x,
+    out_t,
+    out_last,
+    v_image,
+    v_alpha,
+    g_geom,
+    g_cols,
+):
     for t in prange(tile_offsets.shape[0] - 1):
-        _backward_tile(t, tile_offsets, geom, cols, first, background, width, height, tile_size,
-                       tiles_x, out_t, out_last, v_image, v_alpha, g_geom, g_cols)  # fmt: skip
+        _backward_tile(
+            t,
+            tile_offsets,
+            geom,
+            cols,
+            first,
+            background,
+            width,
+            height,
+            tile_size,
+            tiles_x,
+            out_t,
+            out_last,
+            v_image,
+            v_alpha,
+            g_geom,
+            g_cols,
+        )
 
 
 @njit(cache=True)
-def _backward_serial(tile_offsets, geom, cols, first, background, width, height, tile_size, tiles_x,
-                     out_t, out_last, v_image, v_alpha, g_geom, g_cols):  # fmt: skip
+def _backward_serial(
+    tile_offsets,
+    geom,
+    cols,
+    first,
+    background,
+    width,
+    height,
+    tile_size,
+    tiles_x,
+    out_t,
+    out_last,
+    v_image,
+    v_alpha,
+    g_geom,
+    g_cols,
+):
     for t in range(tile_offsets.shape[0] - 1):
-        _backward_tile(t, tile_offsets, geom, cols, first, background, width, height, tile_size,
-                       tiles_x, out_t, out_last, v_image, v_alpha, g_geom, g_cols)  # fmt: skip
+        _backward_tile(
+            t,
+            tile_offsets,
+            geom,
+            cols,
+            first,
+            background,
+            width,
+            height,
+            tile_size,
+            tiles_x,
+            out_t,
+            out_last,
+            v_image,
+            v_alpha,
+            g_geom,
+            g_cols,
+        )
 
 
 def composite_forward(parallel, *args):

@@ -77,9 +77,22 @@ def _camera_frame(viewmats, Ks, cam, width, height, rot, trans):
 
 @njit(cache=True)
 def project_forward(
-    means, quats, scales, opacities, viewmats, Ks, width, height, near, far, eps2d,
-    means2d, conics, depths, radii,
-):  # fmt: skip
+    means,
+    quats,
+    scales,
+    opacities,
+    viewmats,
+    Ks,
+    width,
+    height,
+    near,
+    far,
+    eps2d,
+    means2d,
+    conics,
+    depths,
+    radii,
+):
     """means [N,3], quats [N,4], scales [N,3], opacities [N], viewmats [C,4,4], Ks [C,3,3]
     -> fills means2d [C,N,2], conics [C,N,3], depths [C,N], radii [C,N,2] (0 = dropped)."""
     n = means.shape[0]
@@ -154,10 +167,23 @@ def project_forward(
 
 @njit(cache=True)
 def project_backward(
-    means, quats, scales, viewmats, Ks, width, height, radii, conics,
-    v_means2d, v_conics, v_depths,
-    v_means, v_quats, v_scales, v_cams,
-):  # fmt: skip
+    means,
+    quats,
+    scales,
+    viewmats,
+    Ks,
+    width,
+    height,
+    radii,
+    conics,
+    v_means2d,
+    v_conics,
+    v_depths,
+    v_means,
+    v_quats,
+    v_scales,
+    v_cams,
+):
     """Vector-Jacobian product of project_forward. v_* inputs [C,N,...]; fills v_means [N,3],
     v_quats [N,4], v_scales [N,3] and per-(camera, Gaussian) camera gradients v_cams [C,N,12]
     (dL/dR row-major then dL/dt), which the caller sums over N."""
@@ -232,9 +258,11 @@ def project_backward(
                 else:
                     v_pc[2] += -2.0 * fy * rz3 * v_jac[1, 2] * ty
                 v_pc[2] += 2.0 * (
-                    -fx * rz2 * v_jac[0, 0] - fy * rz2 * v_jac[1, 1]
-                    + 2.0 * fx * tx * rz3 * v_jac[0, 2] + 2.0 * fy * ty * rz3 * v_jac[1, 2]
-                )  # fmt: skip
+                    -fx * rz2 * v_jac[0, 0]
+                    - fy * rz2 * v_jac[1, 1]
+                    + 2.0 * fx * tx * rz3 * v_jac[0, 2]
+                    + 2.0 * fy * ty * rz3 * v_jac[1, 2]
+                )
                 # cov_c = A A^T with A = R M, M = R_q S
                 _matmul(v_cov_c, amat, v_a)  # half of dL/dA
                 _matmul(rot, v_a, v_m, True, False)
@@ -260,12 +288,36 @@ def project_backward(
         # rotation matrix of the unit quaternion, then the normalisation
         G = v_rq
         vw = 2 * (-qz * G[0, 1] + qy * G[0, 2] + qz * G[1, 0] - qx * G[1, 2] - qy * G[2, 0] + qx * G[2, 1])
-        vx = 2 * (qy * G[0, 1] + qz * G[0, 2] + qy * G[1, 0] - 2 * qx * G[1, 1] - w * G[1, 2]
-                  + qz * G[2, 0] + w * G[2, 1] - 2 * qx * G[2, 2])  # fmt: skip
-        vy = 2 * (-2 * qy * G[0, 0] + qx * G[0, 1] + w * G[0, 2] + qx * G[1, 0] + qz * G[1, 2]
-                  - w * G[2, 0] + qz * G[2, 1] - 2 * qy * G[2, 2])  # fmt: skip
-        vz = 2 * (-2 * qz * G[0, 0] - w * G[0, 1] + qx * G[0, 2] + w * G[1, 0] - 2 * qz * G[1, 1]
-                  + qy * G[1, 2] + qx * G[2, 0] + qy * G[2, 1])  # fmt: skip
+        vx = 2 * (
+            qy * G[0, 1]
+            + qz * G[0, 2]
+            + qy * G[1, 0]
+            - 2 * qx * G[1, 1]
+            - w * G[1, 2]
+            + qz * G[2, 0]
+            + w * G[2, 1]
+            - 2 * qx * G[2, 2]
+        )
+        vy = 2 * (
+            -2 * qy * G[0, 0]
+            + qx * G[0, 1]
+            + w * G[0, 2]
+            + qx * G[1, 0]
+            + qz * G[1, 2]
+            - w * G[2, 0]
+            + qz * G[2, 1]
+            - 2 * qy * G[2, 2]
+        )
+        vz = 2 * (
+            -2 * qz * G[0, 0]
+            - w * G[0, 1]
+            + qx * G[0, 2]
+            + w * G[1, 0]
+            - 2 * qz * G[1, 1]
+            + qy * G[1, 2]
+            + qx * G[2, 0]
+            + qy * G[2, 1]
+        )
         dot = w * vw + qx * vx + qy * vy + qz * vz
         v_quats[g, 0] = (vw - w * dot) / qnorm
         v_quats[g, 1] = (vx - qx * dot) / qnorm

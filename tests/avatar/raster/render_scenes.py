@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 import torch
 
 PARAMS = ("means", "quats", "scales", "opacities", "colors", "viewmat", "background")

@@ -33,9 +33,18 @@ def one_gaussian(opacity=0.8, colour=(0.9, 0.2, 0.1), scale=0.05, z=2.0):
 def call(scene, backend, **kwargs):
     s = scene
     return rasterize(
-        s["means"], s["quats"], s["scales"], s["opacities"], s["colors"], s["viewmat"],
-        s["K"], 32, 24, backend=backend, **kwargs,
-    )  # fmt: skip
+        s["means"],
+        s["quats"],
+        s["scales"],
+        s["opacities"],
+        s["colors"],
+        s["viewmat"],
+        s["K"],
+        32,
+        24,
+        backend=backend,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -78,9 +87,19 @@ def test_no_gaussians_renders_background(backend):
     bg = torch.tensor([0.2, 0.3, 0.4], requires_grad=True)
     means = torch.zeros(0, 3, requires_grad=True)
     rgb, alpha, info = rasterize(
-        means, torch.zeros(0, 4), torch.zeros(0, 3), torch.zeros(0), torch.zeros(0, 3),
-        torch.eye(4), scene_K(), WIDTH, HEIGHT, bg, backend=backend, return_info=True,
-    )  # fmt: skip
+        means,
+        torch.zeros(0, 4),
+        torch.zeros(0, 3),
+        torch.zeros(0),
+        torch.zeros(0, 3),
+        torch.eye(4),
+        scene_K(),
+        WIDTH,
+        HEIGHT,
+        bg,
+        backend=backend,
+        return_info=True,
+    )
     assert torch.equal(rgb, bg.detach().expand(HEIGHT, WIDTH, 3))
     assert (alpha == 0).all() and info["radii"].shape == (0,)
     rgb.sum().backward()
@@ -93,10 +112,19 @@ def test_everything_culled_renders_background(backend):
     means = torch.tensor([[0.0, 0.0, -2.0], [0.0, 0.0, 0.005], [0.0, 0.0, 2.0], [50.0, 0.0, 2.0]])
     opac = torch.tensor([0.9, 0.9, 0.0, 0.9])
     rgb, alpha, info = rasterize(
-        means, torch.randn(4, 4), torch.full((4, 3), 0.3), opac, torch.rand(4, 3),
-        torch.eye(4), scene_K(), WIDTH, HEIGHT, torch.ones(3), backend=backend,
+        means,
+        torch.randn(4, 4),
+        torch.full((4, 3), 0.3),
+        opac,
+        torch.rand(4, 3),
+        torch.eye(4),
+        scene_K(),
+        WIDTH,
+        HEIGHT,
+        torch.ones(3),
+        backend=backend,
         return_info=True,
-    )  # fmt: skip
+    )
     assert (rgb == 1).all() and (alpha == 0).all() and (info["radii"] == 0).all()
 
 
@@ -107,10 +135,18 @@ def test_expected_depth_of_a_wall():
     means = torch.cat([grid, torch.full((len(grid), 1), 3.0)], 1)
     n = len(means)
     rgb, alpha, depth = rasterize(
-        means, torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1), torch.full((n, 3), 0.1),
-        torch.full((n,), 0.9), torch.rand(n, 3), torch.eye(4), scene_K(), WIDTH, HEIGHT,
-        backend="cpu", return_depth=True,
-    )  # fmt: skip
+        means,
+        torch.tensor([[1.0, 0, 0, 0]]).repeat(n, 1),
+        torch.full((n, 3), 0.1),
+        torch.full((n,), 0.9),
+        torch.rand(n, 3),
+        torch.eye(4),
+        scene_K(),
+        WIDTH,
+        HEIGHT,
+        backend="cpu",
+        return_depth=True,
+    )
     seen = alpha[..., 0] > 0.5
     assert seen.float().mean() > 0.9
     assert torch.allclose(depth[..., 0][seen], torch.tensor(3.0), atol=1e-4)
@@ -122,9 +158,18 @@ def test_info_means2d_gradient_matches_between_backends():
     for backend in BACKENDS:
         p = leaves(scene)
         rgb, _, info = rasterize(
-            p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], p["viewmat"],
-            scene_K(), WIDTH, HEIGHT, backend=backend, return_info=True,
-        )  # fmt: skip
+            p["means"],
+            p["quats"],
+            p["scales"],
+            p["opacities"],
+            p["colors"],
+            p["viewmat"],
+            scene_K(),
+            WIDTH,
+            HEIGHT,
+            backend=backend,
+            return_info=True,
+        )
         assert info["means2d"].shape == (len(scene["means"]), 2)
         assert info["radii"].dtype == torch.int32
         ((rgb - 0.5) ** 2).sum().backward()

@@ -21,10 +21,21 @@ def render_and_grads(scene, backend, *, sh_degree=None, depth=False, dtype=torch
     (and depth); return outputs and the gradient of every input, plus dL/dmeans2d."""
     p = leaves(scene, dtype)
     outputs = rasterize(
-        p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], p["viewmat"],
-        scene_K().to(dtype), WIDTH, HEIGHT, p["background"], backend=backend,
-        sh_degree=sh_degree, return_depth=depth, return_info=True,
-    )  # fmt: skip
+        p["means"],
+        p["quats"],
+        p["scales"],
+        p["opacities"],
+        p["colors"],
+        p["viewmat"],
+        scene_K().to(dtype),
+        WIDTH,
+        HEIGHT,
+        p["background"],
+        backend=backend,
+        sh_degree=sh_degree,
+        return_depth=depth,
+        return_info=True,
+    )
     rgb, alpha, info = outputs[0], outputs[1], outputs[-1]
     loss = (rgb * weights(rgb.shape, 1, dtype)).sum() + (alpha * weights(alpha.shape, 2, dtype)).sum()
     if depth:
@@ -93,9 +104,19 @@ def test_batch_of_cameras_matches_single_renders():
     Ks = torch.stack([scene_K(), scene_K(focal=60.0)])
     p = leaves(scene)
     rgb, alpha, info = rasterize(
-        p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], viewmats, Ks,
-        WIDTH, HEIGHT, p["background"], backend="cpu", return_info=True,
-    )  # fmt: skip
+        p["means"],
+        p["quats"],
+        p["scales"],
+        p["opacities"],
+        p["colors"],
+        viewmats,
+        Ks,
+        WIDTH,
+        HEIGHT,
+        p["background"],
+        backend="cpu",
+        return_info=True,
+    )
     assert rgb.shape == (2, HEIGHT, WIDTH, 3) and alpha.shape == (2, HEIGHT, WIDTH, 1)
     assert info["means2d"].shape == (2, len(scene["means"]), 2)
     assert info["radii"].shape == (2, len(scene["means"]))
@@ -105,9 +126,18 @@ def test_batch_of_cameras_matches_single_renders():
     for cam in range(2):
         q = leaves(scene)
         one, _ = rasterize(
-            q["means"], q["quats"], q["scales"], q["opacities"], q["colors"], viewmats[cam],
-            Ks[cam], WIDTH, HEIGHT, q["background"], backend="cpu",
-        )  # fmt: skip
+            q["means"],
+            q["quats"],
+            q["scales"],
+            q["opacities"],
+            q["colors"],
+            viewmats[cam],
+            Ks[cam],
+            WIDTH,
+            HEIGHT,
+            q["background"],
+            backend="cpu",
+        )
         assert torch.equal(one.detach(), rgb[cam].detach())
         (one * weights(rgb.shape, 4)[cam]).sum().backward()
         single_grad += q["means"].grad
@@ -167,10 +197,21 @@ def test_batch_with_sh_and_depth_matches_reference():
         viewmats = torch.stack([look_from(0.2, -0.1), look_from(-0.25, 0.05, (0.0, 0.1, 0.2))])
         viewmats.requires_grad_(True)
         rgb, alpha, depth, info = rasterize(
-            p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], viewmats,
-            scene_K(), WIDTH, HEIGHT, p["background"], backend=backend, sh_degree=3,
-            return_depth=True, return_info=True,
-        )  # fmt: skip
+            p["means"],
+            p["quats"],
+            p["scales"],
+            p["opacities"],
+            p["colors"],
+            viewmats,
+            scene_K(),
+            WIDTH,
+            HEIGHT,
+            p["background"],
+            backend=backend,
+            sh_degree=3,
+            return_depth=True,
+            return_info=True,
+        )
         loss = (rgb * weights(rgb.shape, 5)).sum() + (alpha * weights(alpha.shape, 6)).sum()
         (loss + 0.1 * (depth * weights(depth.shape, 7)).sum()).backward()
         grads = {k: p[k].grad for k in PARAMS if k != "viewmat"}

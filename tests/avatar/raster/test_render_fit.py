@@ -12,21 +12,32 @@ W, H = 48, 40
 
 def render(params, background):
     return rasterize(
-        params["means"], params["quats"], torch.exp(params["log_scales"]),
-        torch.sigmoid(params["logit_opacities"]), params["colors"], params["viewmat"],
-        scene_K(W, H, focal=45.0), W, H, background, backend="cpu", return_info=True,
-    )  # fmt: skip
+        params["means"],
+        params["quats"],
+        torch.exp(params["log_scales"]),
+        torch.sigmoid(params["logit_opacities"]),
+        params["colors"],
+        params["viewmat"],
+        scene_K(W, H, focal=45.0),
+        W,
+        H,
+        background,
+        backend="cpu",
+        return_info=True,
+    )
 
 
 def test_fitting_recovers_target_image():
     truth = random_scene(40, 31, edge_cases=False, spread=1.0)
     background = torch.tensor([0.1, 0.1, 0.1])
     target = {
-        "means": truth["means"], "quats": truth["quats"],
+        "means": truth["means"],
+        "quats": truth["quats"],
         "log_scales": torch.log(truth["scales"].clamp_min(0.03)),
         "logit_opacities": torch.logit(truth["opacities"].clamp(0.3, 0.95)),
-        "colors": truth["colors"], "viewmat": truth["viewmat"],
-    }  # fmt: skip
+        "colors": truth["colors"],
+        "viewmat": truth["viewmat"],
+    }
     with torch.no_grad():
         target_rgb, _, _ = render(target, background)
 

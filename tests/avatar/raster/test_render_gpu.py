@@ -23,10 +23,21 @@ def run(scene, backend, device, sh_degree=None):
     p = {k: v.to(device) for k, v in leaves(scene).items()}
     p = {k: v.detach().requires_grad_(True) for k, v in p.items()}
     rgb, alpha, depth, info = rasterize(
-        p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], p["viewmat"],
-        scene_K().to(device), WIDTH, HEIGHT, p["background"], backend=backend,
-        sh_degree=sh_degree, return_depth=True, return_info=True,
-    )  # fmt: skip
+        p["means"],
+        p["quats"],
+        p["scales"],
+        p["opacities"],
+        p["colors"],
+        p["viewmat"],
+        scene_K().to(device),
+        WIDTH,
+        HEIGHT,
+        p["background"],
+        backend=backend,
+        sh_degree=sh_degree,
+        return_depth=True,
+        return_info=True,
+    )
     loss = (rgb * weights(rgb.shape, 1).to(device)).sum() + (alpha * weights(alpha.shape, 2).to(device)).sum()
     loss.backward()
     grads = {k: p[k].grad.detach().cpu() for k in PARAMS if p[k].grad is not None}

@@ -39,9 +39,15 @@ def sequential_composite(means2d, conics, colors, opacities, depths, radii, widt
 def projected(scene, width, height, dtype=torch.float64):
     s = {k: v.to(dtype) for k, v in scene.items()}
     return project_gaussians(
-        s["means"], s["quats"], s["scales"], s["opacities"], s["viewmat"],
-        scene_K(width, height).to(dtype), width, height,
-    )  # fmt: skip
+        s["means"],
+        s["quats"],
+        s["scales"],
+        s["opacities"],
+        s["viewmat"],
+        scene_K(width, height).to(dtype),
+        width,
+        height,
+    )
 
 
 def test_reference_matches_literal_per_pixel_loop():
@@ -97,10 +103,19 @@ def test_reference_ewa_projection_against_numeric_jacobian():
 
 def loss_fn(p, sh_degree=None, backend="reference"):
     rgb, alpha = rasterize(
-        p["means"], p["quats"], p["scales"], p["opacities"], p["colors"], p["viewmat"],
-        scene_K(24, 18).to(p["means"].dtype), 24, 18, p["background"], backend=backend,
+        p["means"],
+        p["quats"],
+        p["scales"],
+        p["opacities"],
+        p["colors"],
+        p["viewmat"],
+        scene_K(24, 18).to(p["means"].dtype),
+        24,
+        18,
+        p["background"],
+        backend=backend,
         sh_degree=sh_degree,
-    )  # fmt: skip
+    )
     dtype = rgb.dtype
     return (rgb * weights(rgb.shape, 7, dtype)).sum() + (alpha * weights(alpha.shape, 8, dtype)).sum()
 
@@ -119,10 +134,19 @@ def test_finite_differences_match_cpu_and_reference_gradients():
         scene = tiny_scene(sh_degree)
         p64 = leaves(scene, torch.float64)
         rgb, alpha, info = rasterize(
-            p64["means"], p64["quats"], p64["scales"], p64["opacities"], p64["colors"],
-            p64["viewmat"], scene_K(24, 18).double(), 24, 18, sh_degree=sh_degree,
-            backend="reference", return_info=True,
-        )  # fmt: skip
+            p64["means"],
+            p64["quats"],
+            p64["scales"],
+            p64["opacities"],
+            p64["colors"],
+            p64["viewmat"],
+            scene_K(24, 18).double(),
+            24,
+            18,
+            sh_degree=sh_degree,
+            backend="reference",
+            return_info=True,
+        )
         assert (info["radii"] > 0).all() and alpha.mean() > 0.05
         loss_fn(p64, sh_degree).backward()
         p32 = leaves(scene)
