@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from splattalk.adapt import AdaptCommand, adapted_model, paths, run
+from splattalk.adapt import AdaptCommand, run
 from splattalk.assets import data_path
 from splattalk.errors import SplattalkError
-from splattalk.models import DEFAULT_MODEL, resolve_model
+from splattalk.models import DEFAULT_MODEL, adapted_model, paths, resolve_model
 from splattalk.talk.audio import load_audio
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="the built-in talk model is not built")
