@@ -15,6 +15,7 @@
 #   DEADLINE_S      seconds the whole check may take (default 900); each step gets at most its own
 #                   limit and what is left of this
 #   SKIP_FIT=1      leave bench_fit out
+#   SKIP_BENCH=1    leave bench_rasterize out
 #   FORCE_TREE=1    use the import tree below even where splattalk is installed
 # If `splattalk.avatar` does not import (the project is not installed, e.g. on an image whose
 # Python is outside requires-python), an import tree mapping pyproject's package-dir is built in
@@ -122,8 +123,10 @@ assert _C is not None, "gsplat found no CUDA toolkit and disabled its CUDA backe
 print(f"gsplat CUDA extension ready in {time.perf_counter() - t0:.1f} s")
 ' || { log "gsplat did not build: stopping"; exit 1; }
 
-step pytest-gpu 180 $PY -P -m pytest -m gpu tests/test_render_gpu.py -v -p no:cacheprovider
-step bench_rasterize 300 $PY scripts/bench_rasterize.py
+step pytest-gpu 180 $PY -P -m pytest -m gpu tests/avatar/raster -v -p no:cacheprovider
+if [[ -z ${SKIP_BENCH:-} ]]; then
+  step bench_rasterize 300 $PY scripts/bench_rasterize.py
+fi
 
 if [[ -z ${SKIP_FIT:-} ]]; then
     FIT_ARGS=(--quiet)
