@@ -16,6 +16,7 @@ from splattalk.talk.config import FPS
 from splattalk.viewer import uploads
 from splattalk.viewer.audio_sync import CLOCK_LABEL, READOUT_ID, player_html, state_html
 from splattalk.viewer.camera import head_target
+from splattalk.viewer.live_page import LiveControls
 from splattalk.viewer.playback import Desired
 from splattalk.viewer.session import Resources, Session
 from splattalk.viewer.splats import triu_to_full
@@ -71,6 +72,7 @@ class ViserView:
                 self.text = gui.add_text("Text", initial_value="", hint=f"spoken by {self.res.tts_engine} (at most {self.res.limits.max_text_chars} characters)")
                 self.speak = gui.add_button("Speak text", icon="message")
             self.audio_html = gui.add_html(player_html(0, None, ""))
+            self.live = LiveControls(gui)
         with gui.add_folder("Playback"):
             self.play_button = gui.add_button("Play / pause", icon="player-play")
             self.loop = gui.add_checkbox("Loop", initial_value=False)
@@ -92,6 +94,7 @@ class ViserView:
         with self.clock_panel.add_tab("sync"):
             self.clock_input = gui.add_text(CLOCK_LABEL, initial_value="")
         self.clock_panel.float()
+        self.live.add_input_panel()
 
     def bind(self, session: Session) -> None:
         """Connect the controls to ``session`` (user events only: our own updates have no client)."""
@@ -119,6 +122,9 @@ class ViserView:
         self.background.on_update(user(lambda e: (self.set_background(e.target.value), session.set_background(e.target.value))))
         self.export_button.on_click(user(lambda e: session.export()))
         self.clock_input.on_update(user(lambda e: session.clock_report(e.target.value)))
+        self.live.talk.on_click(user(lambda e: session.talk_live()))
+        self.live.stop.on_click(user(lambda e: session.live.stop()))
+        self.live.input.on_update(user(lambda e: session.live.receive(e.target.value)))
 
     def close(self) -> None:
         self._closed = True
@@ -155,6 +161,12 @@ class ViserView:
     def notify(self, title: str, body: str, level: str = "info") -> None:
         auto = None if level == "error" else 6.0
         self._safe(lambda: self.client.add_notification(title, body, auto_close_seconds=auto, color=COLORS.get(level, "blue")))
+
+    def live_command(self, action: str) -> None:
+        self._safe(lambda: self.live.command(action))
+
+    def live_status(self, text: str, audio_ms: float | None) -> None:
+        self._safe(lambda: self.live.status(text, audio_ms))
 
     def offer_download(self, filename: str, content: bytes) -> None:
         self._safe(lambda: self.client.send_file_download(filename, content))

@@ -28,6 +28,8 @@ from splattalk.talk.config import FPS
 from splattalk.viewer import idle, uploads
 from splattalk.viewer.audio_sync import audio_data_url, parse_report
 from splattalk.viewer.export import scale_motion
+from splattalk.viewer.live_audio import LiveMic
+from splattalk.viewer.loudness import mouth_open_channel
 from splattalk.viewer.playback import Desired, Player
 from splattalk.viewer.splats import SplatPoser
 from splattalk.viewer.talking import Clip, MotionWorker
@@ -132,6 +134,9 @@ class Session:
         self.background = (1.0, 1.0, 1.0)
         """RGB in [0, 1]: the page's background, also the exported video's."""
         self.blink_ids = idle.blink_channels(resources.avatar.head.expr_names)
+        self.live = LiveMic(self.poser.motion_dim, mouth_open_channel(resources.avatar.head.expr_names), view.notify,
+                            getattr(view, "live_command", lambda action: None), getattr(view, "live_status", lambda text, ms: None), clock=clock)  # fmt: skip
+        """Talk live: the page's microphone drives the mouth over the idle motion (``live_audio.py``)."""
         self.frames_sent = 0
         self.fps = 0.0
         self._t0 = clock()
@@ -153,6 +158,7 @@ class Session:
             self.closed.set()
             if self.worker is not None:
                 self.worker.cancel()
+        self.live.close()
         for thread in (self.thread, self.worker, self.exporter):
             if thread is not None and thread.is_alive() and thread is not threading.current_thread():
                 thread.join(timeout)
@@ -228,6 +234,11 @@ class Session:
     def _motion_done(self, clip: Clip) -> None:
         if clip.error and clip.error != "cancelled" and not self.closed.is_set():
             self.view.notify("Motion generation failed", f"{clip.label}: {clip.error}", "error")
+
+    def talk_live(self) -> None:
+        """Start the microphone (a playing clip pauses: the mouth follows the person now)."""
+        self.pause()
+        self.live.start()
 
     # ------------------------------------------------------------------ playback controls
     def play(self) -> None:
@@ -356,10 +367,13 @@ class Session:
         if desired != self._sent_desired:
             self._sent_desired = desired
             self.view.set_audio_state(desired)
+        live = self.live.frame(now) if frame is None else None
         if frame is None:
             t = now - self._t0
-            key = ("idle", int(t * FPS), self.expr_scale, self.head_scale)
+            key = ("idle", int(t * FPS), live and live[0], self.expr_scale, self.head_scale)
             row = None if key == self._last_key else idle.idle_motion(t, self.poser.motion_dim, self.blink_ids)
+            if row is not None and live is not None:
+                row = row + live[1]
         else:
             key = (clip.id, clip.generation, frame, self.expr_scale, self.head_scale)
             row = None if key == self._last_key else clip.motion[frame]
@@ -370,6 +384,8 @@ class Session:
             row = scale_motion(row[None], self.poser.motion_dim - 6, self.expr_scale, self.head_scale)[0]
             self.view.show_splats(self.poser.buffer(row, self._buffer))
             self._count_frame(now)
+            if live is not None:
+                self.live.shown(live[2])
         readout = (frame, total, ready, state)
         if row is not None or readout != self._last_readout:
             self._last_readout = readout
