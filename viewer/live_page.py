@@ -7,7 +7,8 @@ through a ``ScriptProcessorNode`` (an AudioWorklet needs a module URL; this need
 decimates it to 16 kHz int16, and every 1024 samples (64 ms) writes a message (``live_audio.py``'s format)
 into the hidden "live audio" input. At each drawn page frame it looks at the status element's
 ``data-audio-ms`` (page time of the audio behind the mouth the server last sent): when it changes, now
-minus that is one mic→mouth lag; the median of the last ones goes back with the next message.
+minus that is one mic→mouth lag; the median of the last ones goes back with the next message (and
+``history`` keeps ``[page ms, lag]`` pairs for the browser test and ``scripts/bench_live.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ CHUNK_SAMPLES = 1024
 """16-kHz samples per message (64 ms; viser sends a panel's value at most every 50 ms)."""
 
 LIVE_JS = """
-var L = window.__splattalkLive || (window.__splattalkLive = {on: false, seq: 0, cmd: -1, lags: []});
+var L = window.__splattalkLive || (window.__splattalkLive = {on: false, seq: 0, cmd: -1, lags: [], history: []});
 L.label = '%(label)s'; L.statusId = '%(status_id)s'; L.chunk = %(chunk)d;
 L.input = function() {
   if (L.el && L.el.isConnected) return L.el;
@@ -91,10 +92,15 @@ L.command = function(seq, action) {
   if (action === 'start') L.start(); else if (action === 'stop') L.stop();
 };
 L.draw = function() {
+  if (!L.el || !L.el.isConnected) L.input();  // finds and hides the input's panel as soon as it exists
   var el = document.getElementById(L.statusId);
   if (el && L.on) {
     var ms = el.dataset.audioMs;
-    if (ms && ms !== L.seen) { L.seen = ms; L.lags.push(performance.now() - parseFloat(ms)); if (L.lags.length > 25) L.lags.shift(); }
+    if (ms && ms !== L.seen) {
+      var lag = performance.now() - parseFloat(ms); L.seen = ms;
+      L.lags.push(lag); if (L.lags.length > 25) L.lags.shift();
+      L.history.push([performance.now(), lag]); if (L.history.length > 5000) L.history.shift();
+    }
   }
   requestAnimationFrame(L.draw);
 };

@@ -395,7 +395,7 @@ class Session:
     def _state_name(self) -> str:
         p = self.player
         if p.clip is None:
-            return "idle"
+            return "live" if self.live.active else "idle"
         if p.stalled:
             return "generating"
         if p.playing:
