@@ -305,16 +305,19 @@ class LiveMic:
 
     # ------------------------------------------------------------------ the session's playback thread
     def frame(self, now: float) -> tuple[tuple, np.ndarray, float | None] | None:
-        """``(key, mouth row [D], page ms of the audio behind it)`` while live, else None; the key changes with each new frame."""
+        """``(key, mouth row [D], page ms of the audio behind it)`` while live, else None.
+
+        The key changes with each new mouth frame; it is None (and the row closed) while no audio comes in.
+        """
         with self.lock:
             if not self.active:
                 return None
             if self.newest is None:
-                return ("live", 0), np.zeros(self.motion_dim, np.float32), None
+                return None, np.zeros(self.motion_dim, np.float32), None
             number, page_ms = self.newest
             if now - self.last_audio_at > STALE_SECONDS:
                 self.mouth.opening = 0.0
-                return ("live", number, "stale"), np.zeros(self.motion_dim, np.float32), None
+                return None, np.zeros(self.motion_dim, np.float32), None
             opening = self.mouth.opening
         return ("live", number), mouth_row(opening, self.motion_dim, self.open_channel), page_ms
 

@@ -4,8 +4,8 @@ Installed like the audio controller (``audio_sync.py``: an ``<img onerror=…>``
 ``gui.add_html``). ``window.__splattalkLive`` captures the microphone (``getUserMedia``, echo
 cancellation, noise suppression and gain control off: the mouth follows the voice as it is), runs it
 through a ``ScriptProcessorNode`` (an AudioWorklet needs a module URL; this needs nothing), box-filters and
-decimates it to 16 kHz int16, and every 1024 samples (64 ms) writes a message (``live_audio.py``'s format)
-into the hidden "live audio" input. At each drawn page frame it looks at the status element's
+decimates it to 16 kHz int16, and every 1024 samples (64 ms; at least 55 ms apart) writes a message
+(``live_audio.py``'s format: the new samples and the previous message's) into the hidden "live audio" input. At each drawn page frame it looks at the status element's
 ``data-audio-ms`` (page time of the audio behind the mouth the server last sent): when it changes, now
 minus that is one mic→mouth lag; the median of the last ones goes back with the next message (and
 ``history`` keeps ``[page ms, lag]`` pairs for the browser test and ``scripts/bench_live.py``).
@@ -21,6 +21,12 @@ from splattalk.viewer.live_audio import LIVE_LABEL
 STATUS_ID = "splattalk-live"
 CHUNK_SAMPLES = 1024
 """16-kHz samples per message (64 ms; viser sends a panel's value at most every 50 ms)."""
+SEND_GAP_MS = 55
+"""Least time between two messages: a page whose callbacks come in bursts (a busy main thread) sends one
+message with all it holds instead of several that viser's throttle would overwrite."""
+MAX_SEND_SAMPLES = 4000
+"""Newest samples a message carries besides the previous message's (0.25 s; older ones are dropped: the mouth
+only needs the newest, and a message stays under ``LiveLimits.max_message_chars``)."""
 
 LIVE_JS = """
 var L = window.__splattalkLive || (window.__splattalkLive = {on: false, seq: 0, cmd: -1, lags: [], history: []});
@@ -51,16 +57,27 @@ L.lag = function() {
   var s = L.lags.slice().sort(function(a, b) { return a - b; }); return Math.round(s[s.length >> 1]);
 };
 L.process = function(e) {
-  var x = e.inputBuffer.getChannelData(0), now = performance.now();
+  var x = e.inputBuffer.getChannelData(0);
+  // This runs on the page's main thread, which can be late: date the samples by the audio clock (the buffer's
+  // last sample reached the graph at playbackTime − its duration), not by when the callback ran.
+  var late = Math.max(0, L.ctx ? L.ctx.currentTime - (e.playbackTime - x.length / L.ctx.sampleRate) : 0);
+  var now = performance.now() - 1000 * late;
   for (var i = 0; i < x.length; i++) {  // box filter + decimation to 16 kHz, any input rate
     L.acc += x[i]; L.n += 1; L.t += 1;
     if (L.t >= L.next) { L.buf.push(Math.max(-32768, Math.min(32767, Math.round(32767 * L.acc / L.n)))); L.acc = 0; L.n = 0; L.next += L.ratio; }
   }
-  if (L.buf.length < L.chunk) return;
-  var cur = Int16Array.from(L.buf); L.buf = [];
+  L.captured = now;
+  if (L.buf.length >= L.chunk) L.flush();
+};
+L.flush = function() {  // at most one message per GAP ms (viser would overwrite the older one), so a late page sends all it holds
+  if (!L.on || !L.buf.length) return;
+  var wait = L.sentAt + %(gap)d - performance.now();
+  if (wait > 0) { if (!L.timer) L.timer = setTimeout(function() { L.timer = null; L.flush(); }, wait); return; }
+  var cut = L.buf.length > %(most)d; if (cut) L.prev = new Int16Array(0);  // not contiguous with the previous message any more
+  var cur = Int16Array.from(cut ? L.buf.slice(-%(most)d) : L.buf); L.total += L.buf.length; L.buf = [];
   var both = new Int16Array(L.prev.length + cur.length); both.set(L.prev); both.set(cur, L.prev.length);
-  var start = L.total - L.prev.length; L.total += cur.length; L.prev = cur;
-  L.send(['a', L.seq++, start, now.toFixed(1), L.lag(), L.b64(both)].join(' '));
+  var start = L.total - both.length; L.prev = cur; L.sentAt = performance.now();
+  L.send(['a', L.seq++, start, L.captured.toFixed(1), L.lag(), L.b64(both)].join(' '));
 };
 L.start = function() {
   if (L.on) return;
@@ -72,9 +89,9 @@ L.start = function() {
       var ctx = new (window.AudioContext || window.webkitAudioContext)();
       var src = ctx.createMediaStreamSource(stream), proc = ctx.createScriptProcessor(1024, 1, 1);
       L.ratio = ctx.sampleRate / 16000; L.acc = 0; L.n = 0; L.t = 0; L.next = L.ratio; L.buf = [];
-      L.prev = new Int16Array(0); L.total = 0; L.lags = [];
-      proc.onaudioprocess = L.process; src.connect(proc); proc.connect(ctx.destination);
-      L.stream = stream; L.ctx = ctx; L.proc = proc; ctx.resume();
+      L.prev = new Int16Array(0); L.total = 0; L.lags = []; L.sentAt = -1e9;
+      L.stream = stream; L.ctx = ctx; L.proc = proc;
+      proc.onaudioprocess = L.process; src.connect(proc); proc.connect(ctx.destination); ctx.resume();
       stream.getTracks().forEach(function(t) { t.onended = function() { L.stop(); }; });
     })
     .catch(function(err) { L.on = false; L.send('e ' + ((err && err.name) || 'Error').replace(/[^A-Za-z]/g, '')); });
@@ -109,7 +126,7 @@ if (!L.installed) { L.installed = true; requestAnimationFrame(L.draw); }
 
 
 def live_js() -> str:
-    return LIVE_JS % {"label": LIVE_LABEL, "status_id": STATUS_ID, "chunk": CHUNK_SAMPLES}
+    return LIVE_JS % {"label": LIVE_LABEL, "status_id": STATUS_ID, "chunk": CHUNK_SAMPLES, "gap": SEND_GAP_MS, "most": MAX_SEND_SAMPLES}
 
 
 def command_html(seq: int, action: str) -> str:

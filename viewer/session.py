@@ -370,7 +370,10 @@ class Session:
         live = self.live.frame(now) if frame is None else None
         if frame is None:
             t = now - self._t0
-            key = ("idle", int(t * FPS), live and live[0], self.expr_scale, self.head_scale)
+            # While the microphone streams, a frame goes out with each new mouth frame (~16/s) carrying the idle
+            # motion of that moment: no extra frames in between for the page to decode.
+            tick = int(t * FPS) if live is None or live[0] is None else live[0]
+            key = ("idle", tick, self.expr_scale, self.head_scale)
             row = None if key == self._last_key else idle.idle_motion(t, self.poser.motion_dim, self.blink_ids)
             if row is not None and live is not None:
                 row = row + live[1]
