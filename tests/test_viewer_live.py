@@ -232,3 +232,63 @@ def test_live_session_threads_stop_and_memory_stays_flat(tmp_path):
     assert s.live.pending.shape[0] < 640 and len(s.live._audio_in) <= 100
     s.close()
     assert not s.threads
+
+
+# ----------------------------------------------------------------------------- lip shapes from the talk model's read-out
+
+
+@pytest.fixture(scope="module")
+def talk_model():
+    import torch
+
+    from splattalk.talk.checkpoint import load_talk_checkpoint
+    from splattalk.talk.cli import DEFAULT_MODEL
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_talk_checkpoint(DEFAULT_MODEL)
+    torch.set_num_threads(threads)
+
+
+def _readout_mic(model):
+    from splattalk.viewer.live_readout import readout_factory
+
+    clock = FakeClock()
+    mic = LiveMic(model.cfg.motion_dim, 0, lambda *a: None, clock=clock, readout=readout_factory(model))
+    mic.start()
+    return mic, clock
+
+
+def test_readout_mouth_follows_the_offline_model(talk_model):
+    """Live (no lookahead, one message at a time) against the model's own offline motion for the same speech."""
+    from splattalk.talk.inference import generate
+
+    speech = _speech()
+    offline = np.asarray(generate(talk_model, speech))
+    jaw = talk_model.cfg.motion_dim - 3
+    mic, clock = _readout_mic(talk_model)
+    live = []  # the newest frame after each message, against the offline frame of the same time
+    for text in _messages(speech):
+        clock.t += CHUNK / 16000
+        mic.receive(text)
+        key, row, _ = mic.frame(clock.t)
+        live.append((mic.frames - 1, row[jaw]))
+    frames, jaws = np.array(live).T
+    target = offline[frames.astype(int), jaw]
+    r = np.corrcoef(jaws, target)[0, 1]
+    loud = np.corrcoef(LiveMouth().frames(speech)[frames.astype(int)], target)[0, 1]
+    print(f"\nlive jaw vs the offline model's: read-out r = {r:.2f}, loudness r = {loud:.2f}")
+    assert r > 0.6 and r > loud + 0.2
+    assert jaws.max() > 0.5 * target.max()
+
+
+def test_readout_mouth_is_closed_for_silence_and_noise(talk_model):
+    rng = np.random.default_rng(3)
+    for audio in (np.zeros(16000 * 4, np.float32), (0.01 * rng.standard_normal(16000 * 4)).astype(np.float32)):
+        mic, clock = _readout_mic(talk_model)
+        rows = []
+        for text in _messages(audio):
+            clock.t += CHUNK / 16000
+            mic.receive(text)
+            rows.append(np.abs(mic.frame(clock.t)[1]).max())
+        assert max(rows[20:]) < 0.02, max(rows)

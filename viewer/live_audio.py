@@ -55,6 +55,8 @@ PEAK_DECAY = 0.995
 """Per-frame decay of the loudness reference (half-life ≈ 5.5 s)."""
 RELEASE = 0.55
 """Share of the previous opening kept per frame when the sound gets quieter (attack is instant)."""
+VOICE_RELEASE = 0.75
+"""Share of the voice activity kept per frame below the gate (quiet consonants between voiced frames stay in)."""
 OPEN_CHANNEL_GAIN = 0.6
 """Opening of the head's ``mouth_open`` expression at full level (as ``loudness.LoudnessStream``)."""
 
@@ -134,6 +136,8 @@ class LiveMouth:
         self.levels: deque[float] = deque(maxlen=NOISE_WINDOW_FRAMES)
         self.peak = MIN_REFERENCE_RMS
         self.opening = 0.0
+        self.voice = 0.0
+        """Voice activity in [0, 1]: 1 while the level is above the gate, then released over a few frames."""
 
     def gate(self) -> float:
         floor = float(np.percentile(self.levels, NOISE_PERCENTILE)) if self.levels else 0.0
@@ -147,6 +151,7 @@ class LiveMouth:
         gate = self.gate()
         target = float(np.clip((rms - gate) / max(0.8 * self.peak - gate, 1e-6), 0.0, 1.0))
         self.opening = target if target > self.opening else RELEASE * self.opening + (1 - RELEASE) * target
+        self.voice = 1.0 if rms > gate else VOICE_RELEASE * self.voice
         return self.opening
 
     def frames(self, audio: np.ndarray) -> np.ndarray:
@@ -173,8 +178,10 @@ class LiveMic:
     """
 
     def __init__(self, motion_dim: int, open_channel: int | None, notify, command=lambda action: None, status=lambda text, audio_ms: None,
-                 limits: LiveLimits = LiveLimits(), clock=time.monotonic):  # fmt: skip
+                 limits: LiveLimits = LiveLimits(), clock=time.monotonic, readout=None):  # fmt: skip
         self.motion_dim = motion_dim
+        self.readout = readout() if readout is not None else None
+        """``live_readout.ReadoutMouth`` (lip shapes from the talk model's read-out), or None: the loudness jaw."""
         self.open_channel = open_channel
         self.notify, self.command, self.status = notify, command, status
         self.limits = limits
@@ -185,6 +192,10 @@ class LiveMic:
 
     def _reset(self) -> None:
         self.mouth = LiveMouth()
+        self.lips: np.ndarray | None = None
+        """The read-out's mouth ``[D]`` for the newest frame (None: none yet, or no read-out)."""
+        if getattr(self, "readout", None) is not None:
+            self.readout.reset()
         self.received = 0
         """Page index of the next sample expected."""
         self.pending = np.zeros(0, np.float32)
@@ -240,16 +251,24 @@ class LiveMic:
                 return 0
             try:
                 self._check_rate(now)
-                chunk = decode_chunk(text, self.limits)
-                return self._take(chunk, now)
+                n = self._take(decode_chunk(text, self.limits), now)
             except LiveRefused as err:
-                reason = str(err)
                 self.refused += 1
-                tell = not self._told_refused
-                self._told_refused = True
-        if tell:
-            self.notify("Live audio refused", f"the page sent {reason}; further refusals are not reported", "warning")
-        return 0
+                tell, self._told_refused = not self._told_refused, True
+                if tell:
+                    reason = str(err)
+                n = None
+            readout = self.readout
+        if n is None:
+            if tell:
+                self.notify("Live audio refused", f"the page sent {reason}; further refusals are not reported", "warning")
+            return 0
+        if n and readout is not None:
+            lips = readout.mouth()  # ~20 ms: outside the lock, so the playback thread keeps its pace
+            with self.lock:
+                if self.readout is readout and self.active:
+                    self.lips = lips
+        return n
 
     def _mic_failed(self, name: str) -> None:
         with self.lock:
@@ -288,6 +307,8 @@ class LiveMic:
             self.received = chunk.start
         audio = audio[self.received - chunk.start :]
         self.received = chunk.end
+        if self.readout is not None:
+            self.readout.push(audio)
         keep = int(self.limits.buffer_seconds * SAMPLE_RATE)
         audio = np.concatenate([self.pending, audio])[-keep:]
         n = audio.shape[0] // SAMPLES_PER_FRAME
@@ -318,7 +339,9 @@ class LiveMic:
             if now - self.last_audio_at > STALE_SECONDS:
                 self.mouth.opening = 0.0
                 return None, np.zeros(self.motion_dim, np.float32), None
-            opening = self.mouth.opening
+            opening, voice, lips = self.mouth.opening, self.mouth.voice, self.lips
+        if lips is not None:
+            return ("live", number), voice * lips, page_ms
         return ("live", number), mouth_row(opening, self.motion_dim, self.open_channel), page_ms
 
     def shown(self, page_ms: float | None) -> None:

@@ -74,7 +74,7 @@ def load_resources(cmd: ViewCommand, log=print):
     samples = {p.name: p for p in sorted(assets.data_path("speech").glob("*.wav"))}
     limits = Limits(int(cmd.max_upload_mb * 2**20), cmd.max_audio_minutes * 60.0, cmd.max_text_chars, cmd.max_export_seconds)
     return Resources(
-        avatar=avatar, streams=streams, base=base, samples=samples, styles=styles, tts_engine=find_engine(),
+        avatar=avatar, streams=streams, base=base, samples=samples, styles=styles, tts_engine=find_engine(), talk_model=model,
         scene_scale=cmd.scene_scale, latency=cmd.latency_ms / 1000.0, export_resolution=cmd.export_resolution, limits=limits,
     )  # fmt: skip
 

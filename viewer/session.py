@@ -29,6 +29,7 @@ from splattalk.viewer import idle, uploads
 from splattalk.viewer.audio_sync import audio_data_url, parse_report
 from splattalk.viewer.export import scale_motion
 from splattalk.viewer.live_audio import LiveMic
+from splattalk.viewer.live_readout import readout_factory
 from splattalk.viewer.loudness import mouth_open_channel
 from splattalk.viewer.playback import Desired, Player
 from splattalk.viewer.splats import SplatPoser
@@ -62,6 +63,8 @@ class Resources:
     styles: dict[str, np.ndarray | None] = field(default_factory=lambda: {"model default": None})
     """Style name → clip [style_frames, D] (None: the model's neutral style)."""
     tts_engine: str | None = None
+    talk_model: object = None
+    """The talk model behind ``streams`` (None: loudness only); Talk live reads lip shapes from its read-out."""
     scene_scale: float = 10.0
     latency: float = 0.03
     export_resolution: int = 512
@@ -135,7 +138,8 @@ class Session:
         """RGB in [0, 1]: the page's background, also the exported video's."""
         self.blink_ids = idle.blink_channels(resources.avatar.head.expr_names)
         self.live = LiveMic(self.poser.motion_dim, mouth_open_channel(resources.avatar.head.expr_names), view.notify,
-                            getattr(view, "live_command", lambda action: None), getattr(view, "live_status", lambda text, ms: None), clock=clock)  # fmt: skip
+                            getattr(view, "live_command", lambda action: None), getattr(view, "live_status", lambda text, ms: None), clock=clock,
+                            readout=readout_factory(resources.talk_model))  # fmt: skip
         """Talk live: the page's microphone drives the mouth over the idle motion (``live_audio.py``)."""
         self.frames_sent = 0
         self.fps = 0.0
