@@ -1,6 +1,6 @@
 """Benchmark Talk live: microphone → mouth latency, end to end in headless Chromium.
 
-Ours: a viewer server (embedded default avatar, thinned to ``--gaussians`` because headless Chromium draws
+Ours: a viewer server (the default talk model's read-out drives the mouth; embedded default avatar, thinned to ``--gaussians`` because headless Chromium draws
 with SwiftShader on the CPU) and a Chromium tab whose fake microphone plays a speech file on a loop
 (``--use-fake-device-for-media-stream --use-file-for-fake-audio-capture``). "Talk live" is pressed; for
 ``--seconds`` the page measures, at each drawn page frame where the mouth changed, now minus the capture time
@@ -59,13 +59,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def measure_live(seconds: float, gaussians: int, wav: Path) -> dict:
+def measure_live(seconds: float, gaussians: int, wav: Path, loudness_only: bool) -> dict:
     from playwright.sync_api import sync_playwright
 
     from splattalk.viewer.commands import ViewCommand
     from splattalk.viewer.server import ViewServer, load_resources
 
-    cmd = ViewCommand(port=free_port(), loudness_only=True)
+    cmd = ViewCommand(port=free_port(), loudness_only=loudness_only)
     resources = load_resources(cmd, log=lambda *a, **k: None)
     if gaussians:
         resources.avatar = thin_avatar(gaussians)
@@ -127,16 +127,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="measured run (after 2 s of warm-up)")
     ap.add_argument("--gaussians", type=int, default=3000, help="avatar size (0: the embedded 20k default; SwiftShader draws it slowly)")
+    ap.add_argument("--loudness-only", action="store_true", help="the loudness jaw instead of the talk model's read-out")
     ap.add_argument("--wav", type=Path, default=SPEECH, help="what the fake microphone plays (looped)")
     args = ap.parse_args()
     if not os.path.exists(CHROMIUM):
         raise SystemExit(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     load = os.getloadavg()[0]
-    live = measure_live(args.seconds, args.gaussians, args.wav)
+    live = measure_live(args.seconds, args.gaussians, args.wav, args.loudness_only)
     lags = live["lags"]
     if lags.size == 0:
         raise SystemExit("the page measured no mic→mouth lag (no mouth frame was drawn)")
     print(f"load average {load:.1f} on {os.cpu_count()} cores (a shared, loaded machine: figures are noisy)")
+    print(f"mouth source: {'loudness jaw' if args.loudness_only else 'talk-model read-out (no lookahead), gated by loudness'}")
     print(f"live: {lags.size} mouth frames drawn over {args.seconds:.0f} s; page draws {live['page_fps']:.1f} fps (SwiftShader); "
           f"lag median {np.median(lags):.0f} ms, p10 {np.percentile(lags, 10):.0f}, p90 {np.percentile(lags, 90):.0f}; "
           f"messages refused {live['refused']}")  # fmt: skip

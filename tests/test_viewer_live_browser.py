@@ -89,12 +89,16 @@ def test_talk_live_in_chromium(playwright_api, server):
         _wait(lambda: session.live.frames > 25, "no microphone audio reached the server", 20)
 
         # The mouth follows the speech: over 8 s (the file loops every 6.6 s) it opens wide and shuts in the pauses.
-        openings = []
+        openings, jaws = [], []
         t_end = time.monotonic() + 8.0
         while time.monotonic() < t_end:
             openings.append(session.live.opening)
+            live = session.live.frame(time.monotonic())
+            jaws.append(0.0 if live is None else float(live[1][-3]))
             time.sleep(0.02)
-        openings = np.array(openings)
+        openings, jaws = np.array(openings), np.array(jaws)
+        assert session.live.readout is not None, "the default talk model's read-out is not used"
+        assert jaws.max() > 0.08 and (np.abs(jaws) < 0.02).mean() > 0.1, f"the jaw did not open and close: {np.percentile(jaws, [5, 50, 95])}"
         assert openings.max() > 0.6, f"the mouth never opened (max {openings.max():.2f})"
         assert (openings < 0.1).mean() > 0.1, "the mouth never closed in the speech's pauses"
         assert (openings > 0.3).mean() > 0.15, "the mouth was open too rarely"
