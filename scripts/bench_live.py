@@ -61,7 +61,6 @@ def free_port() -> int:
 
 def measure_live(seconds: float, gaussians: int, wav: Path, loudness_only: bool) -> dict:
     from playwright.sync_api import sync_playwright
-
     from splattalk.viewer.commands import ViewCommand
     from splattalk.viewer.server import ViewServer, load_resources
 
@@ -97,7 +96,6 @@ def measure_live(seconds: float, gaussians: int, wav: Path, loudness_only: bool)
 def measure_baseline(seconds: float, chunk: int = 1024) -> np.ndarray:
     """Per frame: capture of its audio (frame centre) → the talk stream returned it, in ms."""
     import torch
-
     from splattalk.talk.audio import load_audio
     from splattalk.talk.config import SAMPLE_RATE, SAMPLES_PER_FRAME
     from splattalk.talk.stream import TalkStream

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import time
 
 import numpy as np
 import pytest
-
-from viewer_helpers import ROOT, RecordingView, small_avatar, speech_like
-
 from splattalk.viewer.live_audio import (
     LiveLimits,
     LiveMic,
@@ -18,6 +14,7 @@ from splattalk.viewer.live_audio import (
     decode_chunk,
     encode_chunk,
 )
+from viewer_helpers import ROOT, RecordingView, small_avatar, speech_like
 
 SPEECH = ROOT / "splattalk" / "data" / "speech" / "sample_en_1.wav"
 CHUNK = 1024
@@ -87,7 +84,7 @@ def test_malformed_messages_are_refused(text):
 
 
 def test_oversize_message_is_refused_and_reported_once():
-    mic, notes, clock = _mic(limits=LiveLimits(max_message_chars=6000))
+    mic, notes, _ = _mic(limits=LiveLimits(max_message_chars=6000))
     big = encode_chunk(np.zeros(8000, np.int16), 0, 500.0)  # 0.5 s: 21 336 characters of base64
     assert len(big) > 6000
     assert mic.receive(big) == 0 and mic.receive(big) == 0
@@ -96,7 +93,7 @@ def test_oversize_message_is_refused_and_reported_once():
 
 
 def test_message_rate_and_audio_rate_are_capped():
-    mic, notes, clock = _mic()
+    mic, _, _ = _mic()
     small = [encode_chunk(np.zeros(640, np.int16), 640 * i, 40.0 * i) for i in range(40)]
     taken = sum(mic.receive(t) for t in small)  # 40 messages in the same instant
     assert mic.refused == 40 - LiveLimits().max_messages_per_second and taken == LiveLimits().max_messages_per_second
@@ -184,8 +181,8 @@ def test_mic_frame_is_the_newest_and_closes_when_the_audio_stops():
 
 def test_two_sessions_one_microphone_moves_only_its_own_avatar(tmp_path):
     from splattalk.viewer.live_audio import JAW_MAX_RAD
-    from splattalk.viewer.session import Resources, Session
     from splattalk.viewer.loudness import LoudnessStream
+    from splattalk.viewer.session import Resources, Session
 
     avatar = small_avatar(600)
     res = Resources(avatar=avatar, streams=lambda style: LoudnessStream(avatar.head.expr_dim + 6))
@@ -240,7 +237,6 @@ def test_live_session_threads_stop_and_memory_stays_flat(tmp_path):
 @pytest.fixture(scope="module")
 def talk_model():
     import torch
-
     from splattalk.talk.checkpoint import load_talk_checkpoint
     from splattalk.talk.cli import DEFAULT_MODEL
 
@@ -271,7 +267,7 @@ def test_readout_mouth_follows_the_offline_model(talk_model):
     for text in _messages(speech):
         clock.t += CHUNK / 16000
         mic.receive(text)
-        key, row, _ = mic.frame(clock.t)
+        _, row, _ = mic.frame(clock.t)
         live.append((mic.frames - 1, row[jaw]))
     frames, jaws = np.array(live).T
     target = offline[frames.astype(int), jaw]

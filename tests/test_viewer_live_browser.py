@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from viewer_helpers import ROOT, small_avatar
 
 pytestmark = pytest.mark.browser
@@ -82,7 +81,7 @@ def test_talk_live_in_chromium(playwright_api, server):
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(f"http://127.0.0.1:{server.port}")
         page.wait_for_selector("#splattalk-live", timeout=45_000)
-        cid, (session, view) = _session_of(server, set())
+        cid, (session, _) = _session_of(server, set())
         assert "live audio" not in page.inner_text("body"), "the hidden live-audio input is visible"
 
         page.get_by_role("button", name="Talk live").click()
@@ -113,7 +112,7 @@ def test_talk_live_in_chromium(playwright_api, server):
         other.add_init_script(DENY_JS)
         other.goto(f"http://127.0.0.1:{server.port}")
         other.wait_for_selector("#splattalk-live", timeout=45_000)
-        cid2, (session2, _) = _session_of(server, {cid})
+        _, (session2, _) = _session_of(server, {cid})
         other.get_by_role("button", name="Talk live").click()
         other.wait_for_function("() => document.body.innerText.includes('Microphone unavailable')", timeout=15_000)
         assert "allow it for this page" in other.inner_text("body")

@@ -34,7 +34,6 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-
 from splattalk.talk.config import SAMPLE_RATE, SAMPLES_PER_FRAME
 from splattalk.viewer.loudness import JAW_MAX_RAD
 
@@ -105,7 +104,7 @@ def encode_chunk(samples: np.ndarray, start: int, page_ms: float, seq: int = 0, 
     if x.dtype != np.int16:
         x = np.round(np.clip(x, -1, 1) * 32767).astype(np.int16)
     b64 = base64.b64encode(x.astype("<i2").tobytes()).decode("ascii")
-    lag = -1 if lag_ms is None else int(round(lag_ms))
+    lag = -1 if lag_ms is None else round(lag_ms)
     return f"a {seq} {start} {page_ms:.1f} {lag} {b64}"
 
 
