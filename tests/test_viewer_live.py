@@ -152,7 +152,7 @@ def test_silence_and_steady_noise_keep_the_mouth_nearly_closed(noise_rms):
     rng = np.random.default_rng(1)
     noise = (noise_rms * rng.standard_normal(16000 * 6)).astype(np.float32)
     openings = LiveMouth().frames(noise)
-    assert np.percentile(openings[25:], 95) < 0.1, openings.max()
+    assert np.percentile(openings[50:], 95) < 0.1, openings.max()  # the floor is learnt within 2 s
 
 
 def test_speech_over_noise_still_opens_the_mouth():
@@ -280,7 +280,9 @@ def test_readout_mouth_follows_the_offline_model(talk_model):
 
 def test_readout_mouth_is_closed_for_silence_and_noise(talk_model):
     rng = np.random.default_rng(3)
-    for audio in (np.zeros(16000 * 4, np.float32), (0.01 * rng.standard_normal(16000 * 4)).astype(np.float32)):
+    noise = (0.01 * rng.standard_normal(16000 * 4)).astype(np.float32)
+    onset = np.concatenate([np.zeros(16000 * 3, np.float32), noise])  # noise right after silence: the floor lags
+    for audio in (np.zeros(16000 * 4, np.float32), noise, onset):
         mic, clock = _readout_mic(talk_model)
         rows = []
         for text in _messages(audio):

@@ -16,7 +16,8 @@ server keeps only samples it has not had yet).
 server buffer more than a couple of seconds; nothing is written to disk), and
 turns the newest complete 40-ms frame into a mouth opening with
 :class:`LiveMouth`: the jaw follows the frame's loudness above an adaptive
-noise gate (a low percentile of the last 3 s of frame levels), so silence and
+noise gate (2× a noise floor that follows quieter frames at once and rises
+slowly), so silence and
 steady background noise keep the mouth closed while speech opens it. Only the
 newest frame is shown — a live mouth cannot wait for a 4-s talk-model window
 (see docs/viewer.md, "Talk live", for the measured latency and why the talk
@@ -35,15 +36,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from splattalk.talk.config import SAMPLE_RATE, SAMPLES_PER_FRAME
+from splattalk.viewer.live_readout import speech_gain
 from splattalk.viewer.loudness import JAW_MAX_RAD
 
 LIVE_LABEL = "live audio"
 """Label of the hidden text input the page writes its microphone messages into."""
 STALE_SECONDS = 0.3
 """No audio for this long: the mouth closes (the page stopped, lagged or is gone)."""
-NOISE_WINDOW_FRAMES = 75
-"""Frames (3 s) over which the noise floor is estimated."""
-NOISE_PERCENTILE = 20.0
+FLOOR_RISE = 1.10
+"""The noise floor follows a quieter frame at once and rises by at most 10 % a frame: a new steady noise is
+learnt in about a second (0.01 after silence: ~0.3 s), while speech's dips between syllables hold it down."""
 GATE_OVER_FLOOR = 2.0
 """The mouth stays closed below this multiple of the noise floor (steady noise never opens it)."""
 ABSOLUTE_GATE_RMS = 0.006
@@ -132,20 +134,19 @@ class LiveMouth:
     """Frame loudness → mouth opening in [0, 1], one 40-ms frame (640 samples at 16 kHz) at a time."""
 
     def __init__(self):
-        self.levels: deque[float] = deque(maxlen=NOISE_WINDOW_FRAMES)
+        self.floor = ABSOLUTE_GATE_RMS / GATE_OVER_FLOOR
         self.peak = MIN_REFERENCE_RMS
         self.opening = 0.0
         self.voice = 0.0
         """Voice activity in [0, 1]: 1 while the level is above the gate, then released over a few frames."""
 
     def gate(self) -> float:
-        floor = float(np.percentile(self.levels, NOISE_PERCENTILE)) if self.levels else 0.0
-        return max(ABSOLUTE_GATE_RMS, GATE_OVER_FLOOR * floor)
+        return max(ABSOLUTE_GATE_RMS, GATE_OVER_FLOOR * self.floor)
 
     def frame(self, samples: np.ndarray) -> float:
         """One frame ``[640]`` float in [-1, 1] → the opening after it."""
         rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
-        self.levels.append(rms)
+        self.floor = min(rms, self.floor * FLOOR_RISE) if rms > 0 else self.floor
         self.peak = max(rms, self.peak * PEAK_DECAY, MIN_REFERENCE_RMS)
         gate = self.gate()
         target = float(np.clip((rms - gate) / max(0.8 * self.peak - gate, 1e-6), 0.0, 1.0))
@@ -263,10 +264,10 @@ class LiveMic:
                 self.notify("Live audio refused", f"the page sent {reason}; further refusals are not reported", "warning")
             return 0
         if n and readout is not None:
-            lips = readout.mouth()  # ~20 ms: outside the lock, so the playback thread keeps its pace
+            lips, speech = readout.mouth()  # ~20 ms: outside the lock, so the playback thread keeps its pace
             with self.lock:
                 if self.readout is readout and self.active:
-                    self.lips = lips
+                    self.lips = lips * speech_gain(speech)
         return n
 
     def _mic_failed(self, name: str) -> None:

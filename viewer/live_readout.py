@@ -9,12 +9,19 @@ motion: jaw correlation 0.79 (the loudness jaw: 0.42), mean over the mouth chann
 loaded core (docs/live.md).
 
 The read-out knows no silence from quiet speech well, so its mouth is scaled by a voice-activity level from
-the loudness gate (``live_audio.LiveMouth``): silence and steady noise keep the mouth closed.
+the loudness gate (``live_audio.LiveMouth``) and by how unlike silence the front-end finds the frame (its
+silence posterior): silence and steady noise keep the mouth closed.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+SIL_INDEX = 0
+"""Index of silence in the front-end's phone posteriors (``talk.dataset.PHONE_SET[0]``)."""
+SPEECH_RANGE = (0.3, 0.7)
+"""1 − P(silence) below the first: no mouth; above the second: all of it. Steady noise right after silence
+passes the loudness gate for a few seconds (the noise floor takes time to rise) but mostly reads as silence."""
 
 
 class ReadoutMouth:
@@ -39,17 +46,24 @@ class ReadoutMouth:
     def reset(self) -> None:
         self.buffer[:] = 0.0
 
-    def mouth(self) -> np.ndarray:
+    def mouth(self) -> tuple[np.ndarray, float]:
+        """``(mouth row [D], speech)``: speech = 1 − the front-end's posterior of silence for the newest frame."""
         import torch
 
         with torch.inference_mode():
             feat = self.model.audio_encoder(torch.from_numpy(self.buffer)[None])
             values = self.model.readout(feat)[0, -1].float().numpy()
+            silence = float(feat[0, -1, SIL_INDEX])
         row = np.zeros(self.motion_dim, np.float32)
         row[self.channels] = values
         if self.twist is not None:
             row[self.twist] = 0.0
-        return row
+        return row, 1.0 - silence
+
+
+def speech_gain(speech: float) -> float:
+    """How much of the read-out's mouth to show for a frame the front-end finds ``speech`` (1 − P(silence)) likely."""
+    return float(np.clip((speech - SPEECH_RANGE[0]) / (SPEECH_RANGE[1] - SPEECH_RANGE[0]), 0.0, 1.0))
 
 
 def readout_factory(model):
