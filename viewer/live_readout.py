@@ -5,7 +5,7 @@ audio front-end's phone posteriors, ±12 frames, the edge frame repeated past a 
 front-end encodes the newest ``context + window`` seconds of microphone audio (5 s: the positions it was
 trained on, the newest frame last) and the read-out reads the last frame, whose "future" is the edge frame
 repeated — no lookahead, so no added latency. Measured on ``sample_en_1.wav`` against the model's offline
-motion: jaw correlation 0.79 (the loudness jaw: 0.42), mean over the mouth channels 0.56; 23 ms a run on one
+motion: jaw correlation 0.80 (the loudness jaw: 0.40), mean over the mouth channels that move 0.56; 23 ms a run on one
 loaded core (docs/live.md).
 
 The read-out knows no silence from quiet speech well, so its mouth is scaled by a voice-activity level from
