@@ -167,6 +167,6 @@ def test_silence_and_low_noise_keep_the_mouth_closed(playwright_api, server, tmp
         mouths = np.array(mouths)
         print(f"\nsilence/noise: |mouth| p95 {np.percentile(mouths, 95):.3f}, max {mouths.max():.3f}, above 0.1: {(mouths > 0.1).mean():.1%}")
         # nearly closed: a new noise right after silence can twitch it for a frame or two while the floor is learnt
-        assert np.percentile(mouths, 95) < 0.03 and (mouths > 0.1).mean() < 0.03, "the mouth moved for silence/noise"
+        assert np.percentile(mouths, 95) < 0.03 and (mouths > 0.1).mean() < 0.05, "the mouth moved for silence/noise"
     finally:
         browser.close()
