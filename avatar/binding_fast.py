@@ -81,7 +81,8 @@ def _pose(parent, local_means, local_quats, scales_unit, rot, origin, size, face
 
 
 class FastPoser:
-    """Precomputes the activations once; then :meth:`pose` maps vertices [V, 3] → means, quats, scales (numpy float32)."""
+    """Precomputes the activations once; then :meth:`pose` maps vertices [V, 3] → means, quats, scales
+    (numpy float32)."""
 
     def __init__(self, parent, local_means, local_quats, log_scales, faces):
         self.parent = np.ascontiguousarray(parent, dtype=np.int64)
@@ -100,7 +101,8 @@ class FastPoser:
         self.scales = np.empty((n, 3), np.float32)
 
     def pose(self, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """vertices: [V, 3] → means [N, 3], quats [N, 4] (wxyz), scales [N, 3]; the returned arrays are reused on the next call."""
+        """vertices: [V, 3] → means [N, 3], quats [N, 4] (wxyz), scales [N, 3]; the returned arrays are reused on
+        the next call."""
         v = np.ascontiguousarray(vertices, dtype=np.float32)
         _face_frames(v, self.faces, self._rot, self._origin, self._size, self._face_q)
         _pose(

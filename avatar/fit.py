@@ -52,8 +52,9 @@ LR_DECAY = {"local_means": 0.01}
 """Final learning rate as a fraction of the first, per parameter (the rest stay constant)."""
 SH_DEGREE_EVERY = 500
 """Iterations between raising the active SH degree by one (3DGS warms colours up from degree 0)."""
-RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(FitConfig)
-                      if f.name not in ("checkpoint_every", "eval_every", "preview_every"))
+RESULT_FIELDS = tuple(
+    f.name for f in dataclasses.fields(FitConfig) if f.name not in ("checkpoint_every", "eval_every", "preview_every")
+)
 """Settings a checkpoint must share to be resumed (bookkeeping cadence may change between runs)."""
 
 
@@ -113,21 +114,45 @@ def initialise(f: Fitting, seed: int) -> GaussianParams:
     train = data.train_ids
     picks = train[np.linspace(0, len(train) - 1, min(cfg.init_frames, len(train))).round().astype(int)]
     frames = [
-        {"image": data.target(int(i)).numpy(), "mask": data.masks[int(i)].numpy().astype(np.float32) / 255.0,
-         "vertices": f.vertices[int(i)].cpu().double().numpy(), "K": data.K.double().numpy(),
-         "viewmat": data.viewmat.double().numpy()}
+        {
+            "image": data.target(int(i)).numpy(),
+            "mask": data.masks[int(i)].numpy().astype(np.float32) / 255.0,
+            "vertices": f.vertices[int(i)].cpu().double().numpy(),
+            "K": data.K.double().numpy(),
+            "viewmat": data.viewmat.double().numpy(),
+        }
         for i in picks
     ]
-    bound = initial_gaussians(f.head.cpu(), data.shape, f.vertices[picks].cpu(), frames, cfg.init_gaussians,
-                              cfg.init_opacity, cfg.sh_degree, np.random.default_rng(seed))
+    bound = initial_gaussians(
+        f.head.cpu(),
+        data.shape,
+        f.vertices[picks].cpu(),
+        frames,
+        cfg.init_gaussians,
+        cfg.init_opacity,
+        cfg.sh_degree,
+        np.random.default_rng(seed),
+    )
     f.head.to(f.device)
-    lrs = {"local_means": cfg.lr_means, "local_quats": cfg.lr_quats, "log_scales": cfg.lr_scales,
-           "opacity_logits": cfg.lr_opacity, "sh_dc": cfg.lr_sh, "sh_rest": cfg.lr_sh / 20}
+    lrs = {
+        "local_means": cfg.lr_means,
+        "local_quats": cfg.lr_quats,
+        "log_scales": cfg.lr_scales,
+        "opacity_logits": cfg.lr_opacity,
+        "sh_dc": cfg.lr_sh,
+        "sh_rest": cfg.lr_sh / 20,
+    }
     return GaussianParams(bound, lrs, f.device)
 
 
-def fit(run_dir: str | Path, cfg: FitConfig = FitConfig(), *, restart: bool = False, progress: bool = True,
-        stop_after: int | None = None) -> dict:
+def fit(
+    run_dir: str | Path,
+    cfg: FitConfig = FitConfig(),
+    *,
+    restart: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict:
     """Fit (or resume fitting) the avatar of ``run_dir``; returns the summary written to ``RUN/avatar/config.json``.
 
     ``stop_after`` ends the process early after that iteration's bookkeeping, as a kill would (tests).
@@ -146,8 +171,9 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
     start_wall = time.perf_counter()
     f = prepare(run_dir, cfg, progress)
     tracks_file = RunLayout(run_dir).tracks
-    key = ckpt.fit_key({k: getattr(cfg, k) for k in RESULT_FIELDS},
-                       f"{tracks_file.stat().st_size}:{tracks_file.stat().st_mtime_ns}")
+    key = ckpt.fit_key(
+        {k: getattr(cfg, k) for k in RESULT_FIELDS}, f"{tracks_file.stat().st_size}:{tracks_file.stat().st_mtime_ns}"
+    )
     state = None if restart else ckpt.load_checkpoint(out / "checkpoint.pt", key)
     generator = torch.Generator().manual_seed(cfg.seed)
     corrections = FrameCorrections(f.data.params, cfg.lr_tracking, cfg.tracking_weight) if cfg.refine_tracking else None
@@ -156,9 +182,16 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
         if done is not None:  # nothing left to do: the outputs of this very fit are on disk
             return done
     strategy = DensifyStrategy(
-        f.face_size, f.head_size, generator, f.max_gaussians, densify_from=cfg.densify_from,
-        densify_until=int(cfg.densify_until * cfg.iterations), every=cfg.densify_every,
-        grad_threshold=cfg.grad_threshold, dense_fraction=cfg.dense_fraction, prune_opacity=cfg.prune_opacity,
+        f.face_size,
+        f.head_size,
+        generator,
+        f.max_gaussians,
+        densify_from=cfg.densify_from,
+        densify_until=int(cfg.densify_until * cfg.iterations),
+        every=cfg.densify_every,
+        grad_threshold=cfg.grad_threshold,
+        dense_fraction=cfg.dense_fraction,
+        prune_opacity=cfg.prune_opacity,
         prune_size=cfg.prune_size,
     )
     if state is None:
@@ -175,12 +208,19 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
     background = f.data.background.to(f.device)
 
     def save(iteration: int) -> None:
-        ckpt.save_checkpoint(out / "checkpoint.pt", {
-            "key": key, "iteration": iteration, "params": params.state_dict(),
-            "stats": strategy.state_dict(), "generator": generator.get_state(),
-            "corrections": corrections.state_dict() if corrections is not None else None,
-            "history": history, "elapsed": elapsed + time.perf_counter() - t_resume,
-        })
+        ckpt.save_checkpoint(
+            out / "checkpoint.pt",
+            {
+                "key": key,
+                "iteration": iteration,
+                "params": params.state_dict(),
+                "stats": strategy.state_dict(),
+                "generator": generator.get_state(),
+                "corrections": corrections.state_dict() if corrections is not None else None,
+                "history": history,
+                "elapsed": elapsed + time.perf_counter() - t_resume,
+            },
+        )
 
     t_resume = start_wall  # timings count this run's loading and initialisation too
     bar = tqdm(total=cfg.iterations, initial=start, desc="fit", unit="it", disable=not progress, dynamic_ncols=True)
@@ -191,7 +231,10 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
         rows = None
         if corrections is not None:
             rows = corrections.rows(frame)
-            vertices = f.head(shape=f.data.shape.to(f.device), **{k: v.to(f.device) for k, v in corrections.head_kwargs(frame, rows).items()}).vertices[0]
+            vertices = f.head(
+                shape=f.data.shape.to(f.device),
+                **{k: v.to(f.device) for k, v in corrections.head_kwargs(frame, rows).items()},
+            ).vertices[0]
         else:
             vertices = f.vertices[frame]
         g = f.pose(params, vertices)
@@ -199,8 +242,9 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
         rgb, _, info = render_gaussians(g, f.camera, background, cfg.backend, degree, return_info=True)
         target = f.data.target(frame, f.device)
         loss = photometric(rgb, target, cfg.ssim_weight)
-        loss_total = loss + binding_regularizer(params.bound(), cfg.offset_weight, cfg.offset_threshold,
-                                                cfg.scale_weight, cfg.scale_threshold)
+        loss_total = loss + binding_regularizer(
+            params.bound(), cfg.offset_weight, cfg.offset_threshold, cfg.scale_weight, cfg.scale_threshold
+        )
         loss_total.backward()
         params.step()
         if corrections is not None:
@@ -215,13 +259,22 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
         psnr_ema = train_psnr if psnr_ema is None else 0.95 * psnr_ema + 0.05 * train_psnr
         if it % cfg.eval_every == 0 or it == cfg.iterations:
             metrics = evaluate(f, params, background, frames=f.data.test_ids)
-            history.append({"iteration": it, "seconds": round(elapsed + time.perf_counter() - t_resume, 2),
-                            "psnr": round(metrics["psnr"], 3), "ssim": round(metrics["ssim"], 5),
-                            "gaussians": params.num})
+            history.append(
+                {
+                    "iteration": it,
+                    "seconds": round(elapsed + time.perf_counter() - t_resume, 2),
+                    "psnr": round(metrics["psnr"], 3),
+                    "ssim": round(metrics["ssim"], 5),
+                    "gaussians": params.num,
+                }
+            )
         if (cfg.preview_every and it % cfg.preview_every == 0) or it == cfg.iterations:
             write_preview(out / "previews" / f"iter_{it:06d}.png", f, params, background)
-        bar.set_postfix_str(f"loss {loss_ema:.4f} train {psnr_ema:.1f} dB"
-                            + (f" held-out {history[-1]['psnr']:.2f} dB" if history else "") + f" N {params.num}")
+        bar.set_postfix_str(
+            f"loss {loss_ema:.4f} train {psnr_ema:.1f} dB"
+            + (f" held-out {history[-1]['psnr']:.2f} dB" if history else "")
+            + f" N {params.num}"
+        )
         bar.update(1)
         if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
             save(it)
@@ -249,8 +302,9 @@ def _finished_summary(out: Path, key: str) -> dict | None:
     return summary
 
 
-def finish(f: Fitting, params: GaussianParams, corrections, history: list, elapsed: float, wall: float,
-           out: Path, key: str) -> dict:
+def finish(
+    f: Fitting, params: GaussianParams, corrections, history: list, elapsed: float, wall: float, out: Path, key: str
+) -> dict:
     """Final held-out evaluation and the avatar files."""
     cfg, data = f.cfg, f.data
     background = data.background.to(f.device)
@@ -261,8 +315,14 @@ def finish(f: Fitting, params: GaussianParams, corrections, history: list, elaps
             f.vertices = f.head(shape=data.shape.to(f.device), **kw).vertices
     train_sample = data.train_ids[:: max(1, len(data.train_ids) // 25)]
     train = evaluate(f, params, background, frames=train_sample)
-    config = {**dataclasses.asdict(cfg), "background_rgb": data.background.tolist(), "head_model": data.head_model,
-              "resolution_wh": [data.width, data.height], "K": data.K.tolist(), "viewmat": data.viewmat.tolist()}
+    config = {
+        **dataclasses.asdict(cfg),
+        "background_rgb": data.background.tolist(),
+        "head_model": data.head_model,
+        "resolution_wh": [data.width, data.height],
+        "K": data.K.tolist(),
+        "viewmat": data.viewmat.tolist(),
+    }
     avatar = Avatar(head=f.head.cpu(), shape=data.shape.clone(), gaussians=params.detached(), config=config)
     save_avatar(out / "avatar.safetensors", avatar)
     with torch.no_grad():
@@ -284,8 +344,16 @@ def finish(f: Fitting, params: GaussianParams, corrections, history: list, elaps
         "history": history,
     }
     write_json(out / "metrics.json", metrics)
-    summary = {"out": str(out), "key": key, "gaussians": params.num, "iterations": cfg.iterations, "fit_seconds": round(elapsed, 2),
-               "wall_seconds_this_run": round(wall, 2), "metrics": metrics, "config": config,
-               "frames": {"train": len(data.train_ids), "heldout": len(data.test_ids)}}
+    summary = {
+        "out": str(out),
+        "key": key,
+        "gaussians": params.num,
+        "iterations": cfg.iterations,
+        "fit_seconds": round(elapsed, 2),
+        "wall_seconds_this_run": round(wall, 2),
+        "metrics": metrics,
+        "config": config,
+        "frames": {"train": len(data.train_ids), "heldout": len(data.test_ids)},
+    }
     write_json(out / "config.json", {k: v for k, v in summary.items() if k != "metrics"})
     return summary

@@ -100,4 +100,3 @@ class FitConfig:
     """Iterations between held-out evaluations (PSNR in the progress bar and the metrics history)."""
     preview_every: int = 500
     """Iterations between preview PNGs (truth | render | error) of held-out frames; 0 = only at the end."""
-

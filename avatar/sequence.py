@@ -55,9 +55,9 @@ def render_sequence(
     fps: float = MOTION_FPS,
     backend: str = "auto",
 ) -> Iterator[np.ndarray]:
-    """Frames of ``avatar`` posed by ``params`` (T frames at ``fps``) with one of :func:`~splattalk.avatar.framing.camera_path`'s
-    cameras (``front``, ``orbit``, ``tracked`` with ``tracked`` = (viewmat, K, width, height)), framed on the head in
-    the pose ``rest`` (one frame; default: all zeros)."""
+    """Frames of ``avatar`` posed by ``params`` (T frames at ``fps``) with one of
+    :func:`~splattalk.avatar.framing.camera_path`'s cameras (``front``, ``orbit``, ``tracked`` with ``tracked`` =
+    (viewmat, K, width, height)), framed on the head in the pose ``rest`` (one frame; default: all zeros)."""
     if rest is None:
         rest = HeadParams.zeros(1, params.expr.shape[1])
     with torch.no_grad():

@@ -201,13 +201,16 @@ def detect_flame_version(path_or_dict: str | Path | Mapping[str, Any], name: str
     if model_id is not None and model_id not in MODEL_IDS:
         raise SplattalkError(
             f"{label} looks like FLAME {model_id[5:]} ({reason}), which splattalk does not support; use "
-            f"{_RELEASE['flame2020']} or {_RELEASE['flame2023']} from {DOWNLOAD}, or pass version= if the name misleads."
+            f"{_RELEASE['flame2020']} or {_RELEASE['flame2023']} from {DOWNLOAD}, "
+            f"or pass version= if the name misleads."
         )
     if model_id is None:
         raise SplattalkError(
-            f"{label} has FLAME's layout, but FLAME 2020 and 2023 files have identical layouts, so its release cannot be "
+            f"{label} has FLAME's layout, but FLAME 2020 and 2023 files have identical layouts, "
+            f"so its release cannot be "
             f"told from its contents and its name does not say. Keep the official name (generic_model.pkl for 2020, "
-            f"flame2023.pkl / flame2023_no_jaw.pkl for 2023; smplx's FLAME_NEUTRAL.pkl counts as 2020), put it in a folder "
+            f"flame2023.pkl / flame2023_no_jaw.pkl for 2023; smplx's FLAME_NEUTRAL.pkl counts as 2020), "
+            f"put it in a folder "
             f"named FLAME2020 or FLAME2023, or pass version= (one of {', '.join(MODEL_IDS)})."
         )
     return model_id

@@ -68,7 +68,8 @@ def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
         raise SplattalkError(f"could not read {path} as a {what} .npz ({err}); re-download it.") from None
     except (OSError, EOFError, zipfile.BadZipFile) as err:
         raise SplattalkError(
-            f"could not read {path} as a {what} .npz ({type(err).__name__}: {err}); the file is truncated or not an .npz."
+            f"could not read {path} as a {what} .npz ({type(err).__name__}: {err}); "
+            "the file is truncated or not an .npz."
         ) from None
 
 
@@ -83,7 +84,8 @@ def _flat(value: np.ndarray) -> np.ndarray:
 def validate_mediapipe_embedding(
     data: dict[str, np.ndarray], path: Any, num_faces: int = NUM_FACES
 ) -> dict[str, np.ndarray]:
-    """Check an embedding's arrays; return ``lmk_face_ids`` [L] int64, ``lmk_bary`` [L,3] float32, ``lmk_ids`` [L] int64."""
+    """Check an embedding's arrays; return ``lmk_face_ids`` [L] int64, ``lmk_bary`` [L,3] float32,
+    ``lmk_ids`` [L] int64."""
 
     def fail(field: str, found: str, expected: str) -> SplattalkError:
         return SplattalkError(

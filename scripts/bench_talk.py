@@ -125,8 +125,10 @@ def main() -> None:
     stream_rtf, first = bench_stream(model, audio)
     c = model.cfg
     print(
-        f"{args.preset} ({params:.1f} M params, {args.threads} threads; expected codes {c.expected_codes}, audio guidance "
-        f"{c.audio_cfg_scale:g}, mouth samples {c.mouth_samples}, read-out weight {c.readout_weight:g}): batch {rtf:.1f}× real time ({plain_rtf:.1f}× decoding as ARTalk); stream {stream_rtf:.1f}×, "
+        f"{args.preset} ({params:.1f} M params, {args.threads} threads; expected codes {c.expected_codes}, "
+        f"audio guidance {c.audio_cfg_scale:g}, mouth samples {c.mouth_samples}, "
+        f"read-out weight {c.readout_weight:g}): batch {rtf:.1f}× real time ({plain_rtf:.1f}× decoding as ARTalk); "
+        f"stream {stream_rtf:.1f}×, "
         f"first frame {first:.3f} s after the first window's audio; {load()}"
     )
 
@@ -145,7 +147,8 @@ def main() -> None:
         baseline_rtf = bench_batch(official, o_audio, repeats=1, use_cache=False)
         o_stream_rtf, o_first = bench_stream(official, o_audio)
         print(
-            f"official ({args.official_threads} threads): batch {official_rtf:.2f}× real time with KV cache, {baseline_rtf:.2f}× recomputing "
+            f"official ({args.official_threads} threads): batch {official_rtf:.2f}× real time with KV cache, "
+            f"{baseline_rtf:.2f}× recomputing "
             f"every scale as ARTalk does (cache speed-up {official_rtf / baseline_rtf:.2f}×); stream "
             f"{o_stream_rtf:.2f}×, first frame {o_first:.2f} s after the first window's audio; {load()}"
         )

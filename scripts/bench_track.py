@@ -85,7 +85,8 @@ def main() -> None:
         model, _ = select_head("default")
         m = evaluate(tracks, truth, model)
         print(
-            f"landmarks (output px, vs truth): fit {m['landmark_px']:.2f}; mediapipe itself {m['landmark_px_mediapipe']:.2f} "
+            f"landmarks (output px, vs truth): fit {m['landmark_px']:.2f}; "
+            f"mediapipe itself {m['landmark_px_mediapipe']:.2f} "
             f"(baseline; ratio fit/mediapipe {m['landmark_px'] / m['landmark_px_mediapipe']:.2f}); "
             f"fit vs detections (reprojection residual) {m['residual_px']:.2f}"
         )
@@ -94,7 +95,8 @@ def main() -> None:
             f"worst frame {m['vertex_error_pct_max']:.2f}%"
         )
         print(
-            f"jaw rotation error (deg): mean {m['jaw_deg_mean']:.2f}, p95 {m['jaw_deg_p95']:.2f}, max {m['jaw_deg_max']:.2f}"
+            f"jaw rotation error (deg): mean {m['jaw_deg_mean']:.2f}, p95 {m['jaw_deg_p95']:.2f}, "
+            f"max {m['jaw_deg_max']:.2f}"
         )
         print(
             f"jitter (mean |vertex acceleration|) fit / truth: {m['jitter_ratio']:.3f}; "

@@ -206,7 +206,8 @@ def main() -> None:
     for _ in range(args.repeats):
         ours, base, payload = bench_viewer(avatar, args.frames)
         print(
-            f"  viewer: {ours:6.1f} fps (baseline: torch covariances + viser's packing {base:6.1f} fps), {payload / 1024:.0f} KB/frame"
+            f"  viewer: {ours:6.1f} fps (baseline: torch covariances + viser's packing {base:6.1f} fps), "
+            f"{payload / 1024:.0f} KB/frame"
         )
         best = max(best, (ours, base, payload))
     ours, base, payload = best
@@ -224,7 +225,8 @@ def main() -> None:
     base_kb, light_kb = steps[0][1] / 1024, steps[3][1] / 1024
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(
-        f"viewer fps: {ours:.1f}; export fps: {export:.1f}; payload KB/frame: {light_kb:.0f} vs full buffer {base_kb:.0f} "
+        f"viewer fps: {ours:.1f}; export fps: {export:.1f}; payload KB/frame: {light_kb:.0f} "
+        f"vs full buffer {base_kb:.0f} "
         f"({base_kb / light_kb:.1f}× lighter)"
     )
 

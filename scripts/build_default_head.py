@@ -112,7 +112,10 @@ def main() -> None:
         "expr_names": list(EXPR_NAMES),
         "num_shape": int(shape.shape[-1]),
         "units": "metres; y up, +z where the face looks, +x the subject's left",
-        "sources": "mediapipe face-mesh topology + landmarks on skimage astronaut.png and matplotlib grace_hopper.jpg (public domain)",
+        "sources": (
+            "mediapipe face-mesh topology + landmarks on skimage astronaut.png and matplotlib grace_hopper.jpg "
+            "(public domain)"
+        ),
         "closed_shell": bool(
             mesh.is_closed(
                 head.faces[

@@ -19,7 +19,8 @@ Per clip of ``--real`` (the talking-head clips listed in :data:`CLIPS`; provenan
 Reported per clip and over the held-out clips: Pearson r of the model (best lag within ±2 frames) and r of
 the loudness envelope (RMS of the audio per 25 fps frame, same lag search), averaged over clips; and
 closed-mouth agreement: of the frames where the real lips are together, the fraction where the model's are
-too (the model's gap taken at the best lag), pooled over the held-out clips' frames. Lips count as together when the gap is within :data:`CLOSED_MARGIN` of the identity's own
+too (the model's gap taken at the best lag), pooled over the held-out clips' frames. Lips count as together when the
+gap is within :data:`CLOSED_MARGIN` of the identity's own
 neutral gap (expression and jaw zero). The tracked gaps pooled over the 11 clips show no clean valley, so the
 margin is calibrated on the real frames: it is the one at which the tracked closures best match mediapipe's
 (13/14 gap below 0.02 of the eye span in the image; F1 0.68, precision 0.77, recall 0.60; at 0.02: F1 0.53,
@@ -215,7 +216,8 @@ def main(cfg: RealLipsyncConfig) -> list[dict]:
     counted = set(heldout(names, trained_clips(cfg, checkpoint)))
     rows = []
     print(
-        f"{'clip':30s} {'frames':>6s} {'r model':>8s} {'lag':>4s} {'r env':>6s} {'closed':>7s} {'true/ours':>10s} {'mp r':>5s} held-out"
+        f"{'clip':30s} {'frames':>6s} {'r model':>8s} {'lag':>4s} {'r env':>6s} {'closed':>7s} "
+        f"{'true/ours':>10s} {'mp r':>5s} held-out"
     )
     for name in names:
         row = evaluate_clip(

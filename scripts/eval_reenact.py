@@ -32,7 +32,8 @@ def side_by_side(
     count: int = 5,
     size: int = 192,
 ) -> None:
-    """A strip: ``count`` frames of the driver (top) over the rendered avatar (bottom), at the widest and narrowest mouths."""
+    """A strip: ``count`` frames of the driver (top) over the rendered avatar (bottom), at the widest and
+    narrowest mouths."""
     from PIL import Image, ImageDraw
 
     from splattalk.tracking.video import iter_frames, open_source
@@ -86,7 +87,8 @@ def main() -> None:
     a = video_mouth_opening(args.driver)
     b = video_mouth_opening(args.rendered)
     print(
-        f"driver: {len(a)} frames ({np.isfinite(a).sum()} with a face); rendered: {len(b)} frames ({np.isfinite(b).sum()} with a face)"
+        f"driver: {len(a)} frames ({np.isfinite(a).sum()} with a face); "
+        f"rendered: {len(b)} frames ({np.isfinite(b).sum()} with a face)"
     )
     r, n = correlation(a, b)
     shift = 25

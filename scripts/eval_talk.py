@@ -383,24 +383,29 @@ def render_clip(cfg: EvalConfig, model, head: Head, motions: dict, real: list) -
 
 def print_report(r: dict) -> None:
     print(
-        f"\nHeld-out lip sync ({r['clips']['heldout']} clips). LVE/MOD in mm, FDD in 1e-5 m, on the face in head coordinates"
+        f"\nHeld-out lip sync ({r['clips']['heldout']} clips). LVE/MOD in mm, FDD in 1e-5 m, "
+        "on the face in head coordinates"
     )
     print("(global head rotation left out, as lip-sync metrics are defined); *_pose: with the head rotation applied.")
     print(f"{'method':<12}{'LVE':>8}{'FDD':>9}{'MOD':>8}{'LVE_pose':>10}{'FDD_pose':>10}   | LVE TTS-only")
     for m, row in r["heldout"].items():
         print(
-            f"{m:<12}{row['LVE']:8.2f}{row['FDD']:9.2f}{row['MOD']:8.2f}{row['LVE_pose']:10.2f}{row['FDD_pose']:10.2f}   | {r['heldout_tts_only'][m]['LVE']:.2f}"
+            f"{m:<12}{row['LVE']:8.2f}{row['FDD']:9.2f}{row['MOD']:8.2f}{row['LVE_pose']:10.2f}{row['FDD_pose']:10.2f}"
+            f"   | {r['heldout_tts_only'][m]['LVE']:.2f}"
         )
     f = r["energy_fit"]
     print(
-        f"energy baseline: jaw = {f['weights'][0]:.3f} + {f['weights'][1]:.3f}·env + {f['weights'][2]:.3f}·√env, lag {f['lag']} frames"
+        f"energy baseline: jaw = {f['weights'][0]:.3f} + {f['weights'][1]:.3f}·env + "
+        f"{f['weights'][2]:.3f}·√env, lag {f['lag']} frames"
     )
     s = r["real_speech"]
     print(
-        f"\nReal human speech: {s['clips']['count']} held-out recordings, {s['clips']['seconds']} s ({', '.join(s['clips']['speakers'])})"
+        f"\nReal human speech: {s['clips']['count']} held-out recordings, "
+        f"{s['clips']['seconds']} s ({', '.join(s['clips']['speakers'])})"
     )
     print(
-        f"{'':<14}{'closed in pauses':>17}{'jaw voiced':>11}{'jaw pause':>10}{'jaw~env r':>10}{'head std°':>10}{'blinks/min':>11}"
+        f"{'':<14}{'closed in pauses':>17}{'jaw voiced':>11}{'jaw pause':>10}"
+        f"{'jaw~env r':>10}{'head std°':>10}{'blinks/min':>11}"
     )
     for k in ("model", "ground truth", "energy"):
         v = s[k]
@@ -410,13 +415,15 @@ def print_report(r: dict) -> None:
     st = r["styles"]
     names = [k for k in st if isinstance(st[k], dict)]
     print(
-        f"\nStyle clips on the same real speech: head-rotation std {names[0]} {st[names[0]]['head_rot_std_deg']:.2f}° vs "
+        "\nStyle clips on the same real speech: head-rotation std "
+        f"{names[0]} {st[names[0]]['head_rot_std_deg']:.2f}° vs "
         f"{names[1]} {st[names[1]]['head_rot_std_deg']:.2f}° (ratio {st['rot_std_ratio']:.2f}); mean |Δ| rotation "
         f"{st['mean_abs_diff_rot_deg']:.2f}°, expression {st['mean_abs_diff_expr']:.3f}"
     )
     if "render" in r:
         print(
-            f"rendered {r['render']['mp4']} ({r['render']['seconds']:.1f} s of real speech: {', '.join(r['render']['speakers'])})"
+            f"rendered {r['render']['mp4']} ({r['render']['seconds']:.1f} s of real speech: "
+            f"{', '.join(r['render']['speakers'])})"
         )
     lm, le, lc = (r["heldout"][m]["LVE"] for m in ("model", "energy", "closed"))
     print(f"LVE model: {lm:.2f}; LVE energy: {le:.2f}; LVE closed: {lc:.2f}; energy/model: {le / lm:.2f}×")

@@ -151,7 +151,8 @@ def run(cmd: AdaptCommand) -> int:
     out["state"].unlink(missing_ok=True)
     if "heldout_r_after" in report:
         print(
-            f"adapted the mouth to {cmd.run}: held-out r {report['heldout_r_before']:.3f} → {report['heldout_r_after']:.3f} "
+            f"adapted the mouth to {cmd.run}: "
+            f"held-out r {report['heldout_r_before']:.3f} → {report['heldout_r_after']:.3f} "
             f"({(T - cut) / 25:.1f} s held out); wrote {out['readout']}"
         )
     else:

@@ -65,7 +65,8 @@ FLAME_MEDIAPIPE_EMBEDDING = UserAsset(
     filenames=("mediapipe_landmark_embedding.npz", "mediapipe/mediapipe_landmark_embedding.npz"),
     what="mediapipe landmark embedding for FLAME (tracking FLAME from mediapipe landmarks)",
     where=(
-        "metrical-tracker (https://github.com/Zielon/metrical-tracker): flame/mediapipe/mediapipe_landmark_embedding.npz;"
+        "metrical-tracker (https://github.com/Zielon/metrical-tracker): "
+        "flame/mediapipe/mediapipe_landmark_embedding.npz;"
         " VHAP's landmark_embedding_with_eyes.npy is a 68-point embedding and does not replace it"
     ),
 )

@@ -31,7 +31,8 @@ def fov_from_focal(focal: float, side: float) -> float:
 
 
 def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray | tuple = (0.0, 1.0, 0.0)) -> np.ndarray:
-    """OpenCV world→camera matrix [4, 4] (float64) for a camera at ``eye`` [3] looking at ``target`` [3] (world y up)."""
+    """OpenCV world→camera matrix [4, 4] (float64) for a camera at ``eye`` [3] looking at ``target`` [3]
+    (world y up)."""
     forward = np.asarray(target, float) - np.asarray(eye, float)
     forward /= np.linalg.norm(forward)
     right = np.cross(forward, np.asarray(up, float))

@@ -62,7 +62,8 @@ class ExportCommand:
     audio: Path | None = None
     """Speech to speak (wav/mp3/m4a/ogg/flac); its motion comes from the talk model. Also muxed as the soundtrack."""
     motion: Path | None = None
-    """Render this motion .npz (from `splattalk talk`) instead of running the talk model; --audio then only adds sound."""
+    """Render this motion .npz (from `splattalk talk`) instead of running the talk model;
+    --audio then only adds sound."""
     out: Path | None = None
     """Output mp4 (default: RUN/exports/<audio or motion name>.mp4)."""
     resolution: int = 512
@@ -70,7 +71,8 @@ class ExportCommand:
     fps: int = 25
     """Output frame rate; motion is resampled from the model's 25 fps."""
     camera: Literal["front", "orbit", "tracked"] = "front"
-    """front: fixed frontal view; orbit: the camera swings ±35° around the head; tracked: the original video's camera and head placement."""
+    """front: fixed frontal view; orbit: the camera swings ±35° around the head;
+    tracked: the original video's camera and head placement."""
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
     """Background colour, RGB in [0, 1]."""
     checkpoint: Path | None = None
@@ -87,11 +89,13 @@ class ExportCommand:
     """Talk-model seed."""
 
     drive: Path | None = None
-    """Reenactment: a video (tracked first) or a run folder from `splattalk track` whose expressions, jaw, eyes and head motion drive the avatar; its sound is muxed (--audio replaces it)."""
+    """Reenactment: a video (tracked first) or a run folder from `splattalk track`
+    whose expressions, jaw, eyes and head motion drive the avatar; its sound is muxed (--audio replaces it)."""
     drive_cache: Path | None = None
     """Run folder a --drive video is tracked into (reused next time); default: drive-<video name> next to the output."""
     drive_mouth_gain: float = 1.0
-    """Reenactment: multiplies the driver's jaw and mouth expressions only (an avatar whose lips hide small openings needs ~2)."""
+    """Reenactment: multiplies the driver's jaw and mouth expressions only
+    (an avatar whose lips hide small openings needs ~2)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,8 @@ class TalkCommand:
     out: Path = Path("motion.npz")
     """Output .npz: motion [T, D] float32, fps, head_model, expr_dim."""
     checkpoint: Path | None = None
-    """Talk model: the official ARTalk_wav2vec.pt (FLAME 2020 space) or one of our .safetensors; default: the built-in model."""
+    """Talk model: the official ARTalk_wav2vec.pt (FLAME 2020 space) or one of our .safetensors;
+    default: the built-in model."""
     style: Path | None = None
     """Style clip: an .npz with motion [50, D], or an official ARTalk style .pt; default: the model's neutral style."""
     seed: int = 0
@@ -139,17 +144,21 @@ class TalkCommand:
     temperature: float = 0.0
     """0: greedy per-bit decoding as ARTalk; above 0: sample bits at this temperature."""
     expected_codes: bool | None = None
-    """Decode expected codes instead of the chosen bits (fuller, more accurate lips); default: the model's (built-in: on; official: off, as ARTalk)."""
+    """Decode expected codes instead of the chosen bits (fuller, more accurate lips);
+    default: the model's (built-in: on; official: off, as ARTalk)."""
     audio_cfg_scale: float | None = None
     """Audio guidance scale (models trained with audio dropout); default: the model's; 1 = none (ARTalk)."""
     mouth_samples: int | None = None
-    """Decodings of each window averaged for the mouth (steadier, more accurate lips; costs time); default: the model's; 1 = none (ARTalk)."""
+    """Decodings of each window averaged for the mouth (steadier, more accurate lips; costs time);
+    default: the model's; 1 = none (ARTalk)."""
     readout_weight: float | None = None
-    """Share of the mouth read-out in the mouth (models that have one); default: the model's; 0 = the generator alone."""
+    """Share of the mouth read-out in the mouth (models that have one); default: the model's;
+    0 = the generator alone."""
     smooth: bool = True
     """Savitzky–Golay post-smoothing as ARTalk."""
     threads: int | None = None
-    """CPU threads for torch (default: 1 for our small models, which gain nothing from more; torch's default for the official one)."""
+    """CPU threads for torch (default: 1 for our small models, which gain nothing from more;
+    torch's default for the official one)."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +168,8 @@ class AdaptCommand:
     run: Positional[Path]
     """Run folder tracked with `splattalk track` (RUN/tracking/tracks.npz)."""
     audio: Path | None = None
-    """The speech of the tracked video (default: the video the run was tracked from, as RUN/tracking/config.json names it)."""
+    """The speech of the tracked video (default: the video the run was tracked from,
+    as RUN/tracking/config.json names it)."""
     checkpoint: Path | None = None
     """Talk model to adapt (default: the built-in model)."""
     holdout: float = 0.3

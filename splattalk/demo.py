@@ -53,7 +53,8 @@ class _Stages:
 def run(cmd: DemoCommand) -> int:
     if not SAMPLE_VIDEO.is_file():
         raise SplattalkError(
-            f"the embedded sample video is missing ({SAMPLE_VIDEO}); regenerate it with `python scripts/make_sample_video.py`"
+            f"the embedded sample video is missing ({SAMPLE_VIDEO}); "
+            "regenerate it with `python scripts/make_sample_video.py`"
         )
     speech = cmd.speech or SAMPLE_SPEECH
     run_dir = cmd.out

@@ -72,7 +72,10 @@ def _other_flame_files(check: bool):
 
                 try:
                     count = len(flame.load_vhap_embedding(vhap)["lmk_face_ids"])
-                    detail += f"  valid (VHAP/GaussianAvatars, {count} points: 68 iBUG + eyes; not used by our mediapipe tracker)"
+                    detail += (
+                        f"  valid (VHAP/GaussianAvatars, {count} points: 68 iBUG + eyes; "
+                        "not used by our mediapipe tracker)"
+                    )
                 except SplattalkError as err:
                     detail += f"  INVALID: {err}"
             yield _line(True, vhap.name, detail)

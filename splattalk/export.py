@@ -1,7 +1,8 @@
 """``splattalk export``: render the avatar speaking into an mp4 with sound.
 
 Imported when the command runs (``splattalk.cli`` loads it lazily), so torch and the
-talk model's modules are imported at the top. The orchestration only: speech → motion (the talk model, :func:`talk_motion`), motion →
+talk model's modules are imported at the top. The orchestration only: speech → motion (the talk model,
+:func:`talk_motion`), motion →
 frames (:func:`splattalk.avatar.sequence.render_sequence`), frames + speech → mp4
 (:func:`splattalk.mp4.write_mp4`).
 """
@@ -77,7 +78,8 @@ def export_clip(
     backend: str = "auto",
     progress: bool = True,
 ) -> int:
-    """Render ``motion`` [T, E+6] (25 fps) on ``avatar`` into ``out`` with ``audio`` (16 kHz) muxed. Returns frames written."""
+    """Render ``motion`` [T, E+6] (25 fps) on ``avatar`` into ``out`` with ``audio`` (16 kHz) muxed.
+    Returns frames written."""
     if resolution % 2:
         raise SplattalkError(f"--resolution must be even for H.264 (got {resolution})")
     if camera == "tracked" and tracked_camera is None:
@@ -140,6 +142,7 @@ def run(cmd: ExportCommand) -> int:
     )
     elapsed = time.perf_counter() - start
     print(
-        f"wrote {out}: {n} frames at {cmd.fps} fps ({n / cmd.fps:.1f} s) in {elapsed:.1f} s ({n / elapsed:.1f} frames/s)"
+        f"wrote {out}: {n} frames at {cmd.fps} fps ({n / cmd.fps:.1f} s) "
+        f"in {elapsed:.1f} s ({n / elapsed:.1f} frames/s)"
     )
     return 0

@@ -94,7 +94,8 @@ def adapted_model(run: Path, model, checkpoint: Path | None = None):
     base = base_checkpoint(checkpoint)
     if meta.get("format") != FORMAT_TAG or not base.is_file() or meta.get("base_sha256") != file_sha256(base):
         print(
-            f"splattalk: {path} was adapted from another talk model; using {base.name} as it is (rerun `splattalk adapt {run}`)"
+            f"splattalk: {path} was adapted from another talk model; "
+            f"using {base.name} as it is (rerun `splattalk adapt {run}`)"
         )
         return model
     tuned = copy.deepcopy(model)

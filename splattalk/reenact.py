@@ -82,7 +82,8 @@ def driving_run(
     out: Path | None = None,
     progress: bool = True,
 ) -> Path:
-    """``source`` (a run folder or a video) → a run folder with ``tracking/tracks.npz``; a video is tracked first (resumable)."""
+    """``source`` (a run folder or a video) → a run folder with ``tracking/tracks.npz``;
+    a video is tracked first (resumable)."""
     source = Path(source)
     if source.is_dir():
         if not (source / "tracking" / "tracks.npz").is_file():
@@ -118,7 +119,8 @@ def load_driver(
     out: Path | None = None,
     progress: bool = True,
 ) -> Driver:
-    """Track (if a video) and read a driver; refuses one of another head model. Sound: the video's, if it can be found."""
+    """Track (if a video) and read a driver; refuses one of another head model.
+    Sound: the video's, if it can be found."""
     source = Path(source)
     run = driving_run(source, head_model, cache, out, progress)
     data = Tracks.load(RunLayout(run).tracks)  # a missing or broken file is a clear SplattalkError
@@ -132,7 +134,8 @@ def load_driver(
     params = HeadParams(**data.per_frame())
     if params.expr.shape[1] != num_expr:
         raise SplattalkError(
-            f"the driving run {run} has {params.expr.shape[1]} expression coefficients but the avatar's head model has {num_expr}"
+            f"the driving run {run} has {params.expr.shape[1]} expression coefficients "
+            f"but the avatar's head model has {num_expr}"
         )
     if len(params) < 2:
         raise SplattalkError(f"the driving run {run} has {len(params)} frame(s); reenactment needs at least 2")
@@ -193,7 +196,8 @@ def resample_params(params: HeadParams, fps: float, target_fps: float = MOTION_F
 
 
 def retarget(driver: HeadParams, base: HeadParams | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Driver parameters ``[T]`` → (motion ``[T, E + 6]``, extras ``[T, 12]``) for an avatar at ``base`` (frame 0; None: facing the camera).
+    """Driver parameters ``[T]`` → (motion ``[T, E + 6]``, extras ``[T, 12]``) for an avatar at ``base``
+    (frame 0; None: facing the camera).
 
     The motion's rotation is the driver's rotation relative to its mean head
     orientation; neck and translation are offsets from the driver's mean,
@@ -286,7 +290,8 @@ def export_driven(
     backend: str = "auto",
     progress: bool = True,
 ) -> int:
-    """Render a retargeted performance (25 fps ``motion`` + ``extras``) into ``out`` with ``audio`` (16 kHz). Returns frames written."""
+    """Render a retargeted performance (25 fps ``motion`` + ``extras``) into ``out`` with ``audio`` (16 kHz).
+    Returns frames written."""
     import torch
     from tqdm import tqdm
 
@@ -386,6 +391,7 @@ def view_drive(
     motion = scale_mouth(motion, avatar.head.expr_names, mouth_gain)
     sound = "with its sound" if driver.audio is not None else "silent (no sound found)"
     log(
-        f"drive: {driver.run} ({len(motion)} frames, {driver.duration:.1f} s, {driver.source_fps:g} fps source), {sound}"
+        f"drive: {driver.run} ({len(motion)} frames, {driver.duration:.1f} s, "
+        f"{driver.source_fps:g} fps source), {sound}"
     )
     return driver.audio, motion, extras, f"driven by {Path(source).name}"

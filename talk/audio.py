@@ -56,7 +56,8 @@ def load_audio(
             raise
         except Exception as err:  # noqa: BLE001 - try the next decoder, report both if all fail
             errors.append(
-                f"{decode.__name__.removeprefix('_decode_')}: {str(err).splitlines()[0][:160] if str(err) else type(err).__name__}"
+                f"{decode.__name__.removeprefix('_decode_')}: "
+                f"{str(err).splitlines()[0][:160] if str(err) else type(err).__name__}"
             )
     else:
         raise SplattalkError(

@@ -173,7 +173,8 @@ class MelAugment:
 def draw_mel_augment(
     aug: MelAugment, batch: int, frames: int, n_mels: int, generator: torch.Generator
 ) -> dict[str, torch.Tensor]:
-    """One draw of :class:`MelAugment` for a batch: ``warp [B]``, additive log-mel ``eq [B, 1, M]``, ``keep [B, frames, M]``."""
+    """One draw of :class:`MelAugment` for a batch: ``warp [B]``, additive log-mel ``eq [B, 1, M]``,
+    ``keep [B, frames, M]``."""
     u = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
     warp = 1.0 + aug.warp * (2 * u(batch) - 1)
     k = torch.arange(1, 5, dtype=torch.float32)

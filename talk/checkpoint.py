@@ -166,7 +166,8 @@ def load_talk_checkpoint(path: str | Path) -> TalkModel:
     meta = read_talk_metadata(path)
     if meta.get("format") != FORMAT_TAG:
         raise SplattalkError(
-            f"{path} is a safetensors file but not a splattalk talk model (format {meta.get('format')!r}, expected {FORMAT_TAG!r})"
+            f"{path} is a safetensors file but not a splattalk talk model "
+            f"(format {meta.get('format')!r}, expected {FORMAT_TAG!r})"
         )
     try:
         cfg = TalkConfig.from_json(meta["config"])

@@ -137,7 +137,8 @@ def test_graph_sees_the_packages_and_function_level_imports():
 def test_import_resolution(tmp_path):
     src = tmp_path / "m.py"
     src.write_text(
-        "from . import sibling\nfrom .. import up\n\ndef f():\n    from splattalk.talk.config import FPS\n    import numpy as np\n"
+        "from . import sibling\nfrom .. import up\n\n"
+        "def f():\n    from splattalk.talk.config import FPS\n    import numpy as np\n"
     )
     names = _imported_names("splattalk.talk.training.m", src)
     assert {"splattalk.talk.training.sibling", "splattalk.talk.up", "splattalk.talk.config", "numpy"} <= names

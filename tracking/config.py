@@ -11,7 +11,8 @@ OUTPUT_FPS = 25.0
 
 @dataclass(frozen=True)
 class LandmarkFitConfig:
-    """Landmark fitting: robust reprojection loss + priors + temporal smoothness, Levenberg–Marquardt over all frames."""
+    """Landmark fitting: robust reprojection loss + priors + temporal smoothness,
+    Levenberg–Marquardt over all frames."""
 
     iterations: int = 8
     """Levenberg–Marquardt iterations of the joint stage (all parameters); a third of that after each offsets update."""
@@ -68,7 +69,8 @@ class TrackConfig:
     """Video → per-frame head-model parameters and one fixed camera (see shared/DESIGN.md, run folder)."""
 
     head: Literal["auto", "default", "flame2020", "flame2023"] = "auto"
-    """Head model: the built-in default head, or FLAME from $SPLATTALK_ASSETS (auto: FLAME 2023/2020 if found with its mediapipe embedding, else default)."""
+    """Head model: the built-in default head, or FLAME from $SPLATTALK_ASSETS
+    (auto: FLAME 2023/2020 if found with its mediapipe embedding, else default)."""
     size: int = 512
     """Side of the square output frames (pixels)."""
     fps: float = OUTPUT_FPS
@@ -88,7 +90,8 @@ class TrackConfig:
     max_faces: int = 4
     """How many faces mediapipe looks for per frame; the largest is tracked."""
     fov_deg: float | None = None
-    """Field of view along the source's longer side, in degrees, if known (then fixed); else estimated from the motion, starting from 55° (a phone's main camera)."""
+    """Field of view along the source's longer side, in degrees, if known (then fixed);
+    else estimated from the motion, starting from 55° (a phone's main camera)."""
     jpeg_quality: int = 95
     """Quality of the written frames."""
     masks: bool = True

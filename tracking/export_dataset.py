@@ -56,9 +56,11 @@ class ExportDatasetCommand:
     out: Path
     """Folder to write the dataset into (created; must be empty unless --overwrite)."""
     format: Format = "gaussian-avatars"
-    """gaussian-avatars: RGBA frames + FLAME parameters + split jsons; vhap: the same with RGB frames on --background; nerfstudio: frames + masks + cameras."""
+    """gaussian-avatars: RGBA frames + FLAME parameters + split jsons; vhap: the same with RGB frames on --background;
+    nerfstudio: frames + masks + cameras."""
     train_ratio: float = 0.7
-    """Share of timesteps (from the start) in transforms_train.json; the rest go to transforms_test.json (VHAP's default 0.7)."""
+    """Share of timesteps (from the start) in transforms_train.json; the rest go to transforms_test.json
+    (VHAP's default 0.7)."""
     background: Literal["white", "black"] = "white"
     """Background the vhap format composites the frames on (VHAP's export default: white)."""
     overwrite: bool = False
@@ -86,7 +88,8 @@ def flame_sized(tracks: dict) -> dict:
     if shape.shape[0] > FLAME_SHAPE or expr.shape[1] > FLAME_EXPR or offset.shape != (FLAME_VERTICES, 3):
         raise SplattalkError(
             f"the run's FLAME parameters have shape [{shape.shape[0]}], expr [{expr.shape[1]}], static_offset "
-            f"{list(offset.shape)}; expected at most {FLAME_SHAPE} / {FLAME_EXPR} components and [{FLAME_VERTICES}, 3]. "
+            f"{list(offset.shape)}; expected at most {FLAME_SHAPE} / {FLAME_EXPR} components "
+            f"and [{FLAME_VERTICES}, 3]. "
             f"Re-track the run with the current `splattalk track`."
         )
     # Components the tracker did not fit are zero: padding leaves the mesh unchanged.
@@ -155,7 +158,8 @@ def export_dataset(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Write the dataset (see the module docstring); returns a summary, also saved as ``config.json`` (with the settings)."""
+    """Write the dataset (see the module docstring); returns a summary, also saved as ``config.json``
+    (with the settings)."""
     import numpy as np
 
     from splattalk.atomic import save_npz, write_bytes, write_json

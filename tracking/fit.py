@@ -81,7 +81,8 @@ def fit_tracks(
     fix_focal: bool = False,
     progress: bool = True,
 ) -> LandmarkFit:
-    """Fit ``model`` to mediapipe landmarks ``points`` [T, 478, 2] (output pixels); ``valid`` [T] marks detected frames."""
+    """Fit ``model`` to mediapipe landmarks ``points`` [T, 478, 2] (output pixels);
+    ``valid`` [T] marks detected frames."""
     from threadpoolctl import threadpool_limits
 
     # The linear algebra here is many small BLAS calls: extra BLAS threads only contend for the cores.
@@ -196,7 +197,8 @@ class Problem:
         return float(self.distance * np.exp(log_focal - self.log_focal_init))
 
     def project(self, x: np.ndarray, log_focal: float, jacobian: bool = False):
-        """Pixels [..., 2] of world points [..., 3]; with ``jacobian`` also d/dx [..., 2, 3] and d/dlog_focal [..., 2]."""
+        """Pixels [..., 2] of world points [..., 3]; with ``jacobian`` also d/dx [..., 2, 3]
+        and d/dlog_focal [..., 2]."""
         focal = np.exp(log_focal)
         dist = self.distance_for(log_focal)
         depth = dist - x[..., 2]

@@ -86,7 +86,8 @@ class FaceTracker:
             graph.close()
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray | None, int]:
-        """Landmarks [478, 3] of the tracked face (or None) and the face count if the full frame was searched (else -1)."""
+        """Landmarks [478, 3] of the tracked face (or None) and the face count if the full frame was searched
+        (else -1)."""
         if self._previous is not None:
             points = self._in_region(image, self._previous)
             if points is not None:

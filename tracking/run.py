@@ -280,7 +280,8 @@ def _check_detections(det: dict, source: Source, cfg: TrackConfig) -> list[str]:
     if not found.any():
         raise SplattalkError(
             f"no face found in any of the {num_frames} frames of {what}. The face must be visible, roughly "
-            f"frontal and at least ~{max(cfg.min_face_px, 60)} px wide (film closer, or crop the video around the face)."
+            f"frontal and at least ~{max(cfg.min_face_px, 60)} px wide "
+            "(film closer, or crop the video around the face)."
         )
     widths = np.ptp(det["points"][found, :, 0], axis=1)
     width = float(np.median(widths))
@@ -292,7 +293,8 @@ def _check_detections(det: dict, source: Source, cfg: TrackConfig) -> list[str]:
     if found.mean() < cfg.min_face_fraction:
         raise SplattalkError(
             f"a face was found in only {found.sum()} of {num_frames} frames ({found.mean():.0%}) of {what}; at least "
-            f"{cfg.min_face_fraction:.0%} are needed (--min-face-fraction). Trim the video to where the face is visible."
+            f"{cfg.min_face_fraction:.0%} are needed (--min-face-fraction). "
+            "Trim the video to where the face is visible."
         )
     notes = [f"face width: median {width:.0f} px in the source"]
     counts = det["num_faces"]

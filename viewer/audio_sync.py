@@ -131,7 +131,8 @@ S.draw = function() {  // at each drawn page frame: shown clip frame's centre mi
   var a = S.audio(), r = document.getElementById(S.readoutId);
   if (a && r && !a.paused && a.readyState >= 3 && String(a.dataset.clip) === String(S.state && S.state.clip)) {
     var f = parseInt(r.dataset.frame, 10);
-    if (f >= 0) { S.drawSum = (S.drawSum || 0) + 1000 * ((f + 0.5) / 25 - a.currentTime); S.drawN = (S.drawN || 0) + 1; }
+    if (f >= 0) { S.drawSum = (S.drawSum || 0) + 1000 * ((f + 0.5) / 25 - a.currentTime); \
+S.drawN = (S.drawN || 0) + 1; }
   }
   requestAnimationFrame(S.draw);
 };
@@ -181,7 +182,8 @@ def state_html(seq: int, clip_id: int, playing: bool, loop: bool, seek_seq: int,
 # ----------------------------------------------------------------------------- server side
 
 _REPORT = re.compile(
-    r"^(-?\d{1,9}) (-?\d{1,9}) (\d{1,7}(?:\.\d+)?) ([01]) ([01]) (\d{1,12}(?:\.\d+)?) ([01]) (\d) (?:(-?\d{1,7}):(\d{1,2})|x)$"
+    r"^(-?\d{1,9}) (-?\d{1,9}) (\d{1,7}(?:\.\d+)?) ([01]) ([01]) (\d{1,12}(?:\.\d+)?) "
+    r"([01]) (\d) (?:(-?\d{1,7}):(\d{1,2})|x)$"
 )
 
 

@@ -23,7 +23,8 @@ class ViewConfig:
     checkpoint: Path | None = None
     """Talk model: one of our .safetensors or the official ARTalk_wav2vec.pt; default: the built-in model."""
     loudness_only: bool = False
-    """Skip the talk model: the jaw only follows the speech's loudness (also the fallback when no model is installed)."""
+    """Skip the talk model: the jaw only follows the speech's loudness
+    (also the fallback when no model is installed)."""
     max_upload_mb: float = 50.0
     """Uploads larger than this are refused before any byte is kept."""
     max_audio_minutes: float = 15.0
@@ -41,11 +42,14 @@ class ViewConfig:
     threads: int | None = None
     """CPU threads for torch (default: 1 for our small talk models, torch's default for the official one)."""
     light_stream: bool = True
-    """Send the head pose as a node transform and only the Gaussian groups that moved (--no-light-stream: every Gaussian every frame)."""
+    """Send the head pose as a node transform and only the Gaussian groups that moved
+    (--no-light-stream: every Gaussian every frame)."""
     stream_tolerance_mm: float = 0.1
-    """Largest error the light stream leaves in a Gaussian's centre or extent, in millimetres (~0.2 px at the default zoom)."""
+    """Largest error the light stream leaves in a Gaussian's centre or extent, in millimetres
+    (~0.2 px at the default zoom)."""
     drive: Path | None = None
-    """Reenactment: play the avatar driven by this video (tracked first) or `splattalk track` run folder, with its sound."""
+    """Reenactment: play the avatar driven by this video (tracked first) or `splattalk track` run folder,
+    with its sound."""
     drive_cache: Path | None = None
     """Run folder a --drive video is tracked into (reused next time); default: drive-<video name> next to the video."""
     drive_mouth_gain: float = 1.0

@@ -16,6 +16,7 @@ from splattalk.avatar.framing import head_target
 from splattalk.talk.config import FPS
 from splattalk.viewer import uploads
 from splattalk.viewer.audio_sync import CLOCK_LABEL, READOUT_ID, player_html, state_html
+from splattalk.viewer.live_page import LiveControls
 from splattalk.viewer.playback import Desired
 from splattalk.viewer.session import Resources, Session
 from splattalk.viewer.splats import triu_to_full
@@ -67,20 +68,29 @@ class ViserView:
         s = self.res.scene_scale
         self.target = target * s
         """Home camera: where it looks and where it sits (scene units), vertical field of view CAMERA_FOV_DEG."""
-        distance = radius * s / np.tan(np.radians(CAMERA_FOV_DEG) / 2) / 0.55  # skull to chin fill ~55 % of the height: room to move
+        distance = (
+            radius * s / np.tan(np.radians(CAMERA_FOV_DEG) / 2) / 0.55
+        )  # skull to chin fill ~55 % of the height: room to move
         self.eye = self.target + np.array([0.0, 0.05, 1.0]) * distance
         self.reset_camera()
 
     def _build_gui(self) -> None:
         gui = self.client.gui
         with gui.add_folder("Speech"):
-            self.upload = gui.add_upload_button("Upload speech", mime_type=uploads.MIME_ACCEPT, icon="upload", hint="wav, mp3, m4a, ogg, flac")
+            self.upload = gui.add_upload_button(
+                "Upload speech", mime_type=uploads.MIME_ACCEPT, icon="upload", hint="wav, mp3, m4a, ogg, flac"
+            )
             self.sample = gui.add_dropdown("Sample clip", [NO_SAMPLE, *self.res.samples], initial_value=NO_SAMPLE)
             self.text = self.speak = None
             if self.res.tts_engine:
-                self.text = gui.add_text("Text", initial_value="", hint=f"spoken by {self.res.tts_engine} (at most {self.res.limits.max_text_chars} characters)")
+                self.text = gui.add_text(
+                    "Text",
+                    initial_value="",
+                    hint=f"spoken by {self.res.tts_engine} (at most {self.res.limits.max_text_chars} characters)",
+                )
                 self.speak = gui.add_button("Speak text", icon="message")
             self.audio_html = gui.add_html(player_html(0, None, ""))
+            self.live = LiveControls(gui)
         with gui.add_folder("Playback"):
             self.play_button = gui.add_button("Play / pause", icon="player-play")
             self.loop = gui.add_checkbox("Loop", initial_value=False)
@@ -93,7 +103,11 @@ class ViserView:
         with gui.add_folder("View"):
             self.reset = gui.add_button("Reset camera", icon="focus-centered")
             self.background = gui.add_rgb("Background", initial_value=(255, 255, 255))
-            self.export_button = gui.add_button("Export mp4", icon="download", hint=f"renders the current clip at {self.res.export_resolution}² on the server")
+            self.export_button = gui.add_button(
+                "Export mp4",
+                icon="download",
+                hint=f"renders the current clip at {self.res.export_resolution}² on the server",
+            )
         self.state_html = gui.add_html("")
         # Written by the page 20× a second with its audio clock; hidden by the page's controller. It lives
         # in a panel of its own because each panel gets its own (throttled, newest-wins) message sender:
@@ -102,6 +116,7 @@ class ViserView:
         with self.clock_panel.add_tab("sync"):
             self.clock_input = gui.add_text(CLOCK_LABEL, initial_value="")
         self.clock_panel.float()
+        self.live.add_input_panel()
 
     def bind(self, session: Session) -> None:
         """Connect the controls to ``session`` (user events only: our own updates have no client)."""
@@ -126,9 +141,14 @@ class ViserView:
         self.expr_scale.on_update(user(lambda e: session.set_expr_scale(e.target.value)))
         self.head_scale.on_update(user(lambda e: session.set_head_scale(e.target.value)))
         self.reset.on_click(user(lambda e: self.reset_camera()))
-        self.background.on_update(user(lambda e: (self.set_background(e.target.value), session.set_background(e.target.value))))
+        self.background.on_update(
+            user(lambda e: (self.set_background(e.target.value), session.set_background(e.target.value)))
+        )
         self.export_button.on_click(user(lambda e: session.export()))
         self.clock_input.on_update(user(lambda e: session.clock_report(e.target.value)))
+        self.live.talk.on_click(user(lambda e: session.talk_live()))
+        self.live.stop.on_click(user(lambda e: session.live.stop()))
+        self.live.input.on_update(user(lambda e: session.live.receive(e.target.value)))
 
     def close(self) -> None:
         self._closed = True
@@ -158,7 +178,11 @@ class ViserView:
 
     def set_audio_state(self, desired: Desired) -> None:
         d = desired
-        self._safe(lambda: setattr(self.state_html, "content", state_html(d.seq, d.clip, d.playing, d.loop, d.seek_seq, d.seek)))
+        self._safe(
+            lambda: setattr(
+                self.state_html, "content", state_html(d.seq, d.clip, d.playing, d.loop, d.seek_seq, d.seek)
+            )
+        )
 
     def set_readout(self, frame: int | None, total: int, ready: int, fps: float, state: str, lead: float = 0.0) -> None:
         content = self._readout_html(frame, total, ready, fps, state, lead)
@@ -175,7 +199,15 @@ class ViserView:
 
     def notify(self, title: str, body: str, level: str = "info") -> None:
         auto = None if level == "error" else 6.0
-        self._safe(lambda: self.client.add_notification(title, body, auto_close_seconds=auto, color=COLORS.get(level, "blue")))
+        self._safe(
+            lambda: self.client.add_notification(title, body, auto_close_seconds=auto, color=COLORS.get(level, "blue"))
+        )
+
+    def live_command(self, action: str) -> None:
+        self._safe(lambda: self.live.command(action))
+
+    def live_status(self, text: str, audio_ms: float | None) -> None:
+        self._safe(lambda: self.live.status(text, audio_ms))
 
     def offer_download(self, filename: str, content: bytes) -> None:
         self._safe(lambda: self.client.send_file_download(filename, content))

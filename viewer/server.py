@@ -44,7 +44,9 @@ def load_resources(cmd: ViewConfig, log=print):
     else:
         run = Path(cmd.run)
         if not run.is_dir():
-            raise SplattalkError(f"run folder {run} not found: pass a folder made by `splattalk track` / `splattalk fit`")
+            raise SplattalkError(
+                f"run folder {run} not found: pass a folder made by `splattalk track` / `splattalk fit`"
+            )
         layout = RunLayout(run)
         avatar = load_avatar(layout.avatar)
         base = HeadParams(**Tracks.load(layout.tracks).per_frame()) if layout.tracks.is_file() else None
@@ -72,14 +74,16 @@ def load_resources(cmd: ViewConfig, log=print):
         torch.set_num_threads(1)
 
     samples = {p.name: p for p in sorted(assets.data_path("speech").glob("*.wav"))}
-    limits = Limits(int(cmd.max_upload_mb * 2**20), cmd.max_audio_minutes * 60.0, cmd.max_text_chars, cmd.max_export_seconds)
+    limits = Limits(
+        int(cmd.max_upload_mb * 2**20), cmd.max_audio_minutes * 60.0, cmd.max_text_chars, cmd.max_export_seconds
+    )
     drive = None
     if cmd.drive is not None:  # reenactment: splattalk/reenact.py
         from splattalk.reenact import view_drive
 
         drive = view_drive(cmd.drive, cmd.drive_cache, avatar, base, log, cmd.drive_mouth_gain)
     return Resources(
-        avatar=avatar, streams=streams, base=base, samples=samples, styles=styles, tts_engine=find_engine(),
+        avatar=avatar, streams=streams, base=base, samples=samples, styles=styles, tts_engine=find_engine(), talk_model=model,
         scene_scale=cmd.scene_scale, latency=cmd.latency_ms / 1000.0, export_resolution=cmd.export_resolution, limits=limits,
         drive=drive, light_stream=cmd.light_stream, stream_tolerance_m=cmd.stream_tolerance_mm / 1000.0,
     )  # fmt: skip
@@ -111,7 +115,7 @@ class ViewServer:
         self.tmp_root = Path(tempfile.mkdtemp(prefix="splattalk-view-"))
         self.server = None
 
-    def start(self) -> "ViewServer":
+    def start(self) -> ViewServer:
         import warnings
 
         import viser

@@ -13,7 +13,6 @@ shows). Tests drive it with a recording view. Each session owns
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import threading
 import time
@@ -29,6 +28,9 @@ from splattalk.mp4 import write_mp4
 from splattalk.talk.config import FPS
 from splattalk.viewer import idle, uploads
 from splattalk.viewer.audio_sync import audio_data_url, parse_report
+from splattalk.viewer.live_audio import LiveMic
+from splattalk.viewer.live_readout import readout_factory
+from splattalk.viewer.loudness import mouth_open_channel
 from splattalk.viewer.playback import Desired, Player
 from splattalk.viewer.splats import SplatPoser
 from splattalk.viewer.talking import Clip, MotionWorker
@@ -61,6 +63,8 @@ class Resources:
     styles: dict[str, np.ndarray | None] = field(default_factory=lambda: {"model default": None})
     """Style name → clip [style_frames, D] (None: the model's neutral style)."""
     tts_engine: str | None = None
+    talk_model: object = None
+    """The talk model behind ``streams`` (None: loudness only); Talk live reads lip shapes from its read-out."""
     scene_scale: float = 10.0
     latency: float = 0.03
     export_resolution: int = 512
@@ -108,7 +112,9 @@ class View(Protocol):
     def show_splats(self, buffer: np.ndarray) -> None: ...
     def set_audio(self, clip_id: int, data_url: str | None, label: str) -> None: ...
     def set_audio_state(self, desired: Desired) -> None: ...
-    def set_readout(self, frame: int | None, total: int, ready: int, fps: float, state: str, lead: float = 0.0) -> None: ...
+    def set_readout(
+        self, frame: int | None, total: int, ready: int, fps: float, state: str, lead: float = 0.0
+    ) -> None: ...
     def notify(self, title: str, body: str, level: str = "info") -> None: ...
     def offer_download(self, filename: str, content: bytes) -> None: ...
 
@@ -134,6 +140,10 @@ class Session:
         self.background = (1.0, 1.0, 1.0)
         """RGB in [0, 1]: the page's background, also the exported video's."""
         self.blink_ids = idle.blink_channels(resources.avatar.head.expr_names)
+        self.live = LiveMic(self.poser.motion_dim, mouth_open_channel(resources.avatar.head.expr_names), view.notify,
+                            getattr(view, "live_command", lambda action: None), getattr(view, "live_status", lambda text, ms: None), clock=clock,
+                            readout=readout_factory(resources.talk_model))  # fmt: skip
+        """Talk live: the page's microphone drives the mouth over the idle motion (``live_audio.py``)."""
         self.frames_sent = 0
         self.fps = 0.0
         self._t0 = clock()
@@ -152,7 +162,7 @@ class Session:
         self.thread = threading.Thread(target=self._run, name="viewer-playback", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "Session":
+    def start(self) -> Session:
         self.thread.start()
         return self
 
@@ -162,6 +172,7 @@ class Session:
             self.closed.set()
             if self.worker is not None:
                 self.worker.cancel()
+        self.live.close()
         for thread in (self.thread, self.worker, self.exporter):
             if thread is not None and thread.is_alive() and thread is not threading.current_thread():
                 thread.join(timeout)
@@ -179,7 +190,9 @@ class Session:
         """A finished upload (name and bytes as the browser sent them)."""
         label = uploads.display_name(filename)
         try:
-            audio = uploads.decode_upload(filename, content, self.res.limits.max_upload_bytes, self.res.limits.max_audio_seconds)
+            audio = uploads.decode_upload(
+                filename, content, self.res.limits.max_upload_bytes, self.res.limits.max_audio_seconds
+            )
         except SplattalkError as err:
             self.view.notify("Cannot use this upload", str(err), "error")
             return None
@@ -188,7 +201,9 @@ class Session:
     def use_sample(self, name: str) -> Clip | None:
         path = self.res.samples.get(name)
         if path is None:
-            self.view.notify("Unknown sample", f"there is no sample clip called {uploads.display_name(name)!r}", "error")
+            self.view.notify(
+                "Unknown sample", f"there is no sample clip called {uploads.display_name(name)!r}", "error"
+            )
             return None
         from splattalk.talk.audio import load_audio
 
@@ -255,6 +270,11 @@ class Session:
         if clip.error and clip.error != "cancelled" and not self.closed.is_set():
             self.view.notify("Motion generation failed", f"{clip.label}: {clip.error}", "error")
 
+    def talk_live(self) -> None:
+        """Start the microphone (a playing clip pauses: the mouth follows the person now)."""
+        self.pause()
+        self.live.start()
+
     # ------------------------------------------------------------------ playback controls
     def play(self) -> None:
         with self.lock:
@@ -319,7 +339,11 @@ class Session:
             self.player.report(report, self.clock())
             blocked = self.player.blocked
         if blocked and not was_blocked:
-            self.view.notify("Audio is blocked", "the browser did not allow sound to start: press Play (or ▶ on the audio bar)", "warning")
+            self.view.notify(
+                "Audio is blocked",
+                "the browser did not allow sound to start: press Play (or ▶ on the audio bar)",
+                "warning",
+            )
 
     # ------------------------------------------------------------------ export
     def export(self, filename: str = "splattalk.mp4") -> threading.Thread | None:
@@ -340,7 +364,9 @@ class Session:
             if self.exporter is not None and self.exporter.is_alive():
                 self.view.notify("Export running", "wait for the current export to finish", "warning")
                 return None
-            self.exporter = threading.Thread(target=self._export, args=(clip, filename), name="viewer-export", daemon=True)
+            self.exporter = threading.Thread(
+                target=self._export, args=(clip, filename), name="viewer-export", daemon=True
+            )
             self.exporter.start()
             return self.exporter
 
@@ -387,11 +413,17 @@ class Session:
         if desired != self._sent_desired:
             self._sent_desired = desired
             self.view.set_audio_state(desired)
+        live = self.live.frame(now) if frame is None else None
         if frame is None:
             t = now - self._t0
-            key = ("idle", int(t * FPS), self.expr_scale, self.head_scale)
+            # While the microphone streams, a frame goes out with each new mouth frame (~16/s) carrying the idle
+            # motion of that moment: no extra frames in between for the page to decode.
+            tick = int(t * FPS) if live is None or live[0] is None else live[0]
+            key = ("idle", tick, self.expr_scale, self.head_scale)
             row = None if key == self._last_key else idle.idle_motion(t, self.poser.motion_dim, self.blink_ids)
             extras = None
+            if row is not None and live is not None:
+                row = row + live[1]
         else:
             key = (clip.id, clip.generation, frame, self.expr_scale, self.head_scale)
             row = None if key == self._last_key else clip.motion[frame]
@@ -406,6 +438,8 @@ class Session:
             else:
                 self.view.show_splats(self.poser.buffer(row, self._buffer, extras))
             self._count_frame(now)
+            if live is not None:
+                self.live.shown(live[2])
         readout = (frame, total, ready, state)
         if row is not None or readout != self._last_readout:
             self._last_readout = readout
@@ -415,7 +449,7 @@ class Session:
     def _state_name(self) -> str:
         p = self.player
         if p.clip is None:
-            return "idle"
+            return "live" if self.live.active else "idle"
         if p.stalled:
             return "generating"
         if p.playing:

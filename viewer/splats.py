@@ -82,7 +82,8 @@ def pack_posed(
     rgba: np.ndarray,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Posed Gaussians (metres: means ``[N, 3]``, unit quats ``[N, 4]`` wxyz, scales ``[N, 3]``) → viser's buffer ``[N, 8]``.
+    """Posed Gaussians (metres: means ``[N, 3]``, unit quats ``[N, 4]`` wxyz, scales ``[N, 3]``)
+    → viser's buffer ``[N, 8]``.
 
     One pass: centres and R S² Rᵀ times ``scale`` (²) straight into viser's layout, the
     covariance rounded to float16 exactly as numpy's ``astype(np.float16)`` does.
@@ -176,7 +177,8 @@ class SplatPoser:
     def buffer(
         self, motion_row: np.ndarray, out: np.ndarray | None = None, extras: np.ndarray | None = None
     ) -> np.ndarray:
-        """One motion row → viser's packed splat buffer ``[N, 8]`` uint32 (``extras`` [12]: a driven clip's neck, translation, eyes)."""
+        """One motion row → viser's packed splat buffer ``[N, 8]`` uint32
+        (``extras`` [12]: a driven clip's neck, translation, eyes)."""
         params = self.params(np.asarray(motion_row, np.float32)[None])
         if extras is not None:
             params.neck, params.transl, params.eyes = extras[None, 0:3], extras[None, 3:6], extras[None, 6:12]

@@ -197,6 +197,7 @@ def _mean_colour(photo: np.ndarray, pixels: np.ndarray, radius: int) -> np.ndarr
 
 
 def _skin_colour(photo: np.ndarray, cheek_px: np.ndarray) -> np.ndarray:
-    """Median colour of the lower cheeks (the skin next to the face outline, where the photo meets the procedural skin)."""
+    """Median colour of the lower cheeks (the skin next to the face outline, where the photo meets the
+    procedural skin)."""
     pixels = [photo[int(y) - 3 : int(y) + 4, int(x) - 3 : int(x) + 4].reshape(-1, 3) for x, y in cheek_px]
     return np.median(np.concatenate(pixels), axis=0).astype(np.float32) / 255.0

@@ -217,7 +217,8 @@ class WindowDataset:
         return steps
 
     def batch_indices(self, step: int, batch_size: int, rank: int = 0, world: int = 1) -> tuple[int, np.ndarray]:
-        """(epoch, item indices) of this rank's share of global batch ``step`` (the last partial batch of an epoch is dropped)."""
+        """(epoch, item indices) of this rank's share of global batch ``step``
+        (the last partial batch of an epoch is dropped)."""
         epoch, b = divmod(step, self.steps_per_epoch(batch_size, world))
         g = batch_size * world
         return epoch, self.order(epoch)[b * g : (b + 1) * g][rank::world]

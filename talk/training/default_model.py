@@ -2,7 +2,7 @@
 time, stage 1b (audio front-end pre-training) → stage 2 (generator, on the frozen front-end) → the mouth
 read-out → ``talk/assets/default_talk.safetensors`` + style clips ``talk/assets/styles/<name>.npz``.
 
-    OMP_WAIT_POLICY=PASSIVE python scripts/train_default_talk.py            # ~115 min on 2 CPU cores (13 of them the corpus)
+    OMP_WAIT_POLICY=PASSIVE python scripts/train_default_talk.py  # ~115 min on 2 CPU cores (13 of them the corpus)
     python -m splattalk.talk.training.default_model --no-asterisk --out runs/default_talk_tts  # TTS-only variant
 
 Everything resumes: the corpus generator skips finished clips, each stage
@@ -92,7 +92,8 @@ class DefaultTalkConfig:
     threads: int = 1
     """Torch CPU threads."""
     expected_codes: bool = True
-    """Ship the model set to decode expected codes for the mouth (TalkConfig.expected_codes; measured better lip sync)."""
+    """Ship the model set to decode expected codes for the mouth
+    (TalkConfig.expected_codes; measured better lip sync)."""
     audio_cfg_scale: float = 2.0
     """Audio guidance the shipped model uses (TalkConfig.audio_cfg_scale; needs ar_audio_dropout > 0; 1 = none)."""
     mouth_samples: int = 4

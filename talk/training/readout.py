@@ -85,11 +85,13 @@ def fit_readout(
     last layer, so the read-out outputs motion units. ``total``: the number of clips, for a progress bar."""
     if not model.cfg.audio_posteriors:
         raise SplattalkError(
-            "the mouth read-out needs a model conditioned on phone posteriors (splattalk.talk.training.train_ar --audio-posteriors)"
+            "the mouth read-out needs a model conditioned on phone posteriors "
+            "(splattalk.talk.training.train_ar --audio-posteriors)"
         )
     if context < 0 or not 0.0 <= weight <= 1.0 or hidden < 1 or epochs < 1:
         raise SplattalkError(
-            f"read-out context must be ≥ 0, weight in [0, 1], hidden and epochs ≥ 1; got {context}, {weight}, {hidden}, {epochs}"
+            "read-out context must be ≥ 0, weight in [0, 1], hidden and epochs ≥ 1; "
+            f"got {context}, {weight}, {hidden}, {epochs}"
         )
     model.eval()
     xs, ys = [], []

@@ -220,7 +220,8 @@ def run(cfg: ARTrainConfig) -> Path:
     torch.manual_seed(t.seed)
     if cfg.audio_posteriors and cfg.frontend is None:
         raise SplattalkError(
-            "--audio-posteriors reads a pre-trained front-end's phone classifier: give --frontend (a train_frontend file)"
+            "--audio-posteriors reads a pre-trained front-end's phone classifier: "
+            "give --frontend (a train_frontend file)"
         )
     model = _fresh_generator(model.to(dist.device), cfg.ar_depth, cfg.audio_posteriors)
     if cfg.frontend is not None:

@@ -116,7 +116,8 @@ class FrontendLoss(nn.Module):
 
 @torch.no_grad()
 def evaluate_frontend(loss: FrontendLoss, batch: dict) -> dict[str, float]:
-    """Held-out phone accuracy, motion error (normalised MSE) and jaw error of the linear read-outs (no augmentation)."""
+    """Held-out phone accuracy, motion error (normalised MSE) and jaw error of the linear read-outs
+    (no augmentation)."""
     loss.eval()
     return {k: float(v) for k, v in loss.terms(batch, augment=False).items()}
 
@@ -124,7 +125,8 @@ def evaluate_frontend(loss: FrontendLoss, batch: dict) -> dict[str, float]:
 def frontend_config(preset: TalkConfig, layers: int | None, dropout: float | None = None) -> TalkConfig:
     if preset.audio_encoder != "logmel":
         raise SplattalkError(
-            f"the '{preset.name}' preset uses the {preset.audio_encoder} encoder; only the log-mel front-end is pre-trained here"
+            f"the '{preset.name}' preset uses the {preset.audio_encoder} encoder; "
+            "only the log-mel front-end is pre-trained here"
         )
     if dropout is not None and not 0.0 <= dropout < 1.0:
         raise SplattalkError(f"front-end dropout must be in [0, 1), got {dropout}")

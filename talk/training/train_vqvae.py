@@ -175,7 +175,8 @@ def build_datasets(cfg: TrainConfig, model_cfg, with_audio: bool) -> tuple[Windo
         held = None
     if train.motion_dim != model_cfg.motion_dim:
         raise SystemExit(
-            f"error: corpus motion has {train.motion_dim} channels, the '{model_cfg.name}' preset expects {model_cfg.motion_dim}"
+            f"error: corpus motion has {train.motion_dim} channels, "
+            f"the '{model_cfg.name}' preset expects {model_cfg.motion_dim}"
         )
     return train, held
 

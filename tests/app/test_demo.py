@@ -1,4 +1,5 @@
-"""`splattalk demo --no-view` end to end on the embedded sample: an mp4 with both streams whose mouth moves with the speech.
+"""`splattalk demo --no-view` end to end on the embedded sample: an mp4 with both streams whose mouth moves
+with the speech.
 
 Slow (track + a short fit + talk + export: ~2–3 minutes on 2 cores); CI runs it after the default selection.
 """
@@ -28,7 +29,8 @@ def demo_run(tmp_path_factory):
 
 
 def _mouth_box(avatar, size: int) -> tuple[slice, slice]:
-    """Pixel box around the lips in the export's front view (the default head's vertices follow mediapipe's numbering)."""
+    """Pixel box around the lips in the export's front view
+    (the default head's vertices follow mediapipe's numbering)."""
     import torch
 
     from splattalk.avatar.framing import front_view

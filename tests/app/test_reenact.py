@@ -180,7 +180,8 @@ def test_sample_tracks_drive_an_avatar_with_the_drivers_sound(tmp_path):
 
 
 def test_cli_export_drive(tmp_path):
-    """`splattalk export AVATAR --drive RUN` end to end (a driving run is read directly; --motion with --drive is an error)."""
+    """`splattalk export AVATAR --drive RUN` end to end (a driving run is read directly;
+    --motion with --drive is an error)."""
     from splattalk.cli import main
     from splattalk.mp4 import probe
     from splattalk.viewer.server import DEFAULT_AVATAR

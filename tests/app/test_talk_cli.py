@@ -58,7 +58,8 @@ def test_mouth_samples_option(tmp_path, speech, capsys):
 
 
 def test_readout_weight_option(tmp_path, speech, capsys):
-    """``--readout-weight`` on a model without a mouth read-out, or out of [0, 1], is refused clearly; 0 is the generator."""
+    """``--readout-weight`` on a model without a mouth read-out, or out of [0, 1], is refused clearly;
+    0 is the generator."""
     model_path = tmp_path / "tiny.safetensors"
     ckpt.save_talk_checkpoint(random_model(TINY), model_path)
     for weight, message in ((0.5, "no mouth read-out"), (1.5, "must be in [0, 1]")):

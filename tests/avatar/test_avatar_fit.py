@@ -101,7 +101,8 @@ def test_animate_reproduces_the_fitted_frame(fitted, tiny_run):
 
 
 def test_interrupted_fit_resumes_to_the_same_avatar(tiny_run, fitted, tmp_path):
-    """Killed between checkpoints (iteration 47; last checkpoint at 40), rerun: bit-identical to the uninterrupted fit."""
+    """Killed between checkpoints (iteration 47; last checkpoint at 40), rerun:
+    bit-identical to the uninterrupted fit."""
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     with pytest.raises(KeyboardInterrupt):

@@ -170,7 +170,8 @@ def test_exclude_speakers(corpus):
 
 
 def test_tracks_to_corpus(tmp_path):
-    """A tracked 30-fps run + its 44.1 kHz audio become a 25-fps corpus the trainer reads; rotation relative to the mean."""
+    """A tracked 30-fps run + its 44.1 kHz audio become a 25-fps corpus the trainer reads;
+    rotation relative to the mean."""
     import soundfile as sf
 
     from splattalk.talk.corpus.tracks import TracksToCorpus, convert

@@ -60,8 +60,10 @@ CONTROLS = (
 # and, each time the readout changes, the same pair (the last change of a task is what gets drawn).
 MEASURE_JS = """() => {
   const S = window.__test = {changes: [], draws: []};
-  const sample = () => { const el = document.getElementById('splattalk-readout'), a = document.getElementById('splattalk-audio');
-    if (!el || !a || a.paused) return null; const f = +el.dataset.frame; return f >= 0 ? [f, a.currentTime, performance.now()] : null; };
+  const sample = () => { const el = document.getElementById('splattalk-readout'), \
+a = document.getElementById('splattalk-audio');
+    if (!el || !a || a.paused) return null; const f = +el.dataset.frame; \
+return f >= 0 ? [f, a.currentTime, performance.now()] : null; };
   new MutationObserver(() => { const s = sample(); if (s) S.changes.push(s); })
     .observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['data-frame']});
   const draw = () => { const s = sample(); if (s) S.draws.push(s); requestAnimationFrame(draw); };
@@ -188,7 +190,8 @@ def test_viewer_in_chromium(playwright_api, server):
         _wait(lambda: session.player.loop, "the Loop checkbox did not reach the server")
         page.set_input_files("input[type=file]", str(SPEECH))
         page.wait_for_function(
-            "() => { const a = document.getElementById('splattalk-audio'); return a && !a.paused && a.currentTime > 0.5; }",
+            "() => { const a = document.getElementById('splattalk-audio'); "
+            "return a && !a.paused && a.currentTime > 0.5; }",
             timeout=20_000,
         )
         t0 = page.evaluate("document.getElementById('splattalk-audio').currentTime")
@@ -241,7 +244,8 @@ def test_viewer_in_chromium(playwright_api, server):
         )
         other.set_input_files("input[type=file]", str(SPEECH))
         other.wait_for_function(
-            "() => { const a = document.getElementById('splattalk-audio'); return a && !a.paused && a.currentTime > 0.2; }",
+            "() => { const a = document.getElementById('splattalk-audio'); "
+            "return a && !a.paused && a.currentTime > 0.2; }",
             timeout=20_000,
         )
         _screenshot(other, "viewer_second_tab.png")
@@ -255,7 +259,8 @@ def test_viewer_in_chromium(playwright_api, server):
     arrival = _offsets(changes, last_of_burst=True)
     print(
         f"\naudio/motion offset (frame centre − audio clock): on screen median "
-        f"{1000 * np.median(on_screen):+.0f} ms over {len(on_screen)} draws (p10 {1000 * np.percentile(on_screen, 10):+.0f}, "
+        f"{1000 * np.median(on_screen):+.0f} ms over {len(on_screen)} draws "
+        f"(p10 {1000 * np.percentile(on_screen, 10):+.0f}, "
         f"p90 {1000 * np.percentile(on_screen, 90):+.0f}); at arrival median {1000 * np.median(arrival):+.0f} ms over "
         f"{len(arrival)} frames; server lead {1000 * lead:.0f} ms; test took {time.monotonic() - start:.0f} s"
     )

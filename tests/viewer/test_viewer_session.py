@@ -157,7 +157,8 @@ def test_ten_minute_upload_streams_with_flat_memory(tmp_path):
     go, checked = threading.Event(), threading.Event()
 
     class Recorded:
-        """The talk stream, watched: holds at the start until the upload call has returned, and mid-file until the test looked."""
+        """The talk stream, watched: holds at the start until the upload call has returned,
+        and mid-file until the test looked."""
 
         def __init__(self, style):
             self.stream, self.pushed, self.out = talk_streams(model)(style), 0, 0
