@@ -1,6 +1,7 @@
 """Benchmark Talk live: microphone → mouth latency, end to end in headless Chromium.
 
-Ours: a viewer server (the default talk model's read-out drives the mouth; embedded default avatar, thinned to ``--gaussians`` because headless Chromium draws
+Ours: a viewer server (the default talk model's read-out drives the mouth; embedded default avatar,
+thinned to ``--gaussians`` because headless Chromium draws
 with SwiftShader on the CPU) and a Chromium tab whose fake microphone plays a speech file on a loop
 (``--use-fake-device-for-media-stream --use-file-for-fake-audio-capture``). "Talk live" is pressed; for
 ``--seconds`` the page measures, at each drawn page frame where the mouth changed, now minus the capture time
@@ -38,9 +39,11 @@ SPEECH = ROOT / "splattalk" / "data" / "speech" / "sample_en_1.wav"
 # In the page: count draws, and each time the status element's audio time changes (the server's update landed in
 # the page's DOM, before it is drawn), now minus that audio time: the lag without the page's drawing.
 ARRIVAL_JS = """() => {
-  window.__splattalkLive.history = []; const B = window.__bench = {t0: performance.now(), raf: 0, arrivals: [], seen: null};
+  window.__splattalkLive.history = [];
+  const B = window.__bench = {t0: performance.now(), raf: 0, arrivals: [], seen: null};
   const f = () => { B.raf++; requestAnimationFrame(f); }; requestAnimationFrame(f);
-  new MutationObserver(() => { const el = document.getElementById('splattalk-live'); const ms = el && el.dataset.audioMs;
+  new MutationObserver(() => { const el = document.getElementById('splattalk-live');
+    const ms = el && el.dataset.audioMs;
     if (ms && ms !== B.seen) { B.seen = ms; B.arrivals.push(performance.now() - parseFloat(ms)); } })
     .observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['data-audio-ms']});
 }"""
@@ -70,8 +73,9 @@ def measure_live(seconds: float, gaussians: int, wav: Path, loudness_only: bool)
     if gaussians:
         resources.avatar = thin_avatar(gaussians)
     server = ViewServer(cmd, resources=resources, log=lambda *a, **k: None).start()
-    args = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]  # fmt: skip
+    args = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--no-first-run",
+            "--autoplay-policy=no-user-gesture-required", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]  # fmt: skip
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
@@ -153,20 +157,24 @@ def main() -> None:
         raise SystemExit("the page measured no mic→mouth lag (no mouth frame was drawn)")
     print(f"load average {load:.1f} on {os.cpu_count()} cores (a shared, loaded machine: figures are noisy)")
     print(
-        f"mouth source: {'loudness jaw' if args.loudness_only else 'talk-model read-out (no lookahead), gated by loudness'}"
+        "mouth source: "
+        f"{'loudness jaw' if args.loudness_only else 'talk-model read-out (no lookahead), gated by loudness'}"
     )
-    print(f"live: {lags.size} mouth frames drawn over {args.seconds:.0f} s; page draws {live['page_fps']:.1f} fps (SwiftShader); "
+    print(f"live: {lags.size} mouth frames drawn over {args.seconds:.0f} s; "
+          f"page draws {live['page_fps']:.1f} fps (SwiftShader); "
           f"lag median {np.median(lags):.0f} ms, p10 {np.percentile(lags, 10):.0f}, p90 {np.percentile(lags, 90):.0f}; "
           f"messages refused {live['refused']}")  # fmt: skip
     arr = live["arrivals"]
     if arr.size:
         print(
-            f"  of which audio → the server's update in the page's DOM (before drawing): median {np.median(arr):.0f} ms over {arr.size} updates"
+            "  of which audio → the server's update in the page's DOM (before drawing): "
+            f"median {np.median(arr):.0f} ms over {arr.size} updates"
         )
     base = measure_baseline(args.seconds)
     if base.size:
         print(
-            f"baseline (talk model stream, 4-s windows, no browser): median {np.median(base):.0f} ms, p90 {np.percentile(base, 90):.0f}"
+            "baseline (talk model stream, 4-s windows, no browser): "
+            f"median {np.median(base):.0f} ms, p90 {np.percentile(base, 90):.0f}"
         )
         print(f"baseline/live latency ratio: {np.median(base) / np.median(lags):.1f}")
     else:

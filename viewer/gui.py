@@ -56,7 +56,8 @@ class ViserView:
 
             self.head = self.client.scene.add_frame("/avatar", show_axes=False)
             self.groups = [
-                self.client.scene.add_gaussian_splats(f"/avatar/g{k}", centers=centers[idx], covariances=triu_to_full(triu[idx]),
+                self.client.scene.add_gaussian_splats(f"/avatar/g{k}", centers=centers[idx],
+                                                      covariances=triu_to_full(triu[idx]),
                                                       rgbs=poser.rgbs[idx], opacities=poser.opacities[idx])
                 for k, idx in enumerate(SplatStream(poser, cell=CELL_M).groups)
             ]  # fmt: skip
@@ -233,7 +234,8 @@ class ViserView:
         time_s = "" if frame is None else f" · {frame / FPS:5.2f} s"
         gen = f" · generated {ready}/{total}" if 0 < total and ready < total else ""
         return (
-            f'<div id="{READOUT_ID}" data-frame="{-1 if frame is None else int(frame)}" data-state="{html.escape(state)}" '
+            f'<div id="{READOUT_ID}" data-frame="{-1 if frame is None else int(frame)}" '
+            f'data-state="{html.escape(state)}" '
             f'style="font-family:monospace;font-size:0.8em;margin:0 0.75em 0.5em">'
             f"frame {shown}/{max(total - 1, 0)}{time_s} · {fps:4.1f} fps · {html.escape(state)}{gen}"
             f'<span style="opacity:0.6"> · lead {1000 * lead:.0f} ms</span></div>'

@@ -5,7 +5,8 @@ Installed like the audio controller (``audio_sync.py``: an ``<img onerror=…>``
 cancellation, noise suppression and gain control off: the mouth follows the voice as it is), runs it
 through a ``ScriptProcessorNode`` (an AudioWorklet needs a module URL; this needs nothing), box-filters and
 decimates it to 16 kHz int16, and every 1024 samples (64 ms; at least 55 ms apart) writes a message
-(``live_audio.py``'s format: the new samples and the previous message's) into the hidden "live audio" input. At each drawn page frame it looks at the status element's
+(``live_audio.py``'s format: the new samples and the previous message's) into the hidden "live audio" input.
+At each drawn page frame it looks at the status element's
 ``data-audio-ms`` (page time of the audio behind the mouth the server last sent): when it changes, now
 minus that is one mic→mouth lag; the median of the last ones goes back with the next message (and
 ``history`` keeps ``[page ms, lag]`` pairs for the browser test and ``scripts/bench_live.py``).
@@ -64,16 +65,21 @@ L.process = function(e) {
   var now = performance.now() - 1000 * late;
   for (var i = 0; i < x.length; i++) {  // box filter + decimation to 16 kHz, any input rate
     L.acc += x[i]; L.n += 1; L.t += 1;
-    if (L.t >= L.next) { L.buf.push(Math.max(-32768, Math.min(32767, Math.round(32767 * L.acc / L.n)))); L.acc = 0; L.n = 0; L.next += L.ratio; }
+    if (L.t >= L.next) {
+      L.buf.push(Math.max(-32768, Math.min(32767, Math.round(32767 * L.acc / L.n))));
+      L.acc = 0; L.n = 0; L.next += L.ratio;
+    }
   }
   L.captured = now;
   if (L.buf.length >= L.chunk) L.flush();
 };
-L.flush = function() {  // at most one message per GAP ms (viser would overwrite the older one), so a late page sends all it holds
+L.flush = function() {  // at most one message per GAP ms (viser would overwrite the older one),
+  // so a late page sends all it holds
   if (!L.on || !L.buf.length) return;
   var wait = L.sentAt + %(gap)d - performance.now();
   if (wait > 0) { if (!L.timer) L.timer = setTimeout(function() { L.timer = null; L.flush(); }, wait); return; }
-  var cut = L.buf.length > %(most)d; if (cut) L.prev = new Int16Array(0);  // not contiguous with the previous message any more
+  var cut = L.buf.length > %(most)d;
+  if (cut) L.prev = new Int16Array(0);  // not contiguous with the previous message any more
   var cur = Int16Array.from(cut ? L.buf.slice(-%(most)d) : L.buf); L.total += L.buf.length; L.buf = [];
   var both = new Int16Array(L.prev.length + cur.length); both.set(L.prev); both.set(cur, L.prev.length);
   var start = L.total - both.length; L.prev = cur; L.sentAt = performance.now();
@@ -83,7 +89,8 @@ L.start = function() {
   if (L.on) return;
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) { L.send('e NoMediaDevices'); return; }
   L.on = true;
-  navigator.mediaDevices.getUserMedia({audio: {channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false}})
+  navigator.mediaDevices.getUserMedia({audio: {
+      channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false}})
     .then(function(stream) {
       if (!L.on) { stream.getTracks().forEach(function(t) { t.stop(); }); return; }
       var ctx = new (window.AudioContext || window.webkitAudioContext)();
@@ -143,7 +150,10 @@ def command_html(seq: int, action: str) -> str:
 
 def status_html(text: str, audio_ms: float | None) -> str:
     ms = "" if audio_ms is None else f' data-audio-ms="{audio_ms:.1f}"'
-    return f'<div id="{STATUS_ID}"{ms} style="font-family:monospace;font-size:0.8em;margin:0 0.75em 0.5em">{html.escape(text)}</div>'
+    return (
+        f'<div id="{STATUS_ID}"{ms} style="font-family:monospace;font-size:0.8em;margin:0 0.75em 0.5em">'
+        f"{html.escape(text)}</div>"
+    )
 
 
 class LiveControls:

@@ -75,16 +75,19 @@ class Resources:
     stream_tolerance_m: float = 1e-4
     """Largest error (metres) the light stream leaves in any Gaussian's centre or extent."""
     drive: object = None
-    """A driven clip's (audio [S], motion [T, D], extras [T, 12], label) from ``splattalk view --drive``, played on connect."""
+    """A driven clip's (audio [S], motion [T, D], extras [T, 12], label) from ``splattalk view --drive``,
+    played on connect."""
 
 
 class _Cancelled(Exception):
     """The tab closed during an export."""
 
 
-def render_clip(avatar, motion: np.ndarray, audio: np.ndarray, out: Path, size: int, background, base, expr_scale: float = 1.0,
-                head_scale: float = 1.0, cancelled=lambda: False, extras: np.ndarray | None = None) -> int:  # fmt: skip
-    """Render motion ``[T, E + 6]`` (scaled like the live view) with a front camera to ``out`` (H.264 + AAC of ``audio``).
+def render_clip(avatar, motion: np.ndarray, audio: np.ndarray, out: Path, size: int, background, base,
+                expr_scale: float = 1.0, head_scale: float = 1.0, cancelled=lambda: False,
+                extras: np.ndarray | None = None) -> int:  # fmt: skip
+    """Render motion ``[T, E + 6]`` (scaled like the live view) with a front camera to ``out``
+    (H.264 + AAC of ``audio``).
 
     The frames come from ``splattalk export``'s renderer (:func:`splattalk.avatar.sequence.render_sequence`: gsplat
     on CUDA, the CPU backend here); stops, raising :class:`_Cancelled`, as soon as ``cancelled()`` is true.
@@ -141,7 +144,8 @@ class Session:
         """RGB in [0, 1]: the page's background, also the exported video's."""
         self.blink_ids = idle.blink_channels(resources.avatar.head.expr_names)
         self.live = LiveMic(self.poser.motion_dim, mouth_open_channel(resources.avatar.head.expr_names), view.notify,
-                            getattr(view, "live_command", lambda action: None), getattr(view, "live_status", lambda text, ms: None), clock=clock,
+                            getattr(view, "live_command", lambda action: None),
+                            getattr(view, "live_status", lambda text, ms: None), clock=clock,
                             readout=readout_factory(resources.talk_model))  # fmt: skip
         """Talk live: the page's microphone drives the mouth over the idle motion (``live_audio.py``)."""
         self.frames_sent = 0
@@ -381,8 +385,8 @@ class Session:
         self.view.notify("Exporting", f"rendering {clip.ready} frames at {size}×{size}…", "info")
         out = self.workdir / f"export-{clip.id}.mp4"
         try:
-            render_clip(self.res.avatar, clip.motion[: clip.ready], clip.audio, out, size, self.background, self.res.base,
-                        self.expr_scale, self.head_scale, cancelled=self.closed.is_set,
+            render_clip(self.res.avatar, clip.motion[: clip.ready], clip.audio, out, size, self.background,
+                        self.res.base, self.expr_scale, self.head_scale, cancelled=self.closed.is_set,
                         extras=clip.extras[: clip.ready] if clip.extras is not None else None)  # fmt: skip
             content = out.read_bytes()
         except _Cancelled:
@@ -404,7 +408,8 @@ class Session:
                 self.closed.wait(1.0)
 
     def step(self, now: float) -> int | None:
-        """One tick: advance the player, sync the page's audio, send the frame if it changed. Returns the clip frame or None."""
+        """One tick: advance the player, sync the page's audio, send the frame if it changed.
+        Returns the clip frame or None."""
         with self.lock:
             frame = self.player.tick(now)
             desired = self.player.desired()

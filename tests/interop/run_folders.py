@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from splattalk.atomic import save_npz
+from splattalk.camera import intrinsics
 from splattalk.tracking import camera
 
 
@@ -52,7 +53,7 @@ def make_run(
         eyes=per_frame(6),
         shape=rng.normal(0, 1, num_shape).astype(np.float32),
         static_offset=rng.normal(0, 1e-3, (num_vertices, 3)).astype(np.float32),
-        K=camera.intrinsics(55.0, size, size).astype(np.float32),
+        K=intrinsics(55.0, size, size).astype(np.float32),
         viewmat=viewmat.astype(np.float32),
         width=np.int32(size),
         height=np.int32(size),

@@ -195,6 +195,11 @@ def test_tracks_to_corpus(tmp_path):
         neck=np.zeros((n, 3)),
         transl=np.zeros((n, 3)),
         eyes=np.zeros((n, 6)),
+        shape=np.zeros(16, np.float32),
+        K=np.array([[500.0, 0, 128], [0, 500.0, 128], [0, 0, 1]], np.float32),
+        viewmat=np.eye(4, dtype=np.float32),
+        width=np.int32(256),
+        height=np.int32(256),
         fps=np.float32(fps),
         head_model=np.array("default-head-v1"),
     )

@@ -241,7 +241,8 @@ def test_live_session_threads_stop_and_memory_stays_flat(tmp_path):
     assert not s.threads
 
 
-# ----------------------------------------------------------------------------- lip shapes from the talk model's read-out
+# -----------------------------------------------------------------------------
+# lip shapes from the talk model's read-out
 
 
 @pytest.fixture(scope="module")

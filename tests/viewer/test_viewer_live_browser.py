@@ -30,7 +30,10 @@ BASE_ARGS = [
 ARGS = [*BASE_ARGS, f"--use-file-for-fake-audio-capture={SPEECH}"]
 VIEWPORT = {"width": 900, "height": 480}
 SHOTS = Path(os.environ["SPLATTALK_SCREENSHOTS"]) if os.environ.get("SPLATTALK_SCREENSHOTS") else None
-DENY_JS = """navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('denied by the test', 'NotAllowedError'));"""
+DENY_JS = (
+    "navigator.mediaDevices.getUserMedia = () => "
+    "Promise.reject(new DOMException('denied by the test', 'NotAllowedError'));"
+)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +132,8 @@ def test_talk_live_in_chromium(playwright_api, server):
         lags = np.array([lag for _, lag in history])
         assert len(lags) >= 20, f"the page measured only {len(lags)} lags"
         print(f"\nmic→mouth lag in the page: median {np.median(lags):.0f} ms over {len(lags)} frames "
-              f"(p10 {np.percentile(lags, 10):.0f}, p90 {np.percentile(lags, 90):.0f}); heavily loaded machine")  # fmt: skip
+              f"(p10 {np.percentile(lags, 10):.0f}, p90 {np.percentile(lags, 90):.0f}); "
+              "heavily loaded machine")  # fmt: skip
         assert np.median(lags) < 1000, f"mic→mouth lag {np.median(lags):.0f} ms"
         assert "mouth lag" in page.inner_text("#splattalk-live")
 
@@ -172,7 +176,8 @@ def test_silence_and_low_noise_keep_the_mouth_closed(playwright_api, server, tmp
         assert session.live.frames > 60
         mouths = np.array(mouths)
         print(
-            f"\nsilence/noise: |mouth| p95 {np.percentile(mouths, 95):.3f}, max {mouths.max():.3f}, above 0.1: {(mouths > 0.1).mean():.1%}"
+            f"\nsilence/noise: |mouth| p95 {np.percentile(mouths, 95):.3f}, max {mouths.max():.3f}, "
+            f"above 0.1: {(mouths > 0.1).mean():.1%}"
         )
         # nearly closed: a new noise right after silence can twitch it for a frame or two while the floor is learnt
         assert np.percentile(mouths, 95) < 0.03 and (mouths > 0.1).mean() < 0.05, "the mouth moved for silence/noise"
