@@ -49,6 +49,7 @@ import tyro
 
 from splattalk.atomic import write_json
 from splattalk.errors import SplattalkError
+from splattalk.run import Tracks
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,8 +147,7 @@ def track(clip: Path, run: Path) -> dict:
         )
         if done.returncode != 0 or not path.is_file():
             raise SplattalkError(f"tracking {clip} failed (rc {done.returncode}): {done.stderr.strip()[-500:]}")
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    return Tracks.load(path).to_arrays()
 
 
 def evaluate_clip(clip: Path, tracks: dict, model, head, close_in_pauses: bool = False, max_lag: int = MAX_LAG) -> dict:

@@ -18,6 +18,7 @@ import numpy as np
 import tyro
 
 from splattalk.errors import SplattalkError
+from splattalk.run import Tracks
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,7 @@ def main(cfg: FinetuneReal) -> None:
             raise SplattalkError(
                 f"{name} is not tracked yet ({path}): run scripts/eval_real_lipsync.py --runs-dir {cfg.runs_dir} first"
             )
-        with np.load(path, allow_pickle=False) as data:
-            tracks = {k: data[k] for k in data.files}
+        tracks = Tracks.load(path).to_arrays()
         if str(tracks["head_model"]) != model.cfg.head_model:
             raise SplattalkError(
                 f"{name} was tracked with {tracks['head_model']!s}; the talk model speaks {model.cfg.head_model}"

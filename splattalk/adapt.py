@@ -22,6 +22,7 @@ from pathlib import Path
 from splattalk.commands import AdaptCommand
 from splattalk.errors import SplattalkError
 from splattalk.models import FORMAT_TAG, base_checkpoint, file_sha256, paths
+from splattalk.run import RunLayout, Tracks
 
 MIN_VOICED_FRACTION = 0.1
 """Below this fraction of voiced frames a video counts as having no speech to learn from (the real clips of
@@ -31,14 +32,8 @@ MIN_LEVEL_DBFS = -55.0
 
 
 def _load_tracks(run: Path) -> dict:
-    import numpy as np
-
-    path = Path(run) / "tracking" / "tracks.npz"
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as err:
-        raise SplattalkError(f"cannot read {path} ({err}): run `splattalk track VIDEO --run {run}` first") from None
+    """The run's tracks as arrays (a missing or broken file is a clear error naming it)."""
+    return Tracks.load(RunLayout(run).tracks).to_arrays()
 
 
 def _speech(cmd: AdaptCommand):

@@ -8,8 +8,10 @@ import torch
 
 from splattalk.adapt import AdaptCommand, run
 from splattalk.assets import data_path
+from splattalk.camera import intrinsics
 from splattalk.errors import SplattalkError
 from splattalk.models import DEFAULT_MODEL, adapted_model, paths, resolve_model
+from splattalk.run import Tracks
 from splattalk.talk.audio import load_audio
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="the built-in talk model is not built")
@@ -26,16 +28,11 @@ def _run(tmp_path, audio_path, head_model="default-head-v1", T=None):
     jaw[:, 0] = 0.1 * env
     folder = tmp_path / "run"
     (folder / "tracking").mkdir(parents=True)
-    np.savez(
-        folder / "tracking" / "tracks.npz",
-        expr=expr,
-        jaw=jaw,
-        rot=np.zeros((T, 3), np.float32),
-        fps=np.float32(25),
-        shape=np.zeros(16, np.float32),
-        static_offset=np.zeros((4666, 3), np.float32),
-        head_model=np.array(head_model),
-    )
+    zeros = np.zeros((T, 3), np.float32)
+    Tracks(expr=expr, jaw=jaw, neck=zeros, rot=zeros, transl=zeros, eyes=np.zeros((T, 6), np.float32),
+           shape=np.zeros(16, np.float32), K=intrinsics(500.0, 256, 256), viewmat=np.eye(4), width=256, height=256,
+           head_model=head_model, fps=25.0, static_offset=np.zeros((4666, 3), np.float32),
+           ).save(folder / "tracking" / "tracks.npz")  # fmt: skip
     (folder / "tracking" / "config.json").write_text(json.dumps({"video": str(audio_path)}))
     return folder
 
