@@ -17,8 +17,12 @@ and then every triangle carries). Triangles touching a vertex of no region (eye 
 class FitConfig:
     """Fit Gaussians bound to the head mesh to a tracked video (see shared/DESIGN.md, run folder)."""
 
-    resolution: int = 256
-    """Side of the square training images in pixels (frames, masks and intrinsics are rescaled); 512 for more detail."""
+    resolution: int = 512
+    """Side of the square training images in pixels (frames, masks and intrinsics are rescaled): the resolution
+    exports and the viewer show; 256 fits about 2.5x faster but renders soft at 512²."""
+    coarse_fraction: float = 0.5
+    """The first this fraction of the iterations trains at half resolution (2×2-averaged targets), the rest at
+    ``resolution``: coarse-to-fine, so the early work costs a quarter of the pixels (0: full resolution throughout)."""
     iterations: int = 1500
     """Optimisation steps, one training frame each."""
     backend: Literal["auto", "cpu", "gsplat"] = "auto"
@@ -36,6 +40,10 @@ class FitConfig:
     background: str = "auto"
     """Colour behind the head, as 'r,g,b' in [0, 1], or 'auto': the median of the pixels the masks call background.
     Targets are the frames composited onto it through the masks; renders use it too."""
+
+    head_only: bool = True
+    """Cut each frame's foreground mask to the tracked head mesh's silhouette (grown for hair): shoulders and
+    clothes go to the background instead of pulling the neck's Gaussians down into streaks."""
 
     # -- initialisation --------------------------------------------------------------------
     init_gaussians: int = 12000

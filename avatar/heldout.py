@@ -40,7 +40,7 @@ def face_region_mask(points: dict[str, np.ndarray], width: int, height: int, mar
     import cv2
 
     eyes = np.linalg.norm(points["right_eye"].mean(0) - points["left_eye"].mean(0))
-    grow = max(1, int(round(margin * eyes)))
+    grow = max(1, round(float(margin * eyes)))
     mask = np.zeros((height, width), np.uint8)
     for pts in points.values():
         hull = cv2.convexHull(np.round(pts).astype(np.int32))
@@ -91,10 +91,13 @@ class HeldoutScore:
 
 
 def score_heldout(run: str | Path, avatar_path: str | Path | None = None, resolution: int = 512,
-                  frames: list[int] | None = None, keep: list[int] | None = None) -> tuple[HeldoutScore, dict]:
+                  frames: list[int] | None = None, keep: list[int] | None = None,
+                  head_only: bool = True) -> tuple[HeldoutScore, dict]:
     """Render ``avatar_path`` (default RUN/avatar/avatar.safetensors) for the held-out frames of ``run`` at
     ``resolution`` and score it. ``frames`` overrides which frames; ``keep``: frames whose truth, render and
-    face mask are returned as float arrays in the second value (for contact sheets)."""
+    face mask are returned as float arrays in the second value (for contact sheets). ``head_only``: the truth
+    is cut to the tracked head as ``FitConfig.head_only`` does (whatever the avatar was fitted with), so
+    avatars fitted either way are judged on the same pixels: the head, not the shoulders it never models."""
     from splattalk.avatar.dataset import load_run
     from splattalk.avatar.io import load_avatar
     from splattalk.avatar.model import animate
@@ -109,6 +112,16 @@ def score_heldout(run: str | Path, avatar_path: str | Path | None = None, resolu
     camera = Camera(data.viewmat, data.K, data.width, data.height)
     bg = data.background
     lmk_ids = avatar.head.lmk_ids.cpu().numpy() if torch.is_tensor(avatar.head.lmk_ids) else np.asarray(avatar.head.lmk_ids)
+    if head_only:
+        from splattalk.avatar.headmask import cut_to_head, head_faces
+        from splattalk.avatar.init import face_regions
+
+        with torch.no_grad():
+            vertices = avatar.head(shape=avatar.shape, **data.params.torch_kwargs()).vertices
+        carry, _ = face_regions(avatar.head)
+        data.targets, data.masks = cut_to_head(data.targets, data.masks, data.background, vertices,
+                                               head_faces(avatar.head, avatar.shape, carry), data.viewmat, data.K,
+                                               frames=ids)
     rows, kept = [], {}
     with torch.no_grad():
         for i in ids:
@@ -127,3 +140,25 @@ def score_heldout(run: str | Path, avatar_path: str | Path | None = None, resolu
                 kept[i] = {"truth": target.numpy(), "render": rgb.numpy(), "mask": mask}
     mean = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "face_psnr", "face_ssim", "face_fraction")}
     return HeldoutScore(**mean, frames=ids, resolution=(data.width, data.height), per_frame=rows), kept
+
+
+def contact_rows(kept: dict[int, dict], label: str = "") -> np.ndarray:
+    """uint8 RGB rows of truth | render | error ×4 (``avatar.evaluate``'s preview), the face region outlined in
+    green on the error panel and ``label`` (clip, frame, PSNR) written on the truth panel."""
+    import cv2
+
+    from splattalk.avatar.evaluate import preview_rows
+
+    rows = []
+    for i, k in sorted(kept.items()):
+        row = np.ascontiguousarray(preview_rows([k["truth"]], [k["render"]]))
+        width = k["truth"].shape[1]
+        contours, _ = cv2.findContours(k["mask"].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        error = np.ascontiguousarray(row[:, 2 * width:])
+        cv2.drawContours(error, contours, -1, (0, 200, 0), 1, cv2.LINE_AA)
+        row[:, 2 * width:] = error
+        text = f"{label} frame {i}" if label else f"frame {i}"
+        cv2.putText(row, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(row, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (20, 20, 20), 1, cv2.LINE_AA)
+        rows.append(row)
+    return np.concatenate(rows, axis=0)

@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -56,6 +59,16 @@ def find_clip(name: str, real: Path) -> Path:
     raise SystemExit(f"clip {name!r} not found in {real} (see its SOURCES.md)")
 
 
+def finished_fit(run: Path) -> dict:
+    """The summary of the fit already in RUN/avatar (config.json + metrics.json)."""
+    try:
+        summary = json.loads((run / "avatar" / "config.json").read_text())
+        summary["metrics"] = json.loads((run / "avatar" / "metrics.json").read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--score-only: no finished fit in {run}/avatar ({err})") from None
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", nargs="+", default=list(DEFAULT_CLIPS), help="clip names in --real (no extension)")
@@ -67,6 +80,10 @@ def main() -> None:
     parser.add_argument("--score-resolution", type=int, default=512, help="side of the scored renders")
     parser.add_argument("--refit", action="store_true", help="refit even if a finished fit with the same settings exists")
     parser.add_argument("--tag", default="", help="suffix of the results file RUNS/bench_real_avatar<tag>.json")
+    parser.add_argument("--score-only", action="store_true",
+                        help="score the avatars already in RUNS/<clip>/avatar (no tracking or fitting)")
+    parser.add_argument("--sheet", type=Path, default=None,
+                        help="also write a contact sheet (truth | render | error, middle held-out frame per clip)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
 
@@ -76,7 +93,7 @@ def main() -> None:
     clips = args.clips[: args.max_clips] if args.max_clips else args.clips
     from splattalk.avatar.fit import fit
     from splattalk.avatar.fit_config import FitConfig
-    from splattalk.avatar.heldout import score_heldout
+    from splattalk.avatar.heldout import contact_rows, score_heldout
     from splattalk.tracking.config import TrackConfig
     from splattalk.tracking.run import track
 
@@ -84,16 +101,23 @@ def main() -> None:
     cfg = dataclasses.replace(FitConfig(), **overrides)
     print(f"fit: resolution {cfg.resolution}², {cfg.iterations} iterations; scored at {args.score_resolution}²; "
           f"load before: {load_average()}", flush=True)
-    results = []
+    results, sheet = [], []
     for name in clips:
         run = args.runs_dir / name
-        if not (run / "tracking" / "tracks.npz").is_file():
-            print(f"tracking {name} → {run} …", flush=True)
-            track(find_clip(name, args.real), run, TrackConfig(overlay=False))
         start = time.perf_counter()
-        summary = fit(run, cfg, restart=args.refit, progress=not args.quiet)
+        if args.score_only:
+            summary = finished_fit(run)
+        else:
+            if not (run / "tracking" / "tracks.npz").is_file():
+                print(f"tracking {name} → {run} …", flush=True)
+                track(find_clip(name, args.real), run, TrackConfig(overlay=False))
+            summary = fit(run, cfg, restart=args.refit, progress=not args.quiet)
         wall = time.perf_counter() - start
-        score, _ = score_heldout(run, resolution=args.score_resolution)
+        test = summary["metrics"]["heldout"]["frames"]
+        middle = test[len(test) // 2]
+        score, kept = score_heldout(run, resolution=args.score_resolution, keep=[middle])
+        shown = next(r for r in score.per_frame if r["frame"] == middle)
+        sheet.append(contact_rows(kept, f"{name}, fit at {summary['config']['resolution']}px: {shown['psnr']:.1f} dB,"))
         fit_s = summary["fit_seconds"]
         row = {"clip": name, "psnr": score.psnr, "ssim": score.ssim, "face_psnr": score.face_psnr,
                "face_ssim": score.face_ssim, "face_fraction": score.face_fraction, "fit_s": fit_s,
@@ -106,6 +130,14 @@ def main() -> None:
               f"(mask {100 * score.face_fraction:.1f} % of the frame); at fit res {row['fit_res_heldout_psnr']:.2f} dB, "
               f"train sample {row['train_psnr']:.2f} dB; {row['gaussians']} Gaussians; fit {fit_s:.0f} s",
               flush=True)
+    if args.sheet is not None:
+        import cv2
+
+        from splattalk.atomic import write_bytes
+
+        _, png = cv2.imencode(".png", np.concatenate(sheet, axis=0)[:, :, ::-1])
+        write_bytes(args.sheet, png.tobytes())
+        print(f"contact sheet: {args.sheet}")
     out = args.runs_dir / f"bench_real_avatar{args.tag}.json"
     from splattalk.atomic import write_json
 

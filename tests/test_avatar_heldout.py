@@ -1,6 +1,5 @@
 """Held-out scoring at another resolution, with the face-region (eyes + mouth) mask from the tracked mesh."""
 
-import shutil
 
 import numpy as np
 import pytest
