@@ -80,7 +80,11 @@ def masked_ssim(image: torch.Tensor, target: torch.Tensor, mask: np.ndarray) -> 
 @dataclass
 class HeldoutScore:
     psnr: float
+    """PSNR against the truth cut to the head when ``head_only`` (else the whole composited frame)"""
     ssim: float
+    frame_psnr: float
+    """PSNR against the frame composited through its uncut mask (shoulders and clothes included)"""
+    frame_ssim: float
     face_psnr: float
     face_ssim: float
     face_fraction: float
@@ -112,6 +116,7 @@ def score_heldout(run: str | Path, avatar_path: str | Path | None = None, resolu
     camera = Camera(data.viewmat, data.K, data.width, data.height)
     bg = data.background
     lmk_ids = avatar.head.lmk_ids.cpu().numpy() if torch.is_tensor(avatar.head.lmk_ids) else np.asarray(avatar.head.lmk_ids)
+    whole = data.targets
     if head_only:
         from splattalk.avatar.headmask import cut_to_head, head_faces
         from splattalk.avatar.init import face_regions
@@ -133,12 +138,15 @@ def score_heldout(run: str | Path, avatar_path: str | Path | None = None, resolu
             out = avatar.head(shape=avatar.shape, **p.torch_kwargs())
             mask = face_region_mask(part_points(out.landmarks[0], lmk_ids, data.viewmat, data.K), data.width, data.height)
             m = torch.from_numpy(mask)
+            frame_target = whole[i].float() / 255.0
             rows.append({"frame": i, "psnr": psnr(rgb, target), "ssim": float(ssim_map(rgb, target).mean()),
+                         "frame_psnr": psnr(rgb, frame_target), "frame_ssim": float(ssim_map(rgb, frame_target).mean()),
                          "face_psnr": psnr(rgb[m], target[m]), "face_ssim": masked_ssim(rgb, target, mask),
                          "face_fraction": float(mask.mean())})
             if keep is not None and i in keep:
                 kept[i] = {"truth": target.numpy(), "render": rgb.numpy(), "mask": mask}
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "face_psnr", "face_ssim", "face_fraction")}
+    mean = {k: float(np.mean([r[k] for r in rows]))
+            for k in ("psnr", "ssim", "frame_psnr", "frame_ssim", "face_psnr", "face_ssim", "face_fraction")}
     return HeldoutScore(**mean, frames=ids, resolution=(data.width, data.height), per_frame=rows), kept
 
 

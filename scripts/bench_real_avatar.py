@@ -15,8 +15,12 @@ scratch with ``FitConfig()``'s settings (``--iterations``/``--resolution``
 override them: quick tries), and its held-out frames (the last 10 %, never
 trained) are rendered at ``--score-resolution`` and compared with the frames
 composited through their masks (``avatar.heldout``): PSNR and SSIM over the
-whole frame and over the face region (both eyes and the mouth, convex hulls of
-the tracked mesh's embedded landmarks, grown a little). "fit s" is the fit's
+head (the truth cut to the tracked head mesh down to the collar, as
+``FitConfig.head_only`` cuts the training targets; the same cut truth for every
+avatar, however it was fitted; the body no avatar here models goes to the
+background) and over the face region (both eyes and the mouth, convex hulls of
+the tracked mesh's embedded landmarks, grown a little). The whole-frame PSNR
+against the uncut matte (shoulders and clothes included) is printed too. "fit s" is the fit's
 own wall clock (loading and initialisation included), mean over the clips; on a
 shared machine it is inflated by the other jobs (the load average is printed).
 Last line, fixed form:
@@ -59,13 +63,13 @@ def find_clip(name: str, real: Path) -> Path:
     raise SystemExit(f"clip {name!r} not found in {real} (see its SOURCES.md)")
 
 
-def finished_fit(run: Path) -> dict:
-    """The summary of the fit already in RUN/avatar (config.json + metrics.json)."""
+def finished_fit(folder: Path) -> dict:
+    """The summary of the fit already in ``folder`` (RUN/avatar: config.json + metrics.json)."""
     try:
-        summary = json.loads((run / "avatar" / "config.json").read_text())
-        summary["metrics"] = json.loads((run / "avatar" / "metrics.json").read_text())
+        summary = json.loads((folder / "config.json").read_text())
+        summary["metrics"] = json.loads((folder / "metrics.json").read_text())
     except (OSError, ValueError) as err:
-        raise SystemExit(f"--score-only: no finished fit in {run}/avatar ({err})") from None
+        raise SystemExit(f"--score-only: no finished fit in {folder} ({err})") from None
     return summary
 
 
@@ -82,6 +86,8 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix of the results file RUNS/bench_real_avatar<tag>.json")
     parser.add_argument("--score-only", action="store_true",
                         help="score the avatars already in RUNS/<clip>/avatar (no tracking or fitting)")
+    parser.add_argument("--avatar-dir", default="avatar",
+                        help="with --score-only: the folder in RUNS/<clip> holding the avatar (a kept copy of an earlier fit)")
     parser.add_argument("--sheet", type=Path, default=None,
                         help="also write a contact sheet (truth | render | error, middle held-out frame per clip)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -106,7 +112,7 @@ def main() -> None:
         run = args.runs_dir / name
         start = time.perf_counter()
         if args.score_only:
-            summary = finished_fit(run)
+            summary = finished_fit(run / args.avatar_dir)
         else:
             if not (run / "tracking" / "tracks.npz").is_file():
                 print(f"tracking {name} → {run} …", flush=True)
@@ -115,18 +121,19 @@ def main() -> None:
         wall = time.perf_counter() - start
         test = summary["metrics"]["heldout"]["frames"]
         middle = test[len(test) // 2]
-        score, kept = score_heldout(run, resolution=args.score_resolution, keep=[middle])
+        score, kept = score_heldout(run, run / args.avatar_dir / "avatar.safetensors", args.score_resolution, keep=[middle])
         shown = next(r for r in score.per_frame if r["frame"] == middle)
         sheet.append(contact_rows(kept, f"{name}, fit at {summary['config']['resolution']}px: {shown['psnr']:.1f} dB,"))
         fit_s = summary["fit_seconds"]
-        row = {"clip": name, "psnr": score.psnr, "ssim": score.ssim, "face_psnr": score.face_psnr,
+        row = {"clip": name, "psnr": score.psnr, "ssim": score.ssim, "frame_psnr": score.frame_psnr,
+               "frame_ssim": score.frame_ssim, "face_psnr": score.face_psnr,
                "face_ssim": score.face_ssim, "face_fraction": score.face_fraction, "fit_s": fit_s,
                "gaussians": summary["gaussians"], "frames": summary["frames"],
                "fit_res_heldout_psnr": summary["metrics"]["heldout"]["psnr"],
                "train_psnr": summary["metrics"]["train_sample"]["psnr"], "wall_this_run": round(wall, 1)}
         results.append(row)
         print(f"  {name}: {row['frames']['train']}+{row['frames']['heldout']} frames; held-out {score.psnr:.2f} dB / "
-              f"SSIM {score.ssim:.4f}; face {score.face_psnr:.2f} dB / SSIM {score.face_ssim:.4f} "
+              f"SSIM {score.ssim:.4f} (whole frame with the body: {score.frame_psnr:.2f} dB / {score.frame_ssim:.4f}); face {score.face_psnr:.2f} dB / SSIM {score.face_ssim:.4f} "
               f"(mask {100 * score.face_fraction:.1f} % of the frame); at fit res {row['fit_res_heldout_psnr']:.2f} dB, "
               f"train sample {row['train_psnr']:.2f} dB; {row['gaussians']} Gaussians; fit {fit_s:.0f} s",
               flush=True)
@@ -143,7 +150,8 @@ def main() -> None:
 
     write_json(out, {"config": dataclasses.asdict(cfg), "score_resolution": args.score_resolution, "clips": results,
                      "load_after": load_average()})
-    mean = {k: sum(r[k] for r in results) / len(results) for k in ("psnr", "ssim", "face_psnr", "fit_s")}
+    mean = {k: sum(r[k] for r in results) / len(results) for k in ("psnr", "ssim", "frame_psnr", "face_psnr", "fit_s")}
+    print(f"whole-frame PSNR (body included, which no avatar here models): {mean['frame_psnr']:.1f} dB")
     print(f"per-clip results in {out}; load after: {load_average()} (fit times inflated by other jobs on a busy machine)")
     print(f"real held-out PSNR: {mean['psnr']:.1f} dB; SSIM: {mean['ssim']:.3f}; face PSNR: {mean['face_psnr']:.1f} dB; "
           f"fit s: {mean['fit_s']:.0f}; clips: {len(results)}")
