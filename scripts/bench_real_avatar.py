@@ -89,7 +89,8 @@ def main() -> None:
     parser.add_argument("--avatar-dir", default="avatar",
                         help="with --score-only: the folder in RUNS/<clip> holding the avatar (a kept copy of an earlier fit)")
     parser.add_argument("--sheet", type=Path, default=None,
-                        help="also write a contact sheet (truth | render | error, middle held-out frame per clip)")
+                        help="also write a contact sheet (truth | render | error ×4, face region outlined; held-out frames)")
+    parser.add_argument("--sheet-frames", type=int, default=1, help="held-out frames per clip on the sheet (spread evenly)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
 
@@ -120,10 +121,12 @@ def main() -> None:
             summary = fit(run, cfg, restart=args.refit, progress=not args.quiet)
         wall = time.perf_counter() - start
         test = summary["metrics"]["heldout"]["frames"]
-        middle = test[len(test) // 2]
-        score, kept = score_heldout(run, run / args.avatar_dir / "avatar.safetensors", args.score_resolution, keep=[middle])
-        shown = next(r for r in score.per_frame if r["frame"] == middle)
-        sheet.append(contact_rows(kept, f"{name}, fit at {summary['config']['resolution']}px: {shown['psnr']:.1f} dB,"))
+        picks = [test[round(j)] for j in np.linspace(0, len(test) - 1, args.sheet_frames)] if args.sheet_frames > 1 else [test[len(test) // 2]]
+        score, kept = score_heldout(run, run / args.avatar_dir / "avatar.safetensors", args.score_resolution, keep=picks)
+        for r in score.per_frame:
+            if r["frame"] in kept:
+                label = f"{name}, {summary['config']['resolution']}px fit: {r['psnr']:.1f} dB, face {r['face_psnr']:.1f} dB,"
+                sheet.append(contact_rows({r["frame"]: kept[r["frame"]]}, label))
         fit_s = summary["fit_seconds"]
         row = {"clip": name, "psnr": score.psnr, "ssim": score.ssim, "frame_psnr": score.frame_psnr,
                "frame_ssim": score.frame_ssim, "face_psnr": score.face_psnr,
