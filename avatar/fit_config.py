@@ -19,7 +19,8 @@ class FitConfig:
 
     resolution: int = 512
     """Side of the square training images in pixels (frames, masks and intrinsics are rescaled): the resolution
-    exports and the viewer show; 256 fits about 2.5x faster but renders soft at 512²."""
+    exports and the viewer show; 256 fits about 2x faster (on real clips, with the default coarse-to-fine) but
+    renders soft at 512²."""
     coarse_fraction: float = 0.5
     """The first this fraction of the iterations trains at half resolution (2×2-averaged targets), the rest at
     ``resolution``: coarse-to-fine, so the early work costs a quarter of the pixels (0: full resolution throughout)."""
