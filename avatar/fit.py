@@ -35,11 +35,13 @@ from splattalk.avatar.dataset import FitData, load_run
 from splattalk.avatar.densify import DensifyStrategy
 from splattalk.avatar.evaluate import evaluate, write_preview
 from splattalk.avatar.fit_config import FitConfig
+from splattalk.avatar.headmask import cut_to_head, head_faces
 from splattalk.avatar.init import face_regions, initial_gaussians
 from splattalk.avatar.io import load_head_model, save_avatar, save_ply
 from splattalk.avatar.losses import binding_regularizer, photometric
 from splattalk.avatar.model import Avatar, animate
 from splattalk.avatar.optim import GaussianParams
+from splattalk.avatar.pyramid import is_coarse, training_view
 from splattalk.avatar.refine import FrameCorrections
 from splattalk.avatar.view import Camera, render_gaussians
 from splattalk.errors import SplattalkError
@@ -93,6 +95,8 @@ def prepare(run_dir: Path, cfg: FitConfig, progress: bool) -> Fitting:
     device = resolve_device(cfg)
     if not 0 < cfg.holdout_fraction < 1:
         raise SplattalkError(f"--holdout-fraction must be between 0 and 1, got {cfg.holdout_fraction}")
+    if not 0 <= cfg.coarse_fraction <= 1:
+        raise SplattalkError(f"--coarse-fraction must be between 0 and 1, got {cfg.coarse_fraction}")
     if not 0 <= cfg.sh_degree <= 3:
         raise SplattalkError(f"--sh-degree must be 0..3, got {cfg.sh_degree}")
     data = load_run(run_dir, cfg.resolution, cfg.holdout_fraction, cfg.background, progress=progress)
@@ -101,6 +105,16 @@ def prepare(run_dir: Path, cfg: FitConfig, progress: bool) -> Fitting:
         vertices = head(shape=data.shape, **data.params.torch_kwargs()).vertices
         rest = head(shape=data.shape).vertices[0]
     carry, _ = face_regions(head)
+    if cfg.head_only:  # the avatar has no body: the matte's shoulders and clothes are not its target
+        data.targets, data.masks = cut_to_head(
+            data.targets,
+            data.masks,
+            data.background,
+            vertices,
+            head_faces(head, data.shape, carry),
+            data.viewmat,
+            data.K,
+        )
     carried = rest[torch.from_numpy(head.faces_np[carry]).reshape(-1)]
     head_size = float((carried.amax(0) - carried.amin(0)).norm())
     max_gaussians = cfg.max_gaussians or (GPU_MAX_GAUSSIANS if device.type == "cuda" else CPU_MAX_GAUSSIANS)
@@ -239,8 +253,9 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
             vertices = f.vertices[frame]
         g = f.pose(params, vertices)
         degree = min(cfg.sh_degree, (it - 1) // SH_DEGREE_EVERY)
-        rgb, _, info = render_gaussians(g, f.camera, background, cfg.backend, degree, return_info=True)
-        target = f.data.target(frame, f.device)
+        coarse = is_coarse(it, cfg.iterations, cfg.coarse_fraction, f.camera.width, f.camera.height)
+        camera, target = training_view(f.camera, f.data.target(frame, f.device), coarse)
+        rgb, _, info = render_gaussians(g, camera, background, cfg.backend, degree, return_info=True)
         loss = photometric(rgb, target, cfg.ssim_weight)
         loss_total = loss + binding_regularizer(
             params.bound(), cfg.offset_weight, cfg.offset_threshold, cfg.scale_weight, cfg.scale_threshold

@@ -15,7 +15,12 @@ class FitConfig:
     """Fit Gaussians bound to the head mesh to a tracked video (see shared/DESIGN.md, run folder)."""
 
     resolution: int = 256
-    """Side of the square training images in pixels (frames, masks and intrinsics are rescaled); 512 for more detail."""
+    """Side of the square training images in pixels (frames, masks and intrinsics are rescaled); 512 (with
+    --coarse-fraction 0.5 --head-only) renders sharper at the 512² that exports and the viewer show, at about twice
+    the fit time: not yet the default, see docs/avatar.md."""
+    coarse_fraction: float = 0.0
+    """The first this fraction of the iterations trains at half resolution (2×2-averaged targets), the rest at
+    ``resolution``: coarse-to-fine, so the early work costs a quarter of the pixels (0: full resolution throughout)."""
     iterations: int = 1500
     """Optimisation steps, one training frame each."""
     backend: Literal["auto", "cpu", "gsplat"] = "auto"
@@ -33,6 +38,11 @@ class FitConfig:
     background: str = "auto"
     """Colour behind the head, as 'r,g,b' in [0, 1], or 'auto': the median of the pixels the masks call background.
     Targets are the frames composited onto it through the masks; renders use it too."""
+
+    head_only: bool = False
+    """Cut each frame's foreground mask to the tracked head mesh's silhouette (grown for hair): shoulders and
+    clothes go to the background instead of pulling the neck's Gaussians down into streaks (on real clips with
+    suits; it also leaves out the lower neck, which the synthetic sample shows)."""
 
     # -- initialisation --------------------------------------------------------------------
     init_gaussians: int = 12000

@@ -73,9 +73,16 @@ def measure_live(seconds: float, gaussians: int, wav: Path, loudness_only: bool)
     if gaussians:
         resources.avatar = thin_avatar(gaussians)
     server = ViewServer(cmd, resources=resources, log=lambda *a, **k: None).start()
-    args = ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--no-first-run",
-            "--autoplay-policy=no-user-gesture-required", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]  # fmt: skip
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-angle=swiftshader",
+        "--no-first-run",
+        "--autoplay-policy=no-user-gesture-required",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
@@ -160,10 +167,12 @@ def main() -> None:
         "mouth source: "
         f"{'loudness jaw' if args.loudness_only else 'talk-model read-out (no lookahead), gated by loudness'}"
     )
-    print(f"live: {lags.size} mouth frames drawn over {args.seconds:.0f} s; "
-          f"page draws {live['page_fps']:.1f} fps (SwiftShader); "
-          f"lag median {np.median(lags):.0f} ms, p10 {np.percentile(lags, 10):.0f}, p90 {np.percentile(lags, 90):.0f}; "
-          f"messages refused {live['refused']}")  # fmt: skip
+    print(
+        f"live: {lags.size} mouth frames drawn over {args.seconds:.0f} s; "
+        f"page draws {live['page_fps']:.1f} fps (SwiftShader); "
+        f"lag median {np.median(lags):.0f} ms, p10 {np.percentile(lags, 10):.0f}, p90 {np.percentile(lags, 90):.0f}; "
+        f"messages refused {live['refused']}"
+    )
     arr = live["arrivals"]
     if arr.size:
         print(

@@ -56,11 +56,15 @@ class ViserView:
 
             self.head = self.client.scene.add_frame("/avatar", show_axes=False)
             self.groups = [
-                self.client.scene.add_gaussian_splats(f"/avatar/g{k}", centers=centers[idx],
-                                                      covariances=triu_to_full(triu[idx]),
-                                                      rgbs=poser.rgbs[idx], opacities=poser.opacities[idx])
+                self.client.scene.add_gaussian_splats(
+                    f"/avatar/g{k}",
+                    centers=centers[idx],
+                    covariances=triu_to_full(triu[idx]),
+                    rgbs=poser.rgbs[idx],
+                    opacities=poser.opacities[idx],
+                )
                 for k, idx in enumerate(SplatStream(poser, cell=CELL_M).groups)
-            ]  # fmt: skip
+            ]
         else:
             self.splats = self.client.scene.add_gaussian_splats(
                 "/avatar", centers=centers, covariances=triu_to_full(triu), rgbs=poser.rgbs, opacities=poser.opacities

@@ -180,9 +180,17 @@ class LiveMic:
     time of the audio behind the mouth just sent (the page measures its lag from it).
     """
 
-    def __init__(self, motion_dim: int, open_channel: int | None, notify, command=lambda action: None,
-                 status=lambda text, audio_ms: None, limits: LiveLimits = LiveLimits(), clock=time.monotonic,
-                 readout=None):  # fmt: skip
+    def __init__(
+        self,
+        motion_dim: int,
+        open_channel: int | None,
+        notify,
+        command=lambda action: None,
+        status=lambda text, audio_ms: None,
+        limits: LiveLimits = LiveLimits(),
+        clock=time.monotonic,
+        readout=None,
+    ):
         self.motion_dim = motion_dim
         self.readout = readout() if readout is not None else None
         """``live_readout.ReadoutMouth`` (lip shapes from the talk model's read-out), or None: the loudness jaw."""
@@ -281,12 +289,12 @@ class LiveMic:
             self.active = False
         reasons = {
             "NotAllowedError": "the browser or the system denied access to the microphone: "
-                               "allow it for this page (the icon in the address bar) and press Talk live again",
+            "allow it for this page (the icon in the address bar) and press Talk live again",
             "NotFoundError": "no microphone was found: connect one and press Talk live again",
             "NotReadableError": "the microphone is in use by another program or failed to start",
             "NoMediaDevices": "this page cannot use a microphone here: open the viewer at http://127.0.0.1 or "
-                              "http://localhost (browsers allow microphones only on secure or local pages)",
-        }  # fmt: skip
+            "http://localhost (browsers allow microphones only on secure or local pages)",
+        }
         self.notify("Microphone unavailable", reasons.get(name, f"the microphone could not start ({name})"), "error")
         self.status("microphone: unavailable", None)
 

@@ -83,11 +83,21 @@ def load_resources(cmd: ViewConfig, log=print):
 
         drive = view_drive(cmd.drive, cmd.drive_cache, avatar, base, log, cmd.drive_mouth_gain)
     return Resources(
-        avatar=avatar, streams=streams, base=base, samples=samples, styles=styles, tts_engine=find_engine(),
-        talk_model=model, scene_scale=cmd.scene_scale, latency=cmd.latency_ms / 1000.0,
-        export_resolution=cmd.export_resolution, limits=limits, drive=drive, light_stream=cmd.light_stream,
+        avatar=avatar,
+        streams=streams,
+        base=base,
+        samples=samples,
+        styles=styles,
+        tts_engine=find_engine(),
+        talk_model=model,
+        scene_scale=cmd.scene_scale,
+        latency=cmd.latency_ms / 1000.0,
+        export_resolution=cmd.export_resolution,
+        limits=limits,
+        drive=drive,
+        light_stream=cmd.light_stream,
         stream_tolerance_m=cmd.stream_tolerance_mm / 1000.0,
-    )  # fmt: skip
+    )
 
 
 def _styles(cfg, log) -> dict:

@@ -83,9 +83,19 @@ class _Cancelled(Exception):
     """The tab closed during an export."""
 
 
-def render_clip(avatar, motion: np.ndarray, audio: np.ndarray, out: Path, size: int, background, base,
-                expr_scale: float = 1.0, head_scale: float = 1.0, cancelled=lambda: False,
-                extras: np.ndarray | None = None) -> int:  # fmt: skip
+def render_clip(
+    avatar,
+    motion: np.ndarray,
+    audio: np.ndarray,
+    out: Path,
+    size: int,
+    background,
+    base,
+    expr_scale: float = 1.0,
+    head_scale: float = 1.0,
+    cancelled=lambda: False,
+    extras: np.ndarray | None = None,
+) -> int:
     """Render motion ``[T, E + 6]`` (scaled like the live view) with a front camera to ``out``
     (H.264 + AAC of ``audio``).
 
@@ -143,10 +153,15 @@ class Session:
         self.background = (1.0, 1.0, 1.0)
         """RGB in [0, 1]: the page's background, also the exported video's."""
         self.blink_ids = idle.blink_channels(resources.avatar.head.expr_names)
-        self.live = LiveMic(self.poser.motion_dim, mouth_open_channel(resources.avatar.head.expr_names), view.notify,
-                            getattr(view, "live_command", lambda action: None),
-                            getattr(view, "live_status", lambda text, ms: None), clock=clock,
-                            readout=readout_factory(resources.talk_model))  # fmt: skip
+        self.live = LiveMic(
+            self.poser.motion_dim,
+            mouth_open_channel(resources.avatar.head.expr_names),
+            view.notify,
+            getattr(view, "live_command", lambda action: None),
+            getattr(view, "live_status", lambda text, ms: None),
+            clock=clock,
+            readout=readout_factory(resources.talk_model),
+        )
         """Talk live: the page's microphone drives the mouth over the idle motion (``live_audio.py``)."""
         self.frames_sent = 0
         self.fps = 0.0
@@ -385,9 +400,19 @@ class Session:
         self.view.notify("Exporting", f"rendering {clip.ready} frames at {size}×{size}…", "info")
         out = self.workdir / f"export-{clip.id}.mp4"
         try:
-            render_clip(self.res.avatar, clip.motion[: clip.ready], clip.audio, out, size, self.background,
-                        self.res.base, self.expr_scale, self.head_scale, cancelled=self.closed.is_set,
-                        extras=clip.extras[: clip.ready] if clip.extras is not None else None)  # fmt: skip
+            render_clip(
+                self.res.avatar,
+                clip.motion[: clip.ready],
+                clip.audio,
+                out,
+                size,
+                self.background,
+                self.res.base,
+                self.expr_scale,
+                self.head_scale,
+                cancelled=self.closed.is_set,
+                extras=clip.extras[: clip.ready] if clip.extras is not None else None,
+            )
             content = out.read_bytes()
         except _Cancelled:
             return

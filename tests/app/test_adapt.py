@@ -29,10 +29,22 @@ def _run(tmp_path, audio_path, head_model="default-head-v1", T=None):
     folder = tmp_path / "run"
     (folder / "tracking").mkdir(parents=True)
     zeros = np.zeros((T, 3), np.float32)
-    Tracks(expr=expr, jaw=jaw, neck=zeros, rot=zeros, transl=zeros, eyes=np.zeros((T, 6), np.float32),
-           shape=np.zeros(16, np.float32), K=intrinsics(500.0, 256, 256), viewmat=np.eye(4), width=256, height=256,
-           head_model=head_model, fps=25.0, static_offset=np.zeros((4666, 3), np.float32),
-           ).save(folder / "tracking" / "tracks.npz")  # fmt: skip
+    Tracks(
+        expr=expr,
+        jaw=jaw,
+        neck=zeros,
+        rot=zeros,
+        transl=zeros,
+        eyes=np.zeros((T, 6), np.float32),
+        shape=np.zeros(16, np.float32),
+        K=intrinsics(500.0, 256, 256),
+        viewmat=np.eye(4),
+        width=256,
+        height=256,
+        head_model=head_model,
+        fps=25.0,
+        static_offset=np.zeros((4666, 3), np.float32),
+    ).save(folder / "tracking" / "tracks.npz")
     (folder / "tracking" / "config.json").write_text(json.dumps({"video": str(audio_path)}))
     return folder
 

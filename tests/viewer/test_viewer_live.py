@@ -76,9 +76,17 @@ def test_chunk_round_trip():
 
 @pytest.mark.parametrize(
     "text",
-    ["", "a 1 2 3", "a 1 2 3.0 -1 !!!!", "a 1 2 3.0 -1 AAA", "a -1 0 3.0 -1 AAAA", "x 1 2 3.0 -1 AAAA",
-     "a 1 2 3.0 -1 AA==", "a 1 2 3.0 -1 AAAA\n"],
-)  # fmt: skip
+    [
+        "",
+        "a 1 2 3",
+        "a 1 2 3.0 -1 !!!!",
+        "a 1 2 3.0 -1 AAA",
+        "a -1 0 3.0 -1 AAAA",
+        "x 1 2 3.0 -1 AAAA",
+        "a 1 2 3.0 -1 AA==",
+        "a 1 2 3.0 -1 AAAA\n",
+    ],
+)
 def test_malformed_messages_are_refused(text):
     with pytest.raises(LiveRefused):
         decode_chunk(text)

@@ -23,10 +23,17 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 SPEECH = ROOT / "splattalk" / "data" / "speech" / "sample_en_1.wav"
 BASE_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-angle=swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
 ARGS = [*BASE_ARGS, f"--use-file-for-fake-audio-capture={SPEECH}"]
 VIEWPORT = {"width": 900, "height": 480}
 SHOTS = Path(os.environ["SPLATTALK_SCREENSHOTS"]) if os.environ.get("SPLATTALK_SCREENSHOTS") else None
@@ -131,9 +138,11 @@ def test_talk_live_in_chromium(playwright_api, server):
         history = page.evaluate("window.__splattalkLive.history")
         lags = np.array([lag for _, lag in history])
         assert len(lags) >= 20, f"the page measured only {len(lags)} lags"
-        print(f"\nmic→mouth lag in the page: median {np.median(lags):.0f} ms over {len(lags)} frames "
-              f"(p10 {np.percentile(lags, 10):.0f}, p90 {np.percentile(lags, 90):.0f}); "
-              "heavily loaded machine")  # fmt: skip
+        print(
+            f"\nmic→mouth lag in the page: median {np.median(lags):.0f} ms over {len(lags)} frames "
+            f"(p10 {np.percentile(lags, 10):.0f}, p90 {np.percentile(lags, 90):.0f}); "
+            "heavily loaded machine"
+        )
         assert np.median(lags) < 1000, f"mic→mouth lag {np.median(lags):.0f} ms"
         assert "mouth lag" in page.inner_text("#splattalk-live")
 
