@@ -69,7 +69,7 @@ def _cached(path: str):
 
 def load_default_head(path: Path = ASSET_PATH):
     """The default head as a :class:`~splattalk.head.model.HeadModel`."""
-    from splattalk.head.model import HeadModel
+    from splattalk.head.model import HeadModel  # lazy: torch; doctor reads the default head without it
 
     arrays, meta = _cached(str(path))
     regions = {k[len("region_") :]: v for k, v in arrays.items() if k.startswith("region_")}

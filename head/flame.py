@@ -40,6 +40,7 @@ from splattalk.head.flame_extras import (
     load_flame_masks,
     load_mediapipe_embedding,
     load_vhap_embedding,
+    read_npz,
 )
 
 __all__ = [
@@ -104,8 +105,6 @@ def read_flame_arrays(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if path.suffix.lower() == ".npz":
-        from splattalk.head.flame_extras import read_npz
-
         return read_npz(path, "FLAME model")
     data = unpickle.load_pickle(path, "FLAME model")
     if not isinstance(data, dict):
@@ -349,6 +348,6 @@ def load_flame(
         raise SplattalkError(f"the mediapipe embedding indexes triangles beyond FLAME's {NUM_FACES}")
     regions = load_flame_masks(masks) if masks is not None else None
 
-    from splattalk.head.model import HeadModel
+    from splattalk.head.model import HeadModel  # lazy: torch; doctor reads FLAME files without it
 
     return HeadModel(to_head_arrays(data, mediapipe_embedding), model_id=model_id, regions=regions)

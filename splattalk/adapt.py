@@ -19,10 +19,22 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from splattalk.atomic import atomic_path, write_json
 from splattalk.commands import AdaptCommand
 from splattalk.errors import SplattalkError
-from splattalk.models import FORMAT_TAG, base_checkpoint, file_sha256, paths
+from splattalk.head.default import load_default_head
+from splattalk.head.mouth import mouth_gap
+from splattalk.models import FORMAT_TAG, base_checkpoint, file_sha256, paths, resolve_model
 from splattalk.run import RunLayout, Tracks
+from splattalk.talk.audio import load_audio
+from splattalk.talk.corpus.pitch import speech_features
+from splattalk.talk.inference import generate
+from splattalk.talk.metrics import lagged_pearson
+from splattalk.talk.training.readout_finetune import finetune_readout, tracked_motion
 
 MIN_VOICED_FRACTION = 0.1
 """Below this fraction of voiced frames a video counts as having no speech to learn from (the real clips of
@@ -38,11 +50,6 @@ def _load_tracks(run: Path) -> dict:
 
 def _speech(cmd: AdaptCommand):
     """The run's speech ``[S]`` at 16 kHz, or None when its video has no audio or no speech."""
-    import numpy as np
-
-    from splattalk.talk.audio import load_audio
-    from splattalk.talk.corpus.pitch import speech_features
-
     source = cmd.audio
     if source is None:
         config = Path(cmd.run) / "tracking" / "config.json"
@@ -69,10 +76,6 @@ def _speech(cmd: AdaptCommand):
 
 def mouth_r(model, head, audio, tracks: dict, frames: slice) -> float:
     """Lagged Pearson r (±2 frames) of ``model``'s inner-lip gap on the audio of ``frames`` vs the tracked gap."""
-    from splattalk.head.mouth import mouth_gap
-    from splattalk.talk.inference import generate
-    from splattalk.talk.metrics import lagged_pearson
-
     E = head.num_expr
     identity = {"shape": tracks["shape"], "static_offset": tracks["static_offset"]}
     truth = mouth_gap(head, tracks["expr"][frames], tracks["jaw"][frames], **identity)
@@ -83,14 +86,6 @@ def mouth_r(model, head, audio, tracks: dict, frames: slice) -> float:
 
 
 def run(cmd: AdaptCommand) -> int:
-    import torch
-    from safetensors.torch import save_file
-
-    from splattalk.atomic import atomic_path, write_json
-    from splattalk.head.default import load_default_head
-    from splattalk.models import resolve_model
-    from splattalk.talk.training.readout_finetune import finetune_readout, tracked_motion
-
     torch.set_num_threads(1)
     out = paths(cmd.run)
     if not 0.0 <= cmd.holdout < 0.9:

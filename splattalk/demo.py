@@ -24,6 +24,7 @@ from splattalk.talk.audio import load_audio
 from splattalk.tracking.config import TrackConfig
 from splattalk.tracking.run import track
 from splattalk.viewer.config import ViewConfig
+from splattalk.viewer.server import run as run_viewer
 
 SAMPLE_VIDEO = data_path("sample", "sample.mp4")
 SAMPLE_SPEECH = data_path("speech", "sample_en_1.wav")
@@ -86,8 +87,6 @@ def run(cmd: DemoCommand) -> int:
     print("\n" + stages.summary())
     print(f"\nthe talking-head video: {mp4}")
     if cmd.view:
-        from splattalk.viewer.server import run as run_viewer  # lazy: viser
-
         print(f"opening the live viewer on http://{cmd.host}:{cmd.port} (Ctrl-C to stop)")
         return run_viewer(ViewConfig(run=run_dir, host=cmd.host, port=cmd.port))
     return 0

@@ -8,6 +8,8 @@ import shutil
 from splattalk import assets
 from splattalk.commands import DoctorCommand
 from splattalk.errors import SplattalkError
+from splattalk.head import default as default_head
+from splattalk.head import flame
 
 
 def _line(ok: bool, name: str, detail: str) -> str:
@@ -51,7 +53,7 @@ def run(cmd: DoctorCommand) -> int:
         where = shutil.which(tool)
         print(_line(where is not None, tool, where or "not on PATH"))
     try:
-        import imageio_ffmpeg
+        import imageio_ffmpeg  # lazy: doctor reports a missing or broken install instead of failing
 
         print(_line(True, "imageio-ffmpeg", imageio_ffmpeg.get_ffmpeg_exe()))
     except Exception as err:  # noqa: BLE001 - report whatever went wrong
@@ -61,15 +63,11 @@ def run(cmd: DoctorCommand) -> int:
 
 def _other_flame_files(check: bool):
     """Lines for landmark files of other tools (smplx, VHAP) found next to the FLAME model: what each is for us."""
-    from splattalk.errors import SplattalkError
-
     for folder in (assets.assets_dir(), assets.assets_dir() / "flame"):
         vhap = folder / "landmark_embedding_with_eyes.npy"
         if vhap.is_file():
             detail = str(vhap)
             if check:
-                from splattalk.head import flame
-
                 try:
                     count = len(flame.load_vhap_embedding(vhap)["lmk_face_ids"])
                     detail += (
@@ -87,14 +85,12 @@ def _other_flame_files(check: bool):
 
 
 def _embedded():
-    from splattalk.head import default as default_head
-
     yield "default head", default_head.ASSET_PATH
 
 
 def _cuda() -> str | None:
     try:
-        import torch
+        import torch  # lazy: doctor reports a missing or broken install instead of failing
     except ImportError:
         return None
     if not torch.cuda.is_available():
@@ -105,22 +101,16 @@ def _cuda() -> str | None:
 def _validate(asset: assets.UserAsset, path) -> str:
     try:
         if asset.key == "flame" and path.suffix == ".pkl":
-            from splattalk.head import flame
-
             model = flame.load_flame(path)
             reason = flame.release_reason(path)
             return f"valid ({model.model_id}, {model.num_vertices} vertices{'; ' + reason if reason else ''})"
         if asset.key == "flame" and path.suffix == ".npz":
-            from splattalk.head import flame
-
             embedding = flame.load_mediapipe_embedding(path)
             return f"valid ({len(embedding['lmk_ids'])} landmarks)"
         if asset.key == "flame_masks":
-            from splattalk.head import flame
-
             return f"valid ({len(flame.load_flame_masks(path))} regions)"
         if asset.key == "artalk":
-            from splattalk.talk import checkpoint
+            from splattalk.talk import checkpoint  # lazy: torch; an ImportError is reported, not raised
 
             checkpoint.load_official_state_dict(path)
             return "valid (strict key/shape check passed)"

@@ -23,6 +23,7 @@ from splattalk.errors import SplattalkError
 from splattalk.head.params import MOTION_FPS, HeadParams, resample_motion, scale_motion
 from splattalk.models import check_head_model, default_threads, for_run, resolve_model
 from splattalk.mp4 import write_mp4
+from splattalk.reenact import run_export
 from splattalk.run import RunLayout, Tracks, avatar_path, tracks_path
 from splattalk.talk.audio import load_audio
 from splattalk.talk.inference import generate
@@ -104,8 +105,6 @@ def export_clip(
 
 def run(cmd: ExportCommand) -> int:
     if cmd.drive is not None:  # reenactment: another video's tracked motion drives the avatar
-        from splattalk.reenact import run_export  # lazy: reenact imports this module
-
         return run_export(cmd)
     if cmd.audio is None and cmd.motion is None:
         raise SplattalkError("give --audio (speech to speak) or --motion (a motion .npz), or both")

@@ -7,13 +7,18 @@ code and torch load when a model is resolved.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import sys
 from importlib.resources import files
 from pathlib import Path
 
+from safetensors import safe_open
+from safetensors.torch import load_file
+
 from splattalk import assets
 from splattalk.errors import SplattalkError
+from splattalk.talk import checkpoint as ckpt
 
 DEFAULT_MODEL = Path(str(files("splattalk.talk") / "assets" / "default_talk.safetensors"))
 """Our default talk model (trained by scripts/train_default_talk.py, shipped with the package)."""
@@ -28,8 +33,6 @@ def resolve_model(checkpoint: Path | None, *, required: bool = True, log=None):
     when not ``required`` (the viewer, which can fall back to loudness-driven motion), warn through ``log`` and
     return None.
     """
-    from splattalk.talk import checkpoint as ckpt  # lazy: torch
-
     if checkpoint is not None:
         return ckpt.load_checkpoint(checkpoint)
     if DEFAULT_MODEL.is_file():
@@ -81,11 +84,6 @@ def base_checkpoint(checkpoint: Path | None) -> Path:
 def adapted_model(run: Path, model, checkpoint: Path | None = None):
     """``model`` with the run's adapted read-out if ``RUN/talk/readout_adapted.safetensors`` exists and was fitted to
     this base model (``checkpoint``; None: the built-in one), else ``model`` itself."""
-    import copy
-
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     path = paths(run)["readout"]
     if not path.is_file() or getattr(model, "readout", None) is None:
         return model

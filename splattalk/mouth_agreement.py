@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from splattalk.errors import SplattalkError
 from splattalk.head.params import MOTION_FPS, HeadParams
+from splattalk.tracking.landmarks import detect
+from splattalk.tracking.video import iter_frames, open_source
 
 MOUTH_LIPS = (13, 14)
 """mediapipe face-mesh inner upper and lower lip midpoints."""
@@ -25,8 +28,6 @@ def mouth_opening(points: np.ndarray) -> np.ndarray:
 
 def mesh_mouth_opening(head, shape: np.ndarray, params: HeadParams) -> np.ndarray:
     """The same measure on a head model's embedded mediapipe landmarks ``[T]`` (3D, before any rendering)."""
-    import torch
-
     ids = [int(i) for i in np.asarray(head.lmk_ids)]
     with torch.no_grad():
         shape_t = torch.as_tensor(np.asarray(shape, np.float32))[None].expand(len(params), -1)
@@ -41,9 +42,6 @@ def mesh_mouth_opening(head, shape: np.ndarray, params: HeadParams) -> np.ndarra
 
 def video_mouth_opening(video: Path, fps: float = MOTION_FPS, progress: bool = False) -> np.ndarray:
     """Mouth opening ``[T]`` of the largest face in ``video`` at ``fps`` (mediapipe face mesh)."""
-    from splattalk.tracking.landmarks import detect
-    from splattalk.tracking.video import iter_frames, open_source
-
     det = detect(iter_frames(open_source(video), fps), progress=progress)
     return np.where(det.found, mouth_opening(det.points), np.nan)
 

@@ -30,10 +30,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from scipy.spatial.transform import Rotation, Slerp
+from tqdm import tqdm
 
+from splattalk.avatar.framing import camera_path
+from splattalk.avatar.io import load_avatar
+from splattalk.avatar.model import posed_vertices
+from splattalk.avatar.sequence import render_frames
 from splattalk.errors import SplattalkError
 from splattalk.head.params import MOTION_FPS, HeadParams, scale_motion
+from splattalk.mp4 import write_mp4
 from splattalk.run import RunLayout, Tracks, avatar_path, tracks_path
+from splattalk.talk.audio import load_audio
+from splattalk.tracking.config import TrackConfig
+from splattalk.tracking.run import track
 
 EXTRAS_DIM = 12
 """Per-frame values a motion row cannot carry: neck [3], translation [3], eyes [6]."""
@@ -97,8 +108,6 @@ def driving_run(
         raise SplattalkError(
             f"--drive {source}: expected a video ({', '.join(sorted(VIDEO_SUFFIXES))}) or a run folder"
         )
-    from splattalk.tracking.config import TrackConfig
-    from splattalk.tracking.run import track
 
     run = Path(cache) if cache is not None else default_cache(source, out)
     # no mattes, no overlay: reenactment only needs the parameters (and a rerun with the same settings resumes)
@@ -156,8 +165,6 @@ def _source_video(run: Path) -> Path | None:
 
 
 def _video_audio(video: Path) -> np.ndarray | None:
-    from splattalk.talk.audio import load_audio
-
     try:
         return load_audio(video, max_bytes=None)
     except SplattalkError:
@@ -176,7 +183,6 @@ def resample_params(params: HeadParams, fps: float, target_fps: float = MOTION_F
     """
     if abs(fps - target_fps) < 1e-6:
         return params
-    from scipy.spatial.transform import Rotation, Slerp
 
     n = len(params)
     t_src, t_dst = _times(n, fps, target_fps)
@@ -203,8 +209,6 @@ def retarget(driver: HeadParams, base: HeadParams | None = None) -> tuple[np.nda
     orientation; neck and translation are offsets from the driver's mean,
     translation turned from the driver's head frame into the avatar's.
     """
-    from scipy.spatial.transform import Rotation
-
     e = driver.expr.shape[1]
     rots = Rotation.from_rotvec(driver.rot.astype(np.float64))
     ref = rots.mean()
@@ -292,14 +296,6 @@ def export_driven(
 ) -> int:
     """Render a retargeted performance (25 fps ``motion`` + ``extras``) into ``out`` with ``audio`` (16 kHz).
     Returns frames written."""
-    import torch
-    from tqdm import tqdm
-
-    from splattalk.avatar.framing import camera_path
-    from splattalk.avatar.model import posed_vertices
-    from splattalk.avatar.sequence import render_frames
-    from splattalk.mp4 import write_mp4
-
     if resolution % 2:
         raise SplattalkError(f"--resolution must be even for H.264 (got {resolution})")
     if camera == "tracked" and tracked_camera is None:
@@ -328,8 +324,6 @@ def export_driven(
 
 def run_export(cmd) -> int:
     """``splattalk export RUN --drive VIDEO_OR_RUN`` (``cmd``: the export command's config)."""
-    from splattalk.avatar.io import load_avatar
-
     if cmd.motion is not None:
         raise SplattalkError("--drive and --motion both give the motion: pass one of them")
     avatar = load_avatar(avatar_path(cmd.run))
@@ -339,8 +333,6 @@ def run_export(cmd) -> int:
     driver = load_driver(cmd.drive, avatar.model_id, avatar.head.num_expr, cmd.drive_cache, out)
     audio = driver.audio
     if cmd.audio is not None:
-        from splattalk.talk.audio import load_audio
-
         audio = load_audio(cmd.audio)
     tp = tracks_path(cmd.run)
     tracked = Tracks.load(tp) if tp is not None else None

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+from splattalk.avatar.fit import fit as fit_avatar
 from splattalk.commands import FitCommand, TrackCommand
+from splattalk.tracking.run import track as track_video
 
 
 def track(cmd: TrackCommand) -> int:
-    from splattalk.tracking.run import track as track_video  # lazy: mediapipe, cv2
-
     track_video(cmd.video, cmd.run, cmd.config())
     return 0
 
 
 def fit(cmd: FitCommand) -> int:
-    from splattalk.avatar.fit import fit as fit_avatar  # lazy: torch
-
     cfg = cmd.config()
     summary = fit_avatar(cmd.run, cfg, restart=cmd.restart, progress=not cmd.quiet)
     m = summary["metrics"]["heldout"]

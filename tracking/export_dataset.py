@@ -81,7 +81,7 @@ def _refuse_default_head(head_model: str, fmt: str) -> None:
 
 def flame_sized(tracks: dict) -> dict:
     """Per-run FLAME arrays padded to the peers' sizes: shape [300], expr [T,100], static_offset [1,5023,3]."""
-    import numpy as np
+    import numpy as np  # lazy: `splattalk --help` imports this module
 
     shape, expr = np.asarray(tracks["shape"], np.float32), np.asarray(tracks["expr"], np.float32)
     offset = np.asarray(tracks.get("static_offset", np.zeros((FLAME_VERTICES, 3))), np.float32)
@@ -110,9 +110,9 @@ def split(num_frames: int, train_ratio: float) -> tuple[list[int], list[int]]:
 
 def _read_frame(run: Path, t: int, masks: bool):
     """RGB [H, W, 3] uint8 and matte [H, W] uint8 (None without masks) of frame ``t``."""
-    import cv2
+    import cv2  # lazy: `splattalk --help` imports this module
 
-    from splattalk.tracking.export import frame_name
+    from splattalk.tracking.export import frame_name  # lazy: `splattalk --help` imports this module
 
     name = frame_name(t)
     path = run / "frames" / f"{name}.jpg"
@@ -130,8 +130,8 @@ def _read_frame(run: Path, t: int, masks: bool):
 
 def _png(image) -> bytes:
     """PNG bytes of an RGB(A) [H, W, 3|4] or grey [H, W] uint8 image."""
-    import cv2
-    import numpy as np
+    import cv2  # lazy: `splattalk --help` imports this module
+    import numpy as np  # lazy: `splattalk --help` imports this module
 
     if image.ndim == 3:
         image = image[:, :, [2, 1, 0, 3]] if image.shape[2] == 4 else image[:, :, ::-1]
@@ -160,11 +160,11 @@ def export_dataset(
 ) -> dict:
     """Write the dataset (see the module docstring); returns a summary, also saved as ``config.json``
     (with the settings)."""
-    import numpy as np
+    import numpy as np  # lazy: `splattalk --help` imports this module
 
-    from splattalk.atomic import save_npz, write_bytes, write_json
-    from splattalk.run import RunLayout, Tracks
-    from splattalk.tracking.export import frame_name, transforms_json
+    from splattalk.atomic import save_npz, write_bytes, write_json  # lazy: `splattalk --help` imports this module
+    from splattalk.run import RunLayout, Tracks  # lazy: `splattalk --help` imports this module
+    from splattalk.tracking.export import frame_name, transforms_json  # lazy: `splattalk --help` imports this module
 
     run, out = Path(run), Path(out)
     tracks_path = RunLayout(run).tracks
@@ -194,7 +194,7 @@ def export_dataset(
     bg = np.full(3, 255.0 if background == "white" else 0.0)
     frames = range(num_frames)
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # lazy: `splattalk --help` imports this module
 
         frames = tqdm(frames, desc=f"export {fmt}", unit="frame")
     for t in frames:

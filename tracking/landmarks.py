@@ -15,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from splattalk.head.model import NUM_MEDIAPIPE_LANDMARKS
+from splattalk.tracking.crop import warp_square
 
 ROI_SIZE = 384
 """Side of the face region handed to the face mesh (it works internally at 192–256 px)."""
@@ -49,8 +51,6 @@ def _box(points: np.ndarray) -> tuple[float, float, float]:
 
 def _crop(image: np.ndarray, cx: float, cy: float, side: float, size: int) -> tuple[np.ndarray, float, float, float]:
     """Square region of ``image`` centred at (cx, cy) resized to ``size`` (zero padding outside)."""
-    from splattalk.tracking.crop import warp_square
-
     scale = size / side
     x0, y0 = cx - side / 2, cy - side / 2
     return warp_square(image, x0, y0, scale, size, border="constant"), x0, y0, scale
@@ -60,7 +60,7 @@ class FaceTracker:
     """Stateful per-video landmark tracker (mediapipe graphs + the previous face region)."""
 
     def __init__(self, max_faces: int = 4, static: bool = False):
-        import mediapipe as mp
+        import mediapipe as mp  # lazy: mediapipe is slow to import; only detection needs it
 
         solutions = mp.solutions
         self._full = solutions.face_mesh.FaceMesh(
@@ -170,8 +170,6 @@ def detect(
     frames, num_frames: int | None = None, max_faces: int = 4, static: bool = False, progress: bool = True
 ) -> Detections:
     """Run the tracker over ``frames`` (an iterable of (index, rgb)); returns :class:`Detections`."""
-    from tqdm import tqdm
-
     tracker = FaceTracker(max_faces=max_faces, static=static)
     points, found, counts = [], [], []
     try:

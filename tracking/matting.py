@@ -15,7 +15,7 @@ class Matter:
     """A mediapipe selfie-segmentation graph (state), hence a class."""
 
     def __init__(self):
-        import mediapipe as mp
+        import mediapipe as mp  # lazy: mediapipe is slow to import; only matting needs it
 
         self._graph = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
 

@@ -11,6 +11,11 @@ cavity) stay put. ``personalized_head`` bakes it into a head model.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import spsolve
+from scipy.spatial import cKDTree
+
+from splattalk.head.model import HeadModel
 
 RIGID_REGIONS = ("eyeball_left", "eyeball_right", "teeth", "mouth_interior")
 """Default-head regions that never take an offset."""
@@ -18,9 +23,6 @@ RIGID_REGIONS = ("eyeball_left", "eyeball_right", "teeth", "mouth_interior")
 
 def static_offset_field(model, landmark_offsets: np.ndarray, radius: float = 0.015) -> np.ndarray:
     """Per-vertex offsets [V, 3] (metres) from per-landmark offsets [L, 3] of ``model``."""
-    import scipy.sparse as sp
-    from scipy.sparse.linalg import spsolve
-
     faces = model.faces.numpy()
     verts = model.v_template.numpy().astype(np.float64)
     num = len(verts)
@@ -34,8 +36,6 @@ def static_offset_field(model, landmark_offsets: np.ndarray, radius: float = 0.0
     known = weight > 1e-6
     values = np.zeros((num, 3))
     values[known] = total[known] / weight[known, None]
-
-    from scipy.spatial import cKDTree
 
     distance, _ = cKDTree(verts[known]).query(verts)
     fixed_zero = distance > radius
@@ -65,7 +65,6 @@ def personalized_head(model, static_offset: np.ndarray | None):
     """A copy of ``model`` whose template carries ``static_offset`` [V, 3] (None: the model itself)."""
     if static_offset is None or not np.any(static_offset):
         return model
-    from splattalk.head.model import HeadModel
 
     arrays = model.to_arrays()
     arrays["v_template"] = arrays["v_template"] + np.asarray(static_offset, np.float32)

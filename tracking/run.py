@@ -18,19 +18,31 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import time
 import zipfile
 from pathlib import Path
 
+import av
+import cv2
 import numpy as np
+from tqdm import tqdm
 
+from splattalk import assets
 from splattalk.atomic import save_npz, write_bytes, write_json
 from splattalk.camera import focal_from_fov, fov_from_focal, intrinsics
 from splattalk.errors import SplattalkError
+from splattalk.head.default import load_default_head
+from splattalk.head.flame import load_flame
 from splattalk.run import PER_FRAME, RunLayout, Tracks
 from splattalk.tracking.config import TrackConfig
 from splattalk.tracking.crop import Crop, plan_crop
 from splattalk.tracking.export import write_frame_params, write_transforms
+from splattalk.tracking.fit import fit_tracks
+from splattalk.tracking.landmarks import detect
+from splattalk.tracking.matting import Matter
+from splattalk.tracking.offsets import static_offset_field
+from splattalk.tracking.overlay import write_overlay_video
 from splattalk.tracking.video import Source, iter_frames, open_source
 
 FORMAT_VERSION = 1
@@ -68,9 +80,6 @@ class _Clock:
 
 def select_head(choice: str):
     """The head model for ``--head`` (see ``TrackConfig.head``), and a note on the choice."""
-    from splattalk import assets
-    from splattalk.head.default import load_default_head
-
     if choice == "default":
         return load_default_head(), "built-in default head"
     wanted = {
@@ -101,7 +110,6 @@ def select_head(choice: str):
             f"{assets.FLAME_MEDIAPIPE_EMBEDDING.filenames[0]} in {assets.assets_dir()}; it "
             f"{assets.FLAME_MEDIAPIPE_EMBEDDING.where}. Or use --head default."
         )
-    from splattalk.head.flame import load_flame
 
     return load_flame(path, mediapipe_embedding=embedding), f"FLAME from {path}"
 
@@ -174,8 +182,6 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
         if _overlay_done(layout.overlay, overlay_key, num_frames):
             notes.append("overlay: reused")
         else:
-            from splattalk.tracking.overlay import write_overlay_video
-
             t0 = time.perf_counter()
             write_overlay_video(layout.overlay, run_dir, model, tracks, overlay_key, progress)
             clock.add("overlay", time.perf_counter() - t0)
@@ -208,8 +214,6 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
 
 def _invalidate(layout: RunLayout) -> None:
     """Remove the results of an earlier run of this folder (the frames would be redone anyway)."""
-    import shutil
-
     for folder in (layout.frames_dir, layout.masks_dir, layout.frame_params_dir):
         shutil.rmtree(folder, ignore_errors=True)
     for path in (
@@ -248,8 +252,6 @@ def _load_tracks(path: Path, key: str) -> Tracks | None:
 
 
 def _detect(source: Source, cfg: TrackConfig, clock: _Clock, progress: bool) -> dict:
-    from splattalk.tracking.landmarks import detect
-
     frames = clock.timed(iter_frames(source, cfg.fps, cfg.max_seconds), "decode")
     expected = len(source.images) if source.images else (int(source.duration * cfg.fps) if source.duration else None)
     t0 = time.perf_counter()
@@ -326,14 +328,9 @@ def _frames_done(layout: RunLayout, key: str, num_frames: int, masks: bool) -> b
 def _write_frames(
     source: Source, cfg: TrackConfig, crop: Crop, num_frames: int, layout: RunLayout, clock: _Clock, progress: bool
 ) -> None:
-    import cv2
-    from tqdm import tqdm
-
     layout.frames_manifest.unlink(missing_ok=True)  # the stage is incomplete until rewritten
     matter = None
     if cfg.masks:
-        from splattalk.tracking.matting import Matter
-
         matter = Matter()
     frames = clock.timed(iter_frames(source, cfg.fps, cfg.max_seconds), "decode")
     try:
@@ -361,14 +358,11 @@ def _write_frames(
 
 
 def _fit(model, det: dict, crop: Crop, focal: float, cfg: TrackConfig, progress: bool) -> Tracks:
-    from splattalk.tracking.fit import fit_tracks
-
     found = det["found"].astype(bool)
     points = crop.to_output(np.nan_to_num(det["points"][..., :2].astype(np.float64)))
     result = fit_tracks(
         model, points, found, cfg.size, cfg.size, cfg.fit, focal, fix_focal=cfg.fov_deg is not None, progress=progress
     )
-    from splattalk.tracking.offsets import static_offset_field
 
     K = intrinsics(result.focal, cfg.size, cfg.size)
     return Tracks(
@@ -392,8 +386,6 @@ def _overlay_done(path: Path, key: str, num_frames: int) -> bool:
     if not path.is_file():
         return False
     try:
-        import av
-
         with av.open(str(path)) as container:
             return container.metadata.get("comment") == key and container.streams.video[0].frames == num_frames
     except Exception:  # noqa: BLE001 - unreadable: redo

@@ -19,7 +19,8 @@ from splattalk.viewer.audio_sync import CLOCK_LABEL, READOUT_ID, player_html, st
 from splattalk.viewer.live_page import LiveControls
 from splattalk.viewer.playback import Desired
 from splattalk.viewer.session import Resources, Session
-from splattalk.viewer.splats import triu_to_full
+from splattalk.viewer.splats import SplatPoser, triu_to_full
+from splattalk.viewer.stream import CELL_M, SplatStream
 
 NO_SAMPLE = "(choose a sample)"
 TIMELINE_HZ = 4.0
@@ -44,16 +45,12 @@ class ViserView:
 
     # ------------------------------------------------------------------ building
     def _build_scene(self) -> None:
-        from splattalk.viewer.splats import SplatPoser
-
         poser = SplatPoser(self.res.avatar, self.res.base, self.res.scene_scale)
         rest = np.zeros(poser.motion_dim, np.float32)
         buffer = poser.buffer(rest)
         centers = buffer[:, 0:3].view(np.float32)
         triu = buffer[:, 4:7].copy().view(np.float16).astype(np.float32)
         if self.res.light_stream:  # the head as a frame node, its Gaussians in groups (viewer/stream.py)
-            from splattalk.viewer.stream import CELL_M, SplatStream
-
             self.head = self.client.scene.add_frame("/avatar", show_axes=False)
             self.groups = [
                 self.client.scene.add_gaussian_splats(

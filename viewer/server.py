@@ -9,17 +9,32 @@ files a session writes live under one private temp root (removed on exit).
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
+import torch
+import viser
+
 from splattalk import assets
+from splattalk.avatar.io import load_avatar
 from splattalk.errors import SplattalkError
+from splattalk.head.params import HeadParams
 from splattalk.models import STYLES_DIR, check_head_model, default_threads, for_run, resolve_model
+from splattalk.reenact import view_drive
 from splattalk.run import RunLayout, Tracks
+from splattalk.talk.style import load_style_clip
 from splattalk.viewer.config import ViewConfig
+from splattalk.viewer.gui import ViserView
+from splattalk.viewer.loudness import LoudnessStream, mouth_open_channel
+from splattalk.viewer.session import Limits, Resources, Session
+from splattalk.viewer.speech_text import find_engine
+from splattalk.viewer.talking import talk_streams
 
 DEFAULT_AVATAR = assets.data_path("default_avatar.safetensors")
 """The embedded default avatar (``scripts/make_default_avatar.py``), shown when no RUN is given."""
@@ -27,16 +42,6 @@ DEFAULT_AVATAR = assets.data_path("default_avatar.safetensors")
 
 def load_resources(cmd: ViewConfig, log=print):
     """Everything the sessions share, loaded once."""
-    import numpy as np
-    import torch
-
-    from splattalk.avatar.io import load_avatar
-    from splattalk.head.params import HeadParams
-    from splattalk.viewer.loudness import LoudnessStream, mouth_open_channel
-    from splattalk.viewer.session import Limits, Resources
-    from splattalk.viewer.speech_text import find_engine
-    from splattalk.viewer.talking import talk_streams
-
     base = None
     if cmd.run is None:
         avatar = load_avatar(DEFAULT_AVATAR)
@@ -79,8 +84,6 @@ def load_resources(cmd: ViewConfig, log=print):
     )
     drive = None
     if cmd.drive is not None:  # reenactment: splattalk/reenact.py
-        from splattalk.reenact import view_drive
-
         drive = view_drive(cmd.drive, cmd.drive_cache, avatar, base, log, cmd.drive_mouth_gain)
     return Resources(
         avatar=avatar,
@@ -101,8 +104,6 @@ def load_resources(cmd: ViewConfig, log=print):
 
 
 def _styles(cfg, log) -> dict:
-    from splattalk.talk.style import load_style_clip
-
     found = {}
     for path in sorted(STYLES_DIR.glob("*.npz")) if STYLES_DIR.is_dir() else []:
         try:
@@ -127,10 +128,6 @@ class ViewServer:
         self.server = None
 
     def start(self) -> ViewServer:
-        import warnings
-
-        import viser
-
         # A tab's playback thread may send one last frame between the socket closing and the disconnect
         # callback stopping it; viser warns about each such message. The session is being closed anyway.
         warnings.filterwarnings("ignore", message=r"Queued a \w+ on a closed connection")
@@ -147,9 +144,6 @@ class ViewServer:
         return self.server.get_port()
 
     def _connect(self, client) -> None:
-        from splattalk.viewer.gui import ViserView
-        from splattalk.viewer.session import Session
-
         view = ViserView(client, self.resources)
         session = Session(self.resources, view, self.tmp_root / f"client-{client.client_id}")
         view.bind(session)
@@ -187,8 +181,6 @@ class ViewServer:
 def run(cmd: ViewConfig) -> int:
     def log(*args, **kw):
         print(*args, **kw, flush=True)
-
-    import signal
 
     def terminate(signum, frame):  # a service manager's stop: clean up like Ctrl+C
         raise KeyboardInterrupt

@@ -22,9 +22,11 @@ from typing import Protocol
 
 import numpy as np
 
+from splattalk.avatar.sequence import render_sequence
 from splattalk.errors import SplattalkError
 from splattalk.head.params import HeadParams, scale_motion
 from splattalk.mp4 import write_mp4
+from splattalk.talk.audio import load_audio
 from splattalk.talk.config import FPS
 from splattalk.viewer import idle, uploads
 from splattalk.viewer.audio_sync import audio_data_url, parse_report
@@ -32,7 +34,9 @@ from splattalk.viewer.live_audio import LiveMic
 from splattalk.viewer.live_readout import readout_factory
 from splattalk.viewer.loudness import mouth_open_channel
 from splattalk.viewer.playback import Desired, Player
+from splattalk.viewer.speech_text import speak
 from splattalk.viewer.splats import SplatPoser
+from splattalk.viewer.stream import SplatStream
 from splattalk.viewer.talking import Clip, MotionWorker
 
 TICK_SECONDS = 0.005
@@ -102,8 +106,6 @@ def render_clip(
     The frames come from ``splattalk export``'s renderer (:func:`splattalk.avatar.sequence.render_sequence`: gsplat
     on CUDA, the CPU backend here); stops, raising :class:`_Cancelled`, as soon as ``cancelled()`` is true.
     """
-    from splattalk.avatar.sequence import render_sequence  # lazy: torch and the rasterizer
-
     motion = scale_motion(motion, motion.shape[1] - 6, expr_scale, head_scale)
     params = HeadParams.from_motion(motion, base)
     if extras is not None:  # a driven clip: the driver's neck, translation and eyes
@@ -174,8 +176,6 @@ class Session:
         """A driven clip to start once the page's controller first reports (its audio element exists then)."""
         self.stream = None
         if resources.light_stream and hasattr(view, "show_update"):
-            from splattalk.viewer.stream import SplatStream
-
             self.stream = SplatStream(self.poser, resources.stream_tolerance_m, budget=None)
         self._fps_window: list[float] = []
         self.thread = threading.Thread(target=self._run, name="viewer-playback", daemon=True)
@@ -224,7 +224,6 @@ class Session:
                 "Unknown sample", f"there is no sample clip called {uploads.display_name(name)!r}", "error"
             )
             return None
-        from splattalk.talk.audio import load_audio
 
         try:
             audio = load_audio(path, max_seconds=self.res.limits.max_audio_seconds)
@@ -234,8 +233,6 @@ class Session:
         return self.load_clip(audio, name)
 
     def say(self, text: str) -> Clip | None:
-        from splattalk.viewer.speech_text import speak
-
         try:
             audio = speak(text, self.workdir, self.res.limits.max_text_chars, self.res.tts_engine)
         except SplattalkError as err:

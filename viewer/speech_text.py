@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from splattalk.errors import SplattalkError
+from splattalk.talk.audio import load_audio
 
 ENGINES = ("espeak-ng", "flite")
 TIMEOUT_SECONDS = 60
@@ -44,8 +45,6 @@ def clean_text(text: str, max_chars: int) -> str:
 
 def speak(text: str, workdir: str | Path, max_chars: int = 600, engine: str | None = None) -> np.ndarray:
     """Speech for ``text`` as float32 16 kHz mono ``[S]``; files only inside ``workdir``."""
-    from splattalk.talk.audio import load_audio
-
     text = clean_text(text, max_chars)
     engine = engine or find_engine()
     exe = shutil.which(engine) if engine else None

@@ -31,9 +31,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from splattalk.avatar.model import animate
-from splattalk.viewer.splats import SplatPoser, covariance_triu, pack_posed
+from splattalk.viewer.splats import TRIU, SplatPoser, covariance_triu, pack_posed, triu_to_full
 
 BYTES_PER_GAUSSIAN = 32
 TOLERANCE_M = 5e-5
@@ -139,8 +140,6 @@ class SplatStream:
 
     def update(self, motion_row: np.ndarray, extras: np.ndarray | None = None) -> FrameUpdate:
         """One motion row (and a driven clip's extras) → the head transform and the groups to send."""
-        from scipy.spatial.transform import Rotation
-
         params = self.poser.params(np.asarray(motion_row, np.float32)[None])
         if extras is not None:
             params.neck, params.transl, params.eyes = (
@@ -204,10 +203,6 @@ def compose(
 ) -> tuple[np.ndarray, np.ndarray]:
     """What the browser shows: the latest buffer of every group, put through the head node's transform →
     world centres ``[N, 3]`` and covariance triangles ``[N, 6]`` (scene units). For tests and the benchmark."""
-    from scipy.spatial.transform import Rotation
-
-    from splattalk.viewer.splats import TRIU, triu_to_full
-
     local = np.zeros((num, 8), np.uint32)
     for k, buf in update_groups.items():
         local[groups[k]] = buf

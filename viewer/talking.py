@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from splattalk.talk.config import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from splattalk.talk.stream import TalkStream
 
 CHUNK_SECONDS = 0.5
 """Audio fed to the stream per push (the stream emits a window's frames once it has the whole window)."""
@@ -104,8 +105,6 @@ class Clip:
 
 def talk_streams(model) -> Callable[[np.ndarray | None], object]:
     """A stream factory for a talk model: ``style → TalkStream(model, style=style)``."""
-    from splattalk.talk.stream import TalkStream
-
     return lambda style: TalkStream(model, style=style)
 
 

@@ -21,8 +21,10 @@ from collections.abc import Callable
 from pathlib import PurePosixPath, PureWindowsPath
 
 import numpy as np
+from viser import _messages
 
 from splattalk.errors import SplattalkError
+from splattalk.talk.audio import load_audio
 
 EXTENSIONS = (".wav", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".flac", ".webm")
 MIME_ACCEPT = "audio/*," + ",".join(EXTENSIONS)
@@ -56,8 +58,6 @@ def check_declared(filename: str, size_bytes: int, max_bytes: int) -> None:
 
 def decode_upload(filename: str, content: bytes, max_bytes: int, max_seconds: float) -> np.ndarray:
     """The uploaded speech as float32 16 kHz mono ``[S]``; a :class:`SplattalkError` for anything else."""
-    from splattalk.talk.audio import load_audio
-
     check_declared(filename, len(content), max_bytes)
     return load_audio(content, max_seconds=max_seconds, max_bytes=max_bytes, name=display_name(filename))
 
@@ -68,8 +68,6 @@ def install_size_guard(client, max_bytes: int, refuse: Callable[[str], None]) ->
     ``refuse(message)`` tells the user. Works with viser 1.x's upload protocol
     (``FileTransferStartUpload`` / ``FileTransferPart`` / ``FileTransferPartAck``).
     """
-    from viser import _messages
-
     connection = client._websock_connection
     gui_api = client.gui
 

@@ -14,11 +14,13 @@ address with them.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from splattalk.atomic import atomic_path
 from splattalk.errors import SplattalkError
 from splattalk.talk.readout import context_stack
 from splattalk.talk.training.readout import window_features
@@ -68,10 +70,6 @@ def finetune_readout(
     ``state_path``: after every epoch the read-out, optimiser and random states are written there (atomically);
     a later call with the same settings resumes from it and ends bit for bit where an uninterrupted one would.
     ``on_epoch(epoch)`` is called after each epoch is saved (for progress, or to stop)."""
-    from dataclasses import replace
-
-    from splattalk.atomic import atomic_path
-
     if getattr(model, "readout", None) is None:
         raise SplattalkError(
             "this talk model has no mouth read-out to fine-tune (train one with talk/readout.py first)"
