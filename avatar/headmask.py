@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from splattalk.avatar.face_parts import LEFT_EYE, RIGHT_EYE
+
 HAIR_MARGIN = 0.08
 """The silhouette grows by this fraction of its own size (sqrt of its area): hair volume and loose ear edges."""
 FEATHER_PX = 4
@@ -32,7 +34,6 @@ CHIN = 152
 def head_faces(head, shape: torch.Tensor, carry: np.ndarray, neck_fraction: float = NECK_FRACTION) -> np.ndarray:
     """Triangles [F', 3] of the head down to ``neck_fraction`` × chin-to-eyes below the chin (on the rest mesh,
     y up), among those that ``carry`` [F] bool; all carried ones when the model embeds no chin and eye landmarks."""
-    from splattalk.avatar.heldout import LEFT_EYE, RIGHT_EYE
 
     faces = head.faces_np[carry]
     ids = head.lmk_ids.cpu().numpy() if torch.is_tensor(head.lmk_ids) else np.asarray(head.lmk_ids)

@@ -20,56 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from splattalk.avatar.dataset import load_run
+from splattalk.avatar.evaluate import preview_rows
+from splattalk.avatar.face_parts import FACE_PARTS
+from splattalk.avatar.headmask import cut_to_head, head_faces
+from splattalk.avatar.init import face_regions
+from splattalk.avatar.io import load_avatar
 from splattalk.avatar.metrics import psnr, ssim_map
+from splattalk.avatar.model import animate
+from splattalk.avatar.view import Camera, render_gaussians
 from splattalk.errors import SplattalkError
 
-RIGHT_EYE = (7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246, 468, 469, 470, 471, 472)
-"""mediapipe's subject-right eyelid contour (FACEMESH_RIGHT_EYE) and iris."""
-LEFT_EYE = (249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466, 473, 474, 475, 476, 477)
-MOUTH = (
-    0,
-    13,
-    14,
-    17,
-    37,
-    39,
-    40,
-    61,
-    78,
-    80,
-    81,
-    82,
-    84,
-    87,
-    88,
-    91,
-    95,
-    146,
-    178,
-    181,
-    185,
-    191,
-    267,
-    269,
-    270,
-    291,
-    308,
-    310,
-    311,
-    312,
-    314,
-    317,
-    318,
-    321,
-    324,
-    375,
-    402,
-    405,
-    409,
-    415,
-)
-"""mediapipe's lip contours (FACEMESH_LIPS): the hull covers the lips and the mouth opening."""
-FACE_PARTS = {"right_eye": RIGHT_EYE, "left_eye": LEFT_EYE, "mouth": MOUTH}
 MARGIN = 0.15
 """Each part's hull is grown by this fraction of the distance between the eye centres (eyelids, lip edges)."""
 
@@ -149,10 +110,6 @@ def score_heldout(
     face mask are returned as float arrays in the second value (for contact sheets). ``head_only``: the truth
     is cut to the tracked head as ``FitConfig.head_only`` does (whatever the avatar was fitted with), so
     avatars fitted either way are judged on the same pixels: the head, not the shoulders it never models."""
-    from splattalk.avatar.dataset import load_run
-    from splattalk.avatar.io import load_avatar
-    from splattalk.avatar.model import animate
-    from splattalk.avatar.view import Camera, render_gaussians
 
     run = Path(run)
     avatar = load_avatar(avatar_path or run / "avatar" / "avatar.safetensors")
@@ -167,9 +124,6 @@ def score_heldout(
     )
     whole = data.targets
     if head_only:
-        from splattalk.avatar.headmask import cut_to_head, head_faces
-        from splattalk.avatar.init import face_regions
-
         with torch.no_grad():
             vertices = avatar.head(shape=avatar.shape, **data.params.torch_kwargs()).vertices
         carry, _ = face_regions(avatar.head)
@@ -222,8 +176,6 @@ def contact_rows(kept: dict[int, dict], label: str = "") -> np.ndarray:
     """uint8 RGB rows of truth | render | error ×4 (``avatar.evaluate``'s preview), the face region outlined in
     green on the error panel and ``label`` (clip, frame, PSNR) written on the truth panel."""
     import cv2
-
-    from splattalk.avatar.evaluate import preview_rows
 
     rows = []
     for i, k in sorted(kept.items()):

@@ -47,7 +47,7 @@ COMMANDS: dict[str, tuple[type, Callable[[object], int | None]]] = {
     "adapt": (AdaptCommand, _lazy("splattalk.adapt:run")),
     "export": (ExportCommand, _lazy("splattalk.export:run")),
     "export-dataset": (ExportDatasetCommand, _lazy("splattalk.tracking.export_dataset:run")),
-    "view": (ViewConfig, _lazy("splattalk.viewer.server:run")),
+    "view": (ViewConfig, _lazy("splattalk.view_command:run")),
 }
 
 

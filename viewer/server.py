@@ -26,7 +26,6 @@ from splattalk.avatar.io import load_avatar
 from splattalk.errors import SplattalkError
 from splattalk.head.params import HeadParams
 from splattalk.models import STYLES_DIR, check_head_model, default_threads, for_run, resolve_model
-from splattalk.reenact import view_drive
 from splattalk.run import RunLayout, Tracks
 from splattalk.talk.style import load_style_clip
 from splattalk.viewer.config import ViewConfig
@@ -40,8 +39,13 @@ DEFAULT_AVATAR = assets.data_path("default_avatar.safetensors")
 """The embedded default avatar (``scripts/make_default_avatar.py``), shown when no RUN is given."""
 
 
-def load_resources(cmd: ViewConfig, log=print):
-    """Everything the sessions share, loaded once."""
+def load_resources(cmd: ViewConfig, log=print, driver=None):
+    """Everything the sessions share, loaded once.
+
+    ``driver(avatar, base, log)`` makes the clip ``--drive`` plays (audio, motion, extras, label): the application's
+    ``splattalk view`` passes :func:`splattalk.reenact.view_drive`, which tracks the driving video — the viewer itself
+    knows nothing of tracking.
+    """
     base = None
     if cmd.run is None:
         avatar = load_avatar(DEFAULT_AVATAR)
@@ -83,8 +87,10 @@ def load_resources(cmd: ViewConfig, log=print):
         int(cmd.max_upload_mb * 2**20), cmd.max_audio_minutes * 60.0, cmd.max_text_chars, cmd.max_export_seconds
     )
     drive = None
-    if cmd.drive is not None:  # reenactment: splattalk/reenact.py
-        drive = view_drive(cmd.drive, cmd.drive_cache, avatar, base, log, cmd.drive_mouth_gain)
+    if cmd.drive is not None:  # reenactment
+        if driver is None:
+            raise SplattalkError("--drive needs the `splattalk view` command, which tracks the driving video")
+        drive = driver(avatar, base, log)
     return Resources(
         avatar=avatar,
         streams=streams,
@@ -178,7 +184,9 @@ class ViewServer:
         shutil.rmtree(self.tmp_root, ignore_errors=True)
 
 
-def run(cmd: ViewConfig) -> int:
+def run(cmd: ViewConfig, driver=None) -> int:
+    """Serve until Ctrl+C (``driver``: see :func:`load_resources`)."""
+
     def log(*args, **kw):
         print(*args, **kw, flush=True)
 
@@ -186,7 +194,7 @@ def run(cmd: ViewConfig) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
-    server = ViewServer(cmd, log=log).start()
+    server = ViewServer(cmd, resources=load_resources(cmd, log, driver), log=log).start()
     host = "localhost" if cmd.host in ("127.0.0.1", "localhost") else cmd.host
     log(f"splattalk viewer: http://{host}:{server.port}  (Ctrl+C to stop)")
     try:

@@ -5,9 +5,10 @@ import pytest
 import torch
 from fit_scene import make_tiny_run
 
+from splattalk.avatar.face_parts import FACE_PARTS
 from splattalk.avatar.fit import fit
 from splattalk.avatar.fit_config import FitConfig
-from splattalk.avatar.heldout import FACE_PARTS, face_region_mask, masked_ssim, part_points, score_heldout
+from splattalk.avatar.heldout import face_region_mask, masked_ssim, part_points, score_heldout
 from splattalk.avatar.metrics import ssim
 from splattalk.head.default import load_default_head
 
