@@ -7,14 +7,18 @@ button; what to do with the frames (encode, mux audio, stop early) is the caller
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from splattalk.avatar.framing import camera_path
 from splattalk.avatar.model import animate, posed_vertices
 from splattalk.avatar.raster import rasterize
+from splattalk.errors import SplattalkError
 from splattalk.head.params import MOTION_FPS, HeadParams
+from splattalk.mp4 import write_mp4
 
 
 def render_frames(
@@ -64,3 +68,33 @@ def render_sequence(
         rest_vertices = posed_vertices(avatar, rest)[0].numpy()
     viewmats, ks = camera_path(camera, len(params), rest_vertices, size, size, tracked=tracked, fps=fps)
     return render_frames(avatar, params, viewmats, ks, size, background, backend)
+
+
+def write_sequence(
+    avatar,
+    params: HeadParams,
+    out: Path,
+    audio: np.ndarray | None,
+    *,
+    size: int,
+    fps: float = MOTION_FPS,
+    camera: str = "front",
+    rest: HeadParams | None = None,
+    background=(1.0, 1.0, 1.0),
+    tracked=None,
+    backend: str = "auto",
+    progress: bool = True,
+    desc: str = "export",
+) -> int:
+    """:func:`render_sequence` into an mp4 at ``out`` (H.264, ``audio`` at 16 kHz muxed as AAC); returns frames
+    written. ``size`` must be even (H.264); ``camera="tracked"`` needs ``tracked``."""
+    if size % 2:
+        raise SplattalkError(f"--resolution must be even for H.264 (got {size})")
+    if camera == "tracked" and tracked is None:
+        raise SplattalkError("--camera tracked needs the run's tracking (RUN/tracking/tracks.npz)")
+    frames = render_sequence(
+        avatar, params, size, camera=camera, rest=rest, background=background, tracked=tracked, fps=fps, backend=backend
+    )
+    if progress:
+        frames = tqdm(frames, total=len(params), desc=desc, unit="frame")
+    return write_mp4(out, frames, fps, audio)

@@ -14,15 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from splattalk.avatar.io import load_avatar
-from splattalk.avatar.sequence import render_sequence
+from splattalk.avatar.sequence import write_sequence
 from splattalk.commands import ExportCommand
 from splattalk.errors import SplattalkError
 from splattalk.head.params import MOTION_FPS, HeadParams, resample_motion, scale_motion
 from splattalk.models import check_head_model, default_threads, for_run, resolve_model
-from splattalk.mp4 import write_mp4
 from splattalk.reenact import run_export
 from splattalk.run import RunLayout, Tracks, avatar_path, tracks_path
 from splattalk.talk.audio import load_audio
@@ -81,26 +79,22 @@ def export_clip(
 ) -> int:
     """Render ``motion`` [T, E+6] (25 fps) on ``avatar`` into ``out`` with ``audio`` (16 kHz) muxed.
     Returns frames written."""
-    if resolution % 2:
-        raise SplattalkError(f"--resolution must be even for H.264 (got {resolution})")
-    if camera == "tracked" and tracked_camera is None:
-        raise SplattalkError("--camera tracked needs the run's tracking (RUN/tracking/tracks.npz)")
     motion = resample_motion(motion, MOTION_FPS, fps)
     base = tracks.slice(0) if (camera == "tracked" and tracks is not None) else None
     params = HeadParams.from_motion(motion, base=base)
-    frames = render_sequence(
+    return write_sequence(
         avatar,
         params,
-        resolution,
+        out,
+        audio,
+        size=resolution,
+        fps=fps,
         camera=camera,
         background=background,
         tracked=tracked_camera,
-        fps=fps,
         backend=backend,
+        progress=progress,
     )
-    if progress:
-        frames = tqdm(frames, total=len(params), desc="export", unit="frame")
-    return write_mp4(out, frames, fps, audio)
 
 
 def run(cmd: ExportCommand) -> int:

@@ -30,17 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.spatial.transform import Rotation, Slerp
-from tqdm import tqdm
 
-from splattalk.avatar.framing import camera_path
 from splattalk.avatar.io import load_avatar
-from splattalk.avatar.model import posed_vertices
-from splattalk.avatar.sequence import render_frames
+from splattalk.avatar.sequence import write_sequence
 from splattalk.errors import SplattalkError
 from splattalk.head.params import MOTION_FPS, HeadParams, scale_motion
-from splattalk.mp4 import write_mp4
 from splattalk.run import RunLayout, Tracks, avatar_path, tracks_path
 from splattalk.talk.audio import load_audio
 from splattalk.tracking.config import TrackConfig
@@ -296,30 +291,26 @@ def export_driven(
 ) -> int:
     """Render a retargeted performance (25 fps ``motion`` + ``extras``) into ``out`` with ``audio`` (16 kHz).
     Returns frames written."""
-    if resolution % 2:
-        raise SplattalkError(f"--resolution must be even for H.264 (got {resolution})")
-    if camera == "tracked" and tracked_camera is None:
-        raise SplattalkError("--camera tracked needs the run's tracking (RUN/tracking/tracks.npz)")
     params = driven_params(
         resample_rows(motion, MOTION_FPS, fps),
         resample_rows(extras, MOTION_FPS, fps),
         base,
     )
-    with torch.no_grad():
-        rest = posed_vertices(avatar, HeadParams.from_motion(np.zeros_like(motion[:1]), base))[0].numpy()
-    viewmats, ks = camera_path(
-        camera,
-        len(params),
-        rest,
-        resolution,
-        resolution,
-        tracked=tracked_camera,
+    return write_sequence(
+        avatar,
+        params,
+        out,
+        audio,
+        size=resolution,
         fps=fps,
+        camera=camera,
+        rest=HeadParams.from_motion(np.zeros_like(motion[:1]), base),
+        background=background,
+        tracked=tracked_camera,
+        backend=backend,
+        progress=progress,
+        desc="reenact",
     )
-    frames = render_frames(avatar, params, viewmats, ks, resolution, background, backend)
-    if progress:
-        frames = tqdm(frames, total=len(params), desc="reenact", unit="frame")
-    return write_mp4(out, frames, fps, audio)
 
 
 def run_export(cmd) -> int:
