@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from viewer_helpers import ROOT, small_avatar
+from viewer_helpers import CHROMIUM, ROOT
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -71,43 +70,11 @@ return f >= 0 ? [f, a.currentTime, performance.now()] : null; };
 }"""
 
 
-@pytest.fixture(scope="module")
-def playwright_api():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
-    )
-    with sync_api.sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def server():
-    from splattalk.viewer.config import ViewConfig
-    from splattalk.viewer.server import ViewServer, load_resources
-
-    cmd = ViewConfig(port=_free_port())
-    resources = load_resources(cmd, log=lambda *a, **k: None)
-    resources.avatar = small_avatar(3000)
-    srv = ViewServer(cmd, resources=resources, log=lambda *a, **k: None).start()
-    yield srv
-    srv.stop()
-
-
 def _wait(condition, message: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, message
         time.sleep(0.05)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _screenshot(page, name: str | None = None) -> np.ndarray:

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from viewer_helpers import ROOT, small_avatar
+from viewer_helpers import CHROMIUM, ROOT
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 SPEECH = ROOT / "splattalk" / "data" / "speech" / "sample_en_1.wav"
 BASE_ARGS = [
     "--no-sandbox",
@@ -41,38 +40,6 @@ DENY_JS = (
     "navigator.mediaDevices.getUserMedia = () => "
     "Promise.reject(new DOMException('denied by the test', 'NotAllowedError'));"
 )
-
-
-@pytest.fixture(scope="module")
-def playwright_api():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
-    )
-    with sync_api.sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def server():
-    from splattalk.viewer.config import ViewConfig
-    from splattalk.viewer.server import ViewServer, load_resources
-
-    cmd = ViewConfig(port=_free_port())
-    resources = load_resources(cmd, log=lambda *a, **k: None)
-    resources.avatar = small_avatar(3000)
-    srv = ViewServer(cmd, resources=resources, log=lambda *a, **k: None).start()
-    yield srv
-    srv.stop()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(condition, message: str, timeout: float = 10.0) -> None:

@@ -12,6 +12,8 @@ import numpy as np
 from splattalk.avatar.painted import build_default_avatar
 
 ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+"""Debian's chromium, which the browser tests drive (skipped where it is absent)."""
 
 
 @lru_cache(maxsize=4)
