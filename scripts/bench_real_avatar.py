@@ -1,6 +1,7 @@
 """Benchmark the avatar on real talking-head clips: track, fit with the defaults, score held-out frames at 512².
 
     python scripts/bench_real_avatar.py [--clips a b ...] [--runs-dir DIR] [--iterations N] [--resolution R]
+                                        [--coarse-fraction F] [--head-only]
                                         [--score-resolution 512] [--refit]
 
 Clips (from ``../shared/real``, see its SOURCES.md) are the ones with more than
@@ -85,6 +86,18 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=None, help="fit resolution (default: FitConfig's)")
     parser.add_argument("--score-resolution", type=int, default=512, help="side of the scored renders")
     parser.add_argument(
+        "--coarse-fraction",
+        type=float,
+        default=None,
+        help="coarse-to-fine share of the iterations (default: FitConfig's)",
+    )
+    parser.add_argument(
+        "--head-only",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="cut the training targets to the tracked head (default: FitConfig's)",
+    )
+    parser.add_argument(
         "--refit", action="store_true", help="refit even if a finished fit with the same settings exists"
     )
     parser.add_argument("--tag", default="", help="suffix of the results file RUNS/bench_real_avatar<tag>.json")
@@ -120,7 +133,13 @@ def main() -> None:
     from splattalk.tracking.config import TrackConfig
     from splattalk.tracking.run import track
 
-    overrides = {k: v for k, v in (("resolution", args.resolution), ("iterations", args.iterations)) if v is not None}
+    given = (
+        ("resolution", args.resolution),
+        ("iterations", args.iterations),
+        ("coarse_fraction", args.coarse_fraction),
+        ("head_only", args.head_only),
+    )
+    overrides = {k: v for k, v in given if v is not None}
     cfg = dataclasses.replace(FitConfig(), **overrides)
     print(
         f"fit: resolution {cfg.resolution}², {cfg.iterations} iterations; scored at {args.score_resolution}²; "
