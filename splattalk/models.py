@@ -1,8 +1,8 @@
 """Which talk model a command uses: ``--checkpoint`` if given, else the built-in one.
 
 One resolution for ``splattalk talk``, ``splattalk export``, the demo and the live
-viewer. Light at import (the talk package's ``__init__`` is a docstring); the model
-code and torch load when a model is resolved.
+viewer, and the person-adapted mouth read-out of a run (``splattalk adapt``). It imports
+the talk model's code (torch) at the top: only commands that run a model import it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 from splattalk import assets
 from splattalk.errors import SplattalkError
+from splattalk.run import RunLayout
 from splattalk.talk import checkpoint as ckpt
 
 DEFAULT_MODEL = Path(str(files("splattalk.talk") / "assets" / "default_talk.safetensors"))
@@ -59,7 +60,7 @@ FORMAT_TAG = "splattalk-readout-adapt-v1"
 
 def paths(run: Path) -> dict[str, Path]:
     """Where ``splattalk adapt RUN`` keeps its read-out, report and resumable state."""
-    folder = Path(run) / "talk"
+    folder = RunLayout(run).talk_dir
     return {
         "readout": folder / "readout_adapted.safetensors",
         "report": folder / "adapt.json",
