@@ -102,6 +102,9 @@ class RealLipsyncConfig:
     """Frames of audio/video offset the correlation search allows (the issue's figures: 2)."""
     threads: int = 1
     """Torch CPU threads."""
+    run_style: bool = False
+    """Speak in each clip's own tracked style (what `splattalk talk/export/view` do for a run; the style window is
+    2 s of the scored clip itself, so this measures the default path, not a held-out style)."""
 
 
 def heldout(clips, trained_on) -> list[str]:
@@ -150,7 +153,15 @@ def track(clip: Path, run: Path) -> dict:
     return Tracks.load(path).to_arrays()
 
 
-def evaluate_clip(clip: Path, tracks: dict, model, head, close_in_pauses: bool = False, max_lag: int = MAX_LAG) -> dict:
+def evaluate_clip(
+    clip: Path,
+    tracks: dict,
+    model,
+    head,
+    close_in_pauses: bool = False,
+    max_lag: int = MAX_LAG,
+    style: np.ndarray | None = None,
+) -> dict:
     """One clip's figures (see the module docstring)."""
     from splattalk.head.mouth import landmark_gap, mouth_gap
     from splattalk.talk.audio import load_audio
@@ -167,7 +178,7 @@ def evaluate_clip(clip: Path, tracks: dict, model, head, close_in_pauses: bool =
     truth = mouth_gap(head, tracks["expr"], tracks["jaw"], **identity)
     truth[~tracks["valid"].astype(bool)] = np.nan
     audio = load_audio(clip, max_bytes=None)
-    motion = generate(model, audio)
+    motion = generate(model, audio, style=style)
     if close_in_pauses:
         from splattalk.talk.training.closure import close_in_pauses as gate
 
@@ -203,7 +214,7 @@ def main(cfg: RealLipsyncConfig) -> list[dict]:
     import torch
 
     from splattalk.head.default import load_default_head
-    from splattalk.models import DEFAULT_MODEL, resolve_model
+    from splattalk.models import DEFAULT_MODEL, resolve_model, run_style
 
     torch.set_num_threads(cfg.threads)
     folder = real_folder(cfg.real)
@@ -220,13 +231,15 @@ def main(cfg: RealLipsyncConfig) -> list[dict]:
         f"{'true/ours':>10s} {'mp r':>5s} held-out"
     )
     for name in names:
+        run = cfg.runs_dir / Path(name).stem
         row = evaluate_clip(
             folder / name,
-            track(folder / name, cfg.runs_dir / Path(name).stem),
+            track(folder / name, run),
             model,
             head,
             cfg.close_in_pauses,
             cfg.max_lag,
+            run_style(run, model, log=lambda *a, **k: None) if cfg.run_style else None,
         )
         row["heldout"] = name in counted
         rows.append(row)

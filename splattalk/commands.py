@@ -78,7 +78,10 @@ class ExportCommand:
     checkpoint: Path | None = None
     """Talk model (official ARTalk_wav2vec.pt or ours); default: the built-in model."""
     style: Path | None = None
-    """Style clip .npz (motion [50, D]) for the talk model."""
+    """Style clip .npz (motion [50, D]) for the talk model; default: the run's own tracked motion (see --run-style)."""
+    run_style: bool = True
+    """Take the talk model's style from the run's tracked motion, "talks like you" (--no-run-style: the model's
+    neutral style)."""
     expression_scale: float = 1.0
     """Multiplies the generated expression and jaw motion."""
     head_motion_scale: float = 1.0
@@ -136,7 +139,13 @@ class TalkCommand:
     """Talk model: the official ARTalk_wav2vec.pt (FLAME 2020 space) or one of our .safetensors;
     default: the built-in model."""
     style: Path | None = None
-    """Style clip: an .npz with motion [50, D], or an official ARTalk style .pt; default: the model's neutral style."""
+    """Style clip: an .npz with motion [50, D], or an official ARTalk style .pt; default: with --run, the run's own
+    tracked motion, else the model's neutral style."""
+    run: Path | None = None
+    """A tracked run folder (`splattalk track`): speak like its person, in the style of its tracked motion and with
+    the mouth `splattalk adapt` fitted to it (when it was run)."""
+    run_style: bool = True
+    """With --run, take the style from the run's tracked motion (--no-run-style: the model's neutral style)."""
     seed: int = 0
     """Random seed (only matters with --temperature above 0)."""
     cfg_scale: float | None = None

@@ -20,7 +20,7 @@ from splattalk.avatar.sequence import write_sequence
 from splattalk.commands import ExportCommand
 from splattalk.errors import SplattalkError
 from splattalk.head.params import MOTION_FPS, HeadParams, resample_motion, scale_motion
-from splattalk.models import check_head_model, default_threads, for_run, resolve_model
+from splattalk.models import check_head_model, default_threads, for_run, resolve_model, run_style
 from splattalk.reenact import run_export
 from splattalk.run import RunLayout, Tracks, avatar_path, tracks_path
 from splattalk.talk.audio import load_audio
@@ -50,15 +50,20 @@ def talk_motion(
     style_path: Path | None,
     seed: int,
     run: Path | None = None,
+    use_run_style: bool = True,
 ) -> np.ndarray:
     """Speech [S] at 16 kHz → motion [T, D] with the default (or given) talk model; with ``run``, its mouth
-    adapted to the run's person if ``splattalk adapt RUN`` was run."""
+    adapted to the run's person if ``splattalk adapt RUN`` was run, and (unless ``style_path`` is given or
+    ``use_run_style`` is off) the style of the run's own tracked motion."""
     model = for_run(resolve_model(checkpoint), run, checkpoint)
     check_head_model(model, head_model)
     threads = default_threads(model)
     if threads is not None:
         torch.set_num_threads(threads)
-    style = load_style_clip(style_path, model.cfg.motion_dim, model.cfg.style_frames) if style_path else None
+    if style_path:
+        style = load_style_clip(style_path, model.cfg.motion_dim, model.cfg.style_frames)
+    else:
+        style = run_style(run, model) if use_run_style else None
     return generate(model, audio, style=style, seed=seed, progress=True)
 
 
@@ -111,7 +116,9 @@ def run(cmd: ExportCommand) -> int:
         motion = load_motion(cmd.motion, avatar.model_id)
     else:
         run_dir = RunLayout.of_avatar(cmd.run).root
-        motion = talk_motion(audio, avatar.model_id, cmd.checkpoint, cmd.style, cmd.seed, run=run_dir)
+        motion = talk_motion(
+            audio, avatar.model_id, cmd.checkpoint, cmd.style, cmd.seed, run=run_dir, use_run_style=cmd.run_style
+        )
     motion = scale_motion(motion, avatar.head.num_expr, cmd.expression_scale, cmd.head_motion_scale)
     tracks, tracked_camera = None, None
     tracks_file = tracks_path(cmd.run)

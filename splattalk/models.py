@@ -13,13 +13,16 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 
+import numpy as np
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 from splattalk import assets
 from splattalk.errors import SplattalkError
-from splattalk.run import RunLayout
+from splattalk.head.params import MOTION_FPS
+from splattalk.run import RunLayout, Tracks
 from splattalk.talk import checkpoint as ckpt
+from splattalk.talk.corpus.tracks import head_motion
 
 DEFAULT_MODEL = Path(str(files("splattalk.talk") / "assets" / "default_talk.safetensors"))
 """Our default talk model (trained by scripts/train_default_talk.py, shipped with the package)."""
@@ -134,3 +137,63 @@ def default_threads(model, threads: int | None = None) -> int | None:
     if threads is not None:
         return max(1, threads)
     return 1 if model.cfg.audio_encoder != "wav2vec2" else None
+
+
+def style_window(motion: np.ndarray, frames: int, valid: np.ndarray | None = None, jaw_columns=None) -> int | None:
+    """First frame of the ``frames``-long window of ``motion`` ``[T, D]`` whose jaw travels furthest (summed
+    frame-to-frame change of ``jaw_columns``, default the last 3: the speaking part of a video, not its still
+    start), among windows whose frames are all ``valid`` ``[T]``; None when no such window fits. Ties go to the
+    earliest window."""
+    T = len(motion)
+    if T < frames:
+        return None
+    jaw = np.asarray(motion[:, list(jaw_columns) if jaw_columns is not None else slice(-3, None)], np.float64)
+    ok = np.ones(T, bool) if valid is None else np.asarray(valid, bool)[:T]
+    # travel into frame t (0 for the first); window [s, s + frames) travels steps s + 1 … s + frames - 1
+    step = np.concatenate([[0.0], np.abs(np.diff(jaw, axis=0)).sum(1)])
+    travel_upto = np.concatenate([[0.0], np.cumsum(step)])
+    travel = travel_upto[frames:] - travel_upto[:-frames] - step[: T - frames + 1]
+    lost = np.concatenate([[0], np.cumsum(~ok)])
+    travel[(lost[frames:] - lost[:-frames]) > 0] = -np.inf
+    best = int(np.argmax(travel))
+    return best if np.isfinite(travel[best]) else None
+
+
+def run_style(run: Path | None, model, log=print) -> np.ndarray | None:
+    """The run's own tracked motion as the style clip ``[style_frames, D]`` of ``model`` ("talks like you"): the
+    2-second window of ``RUN/tracking/tracks.npz`` where the jaw moves most (:func:`style_window`), in the talk
+    corpus' motion convention (head rotation relative to the run's mean orientation;
+    :func:`splattalk.talk.corpus.tracks.head_motion`).
+
+    None, with a message through ``log``, when there is nothing to take: no run or no tracks, a run tracked with
+    another head model than the talk model's (its motion means nothing to this model), or a video shorter than a
+    style clip. The command then speaks in the model's default style.
+    """
+    if run is None or model is None:
+        return None
+    path = RunLayout(Path(run)).tracks
+    if not path.is_file():
+        return None
+    tracks = Tracks.load(path)
+    cfg = model.cfg
+    if tracks.head_model != cfg.head_model or tracks.expr.shape[1] != cfg.expr_dim:
+        log(
+            f"talk: {run} was tracked with head model {tracks.head_model!r} ({tracks.expr.shape[1]} expressions) but "
+            f"the talk model speaks {cfg.head_model!r} ({cfg.expr_dim}): its motion cannot be a style clip, so the "
+            "model's default style is used"
+        )
+        return None
+    motion = head_motion({"expr": tracks.expr, "rot": tracks.rot, "jaw": tracks.jaw}, float(tracks.fps))
+    valid = tracks.valid
+    if valid is not None:
+        at = (np.arange(len(motion)) + 0.5) / MOTION_FPS * float(tracks.fps) - 0.5  # motion frames in video frames
+        valid = np.interp(at, np.arange(len(valid)), np.asarray(valid, np.float64)) > 0.5
+    start = style_window(motion, cfg.style_frames, valid)
+    if start is None:
+        log(
+            f"talk: {run}'s tracked video has no {cfg.style_frames / MOTION_FPS:.0f} s of valid frames for a "
+            "style clip; the model's default style is used"
+        )
+        return None
+    log(f"talk: style from this person's tracked motion ({path}, frames {start}–{start + cfg.style_frames - 1})")
+    return motion[start : start + cfg.style_frames].astype(np.float32)

@@ -16,7 +16,7 @@ from splattalk.atomic import save_npz
 from splattalk.commands import TalkCommand
 from splattalk.errors import SplattalkError
 from splattalk.head.params import MOTION_FPS
-from splattalk.models import default_threads, resolve_model
+from splattalk.models import default_threads, for_run, resolve_model, run_style
 from splattalk.talk.audio import load_audio
 from splattalk.talk.inference import generate
 from splattalk.talk.style import load_style_clip
@@ -30,7 +30,7 @@ def run(cmd: TalkCommand) -> int:
     if cmd.readout_weight is not None and not 0.0 <= cmd.readout_weight <= 1.0:
         raise SplattalkError(f"--readout-weight must be in [0, 1] (0 = the generator alone), got {cmd.readout_weight}")
     audio = load_audio(cmd.audio)
-    model = resolve_model(cmd.checkpoint)
+    model = for_run(resolve_model(cmd.checkpoint), cmd.run, cmd.checkpoint)
     cfg = model.cfg
     threads = default_threads(model, cmd.threads)
     if threads is not None:
@@ -39,7 +39,12 @@ def run(cmd: TalkCommand) -> int:
         raise SplattalkError(
             "--readout-weight: this model has no mouth read-out (python -m splattalk.talk.training.readout fits one)"
         )
-    style = load_style_clip(cmd.style, cfg.motion_dim, cfg.style_frames) if cmd.style is not None else None
+    if cmd.run is not None and not cmd.run.is_dir():
+        raise SplattalkError(f"--run {cmd.run} is not a folder: pass a run folder made by `splattalk track`")
+    if cmd.style is not None:
+        style = load_style_clip(cmd.style, cfg.motion_dim, cfg.style_frames)
+    else:
+        style = run_style(cmd.run, model) if cmd.run_style else None
     start = time.perf_counter()
     motion = generate(
         model,

@@ -22,6 +22,9 @@ class ViewConfig:
     """TCP port of the web page."""
     checkpoint: Path | None = None
     """Talk model: one of our .safetensors or the official ARTalk_wav2vec.pt; default: the built-in model."""
+    run_style: bool = True
+    """With a run, the first speaking style offered is the run's own tracked motion ("talks like you");
+    --no-run-style: the model's neutral style first."""
     loudness_only: bool = False
     """Skip the talk model: the jaw only follows the speech's loudness
     (also the fallback when no model is installed)."""

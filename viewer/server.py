@@ -25,7 +25,7 @@ from splattalk import assets
 from splattalk.avatar.io import load_avatar
 from splattalk.errors import SplattalkError
 from splattalk.head.params import HeadParams
-from splattalk.models import STYLES_DIR, check_head_model, default_threads, for_run, resolve_model
+from splattalk.models import STYLES_DIR, check_head_model, default_threads, for_run, resolve_model, run_style
 from splattalk.run import RunLayout, Tracks
 from splattalk.talk.style import load_style_clip
 from splattalk.viewer.config import ViewConfig
@@ -37,6 +37,10 @@ from splattalk.viewer.talking import talk_streams
 
 DEFAULT_AVATAR = assets.data_path("default_avatar.safetensors")
 """The embedded default avatar (``scripts/make_default_avatar.py``), shown when no RUN is given."""
+
+
+TRACKED_STYLE = "this person (tracked)"
+"""The style list's name for the run's own tracked motion (:func:`splattalk.models.run_style`)."""
 
 
 def load_resources(cmd: ViewConfig, log=print, driver=None):
@@ -74,6 +78,9 @@ def load_resources(cmd: ViewConfig, log=print, driver=None):
         threads = default_threads(model, cmd.threads)
         if threads is not None:
             torch.set_num_threads(threads)
+        own = run_style(cmd.run, model, log) if (cmd.run is not None and cmd.run_style) else None
+        if own is not None:  # offered first, so every tab starts in it
+            styles = {TRACKED_STYLE: own, **styles}
         styles.update(_styles(model.cfg, log))
         streams = talk_streams(model)
     else:
