@@ -27,6 +27,7 @@ from splattalk.atomic import write_json
 from splattalk.errors import SplattalkError
 from splattalk.talk.config import SAMPLE_RATE
 from splattalk.talk.corpus.layout import (
+    SOURCES,
     Utterance,
     clip_done,
     clip_paths,
@@ -40,6 +41,7 @@ from splattalk.talk.corpus.phones import Segmentation, label_speech, normalize
 from splattalk.talk.corpus.recordings import alsa_clips, asterisk_prompts, codec2_clips
 from splattalk.talk.corpus.styles import STYLES
 from splattalk.talk.corpus.texts import WORD_LIST, _dictionary_words, make_sentences
+from splattalk.talk.corpus.tracks import TracksToCorpus, add_runs, read_sources
 from splattalk.talk.corpus.tts import ESPEAK_VARIANTS, ESPEAK_VOICES, FLITE_VOICES, Voice, synthesize
 
 HELDOUT_ESPEAK_VOICES = ("en-029", "en-gb-x-gbcwmd")
@@ -69,6 +71,13 @@ class CorpusConfig:
     """Vary level, add low noise or telephone band-limiting to some clips (motion is unaffected)."""
     workers: int = 1
     """Processes rendering in parallel."""
+    videos: tuple[Path, ...] = ()
+    """Run folders tracked with `splattalk track --head default` whose videos join the corpus as real material
+    (source ``video``: speech + the tracked mouth as truth; talk/corpus/tracks.py). Converted once each (by hash)."""
+    video_licences: tuple[str, ...] = ()
+    """Licence of each --videos video, in order (one value: all); recorded in DIR/sources.json."""
+    video_speakers: tuple[str, ...] = ()
+    """Speaker of each --videos run, in order (one value: all); default: the run folder's name."""
 
 
 @dataclass(frozen=True)
@@ -333,16 +342,27 @@ def build_corpus(config: CorpusConfig) -> dict:
                 if since_manifest >= 200:
                     rebuild_manifest(root)
                     since_manifest = 0
+    videos = {"converted": [], "skipped": []}
+    if config.videos:
+        videos = add_runs(
+            TracksToCorpus(
+                runs=tuple(config.videos),
+                out=root,
+                licences=config.video_licences,
+                speakers=config.video_speakers,
+            )
+        )
     records = rebuild_manifest(root)
-    wanted = {j.id for j in jobs}
+    wanted = {j.id for j in jobs} | {
+        c for e in read_sources(root) if e["run"] in map(str, config.videos) for c in e["clips"]
+    }
     records = [r for r in records if r.id in wanted]
     summary = {
         "clips": len(records),
         "rendered_now": len(todo),
+        "videos_converted_now": len(videos["converted"]),
         "hours": sum(r.duration for r in records) / 3600.0,
-        "hours_by_source": {
-            s: sum(r.duration for r in records if r.source == s) / 3600.0 for s in ("espeak-ng", "flite", "recording")
-        },
+        "hours_by_source": {s: sum(r.duration for r in records if r.source == s) / 3600.0 for s in SOURCES},
         "heldout_clips": sum(r.split == "heldout" for r in records),
         "recordings_found": _recordings_found() if config.recordings else "disabled",
         "seconds": time.time() - t0,

@@ -20,7 +20,8 @@ rebuilt from the clips, so a killed generator loses nothing it finished.
 Splits: synthetic ``heldout`` clips use voices and sentences no ``train`` clip uses;
 real ``heldout`` recordings are speakers absent from training (codec2, alsa) and
 asterisk prompts training does not hear; ``style`` indexes
-``talk.corpus.styles.STYLES``; ``source`` is ``espeak-ng``, ``flite`` or ``recording``.
+``talk.corpus.styles.STYLES``; ``source`` is ``espeak-ng``, ``flite``, ``recording`` or ``video`` (tracked real
+video, :mod:`splattalk.talk.corpus.tracks`, listed with its licence in ``DIR/sources.json``).
 """
 
 from __future__ import annotations
@@ -89,7 +90,11 @@ MOUTH_CHANNELS = tuple(
 ) + tuple(range(JAW.start, JAW.stop))
 """Motion columns of the mouth and jaw (not eyes, brows, nose, cheeks' raise or the head)."""
 SPLITS = ("train", "heldout")
-SOURCES = ("espeak-ng", "flite", "recording")
+SOURCES = ("espeak-ng", "flite", "recording", "video")
+"""Where a clip comes from: synthetic speech (espeak-ng, flite) or recorded speech (recording), both with
+motion made by our viseme rules; or a real tracked talking-head video (video: the tracked mouth is the truth)."""
+SOURCE_GROUPS = {"espeak-ng": "tts", "flite": "tts", "recording": "recording", "video": "video"}
+"""The groups training can weight against each other (``DataConfig.source_weights``)."""
 
 
 def expr_index(name: str) -> int:
@@ -123,7 +128,7 @@ class Utterance:
     text: str
     """What is said (empty when unknown)."""
     source: str
-    """``espeak-ng``, ``flite`` or ``recording``."""
+    """``espeak-ng``, ``flite``, ``recording`` or ``video`` (:data:`SOURCES`)."""
     phone_source: str = ""
     """Where the phone timings came from: ``espeak-ng``, ``flite``, ``pocketsphinx-align``
     (forced alignment of the transcript), ``pocketsphinx-phones`` (phone recognition), or both joined by ``+``."""

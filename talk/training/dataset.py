@@ -37,7 +37,7 @@ from scipy.signal import butter, sosfilt
 
 from splattalk.errors import SplattalkError
 from splattalk.talk.config import FPS, PHONE_SET, SAMPLE_RATE, SAMPLES_PER_FRAME
-from splattalk.talk.corpus.layout import DEFAULT_CORPUS, Utterance, read_manifest
+from splattalk.talk.corpus.layout import DEFAULT_CORPUS, SOURCE_GROUPS, Utterance, read_manifest
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,10 @@ class DataConfig:
     """Move the windows after an utterance's first by a random phase each epoch (more alignments)."""
     augment: AugmentConfig = AugmentConfig()
     """Audio augmentation of training windows."""
+    source_weights: tuple[str, ...] = ()
+    """Share of each source group in every training batch, as GROUP=WEIGHT (groups: tts, recording, video; e.g.
+    ``video=0.5 tts=0.5``: half the windows from tracked real video, half from TTS, whatever their hours). Every
+    group the corpus holds needs a weight (0 leaves it out). Default: windows drawn uniformly."""
 
 
 @dataclass
@@ -98,6 +102,7 @@ class WindowDataset:
         augment: AugmentConfig = NO_AUGMENT,
         seed: int = 0,
         with_audio: bool = True,
+        source_weights: dict[str, float] | None = None,
     ):
         self.root = Path(root).expanduser()
         self.window, self.context_frames, self.style_frames = window, context_frames, style_frames
@@ -137,6 +142,8 @@ class WindowDataset:
         self.windows = [
             (c, k) for c, clip in enumerate(self.clips) for k in range(_n_windows(len(clip.motion), window))
         ]
+        self.source_weights = _check_weights(source_weights, {SOURCE_GROUPS[c.record.source] for c in self.clips})
+        self.window_group = np.array([SOURCE_GROUPS[self.clips[c].record.source] for c, _ in self.windows])
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -207,8 +214,31 @@ class WindowDataset:
     # ---- batches ------------------------------------------------------------------------
 
     def order(self, epoch: int) -> np.ndarray:
-        """The shuffled item order of ``epoch``."""
-        return np.random.default_rng([self.seed, 0, epoch]).permutation(len(self))
+        """The shuffled item order of ``epoch``: a permutation, or with ``source_weights`` ``len(self)`` items whose
+        groups interleave so that every run of consecutive items (every batch) holds each group's share to within
+        one item, each group's windows shuffled and cycled (a small group's windows come round more than once)."""
+        rng = np.random.default_rng([self.seed, 0, epoch])
+        if not self.source_weights:
+            return rng.permutation(len(self))
+        cached = getattr(self, "_weighted_order", None)
+        if cached is not None and cached[0] == epoch:  # batch_indices asks once per step
+            return cached[1]
+        groups = sorted(self.source_weights)
+        weights = np.array([self.source_weights[g] for g in groups])
+        n = len(self)
+        # the group of each position: the one furthest behind its share so far (ties: the first in sorted order)
+        slots, counts = np.empty(n, np.int64), np.zeros(len(groups))
+        for p in range(n):
+            g = int(np.argmax(weights * (p + 1) - counts))
+            slots[p], counts[g] = g, counts[g] + 1
+        out = np.empty(n, np.int64)
+        for g, name in enumerate(groups):
+            members = np.flatnonzero(self.window_group == name)
+            need = int(counts[g])
+            cycles = -(-need // len(members))
+            out[slots == g] = np.concatenate([rng.permutation(members) for _ in range(cycles)])[:need]
+        self._weighted_order = (epoch, out)
+        return out
 
     def steps_per_epoch(self, batch_size: int, world: int = 1) -> int:
         steps = len(self) // (batch_size * world)
@@ -230,6 +260,48 @@ class WindowDataset:
 
 
 # ---- pure functions (shared with inference-side checks and tests) ------------------------
+
+
+def parse_source_weights(items: tuple[str, ...]) -> dict[str, float] | None:
+    """``("video=0.5", "tts=0.5")`` → ``{"video": 0.5, "tts": 0.5}`` (None for none); a clear error otherwise."""
+    if not items:
+        return None
+    groups = sorted(set(SOURCE_GROUPS.values()))
+    out = {}
+    for item in items:
+        name, sep, value = str(item).partition("=")
+        try:
+            weight = float(value) if sep else float("nan")
+        except ValueError:
+            weight = float("nan")
+        if name not in groups or not np.isfinite(weight) or weight < 0:
+            raise SplattalkError(
+                f"source weight {item!r}: write GROUP=WEIGHT with GROUP one of {groups} and WEIGHT ≥ 0 (e.g. video=0.5)"
+            )
+        out[name] = weight
+    return out
+
+
+def _check_weights(weights: dict[str, float] | None, present: set[str]) -> dict[str, float] | None:
+    """``weights`` normalised to sum 1 over the groups with weight above 0, checked against the groups the corpus
+    split holds (``present``); None stays None."""
+    if not weights:
+        return None
+    missing, absent = (
+        sorted(present - set(weights)),
+        sorted(g for g, w in weights.items() if w > 0 and g not in present),
+    )
+    if missing:
+        raise SplattalkError(
+            f"the corpus holds source groups {missing} that --source-weights does not weigh: give each a weight "
+            "(0 leaves it out)"
+        )
+    if absent:
+        raise SplattalkError(f"--source-weights weighs {absent}, but the corpus has no such material")
+    total = sum(w for w in weights.values() if w > 0)
+    if total <= 0:
+        raise SplattalkError("--source-weights are all 0: nothing to train on")
+    return {g: w / total for g, w in weights.items() if w > 0}
 
 
 def _n_windows(frames: int, window: int) -> int:

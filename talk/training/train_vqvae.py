@@ -28,7 +28,7 @@ from torch import nn
 from splattalk.talk import bsq
 from splattalk.talk.config import PRESETS
 from splattalk.talk.generator import TalkModel
-from splattalk.talk.training.dataset import NO_AUGMENT, WindowDataset
+from splattalk.talk.training.dataset import NO_AUGMENT, WindowDataset, parse_source_weights
 from splattalk.talk.training.train_common import (
     TrainConfig,
     config_dict,
@@ -168,7 +168,8 @@ def build_datasets(cfg: TrainConfig, model_cfg, with_audio: bool) -> tuple[Windo
         seed=cfg.seed,
         with_audio=with_audio,
     )
-    train = WindowDataset(d.corpus, "train", jitter=d.jitter, augment=d.augment, **common)
+    weights = parse_source_weights(d.source_weights)
+    train = WindowDataset(d.corpus, "train", jitter=d.jitter, augment=d.augment, source_weights=weights, **common)
     try:
         held = WindowDataset(d.corpus, "heldout", jitter=False, augment=NO_AUGMENT, **common)
     except Exception:  # noqa: BLE001 - a corpus without held-out material trains without evaluation
@@ -184,7 +185,17 @@ def build_datasets(cfg: TrainConfig, model_cfg, with_audio: bool) -> tuple[Windo
 def data_summary(ds: WindowDataset | None) -> dict:
     if ds is None:
         return {}
-    return {"utterances": len(ds.clips), "windows": len(ds), "hours": round(ds.hours, 3), "speakers": len(ds.speakers)}
+    groups: dict[str, int] = {}
+    for g in ds.window_group:
+        groups[str(g)] = groups.get(str(g), 0) + 1
+    return {
+        "utterances": len(ds.clips),
+        "windows": len(ds),
+        "hours": round(ds.hours, 3),
+        "speakers": len(ds.speakers),
+        "windows_by_source": groups,
+        "source_weights": ds.source_weights,
+    }
 
 
 def run(cfg: VQVAETrainConfig) -> Path:
