@@ -29,6 +29,8 @@ def run(cmd: TalkCommand) -> int:
         )
     if cmd.readout_weight is not None and not 0.0 <= cmd.readout_weight <= 1.0:
         raise SplattalkError(f"--readout-weight must be in [0, 1] (0 = the generator alone), got {cmd.readout_weight}")
+    if cmd.run is not None and not cmd.run.is_dir():
+        raise SplattalkError(f"--run {cmd.run} is not a folder: pass a run folder made by `splattalk track`")
     audio = load_audio(cmd.audio)
     model = for_run(resolve_model(cmd.checkpoint), cmd.run, cmd.checkpoint)
     cfg = model.cfg
@@ -39,8 +41,6 @@ def run(cmd: TalkCommand) -> int:
         raise SplattalkError(
             "--readout-weight: this model has no mouth read-out (python -m splattalk.talk.training.readout fits one)"
         )
-    if cmd.run is not None and not cmd.run.is_dir():
-        raise SplattalkError(f"--run {cmd.run} is not a folder: pass a run folder made by `splattalk track`")
     if cmd.style is not None:
         style = load_style_clip(cmd.style, cfg.motion_dim, cfg.style_frames)
     else:

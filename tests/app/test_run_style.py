@@ -115,6 +115,9 @@ def test_talk_with_a_run_speaks_in_its_style_unless_told_not_to(tmp_path, capsys
     assert np.abs(own - neutral).max() > 1e-3  # and it changes the motion
     plain, _ = motion()
     np.testing.assert_allclose(plain, neutral, atol=1e-6)
+    with pytest.raises(SystemExit) as info:
+        main(["talk", str(speech), "--checkpoint", str(model_path), "--run", str(tmp_path / "nowhere")])
+    assert info.value.code == 2 and "is not a folder" in capsys.readouterr().err
 
 
 def test_the_viewer_offers_the_runs_style_first(tmp_path):
