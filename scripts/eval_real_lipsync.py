@@ -19,7 +19,9 @@ Per clip of ``--real`` (the talking-head clips listed in :data:`CLIPS`; provenan
 Reported per clip and over the held-out clips: Pearson r of the model (best lag within ±2 frames) and r of
 the loudness envelope (RMS of the audio per 25 fps frame, same lag search), averaged over clips; and
 closed-mouth agreement: of the frames where the real lips are together, the fraction where the model's are
-too (the model's gap taken at the best lag), pooled over the held-out clips' frames. Lips count as together when the
+too (the model's gap taken at the best lag), pooled over the held-out clips' frames; and its other side, closed
+precision: of the frames where ours are together, the fraction where the real lips are too (a model that always
+closes would agree everywhere). Lips count as together when the
 gap is within :data:`CLOSED_MARGIN` of the identity's own
 neutral gap (expression and jaw zero). The tracked gaps pooled over the 11 clips show no clean valley, so the
 margin is calibrated on the real frames: it is the one at which the tracked closures best match mediapipe's
@@ -91,7 +93,8 @@ class RealLipsyncConfig:
     checkpoint: Path | None = None
     """Talk model (.safetensors or ARTalk .pt); default: the built-in model."""
     trained_on: Path | None = None
-    """JSON list of clip files the model learned from (None: the checkpoint's ``real_training_clips``, or none)."""
+    """JSON list of clip files the model learned from, or a JSON object with such a list as "clips"
+    (scripts/fit_jaw_offset.py writes one); None: the checkpoint's ``real_training_clips``, or none."""
     clips: tuple[str, ...] = ()
     """Only these clip files (default: every clip of :data:`CLIPS` found)."""
     out: Path = Path("runs/eval_real_lipsync")
@@ -102,6 +105,9 @@ class RealLipsyncConfig:
     """Frames of audio/video offset the correlation search allows (the issue's figures: 2)."""
     threads: int = 1
     """Torch CPU threads."""
+    jaw_offset: float = 0.0
+    """Added to the model's jaw opening (radians about x) before measuring: the rest-closure calibration that
+    scripts/fit_jaw_offset.py fits on tracked real mouths (pass its clips as --trained-on); 0: none."""
     run_style: bool = False
     """Speak in each clip's own tracked style (what `splattalk talk/export/view` do for a run; the style window is
     2 s of the scored clip itself, so this measures the default path, not a held-out style)."""
@@ -131,7 +137,8 @@ def real_folder(given: Path | None) -> Path:
 
 def trained_clips(cfg: RealLipsyncConfig, checkpoint: Path | None) -> list[str]:
     if cfg.trained_on is not None:
-        return list(json.loads(cfg.trained_on.read_text()))
+        listed = json.loads(cfg.trained_on.read_text())
+        return list(listed["clips"] if isinstance(listed, dict) else listed)  # a list, or fit_jaw_offset.py's JSON
     if checkpoint is not None and checkpoint.suffix == ".safetensors":
         from splattalk.talk.checkpoint import read_talk_metadata
 
@@ -161,6 +168,7 @@ def evaluate_clip(
     close_in_pauses: bool = False,
     max_lag: int = MAX_LAG,
     style: np.ndarray | None = None,
+    jaw_offset: float = 0.0,
 ) -> dict:
     """One clip's figures (see the module docstring)."""
     from splattalk.head.mouth import landmark_gap, mouth_gap
@@ -184,6 +192,8 @@ def evaluate_clip(
 
         E3 = head.num_expr + 3
         motion = gate(motion, audio, model.cfg.readout_channels or range(E3, E3 + 3))
+    motion = np.array(motion, np.float32)
+    motion[:, head.num_expr + 3] += jaw_offset
     T = min(len(truth), len(motion))
     truth = truth[:T]
     pred = mouth_gap(head, motion[:T, :E], motion[:T, E + 3 : E + 6], **identity)
@@ -194,6 +204,7 @@ def evaluate_clip(
     closed_true = truth < neutral + CLOSED_MARGIN
     closed_pred = shifted(pred, lag) < neutral + CLOSED_MARGIN
     agree, n_closed = closed_agreement(closed_pred, closed_true)
+    precision, n_ours = closed_agreement(closed_true, closed_pred)  # of our closed frames, the real-closed share
     return {
         "clip": clip.name,
         "speaker": CLIPS[clip.name][0],
@@ -204,6 +215,8 @@ def evaluate_clip(
         "lag_envelope": lag_env,
         "closed_agreement": agree,
         "closed_frames": n_closed,
+        "closed_precision": precision,
+        "closed_frames_ours": n_ours,
         "closed_true_fraction": n_closed / T,
         "closed_model_fraction": float(closed_pred.mean()),
         "mp_r": pearson(truth, landmark_gap(tracks["landmarks2d"])[:T]),
@@ -240,6 +253,7 @@ def main(cfg: RealLipsyncConfig) -> list[dict]:
             cfg.close_in_pauses,
             cfg.max_lag,
             run_style(run, model, log=lambda *a, **k: None) if cfg.run_style else None,
+            cfg.jaw_offset,
         )
         row["heldout"] = name in counted
         rows.append(row)
@@ -262,11 +276,18 @@ def main(cfg: RealLipsyncConfig) -> list[dict]:
     closed = sum(r["closed_frames"] for r in scored)
     agreed = sum(r["closed_agreement"] * r["closed_frames"] for r in scored if r["closed_frames"])
     summary["closed_agreement"] = agreed / closed if closed else float("nan")
+    ours = sum(r["closed_frames_ours"] for r in scored)
+    right = sum(r["closed_precision"] * r["closed_frames_ours"] for r in scored if r["closed_frames_ours"])
+    summary["closed_precision"] = right / ours if ours else float("nan")
     write_json(
         cfg.out / "results.json",
         {"config": {k: str(v) for k, v in asdict(cfg).items()}, "clips": rows, "mean": summary},
     )
     print(f"mediapipe check (tracked gap vs landmarks 13/14 over 33/263): mean r {summary['mp_r']:.2f}")
+    print(
+        f"closed precision (of the frames where ours are together, the share where the real lips are too): "
+        f"{summary['closed_precision']:.2f}"
+    )
     print(
         f"real r model: {summary['r_model']:.2f}; envelope: {summary['r_envelope']:.2f}; "
         f"closed agreement: {summary['closed_agreement']:.2f}; clips: {len(scored)}"
