@@ -58,11 +58,45 @@ def serialise(buffer: np.ndarray, stored: np.ndarray) -> bytes:
 
 def serialise_updates(updates: list) -> bytes:
     """One websocket frame of ``SceneNodeUpdateMessage`` s ``[(node name, {prop: value})]`` (viser's producer)."""
-    import msgspec
-    import zstandard
     from viser import _messages
 
-    messages = [_messages.SceneNodeUpdateMessage(name, props) for name, props in updates]
+    return serialise_messages([_messages.SceneNodeUpdateMessage(name, props) for name, props in updates])
+
+
+def frame_messages(update, shown: dict) -> list:
+    """The messages ``gui.ViserView.show_update`` queues for one ``stream.FrameUpdate``, as viser's setters make
+    them: wxyz and position as their own messages, scale and buffer as prop updates, each skipped when equal to
+    what the node already has (``shown``: node → value, updated here)."""
+    from viser import _messages
+
+    out = []
+
+    def put(name, key, value, make):
+        value = tuple(map(float, value))
+        old = shown.get((name, key))
+        if old is not None and (old == value if key == "scale" else np.allclose(old, value)):
+            return
+        shown[(name, key)] = value
+        out.append(make(name, value))
+
+    def pose(name, wxyz, position, scale=None):
+        put(name, "wxyz", wxyz, _messages.SetOrientationMessage)
+        put(name, "position", position, _messages.SetPositionMessage)
+        if scale is not None:
+            put(name, "scale", scale, lambda n, v: _messages.SceneNodeUpdateMessage(n, {"scale": v}))
+
+    pose("/avatar", update.wxyz, update.position)
+    for k, wxyz, position, scale in update.transforms:
+        pose(f"/avatar/g{k}", wxyz, position, scale)
+    out += [_messages.SceneNodeUpdateMessage(f"/avatar/g{k}", {"buffer": b}) for k, b in update.groups]
+    return out
+
+
+def serialise_messages(messages: list) -> bytes:
+    """One websocket frame of viser messages, encoded as viser's producer encodes it (``viser/infra/_infra.py``)."""
+    import msgspec
+    import zstandard
+
     binary: list = []
     inner = msgspec.msgpack.encode(
         {
@@ -149,23 +183,27 @@ def bench_payload(avatar, rows: np.ndarray) -> list[tuple[str, float, float]]:
             (time.perf_counter() - start) / (len(rows) - 1) * 1e3,
         )
     )
+    from splattalk.viewer.stream import CELL_M, voxel_groups
+
+    voxels = voxel_groups(poser.pose(np.zeros(poser.motion_dim, np.float32))[0] / poser.scene_scale, CELL_M)
     steps = (
-        ("+ head pose as a node transform (Gaussians in the head's frame, all sent)", None),
-        ("+ only the groups that moved at all", 0.0),
-        ("+ only the groups that moved > 0.1 mm (default)", 1e-4),
-        ("  (for comparison: > 0.5 mm)", 5e-4),
+        ("+ head pose as a node transform (Gaussians in the head's frame, all sent)", None, voxels, False),
+        ("+ 2 cm voxel groups, only those that moved at all", 0.0, voxels, False),
+        ("+ only the groups that moved > 0.1 mm (the previous default)", 1e-4, voxels, False),
+        ("+ groups by motion (k-means over position and probe motions) instead of voxels", 1e-4, None, False),
+        ("+ each group's motion as its node transform, resent only past 0.1 mm (default)", 1e-4, None, True),
+        ("  (for comparison: 2 cm voxel groups with node transforms, 0.1 mm)", 1e-4, voxels, True),
+        ("  (for comparison: the default at 0.05 mm)", 5e-5, None, True),
     )
-    for name, tolerance in steps:
-        stream = SplatStream(poser, tolerance or 0.0, budget=None)
-        stream.update(rows[0])
+    for name, tolerance, groups, transforms in steps:
+        stream = SplatStream(poser, tolerance or 0.0, groups=groups, transforms=transforms)
+        shown: dict = {}
+        frame_messages(stream.update(rows[0]), shown)
         start, total = time.perf_counter(), 0
         for row in rows[1:]:
             if tolerance is None:
                 stream.reset()  # every group, every frame
-            u = stream.update(row)
-            updates = [("/avatar", {"wxyz": tuple(map(float, u.wxyz)), "position": tuple(map(float, u.position))})]
-            updates += [(f"/avatar/g{k}", {"buffer": b}) for k, b in u.groups]
-            total += len(serialise_updates(updates))
+            total += len(serialise_messages(frame_messages(stream.update(row), shown)))
         out.append((name, total / (len(rows) - 1), (time.perf_counter() - start) / (len(rows) - 1) * 1e3))
     return out
 
@@ -222,7 +260,7 @@ def main() -> None:
     steps = bench_payload(avatar, rows)
     for name, nbytes, ms in steps:
         print(f"  {nbytes / 1024:6.1f} KB/frame  {ms:5.1f} ms/frame  {name}")
-    base_kb, light_kb = steps[0][1] / 1024, steps[3][1] / 1024
+    base_kb, light_kb = steps[0][1] / 1024, steps[5][1] / 1024
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(
         f"viewer fps: {ours:.1f}; export fps: {export:.1f}; payload KB/frame: {light_kb:.0f} "

@@ -20,7 +20,7 @@ from splattalk.viewer.live_page import LiveControls
 from splattalk.viewer.playback import Desired
 from splattalk.viewer.session import Resources, Session
 from splattalk.viewer.splats import SplatPoser, triu_to_full
-from splattalk.viewer.stream import CELL_M, SplatStream
+from splattalk.viewer.stream import stream_groups
 
 NO_SAMPLE = "(choose a sample)"
 TIMELINE_HZ = 4.0
@@ -60,7 +60,7 @@ class ViserView:
                     rgbs=poser.rgbs[idx],
                     opacities=poser.opacities[idx],
                 )
-                for k, idx in enumerate(SplatStream(poser, cell=CELL_M).groups)
+                for k, idx in enumerate(stream_groups(poser))
             ]
         else:
             self.splats = self.client.scene.add_gaussian_splats(
@@ -165,11 +165,15 @@ class ViserView:
         self._safe(lambda: setattr(self.splats, "buffer", buffer))
 
     def show_update(self, update) -> None:
-        """A light-stream frame (``stream.FrameUpdate``): the head node's pose, then the groups that moved."""
+        """A light-stream frame (``stream.FrameUpdate``): the head node's pose, the group nodes' transforms
+        (rotation, position, per-axis scale: viser draws a splat node through all three), the groups resent."""
 
         def apply():
             with self.client.atomic():
                 self.head.wxyz, self.head.position = update.wxyz, update.position
+                for k, wxyz, position, scale in update.transforms:
+                    group = self.groups[k]
+                    group.wxyz, group.position, group.scale = wxyz, position, tuple(map(float, scale))
                 for k, buffer in update.groups:
                     self.groups[k].buffer = buffer
 

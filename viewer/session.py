@@ -176,7 +176,7 @@ class Session:
         """A driven clip to start once the page's controller first reports (its audio element exists then)."""
         self.stream = None
         if resources.light_stream and hasattr(view, "show_update"):
-            self.stream = SplatStream(self.poser, resources.stream_tolerance_m, budget=None)
+            self.stream = SplatStream(self.poser, resources.stream_tolerance_m)
         self._fps_window: list[float] = []
         self.thread = threading.Thread(target=self._run, name="viewer-playback", daemon=True)
 
