@@ -2,11 +2,16 @@
 
 The one frame renderer behind ``splattalk export`` and the live viewer's "export mp4"
 button; what to do with the frames (encode, mux audio, stop early) is the caller's.
+Frames are rendered one ahead in a worker thread (:func:`render_ahead`), so frame N+1
+renders while the caller encodes frame N: the CPU kernels and the H.264 encoder release
+the GIL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +52,53 @@ def render_frames(
             yield (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
 
 
+_DONE = object()
+
+
+def render_ahead(frames: Iterable[np.ndarray], depth: int = 2) -> Iterator[np.ndarray]:
+    """Iterate ``frames`` in a worker thread, up to ``depth`` frames ahead of the consumer. The
+    worker's exception is raised here; closing this iterator early (a cancelled export) stops
+    the worker after the frame it is on."""
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            for frame in frames:
+                if not put(frame):
+                    return
+            put(_DONE)
+        except BaseException as err:  # handed to the consumer, raised there
+            put(err)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:  # a generator's own cleanup runs here, in its thread
+                close()
+
+    worker = threading.Thread(target=work, name="render-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def render_sequence(
     avatar,
     params: HeadParams,
@@ -58,16 +110,19 @@ def render_sequence(
     tracked=None,
     fps: float = MOTION_FPS,
     backend: str = "auto",
+    ahead: bool = True,
 ) -> Iterator[np.ndarray]:
     """Frames of ``avatar`` posed by ``params`` (T frames at ``fps``) with one of
     :func:`~splattalk.avatar.framing.camera_path`'s cameras (``front``, ``orbit``, ``tracked`` with ``tracked`` =
-    (viewmat, K, width, height)), framed on the head in the pose ``rest`` (one frame; default: all zeros)."""
+    (viewmat, K, width, height)), framed on the head in the pose ``rest`` (one frame; default: all zeros);
+    rendered in a worker thread ahead of the caller unless ``ahead`` is false."""
     if rest is None:
         rest = HeadParams.zeros(1, params.expr.shape[1])
     with torch.no_grad():
         rest_vertices = posed_vertices(avatar, rest)[0].numpy()
     viewmats, ks = camera_path(camera, len(params), rest_vertices, size, size, tracked=tracked, fps=fps)
-    return render_frames(avatar, params, viewmats, ks, size, background, backend)
+    frames = render_frames(avatar, params, viewmats, ks, size, background, backend)
+    return render_ahead(frames) if ahead else frames
 
 
 def write_sequence(
@@ -85,15 +140,26 @@ def write_sequence(
     backend: str = "auto",
     progress: bool = True,
     desc: str = "export",
+    ahead: bool = True,
 ) -> int:
     """:func:`render_sequence` into an mp4 at ``out`` (H.264, ``audio`` at 16 kHz muxed as AAC); returns frames
-    written. ``size`` must be even (H.264); ``camera="tracked"`` needs ``tracked``."""
+    written. ``size`` must be even (H.264); ``camera="tracked"`` needs ``tracked``; ``ahead``: see
+    :func:`render_sequence`."""
     if size % 2:
         raise SplattalkError(f"--resolution must be even for H.264 (got {size})")
     if camera == "tracked" and tracked is None:
         raise SplattalkError("--camera tracked needs the run's tracking (RUN/tracking/tracks.npz)")
     frames = render_sequence(
-        avatar, params, size, camera=camera, rest=rest, background=background, tracked=tracked, fps=fps, backend=backend
+        avatar,
+        params,
+        size,
+        camera=camera,
+        rest=rest,
+        background=background,
+        tracked=tracked,
+        fps=fps,
+        backend=backend,
+        ahead=ahead,
     )
     if progress:
         frames = tqdm(frames, total=len(params), desc=desc, unit="frame")

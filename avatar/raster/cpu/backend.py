@@ -12,6 +12,11 @@ per-pixel loops):
 Keeping ``means2d`` a real tensor between the stages is what lets callers read
 ``dL/dmeans2d`` (densification) the way gsplat's ``meta["means2d"]`` gives it.
 The first call compiles the kernels (cached on disk afterwards, ``cache=True``).
+
+Without gradients (``torch.no_grad()``, or no input that requires one: export, the viewer)
+an RGB render skips the autograd Functions and composites with the forward-only kernel of
+:mod:`.forward` (same image to float rounding, ~1.7x less compositing work);
+:func:`training_kernels` turns that off (benchmarks, tests).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from contextlib import contextmanager  # noqa: E402
+from contextvars import ContextVar  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
@@ -31,7 +37,7 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 import splattalk.avatar.raster.conventions as rc  # noqa: E402
-from splattalk.avatar.raster.cpu import binning, composite, project  # noqa: E402
+from splattalk.avatar.raster.cpu import binning, composite, forward, project  # noqa: E402
 from splattalk.avatar.raster.cpu import sh as sh_kernels  # noqa: E402
 
 
@@ -249,6 +255,76 @@ class _Composite(torch.autograd.Function):
         )
 
 
+_FORWARD_ONLY = ContextVar("forward_only", default=True)
+
+
+@contextmanager
+def training_kernels():
+    """Render with the training path's kernels even when no gradient is needed (what every
+    render used before :mod:`.forward`; benchmarks and tests compare the two)."""
+    token = _FORWARD_ONLY.set(False)
+    try:
+        yield
+    finally:
+        _FORWARD_ONLY.reset(token)
+
+
+def _needs_grad(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _render_forward_only(
+    means,
+    quats,
+    scales,
+    opacities,
+    colors,
+    viewmats,
+    Ks,
+    width,
+    height,
+    backgrounds,
+    sh_degree,
+    near_plane,
+    far_plane,
+    eps2d,
+):
+    """RGB renders of every camera for inference: the kernels on numpy arrays, no autograd
+    Functions, nothing kept for a backward. Same outputs as the differentiable path."""
+    arrays = [_np(t) for t in (means, quats, scales, opacities, viewmats, Ks)]
+    n, n_cams = means.shape[0], viewmats.shape[0]
+    means2d = np.empty((n_cams, n, 2), np.float32)
+    conics = np.empty((n_cams, n, 3), np.float32)
+    depths = np.empty((n_cams, n), np.float32)
+    radii = np.empty((n_cams, n, 2), np.int32)
+    project.project_forward(*arrays, width, height, near_plane, far_plane, eps2d, means2d, conics, depths, radii)
+    if sh_degree is not None:
+        # the camera centre in float32 then widened, as _ShColor gets it: the same colours
+        campos = _np(-torch.einsum("cji,cj->ci", viewmats[:, :3, :3], viewmats[:, :3, 3])).astype(np.float64)
+        feats = np.empty((n_cams, n, 3), np.float32)
+        sh_kernels.sh_forward(_np(colors), arrays[0], campos, sh_degree, radii, feats)
+    else:
+        feats = np.broadcast_to(_np(colors), (n_cams, n, 3))
+    ts = rc.TILE_SIZE
+    tiles_x, tiles_y = -(-width // ts), -(-height // ts)
+    parallel = width * height >= PARALLEL_MIN_PIXELS
+    renders, alphas = [], []
+    for cam in range(n_cams):
+        visible = np.flatnonzero((radii[cam] > 0).all(axis=1))
+        order = visible[np.argsort(depths[cam, visible], kind="stable")].astype(np.int32)
+        offsets, isect_gid = binning.bin_tiles(order, means2d[cam], radii[cam], ts, tiles_x, tiles_y)
+        geom = binning.gather_geometry(isect_gid, means2d[cam], conics[cam], arrays[3])
+        cols = binning.gather_channels(isect_gid, np.ascontiguousarray(feats[cam]), 0)
+        bg = np.zeros(3, np.float32) if backgrounds is None else _np(backgrounds[cam])
+        image = np.empty((height, width, 3), np.float32)
+        alpha = np.empty((height, width), np.float32)
+        with _dynamic_tiles(parallel):
+            forward.composite_rgb(parallel, offsets, geom, cols, bg, width, height, tiles_x, image, alpha)
+        renders.append(torch.from_numpy(image))
+        alphas.append(torch.from_numpy(alpha)[..., None])
+    return renders, alphas, torch.from_numpy(means2d), torch.from_numpy(radii), torch.from_numpy(depths)
+
+
 def render_cpu(
     means: Tensor,
     quats: Tensor,
@@ -268,6 +344,34 @@ def render_cpu(
     batched: bool,
 ) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor]:
     """Same contract as :func:`splattalk.avatar.raster.reference.render_reference` (float32 CPU tensors)."""
+    n_ch = 3 if sh_degree is not None else colors.shape[1]
+    differentiable = (
+        means,
+        quats,
+        scales,
+        opacities,
+        colors,
+        viewmats,
+        *(() if backgrounds is None else (backgrounds,)),
+    )
+    if _FORWARD_ONLY.get() and n_ch == 3 and not render_depth and not _needs_grad(*differentiable):
+        renders, alphas, means2d, radii, depths = _render_forward_only(
+            means,
+            quats,
+            scales,
+            opacities,
+            colors,
+            viewmats,
+            Ks,
+            width,
+            height,
+            backgrounds,
+            sh_degree,
+            near_plane,
+            far_plane,
+            eps2d,
+        )
+        return renders, alphas, means2d if batched else means2d[0], radii, depths
     means2d, conics, depths, radii = _Project.apply(
         means,
         quats,
