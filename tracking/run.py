@@ -47,6 +47,8 @@ from splattalk.tracking.video import Source, iter_frames, open_source, scaled_si
 
 FORMAT_VERSION = 1
 """Bump when an output's layout changes: old run folders are then recomputed, not misread."""
+MAX_OUTSIDE = 0.25
+"""A face with more than this fraction of its landmarks outside the frame counts as not found (it is leaving)."""
 DEFAULT_FOV_DEG = 55.0
 """Starting field of view (along the source's longer side) when the camera is unknown: a phone's main camera."""
 
@@ -137,14 +139,17 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
     det = _load_landmarks(layout.landmarks, lmk_key)
     if det is None:
         _invalidate(layout)  # another input (or a first run): nothing of an earlier run may look current
-        det = _detect(source, cfg, decode_scale, clock, progress)
-        notes += [f"warning: {w}" for w in det.pop("warnings")]
-        notes += _check_detections(det, source, cfg)
-        save_npz(layout.landmarks, key=np.str_(lmk_key), **det)
+        detected = _detect(source, cfg, decode_scale, clock, progress)
+        notes += [f"warning: {w}" for w in detected.pop("warnings")]
+        det, leaving_notes = _drop_faces_leaving(detected, source)
+        notes += _check_detections(det, source, cfg) + leaving_notes
+        save_npz(layout.landmarks, key=np.str_(lmk_key), **detected)  # as detected: the rule above reapplies
     else:
-        notes += _check_detections(det, source, cfg)
+        det, leaving_notes = _drop_faces_leaving(det, source)
+        notes += _check_detections(det, source, cfg) + leaving_notes
         notes.append("landmarks: reused")
     num_frames = len(det["found"])
+    leaving = det["leaving"]
 
     # 2. crop, frames, masks ---------------------------------------------------------------
     crop = plan_crop(det["points"], det["found"], source.width, source.height, cfg.size, cfg.crop_scale, cfg.crop_up)
@@ -178,7 +183,14 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
 
     # 3. fit -------------------------------------------------------------------------------
     focal_src = focal_from_fov(cfg.fov_deg or DEFAULT_FOV_DEG, max(source.width, source.height))
-    fit_key = _key("fit", frames_key, model.model_id, dataclasses.asdict(cfg.fit), cfg.fov_deg)
+    fit_key = _key(
+        "fit",
+        frames_key,
+        model.model_id,
+        dataclasses.asdict(cfg.fit),
+        cfg.fov_deg,
+        *([np.nonzero(leaving)[0].tolist()] if leaving.any() else []),  # frames the edge rule took out
+    )
     tracks = _load_tracks(layout.tracks, fit_key)
     if tracks is None:
         t0 = time.perf_counter()
@@ -323,6 +335,24 @@ def frame_ranges(indices) -> str:
             parts.append(f"{start}-{value}" if value > start else f"{start}")
             start = None
     return ", ".join(parts)
+
+
+def _drop_faces_leaving(det: dict, source: Source) -> tuple[dict, list[str]]:
+    """``det`` with faces that are mostly outside the frame marked as not found (``det['leaving']`` says
+    where), and a note. mediapipe places all 478 landmarks even on a face half out of the picture; the
+    part outside is a guess the fit must not take for a measurement."""
+    found = det["found"].astype(bool)
+    xy = det["points"][..., :2]
+    with np.errstate(invalid="ignore"):  # NaN where no face was found
+        outside = (xy[..., 0] < 0) | (xy[..., 0] > source.width) | (xy[..., 1] < 0) | (xy[..., 1] > source.height)
+    leaving = found & (outside.mean(1) > MAX_OUTSIDE)
+    notes = []
+    if leaving.any():
+        notes.append(
+            f"in frames {frame_ranges(np.nonzero(leaving)[0])} the face is partly out of the frame (over "
+            f"{MAX_OUTSIDE:.0%} of its landmarks outside): counted as frames without a face"
+        )
+    return {**det, "found": found & ~leaving, "leaving": leaving}, notes
 
 
 def _check_detections(det: dict, source: Source, cfg: TrackConfig) -> list[str]:

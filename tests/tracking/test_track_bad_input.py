@@ -219,3 +219,28 @@ def test_real_bad_input_matrix(tmp_path):
     for case in ("noface", "truncated", "audio_only"):
         outcome = rows[case, "track"]["outcome"]
         assert outcome.startswith("error: ") and case in outcome and "[files left in the run folder: 0]" in outcome
+
+
+def test_face_mostly_outside_the_frame_counts_as_no_face():
+    from splattalk.tracking.run import MAX_OUTSIDE, _drop_faces_leaving
+    from splattalk.tracking.video import Source
+
+    source = Source(Path("clip.mp4"), "video", 400, 300, 0, 4.0)
+    rng = np.random.default_rng(0)
+    points = np.zeros((4, 478, 3), np.float32)
+    points[..., 0] = rng.uniform(100, 300, (4, 478))  # a face inside the frame
+    points[..., 1] = rng.uniform(50, 250, (4, 478))
+    points[1, :200, 0] -= 300  # 42 % of its landmarks left of the frame
+    points[2, :50, 1] += 200  # 10 % below it (a chin cut off): still a face
+    points[3] = np.nan  # no face
+    det = {"points": points, "found": np.array([True, True, True, False]), "num_faces": np.full(4, -1)}
+    out, notes = _drop_faces_leaving(det, source)
+    assert out["found"].tolist() == [True, False, True, False] and out["leaving"].tolist() == [
+        False,
+        True,
+        False,
+        False,
+    ]
+    assert len(notes) == 1 and "frames 1 the face is partly out of the frame" in notes[0]
+    assert 50 / 478 < MAX_OUTSIDE < 200 / 478
+    assert det["found"].tolist() == [True, True, True, False]  # the input (what landmarks.npz keeps) is unchanged
