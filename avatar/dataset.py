@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +36,11 @@ class FitData:
     train_ids: np.ndarray
     """frame indices that train"""
     test_ids: np.ndarray
-    """held-out frame indices (the last ones; never train)"""
+    """held-out frame indices (the last frames with a face; never train)"""
     width: int
     height: int
+    skipped_ids: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    """frames where tracking found no face (their parameters are interpolated): neither trained nor scored"""
 
     def target(self, i: int, device=None) -> torch.Tensor:
         """Frame i as float [H, W, 3] in [0, 1]."""
@@ -110,7 +113,14 @@ def load_run(
     K = tracks.K.astype(np.float32).copy()
     K[0, :] *= out_w / width  # pixel centres at +0.5 scale with the image: cx' = cx·s
     K[1, :] *= out_h / height
-    num_test = max(1, int(round(num * holdout_fraction)))
+    valid = np.ones(num, bool) if tracks.valid is None else tracks.valid.astype(bool)
+    usable = np.nonzero(valid)[0]
+    if len(usable) < 2:
+        raise SplattalkError(
+            f"{run}: only {len(usable)} of {num} tracked frames show a face (tracks.npz 'valid'); fitting needs at "
+            "least 2 (one is held out). Track a video where the face is visible."
+        )
+    num_test = max(1, int(round(len(usable) * holdout_fraction)))
     params = HeadParams(**tracks.per_frame())
     return FitData(
         targets=torch.from_numpy(targets),
@@ -121,10 +131,11 @@ def load_run(
         params=params,
         shape=torch.from_numpy(tracks.shape.astype(np.float32)),
         head_model=tracks.head_model,
-        train_ids=np.arange(num - num_test),
-        test_ids=np.arange(num - num_test, num),
+        train_ids=usable[:-num_test],
+        test_ids=usable[-num_test:],
         width=out_w,
         height=out_h,
+        skipped_ids=np.nonzero(~valid)[0],
     )
 
 

@@ -368,7 +368,11 @@ def finish(
         "wall_seconds_this_run": round(wall, 2),
         "metrics": metrics,
         "config": config,
-        "frames": {"train": len(data.train_ids), "heldout": len(data.test_ids)},
+        "frames": {
+            "train": len(data.train_ids),
+            "heldout": len(data.test_ids),
+            "skipped_no_face": data.skipped_ids.tolist(),
+        },
     }
     write_json(out / "config.json", {k: v for k, v in summary.items() if k != "metrics"})
     return summary

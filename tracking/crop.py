@@ -35,28 +35,38 @@ class Crop:
     def to_source(self, points: np.ndarray) -> np.ndarray:
         return points / self.scale + np.array([self.x0, self.y0])
 
-    def apply(self, image: np.ndarray, border: str = "replicate") -> np.ndarray:
-        """The output frame [size, size, C]; outside the source, edge pixels are repeated (or zeros)."""
-        return warp_square(image, self.x0, self.y0, self.scale, self.size, border)
+    def apply(
+        self, image: np.ndarray, border: str = "replicate", pre_scale: tuple[float, float] = (1.0, 1.0)
+    ) -> np.ndarray:
+        """The output frame [size, size, C]; outside the source, edge pixels are repeated (or zeros).
+        ``pre_scale``: (x, y) factors by which ``image`` was already downscaled from the source frame."""
+        return warp_square(image, self.x0, self.y0, self.scale, self.size, border, pre_scale)
 
     def as_array(self) -> np.ndarray:
         return np.array([self.x0, self.y0, self.side], dtype=np.float64)
 
 
 def warp_square(
-    image: np.ndarray, x0: float, y0: float, scale: float, size: int, border: str = "constant"
+    image: np.ndarray,
+    x0: float,
+    y0: float,
+    scale: float,
+    size: int,
+    border: str = "constant",
+    pre_scale: tuple[float, float] = (1.0, 1.0),
 ) -> np.ndarray:
     """Resample ``image`` so that output = (source - (x0, y0)) × scale, in continuous pixel coordinates
     (pixel centres at +0.5, as the camera model and mediapipe use). Strong downscales are
-    area-averaged first so the result does not alias."""
+    area-averaged first so the result does not alias. ``pre_scale``: the (x, y) factors by which
+    ``image`` was already downscaled from the source the coordinates refer to (decoded small)."""
     import cv2
 
-    sx = sy = 1.0
-    factor = int(np.floor(1 / scale)) if scale < 1 else 1
+    sx, sy = float(pre_scale[0]), float(pre_scale[1])
+    factor = int(np.floor(sx / scale)) if scale < sx else 1
     if factor > 1:
         h, w = image.shape[:2]
         small = cv2.resize(image, (max(w // factor, 1), max(h // factor, 1)), interpolation=cv2.INTER_AREA)
-        sx, sy = small.shape[1] / w, small.shape[0] / h
+        sx, sy = sx * small.shape[1] / w, sy * small.shape[0] / h
         image = small
     ax, ay = scale / sx, scale / sy
     bx, by = -x0 * scale, -y0 * scale

@@ -24,6 +24,9 @@ ROI_SIZE = 384
 """Side of the face region handed to the face mesh (it works internally at 192–256 px)."""
 ROI_SCALE = 2.2
 """Region side as a multiple of the face size."""
+SAME_FACE_SIZE = 1.5
+"""A face found again elsewhere after the tracked one was lost is taken only if its size is within this
+factor of the tracked face's last size; otherwise it is another person (the tracked one may come back)."""
 
 
 @dataclass
@@ -133,20 +136,25 @@ class FaceTracker:
         if not boxes:
             return None, 0
         box = self._choose_box(boxes)
-        return self._in_region(image, box), len(boxes)
+        return (self._in_region(image, box) if box is not None else None), len(boxes)
 
-    def _choose(self, faces: list[np.ndarray]) -> np.ndarray:
+    def _choose(self, faces: list[np.ndarray]) -> np.ndarray | None:
         boxes = [_box(f) for f in faces]
-        return faces[boxes.index(self._choose_box(boxes))]
+        box = self._choose_box(boxes)
+        return faces[boxes.index(box)] if box is not None else None
 
-    def _choose_box(self, boxes: list[tuple[float, float, float]]) -> tuple[float, float, float]:
-        """The face where the tracked one was last seen (if one overlaps it), else the largest."""
-        if self._last_seen is not None:
-            lx, ly, ls = self._last_seen
-            near = [b for b in boxes if np.hypot(b[0] - lx, b[1] - ly) < 0.5 * ls and 0.5 < b[2] / ls < 2]
-            if near:
-                return min(near, key=lambda b: np.hypot(b[0] - lx, b[1] - ly))
-        return max(boxes, key=lambda b: b[2])
+    def _choose_box(self, boxes: list[tuple[float, float, float]]) -> tuple[float, float, float] | None:
+        """The face where the tracked one was last seen (if one overlaps it), else the largest of those the
+        tracked face's size, or the largest of all before any face was tracked. None: only other faces
+        (another person while the tracked one is out of the frame), which are not taken."""
+        if self._last_seen is None:
+            return max(boxes, key=lambda b: b[2])
+        lx, ly, ls = self._last_seen
+        near = [b for b in boxes if np.hypot(b[0] - lx, b[1] - ly) < 0.5 * ls and 0.5 < b[2] / ls < 2]
+        if near:
+            return min(near, key=lambda b: np.hypot(b[0] - lx, b[1] - ly))
+        alike = [b for b in boxes if 1 / SAME_FACE_SIZE < b[2] / ls < SAME_FACE_SIZE]
+        return max(alike, key=lambda b: b[2]) if alike else None
 
 
 def _moved(region: tuple[float, float, float], face: tuple[float, float, float], tolerance: float = 0.08) -> bool:

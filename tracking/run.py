@@ -43,10 +43,12 @@ from splattalk.tracking.landmarks import detect
 from splattalk.tracking.matting import Matter
 from splattalk.tracking.offsets import static_offset_field
 from splattalk.tracking.overlay import write_overlay_video
-from splattalk.tracking.video import Source, iter_frames, open_source
+from splattalk.tracking.video import Source, iter_frames, open_source, scaled_size, work_scale
 
 FORMAT_VERSION = 1
 """Bump when an output's layout changes: old run folders are then recomputed, not misread."""
+MAX_OUTSIDE = 0.25
+"""A face with more than this fraction of its landmarks outside the frame counts as not found (it is leaving)."""
 DEFAULT_FOV_DEG = 55.0
 """Starting field of view (along the source's longer side) when the camera is unknown: a phone's main camera."""
 
@@ -125,17 +127,29 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
     notes = [f"head model: {head_note}"]
 
     # 1. landmarks -------------------------------------------------------------------------
-    lmk_key = _key("landmarks", source.fingerprint(), cfg.fps, cfg.max_seconds, cfg.max_faces)
+    decode_scale = work_scale(source)
+    lmk_key = _key(
+        "landmarks",
+        source.fingerprint(),
+        cfg.fps,
+        cfg.max_seconds,
+        cfg.max_faces,
+        *([round(decode_scale, 6)] if decode_scale < 1 else []),  # keys of full-size decodes stay as they were
+    )
     det = _load_landmarks(layout.landmarks, lmk_key)
     if det is None:
         _invalidate(layout)  # another input (or a first run): nothing of an earlier run may look current
-        det = _detect(source, cfg, clock, progress)
-        notes += _check_detections(det, source, cfg)
-        save_npz(layout.landmarks, key=np.str_(lmk_key), **det)
+        detected = _detect(source, cfg, decode_scale, clock, progress)
+        notes += [f"warning: {w}" for w in detected.pop("warnings")]
+        det, leaving_notes = _drop_faces_leaving(detected, source)
+        notes += _check_detections(det, source, cfg) + leaving_notes
+        save_npz(layout.landmarks, key=np.str_(lmk_key), **detected)  # as detected: the rule above reapplies
     else:
-        notes += _check_detections(det, source, cfg)
+        det, leaving_notes = _drop_faces_leaving(det, source)
+        notes += _check_detections(det, source, cfg) + leaving_notes
         notes.append("landmarks: reused")
     num_frames = len(det["found"])
+    leaving = det["leaving"]
 
     # 2. crop, frames, masks ---------------------------------------------------------------
     crop = plan_crop(det["points"], det["found"], source.width, source.height, cfg.size, cfg.crop_scale, cfg.crop_up)
@@ -144,16 +158,39 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
             f"the head region is only {crop.side:.0f} px in the source and is upscaled {crop.scale:.1f}x to "
             f"{cfg.size} px: expect a blurry avatar (film closer or at a higher resolution)"
         )
-    frames_key = _key("frames", lmk_key, crop.as_array().round(3).tolist(), cfg.size, cfg.jpeg_quality, cfg.masks)
+    frames_scale = _frames_scale(decode_scale, crop)
+    if decode_scale < 1:
+        w, h = scaled_size(source.width, source.height, decode_scale)
+        fw, fh = scaled_size(source.width, source.height, frames_scale)
+        notes.append(
+            f"{source.width}x{source.height} video decoded at {w}x{h} for landmarks and {fw}x{fh} for the frames "
+            "(downscaled as decoded: one frame in memory at a time)"
+        )
+    frames_key = _key(
+        "frames",
+        lmk_key,
+        crop.as_array().round(3).tolist(),
+        cfg.size,
+        cfg.jpeg_quality,
+        cfg.masks,
+        *([round(frames_scale, 6)] if frames_scale < 1 else []),
+    )
     if _frames_done(layout, frames_key, num_frames, cfg.masks):
         notes.append("frames: reused")
     else:
-        _write_frames(source, cfg, crop, num_frames, layout, clock, progress)
+        _write_frames(source, cfg, crop, frames_scale, num_frames, layout, clock, progress)
         write_json(layout.frames_manifest, {"key": frames_key, "count": num_frames, "masks": cfg.masks})
 
     # 3. fit -------------------------------------------------------------------------------
     focal_src = focal_from_fov(cfg.fov_deg or DEFAULT_FOV_DEG, max(source.width, source.height))
-    fit_key = _key("fit", frames_key, model.model_id, dataclasses.asdict(cfg.fit), cfg.fov_deg)
+    fit_key = _key(
+        "fit",
+        frames_key,
+        model.model_id,
+        dataclasses.asdict(cfg.fit),
+        cfg.fov_deg,
+        *([np.nonzero(leaving)[0].tolist()] if leaving.any() else []),  # frames the edge rule took out
+    )
     tracks = _load_tracks(layout.tracks, fit_key)
     if tracks is None:
         t0 = time.perf_counter()
@@ -200,6 +237,7 @@ def track(video: str | Path, run_dir: str | Path, cfg: TrackConfig = TrackConfig
         "landmark_residual_px": float(np.nanmean(residual)) if np.isfinite(residual).any() else None,
         "seconds": {k: round(v, 3) for k, v in clock.seconds.items()},
         "seconds_total": round(time.perf_counter() - start, 3),
+        "peak_rss_mb": peak_rss_mb(),
         "notes": notes,
         "config": dataclasses.asdict(cfg),
     }
@@ -228,6 +266,15 @@ def _invalidate(layout: RunLayout) -> None:
         path.unlink(missing_ok=True)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (what ``/usr/bin/time -v`` calls maximum RSS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
+
+
 def _load_landmarks(path: Path, key: str) -> dict | None:
     """The detections at ``path`` if the file exists, reads, and carries ``key``; else None."""
     if not path.is_file():
@@ -251,16 +298,34 @@ def _load_tracks(path: Path, key: str) -> Tracks | None:
     return tracks if tracks.key == key else None
 
 
-def _detect(source: Source, cfg: TrackConfig, clock: _Clock, progress: bool) -> dict:
-    frames = clock.timed(iter_frames(source, cfg.fps, cfg.max_seconds), "decode")
+def _pre_scale(source: Source, scale: float) -> tuple[float, float]:
+    """The exact (x, y) factors of a frame decoded at ``scale`` (its size is rounded to whole pixels)."""
+    w, h = scaled_size(source.width, source.height, scale) if scale < 1 else (source.width, source.height)
+    return w / source.width, h / source.height
+
+
+def _frames_scale(decode_scale: float, crop: Crop) -> float:
+    """Decode scale for the frames pass: the landmarks' one, unless the crop would then hold fewer than
+    twice the output's pixels along its side (a small face in a 4K frame keeps its detail)."""
+    return min(1.0, max(decode_scale, 2.0 * crop.size / crop.side))
+
+
+def _detect(source: Source, cfg: TrackConfig, scale: float, clock: _Clock, progress: bool) -> dict:
+    warnings: list[str] = []
+    frames = clock.timed(iter_frames(source, cfg.fps, cfg.max_seconds, scale, warnings), "decode")
     expected = len(source.images) if source.images else (int(source.duration * cfg.fps) if source.duration else None)
     t0 = time.perf_counter()
     det = detect(frames, expected, max_faces=cfg.max_faces, static=source.kind != "video", progress=progress)
     clock.add("landmarks", time.perf_counter() - t0 - clock.seconds.get("decode", 0.0))
-    return {"points": det.points.astype(np.float32), "found": det.found, "num_faces": det.num_faces}
+    points = det.points.astype(np.float64)
+    sx, sy = _pre_scale(source, scale)
+    points[..., 0] /= sx  # back to source pixels (continuous coordinates scale exactly)
+    points[..., 1] /= sy
+    points[..., 2] /= sx
+    return {"points": points.astype(np.float32), "found": det.found, "num_faces": det.num_faces, "warnings": warnings}
 
 
-def _ranges(indices: np.ndarray) -> str:
+def frame_ranges(indices) -> str:
     """'3-7, 12' for [3, 4, 5, 6, 7, 12]."""
     parts, start = [], None
     for i, value in enumerate(indices):
@@ -270,6 +335,24 @@ def _ranges(indices: np.ndarray) -> str:
             parts.append(f"{start}-{value}" if value > start else f"{start}")
             start = None
     return ", ".join(parts)
+
+
+def _drop_faces_leaving(det: dict, source: Source) -> tuple[dict, list[str]]:
+    """``det`` with faces that are mostly outside the frame marked as not found (``det['leaving']`` says
+    where), and a note. mediapipe places all 478 landmarks even on a face half out of the picture; the
+    part outside is a guess the fit must not take for a measurement."""
+    found = det["found"].astype(bool)
+    xy = det["points"][..., :2]
+    with np.errstate(invalid="ignore"):  # NaN where no face was found
+        outside = (xy[..., 0] < 0) | (xy[..., 0] > source.width) | (xy[..., 1] < 0) | (xy[..., 1] > source.height)
+    leaving = found & (outside.mean(1) > MAX_OUTSIDE)
+    notes = []
+    if leaving.any():
+        notes.append(
+            f"in frames {frame_ranges(np.nonzero(leaving)[0])} the face is partly out of the frame (over "
+            f"{MAX_OUTSIDE:.0%} of its landmarks outside): counted as frames without a face"
+        )
+    return {**det, "found": found & ~leaving, "leaving": leaving}, notes
 
 
 def _check_detections(det: dict, source: Source, cfg: TrackConfig) -> list[str]:
@@ -308,9 +391,15 @@ def _check_detections(det: dict, source: Source, cfg: TrackConfig) -> list[str]:
         )
     if not found.all():
         notes.append(
-            f"no face in frames {_ranges(np.nonzero(~found)[0])}: parameters there are interpolated "
-            f"(tracks.npz 'valid' is False)"
+            f"no face in {int((~found).sum())} frames ({frame_ranges(np.nonzero(~found)[0])}): parameters there "
+            "are interpolated (tracks.npz 'valid' is False) and `splattalk fit` leaves those frames out"
         )
+        other = np.nonzero(~found & (counts > 0))[0]
+        if len(other):
+            notes.append(
+                f"in frames {frame_ranges(other)} a face was seen but not taken: not the tracked face's size or "
+                "place (another person while the tracked one was away), or too unclear to place landmarks on"
+            )
     return notes
 
 
@@ -326,19 +415,27 @@ def _frames_done(layout: RunLayout, key: str, num_frames: int, masks: bool) -> b
 
 
 def _write_frames(
-    source: Source, cfg: TrackConfig, crop: Crop, num_frames: int, layout: RunLayout, clock: _Clock, progress: bool
+    source: Source,
+    cfg: TrackConfig,
+    crop: Crop,
+    scale: float,
+    num_frames: int,
+    layout: RunLayout,
+    clock: _Clock,
+    progress: bool,
 ) -> None:
     layout.frames_manifest.unlink(missing_ok=True)  # the stage is incomplete until rewritten
     matter = None
     if cfg.masks:
         matter = Matter()
-    frames = clock.timed(iter_frames(source, cfg.fps, cfg.max_seconds), "decode")
+    frames = clock.timed(iter_frames(source, cfg.fps, cfg.max_seconds, scale, warnings=[]), "decode")  # said once
+    pre_scale = _pre_scale(source, scale)
     try:
         for t, image in tqdm(frames, total=num_frames, desc="frames", unit="frame", disable=not progress):
             if t >= num_frames:
                 break
             t0 = time.perf_counter()
-            out = crop.apply(image)
+            out = crop.apply(image, pre_scale=pre_scale)
             ok, jpg = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
             write_bytes(layout.frame(t), jpg.tobytes())
             clock.add("frames", time.perf_counter() - t0)
@@ -402,5 +499,6 @@ def _print_summary(summary: dict) -> None:
     for note in summary["notes"]:
         print(f"  {note}")
     print(
-        f"  ms/frame: {split}; total {summary['seconds_total']:.1f} s ({summary['seconds_total'] / frames:.3f} s/frame)"
+        f"  ms/frame: {split}; total {summary['seconds_total']:.1f} s "
+        f"({summary['seconds_total'] / frames:.3f} s/frame); peak memory {summary['peak_rss_mb']:.0f} MiB"
     )

@@ -89,7 +89,9 @@ def _open_container(path: Path):
         ) from None
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
         raise SplattalkError(
-            f"cannot read {path} as a video ({err.__class__.__name__}: {err}). Is it really a video file?"
+            f"cannot read {path} as a video ({err.__class__.__name__}: {err}). Is it really a video file? A "
+            "recording that was cut short or a partial copy often lacks its index (an .mp4's 'moov' box): "
+            "copy or export it again."
         ) from None
     if not container.streams.video:
         container.close()
@@ -130,8 +132,35 @@ def _rotation(frame) -> int:
     return int(round(value / 90.0)) % 4 * 90
 
 
-def iter_frames(source: Source, fps: float, max_seconds: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(index, rgb [H, W, 3] uint8)`` at ``fps``, upright."""
+MAX_WORK_SIDE = 1920
+"""Frames are decoded at most this many pixels along their longer side (4K phone video is halved at decode):
+the face region the tracker and the 512² output need fits well inside it, and a 4K frame in RGB is 25 MB."""
+MAX_BAD_PACKETS = 200
+"""Reading a damaged video stops after this many undecodable packets in a row."""
+
+
+def work_scale(source: Source, max_side: int | None = None) -> float:
+    """The factor (≤ 1) by which frames of ``source`` are downscaled at decode (``MAX_WORK_SIDE`` by default)."""
+    return min(1.0, (max_side or MAX_WORK_SIDE) / max(source.width, source.height))
+
+
+def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """``width``×``height`` times ``scale``, rounded to whole pixels (at least 1)."""
+    return max(1, int(round(width * scale))), max(1, int(round(height * scale)))
+
+
+def iter_frames(
+    source: Source, fps: float, max_seconds: float | None = None, scale: float = 1.0, warnings: list | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, rgb [H, W, 3] uint8)`` at ``fps``, upright.
+
+    ``scale`` < 1 downscales every frame as it is decoded (by FFmpeg's scaler, before a
+    full-size RGB picture exists) to ``scaled_size(source.width, source.height, scale)``.
+    Only one or two frames are held at a time, whatever the resolution. What was wrong with a
+    damaged video (skipped packets, a cut-short file) is appended to ``warnings`` once the video
+    is read to its end, or printed when ``warnings`` is None.
+    """
+    size = scaled_size(source.width, source.height, scale) if scale < 1.0 else None
     if source.kind != "video":
         limit = (
             len(source.images)
@@ -145,35 +174,87 @@ def iter_frames(source: Source, fps: float, max_seconds: float | None = None) ->
                     f"{image_path} is {image.shape[1]}x{image.shape[0]} but the first image is "
                     f"{source.width}x{source.height}; all images of a folder must have one size."
                 )
+            if size is not None:
+                import cv2
+
+                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             yield index, image
         return
-    yield from _resample(_decode(source), fps, max_seconds)
+    yield from _resample(_decode(source, size, warnings), fps, max_seconds)
 
 
-def _decode(source: Source) -> Iterator[tuple[float, np.ndarray]]:
-    """(seconds since the first frame, upright rgb) for every decoded frame, in presentation order."""
+def _decode(
+    source: Source, size: tuple[int, int] | None = None, warnings: list | None = None
+) -> Iterator[tuple[float, np.ndarray]]:
+    """(seconds since the first frame, upright rgb) for every decoded frame, in presentation order.
+
+    ``size``: upright (width, height) each frame is scaled to as it is converted to RGB. Damaged
+    packets are skipped as players skip them (the picture before them is held) and reported once
+    at the end; frames stamped far past the container's duration (damaged timestamps) are dropped.
+    """
+    import av
+
     container = _open_container(source.path)
+    count, bad, bad_run, first_bad, late, last = 0, 0, 0, None, 0, 0.0
+    said = [] if warnings is None else warnings
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or 25)
+        limit = source.duration + 1.0 if source.duration else None
         start = None
-        count = 0
-        try:
-            for frame in container.decode(stream):
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:  # a damaged packet: skipped, as players do
+                bad += 1
+                bad_run += 1
+                first_bad = count if first_bad is None else first_bad
+                if bad_run > MAX_BAD_PACKETS:
+                    break
+                continue
+            bad_run = 0 if frames else bad_run
+            for frame in frames:
                 time = frame.time if frame.time is not None else count / rate
                 start = time if start is None else start
-                image = frame.to_ndarray(format="rgb24")
+                if limit is not None and time - start > limit:
+                    late += 1
+                    continue
                 k = _rotation(frame) // 90
+                if size is None:
+                    image = frame.to_ndarray(format="rgb24")
+                else:  # the stored picture is sideways when the rotation is a quarter turn
+                    width, height = (size[1], size[0]) if k % 2 else size
+                    image = frame.to_ndarray(format="rgb24", width=width, height=height)
+                last = max(last, time - start)
                 yield time - start, np.ascontiguousarray(np.rot90(image, k)) if k else image
                 count += 1
-        except Exception as err:  # noqa: BLE001
-            if count == 0:
-                raise SplattalkError(f"cannot decode the video in {source.path}: {err}") from None
-            # a truncated file: keep what decoded, as players do
-            print(f"warning: {source.path} is damaged after {count} frames ({err}); using those.")
+    except (av.error.FFmpegError, EOFError) as err:  # the container itself is unreadable from here on
+        if count == 0:
+            raise SplattalkError(f"cannot decode the video in {source.path}: {err}") from None
+        said.append(f"{source.path} could not be read past frame {count} ({err}); the frames before are used")
     finally:
         container.close()
+    if count == 0:
+        raise SplattalkError(
+            f"cannot decode any frame of {source.path}: its video data is damaged (a truncated or corrupt "
+            "file?). Copy or export the video again."
+        )
+    if bad:
+        said.append(
+            f"{source.path} is damaged: {bad} video packet(s) could not be decoded (the first near source frame "
+            f"{first_bad}); the picture before each is held there, as players do"
+        )
+    if late:
+        said.append(f"{source.path}: {late} frame(s) stamped past the video's end were dropped (damaged timestamps)")
+    if source.duration and last + 1.0 < source.duration - 1.0:
+        said.append(
+            f"{source.path} says it lasts {source.duration:.1f} s but its video ends at {last + 1 / rate:.1f} s "
+            "(a truncated file or partial copy?); the frames that are there are used"
+        )
+    if warnings is None:
+        for line in said:
+            print(f"warning: {line}")
 
 
 def _resample(
