@@ -39,8 +39,9 @@ class LiveTrackConfig:
 
     fov_deg: float = 60.0
     """Field of view along the frame's longer side (a laptop webcam's is 55–70°)."""
-    iterations: int = 3
-    """Levenberg–Marquardt iterations per frame (all parameters; warm-started, so few are needed)."""
+    iterations: int = 1
+    """Levenberg–Marquardt iterations per frame (all parameters). Warm-started from the previous frame, one is
+    enough: on the sample video 2 gave jaw r 0.843 against the rendered jaw vs 0.836 for 1, at 1.45× the time."""
     first_rigid_iterations: int = 5
     """Pose-only iterations on the first frame after a face is (re)found."""
     min_cutoff_hz: float = 3.0

@@ -2,9 +2,10 @@
 
 Installed like the microphone's (``live_page.py``: an ``<img onerror=…>`` inserted with ``gui.add_html``).
 ``window.__splattalkMirror`` opens the camera (``getUserMedia({video})``), plays it in a detached
-``<video>``, and for each new camera frame (``requestVideoFrameCallback``; at most ``SEND_FPS`` a second)
-draws it on a canvas of ``INPUT_SIDE`` px on its longer side, JPEG-encodes it (lower quality when over the
-size cap, skipped when still over) and writes ``v <seq> <page ms> <base64>`` through the shared hidden-input
+``<video>``, and every ``1 / SEND_FPS`` s (``requestVideoFrameCallback`` would name new frames, but
+Chromium calls it only for videos it composites, and this one is not shown) draws the current frame on a
+canvas of ``INPUT_SIDE`` px on its longer side, JPEG-encodes it (lower quality when over the size cap,
+skipped when still over) and writes ``v <seq> <page ms> <base64>`` through the shared hidden-input
 transport (``page_input.py``), alternating between the panels of ``VIDEO_LABELS``. At each drawn page frame
 it reads the status element's ``data-seq``/``data-page-ms`` (the camera frame behind the pose the server
 last sent): each new one is one mirrored frame shown, and now minus its capture time is one
@@ -39,13 +40,9 @@ M.start = function() {
       if (!M.on) { stream.getTracks().forEach(function(t) { t.stop(); }); return; }
       var v = document.createElement('video');
       v.muted = true; v.playsInline = true; v.srcObject = stream;
-      M.video = v; M.stream = stream; M.fresh = true; M.sentAt = -1e9;
+      M.video = v; M.stream = stream; M.sentAt = -1e9;
       M.canvas = M.canvas || document.createElement('canvas'); M.g = M.canvas.getContext('2d');
       stream.getTracks().forEach(function(t) { t.onended = function() { M.stop(); }; });
-      if (v.requestVideoFrameCallback) {
-        var onFrame = function() { if (M.video !== v) return; M.fresh = true; v.requestVideoFrameCallback(onFrame); };
-        v.requestVideoFrameCallback(onFrame);
-      }
       v.play(); M.tick();
     })
     .catch(function(err) { M.on = false; M.send('e ' + ((err && err.name) || 'Error').replace(/[^A-Za-z]/g, '')); });
@@ -53,7 +50,7 @@ M.start = function() {
 M.tick = function() {
   if (!M.on || !M.video) return;
   var wait = M.sentAt + 1000 / %(fps)d - performance.now();
-  if (wait <= 0 && M.fresh && M.video.readyState >= 2 && M.video.videoWidth) M.capture();
+  if (wait <= 0 && M.video.readyState >= 2 && M.video.videoWidth) M.capture();
   M.timer = setTimeout(M.tick, Math.max(4, Math.min(wait, 1000 / %(fps)d)));
 };
 M.capture = function() {
@@ -61,7 +58,7 @@ M.capture = function() {
   var w = Math.max(1, Math.round(v.videoWidth * s)), h = Math.max(1, Math.round(v.videoHeight * s));
   if (M.canvas.width !== w || M.canvas.height !== h) { M.canvas.width = w; M.canvas.height = h; }
   var now = performance.now();
-  M.g.drawImage(v, 0, 0, w, h); M.fresh = !v.requestVideoFrameCallback;
+  M.g.drawImage(v, 0, 0, w, h);
   var q = %(quality)s, url = M.canvas.toDataURL('image/jpeg', q);
   while (url.length > %(most)d && q > 0.35) { q -= 0.2; url = M.canvas.toDataURL('image/jpeg', q); }
   if (url.length > %(most)d) return;  // over the cap even at low quality: skip this frame
