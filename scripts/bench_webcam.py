@@ -84,20 +84,34 @@ def clip_frames(clip: Path, seconds: float) -> list[np.ndarray]:
     return frames
 
 
-def tracker_only(clip: Path, seconds: float, avatar) -> dict:
-    from splattalk.mirror import mirror_factory
+def tracker_only(clip: Path, seconds: float, head, shape) -> dict:
+    from splattalk.mirror import Mirror
 
     frames = clip_frames(clip, seconds)
-    mirror = mirror_factory(avatar, None)()
+    mirror = Mirror(head, shape)
     try:
-        mirror(frames[0], 0.0)  # the first frame detects the face and starts from PnP
+        out = [mirror(frames[0], 0.0)]  # the first frame detects the face and starts from PnP
         t0 = time.perf_counter()
-        faces = sum(mirror(f, (i + 1) / 25) is not None for i, f in enumerate(frames[1:]))
+        out += [mirror(f, (i + 1) / 25) for i, f in enumerate(frames[1:])]
         elapsed = time.perf_counter() - t0
     finally:
         mirror.close()
     n = len(frames) - 1
-    return {"frames": n, "faces": faces, "fps": n / elapsed, "ms": 1000 * elapsed / n}
+    jaw = np.array([o[0][-3] if o is not None else np.nan for o in out])
+    return {"frames": n, "faces": int(np.isfinite(jaw).sum()), "fps": n / elapsed, "ms": 1000 * elapsed / n, "jaw": jaw}
+
+
+def jaw_agreement(jaw: np.ndarray, tracks: Path) -> tuple[float, float]:
+    """r between the live tracker's jaw and the offline tracker's (``tracks.npz`` of the same clip, 25 fps), and the
+    same r with the offline jaw shifted by 1 s (what unrelated motion gets)."""
+    from splattalk.run import Tracks
+
+    offline = Tracks.load(tracks).per_frame()["jaw"][:, 0]
+    n = min(len(jaw), len(offline))
+    a, b = jaw[:n], offline[:n]
+    ok = np.isfinite(a)
+    shifted = np.roll(b, 25)
+    return float(np.corrcoef(a[ok], b[ok])[0, 1]), float(np.corrcoef(a[ok], shifted[ok])[0, 1])
 
 
 def save_screenshot(page, out: Path) -> None:
@@ -162,6 +176,7 @@ def in_page(clip: Path, seconds: float, avatar, screenshot: Path | None = None) 
                 history = np.array(page.evaluate("window.__splattalkMirror.history"))
                 sent = page.evaluate("window.__splattalkMirror.seq") - sent0
                 elapsed = time.monotonic() - t0
+                capture_ms = float(np.median(page.evaluate("window.__splattalkMirror.captureMs")))
                 draws = page.evaluate("window.__bench.raf / ((performance.now() - window.__bench.t0) / 1000)")
                 tracked = session.mirror.tracked - tracked0
                 track_ms = float(np.median(session.mirror.track_ms))
@@ -180,11 +195,22 @@ def in_page(clip: Path, seconds: float, avatar, screenshot: Path | None = None) 
         "track_ms": track_ms,
         "dropped": dropped,
         "draws_fps": float(draws),
+        "capture_ms": capture_ms,
     }
 
 
-def run(seconds: float = 20.0, clip: Path = CLIP, gaussians: int = 3000, screenshot: Path | None = None) -> dict:
-    """Webcam fps in the page (end to end) and the tracker alone on the same clip; see the module docstring."""
+def run(
+    seconds: float = 20.0,
+    clip: Path = CLIP,
+    gaussians: int = 3000,
+    screenshot: Path | None = None,
+    offline_tracks: Path | None = None,
+) -> dict:
+    """Webcam fps in the page (end to end) and the tracker alone on the same clip; see the module docstring.
+
+    With ``offline_tracks`` (``tracks.npz`` of ``splattalk track`` on the same clip, default head) the tracker-only
+    pass uses that run's identity shape and its jaw is compared with the offline one (``jaw_r``, ``jaw_r_shifted``).
+    """
     from splattalk.avatar.painted import build_default_avatar
 
     clip = Path(clip)
@@ -192,8 +218,16 @@ def run(seconds: float = 20.0, clip: Path = CLIP, gaussians: int = 3000, screens
         raise SystemExit(f"no clip at {clip} (the real clips live in ../shared/real; pass --clip)")
     avatar = build_default_avatar(gaussians)
     page = in_page(clip, seconds, avatar, screenshot)
-    alone = tracker_only(clip, min(seconds, 10.0), avatar)
-    return {**page, "tracker_only_fps": alone["fps"], "tracker_only_ms": alone["ms"], "faces": alone["faces"]}
+    shape = avatar.shape.numpy()
+    if offline_tracks is not None:
+        from splattalk.run import Tracks
+
+        shape = Tracks.load(offline_tracks).shape
+    alone = tracker_only(clip, min(seconds, 20.0), avatar.head, shape)
+    out = {**page, "tracker_only_fps": alone["fps"], "tracker_only_ms": alone["ms"], "faces": alone["faces"]}
+    if offline_tracks is not None:
+        out["jaw_r"], out["jaw_r_shifted"] = jaw_agreement(alone["jaw"], offline_tracks)
+    return out
 
 
 def main() -> None:
@@ -202,15 +236,24 @@ def main() -> None:
     parser.add_argument("--clip", type=Path, default=CLIP)
     parser.add_argument("--gaussians", type=int, default=3000, help="Gaussians of the (thinned) default avatar")
     parser.add_argument("--screenshot", type=Path, default=None, help="save the page at the end of the run")
+    parser.add_argument(
+        "--offline-tracks",
+        type=Path,
+        default=None,
+        help="tracking/tracks.npz of `splattalk track` on the same clip: compare the live jaw with it",
+    )
     args = parser.parse_args()
-    r = run(args.seconds, args.clip, args.gaussians, args.screenshot)
+    r = run(args.seconds, args.clip, args.gaussians, args.screenshot, args.offline_tracks)
     print(f"clip {args.clip.name}, {args.seconds:.0f} s, {args.gaussians} Gaussians; load {os.getloadavg()[0]:.1f}")
     print(
-        f"page: {r['sent_fps']:.1f} frames sent/s, draws {r['draws_fps']:.1f}/s, "
+        f"page: {r['sent_fps']:.1f} frames sent/s ({r['capture_ms']:.0f} ms to capture + encode + send one), "
+        f"draws {r['draws_fps']:.1f}/s, "
         f"camera→avatar lag {r['lag_ms']:.0f} ms; "
         f"server: {r['tracked_fps']:.1f} tracked/s at {r['track_ms']:.0f} ms, {r['dropped']} dropped (newest wins)"
     )
     print(f"tracker alone: {r['tracker_only_ms']:.1f} ms a frame ({r['faces']} faces)")
+    if "jaw_r" in r:
+        print(f"live vs offline tracker jaw r: {r['jaw_r']:.3f} (offline shifted by 1 s: {r['jaw_r_shifted']:.3f})")
     print(
         f"webcam fps: {r['webcam_fps']:.1f}; tracker-only fps: {r['tracker_only_fps']:.1f}; "
         f"ratio {r['webcam_fps'] / r['tracker_only_fps']:.2f}"

@@ -24,7 +24,8 @@ from splattalk.viewer.page_input import INPUT_JS, PANEL_MIN_GAP_MS
 STATUS_ID = "splattalk-mirror"
 
 MIRROR_JS = """
-var M = window.__splattalkMirror || (window.__splattalkMirror = {on: false, seq: 0, cmd: -1, history: []});
+var M = window.__splattalkMirror || (window.__splattalkMirror = {on: false, seq: 0, cmd: -1});
+M.history = M.history || []; M.captureMs = M.captureMs || [];
 M.labels = %(labels)s; M.statusId = '%(status_id)s';
 M.send = function(text) {  // frames alternate between the panels: each carries at most one per %(gap)d ms
   var label = M.labels[M.panel || 0]; M.panel = ((M.panel || 0) + 1) %% M.labels.length;
@@ -64,6 +65,7 @@ M.capture = function() {
   if (url.length > %(most)d) return;  // over the cap even at low quality: skip this frame
   M.sentAt = now;
   M.send(['v', M.seq++, now.toFixed(1), url.slice(url.indexOf(',') + 1)].join(' '));
+  M.captureMs.push(performance.now() - now); if (M.captureMs.length > 100) M.captureMs.shift();
 };
 M.stop = function() {
   var was = M.on; M.on = false;

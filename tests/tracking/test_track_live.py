@@ -94,8 +94,9 @@ def test_mirror_is_relative_to_the_first_frames_and_keeps_the_avatar_base():
     extras = np.stack([o[1] for o in out])
     e = gt["expr"].shape[1]
     assert motion.shape == (40, e + 6) and extras.shape == (40, 12)
-    # over the reference frames the relative rotation averages to ~0; the translation sits on the avatar's base
-    assert np.abs(motion[:REFERENCE_FRAMES, e : e + 3].mean(0)).max() < 0.02
-    assert np.abs(extras[:REFERENCE_FRAMES, 3:6].mean(0) - base.transl[0]).max() < 0.003
+    # the first frame is its own reference: no relative rotation, the translation is the avatar's base; the reference
+    # then grows to REFERENCE_FRAMES frames and stays
+    assert np.abs(motion[0, e : e + 3]).max() < 1e-5 and np.abs(extras[0, 3:6] - base.transl[0]).max() < 1e-5
+    assert len(mirror.reference) == REFERENCE_FRAMES
     # the jaw is copied as tracked (the sample opens its mouth in the first 40 frames)
     assert np.corrcoef(motion[:, -3], gt["jaw"][:40, 0])[0, 1] > 0.7
