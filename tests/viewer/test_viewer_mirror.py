@@ -282,3 +282,30 @@ def test_two_sessions_never_cross_and_close_frees_everything(tmp_path):
     assert not a.threads and not b.threads and not a.mirror.worker.is_alive() and not b.mirror.worker.is_alive()
     assert all(t.closed for t in FakeTracker.instances)
     assert not (tmp_path / "a").exists() and not a_view.errors() and not b_view.errors()
+
+
+def test_memory_stays_flat_over_a_long_stream():
+    """Simulated minutes of 25 fps frames: the session keeps one waiting frame and bounded statistics."""
+    import tracemalloc
+
+    now = [0.0]
+    video, notes, _, _ = _video(clock=lambda: now[0])
+    video.start()
+    texts = [encode_frame(_image(60 + i, 48, 64), seq=0) for i in range(8)]
+    sizes = []
+    tracemalloc.start()
+    try:
+        for seq in range(3000):  # 2 simulated minutes
+            video.receive(texts[seq % 8].replace("v 0 ", f"v {seq} ", 1))
+            now[0] += 0.04
+            if seq % 1000 == 999:
+                time.sleep(0.05)  # let the worker catch up
+                sizes.append(tracemalloc.get_traced_memory()[0])
+        _wait(lambda: video.slot is None)  # the last frame is tracked
+    finally:
+        tracemalloc.stop()
+        video.close()
+    assert video.received == 3000 and video.tracked > 10 and video.refused == 0 and not notes
+    assert video.tracked + video.dropped == video.received, "every frame was tracked or replaced by a newer one"
+    assert len(video._times) <= 30 and len(video.track_ms) <= 50
+    assert sizes[-1] - sizes[0] < 200_000, f"memory grew by {sizes[-1] - sizes[0]} bytes"
