@@ -196,25 +196,29 @@ def resample_params(params: HeadParams, fps: float, target_fps: float = MOTION_F
     )
 
 
-def retarget(driver: HeadParams, base: HeadParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+def retarget(
+    driver: HeadParams, base: HeadParams | None = None, reference: HeadParams | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Driver parameters ``[T]`` → (motion ``[T, E + 6]``, extras ``[T, 12]``) for an avatar at ``base``
     (frame 0; None: facing the camera).
 
-    The motion's rotation is the driver's rotation relative to its mean head
-    orientation; neck and translation are offsets from the driver's mean,
-    translation turned from the driver's head frame into the avatar's.
+    The motion's rotation is the driver's rotation relative to the mean head
+    orientation of ``reference`` (frames of the driver; None: all of it); neck and
+    translation are offsets from the reference's mean, translation turned from the
+    driver's head frame into the avatar's. A live mirror passes its first frames.
     """
     e = driver.expr.shape[1]
+    reference = driver if reference is None else reference
     rots = Rotation.from_rotvec(driver.rot.astype(np.float64))
-    ref = rots.mean()
+    ref = Rotation.from_rotvec(reference.rot.astype(np.float64)).mean()
     rel = (ref.inv() * rots).as_rotvec().astype(np.float32)
     base_rot = Rotation.from_rotvec(base.rot[0].astype(np.float64)) if base is not None else Rotation.identity()
     offsets = (
-        (base_rot * ref.inv()).apply((driver.transl - driver.transl.mean(0)).astype(np.float64)).astype(np.float32)
+        (base_rot * ref.inv()).apply((driver.transl - reference.transl.mean(0)).astype(np.float64)).astype(np.float32)
     )
     base_transl = base.transl[0] if base is not None else np.zeros(3, np.float32)
     base_neck = base.neck[0] if base is not None else np.zeros(3, np.float32)
-    neck = driver.neck - driver.neck.mean(0) + base_neck
+    neck = driver.neck - reference.neck.mean(0) + base_neck
     motion = np.concatenate([driver.expr, rel, driver.jaw], 1).astype(np.float32)
     extras = np.concatenate([neck, offsets + base_transl, driver.eyes], 1).astype(np.float32)
     assert motion.shape[1] == e + 6 and extras.shape[1] == EXTRAS_DIM

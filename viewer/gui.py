@@ -17,6 +17,7 @@ from splattalk.talk.config import FPS
 from splattalk.viewer import uploads
 from splattalk.viewer.audio_sync import CLOCK_LABEL, READOUT_ID, player_html, state_html
 from splattalk.viewer.live_page import LiveControls
+from splattalk.viewer.live_video_page import MirrorControls
 from splattalk.viewer.playback import Desired
 from splattalk.viewer.session import Resources, Session
 from splattalk.viewer.splats import SplatPoser, triu_to_full
@@ -93,6 +94,7 @@ class ViserView:
                 self.speak = gui.add_button("Speak text", icon="message")
             self.audio_html = gui.add_html(player_html(0, None, ""))
             self.live = LiveControls(gui)
+            self.mirror = MirrorControls(gui)
         with gui.add_folder("Playback"):
             self.play_button = gui.add_button("Play / pause", icon="player-play")
             self.loop = gui.add_checkbox("Loop", initial_value=False)
@@ -119,6 +121,7 @@ class ViserView:
             self.clock_input = gui.add_text(CLOCK_LABEL, initial_value="")
         self.clock_panel.float()
         self.live.add_input_panel()
+        self.mirror.add_input_panels()
 
     def bind(self, session: Session) -> None:
         """Connect the controls to ``session`` (user events only: our own updates have no client)."""
@@ -151,6 +154,10 @@ class ViserView:
         self.live.talk.on_click(user(lambda e: session.talk_live()))
         self.live.stop.on_click(user(lambda e: session.live.stop()))
         self.live.input.on_update(user(lambda e: session.live.receive(e.target.value)))
+        self.mirror.mirror.on_click(user(lambda e: session.mirror_me()))
+        self.mirror.stop.on_click(user(lambda e: session.mirror.stop()))
+        for handle in self.mirror.inputs:
+            handle.on_update(user(lambda e: session.mirror.receive(e.target.value)))
 
     def close(self) -> None:
         self._closed = True
@@ -214,6 +221,12 @@ class ViserView:
 
     def live_status(self, text: str, audio_ms: float | None) -> None:
         self._safe(lambda: self.live.status(text, audio_ms))
+
+    def mirror_command(self, action: str) -> None:
+        self._safe(lambda: self.mirror.command(action))
+
+    def mirror_status(self, text: str, shown: tuple[int, float] | None) -> None:
+        self._safe(lambda: self.mirror.status(text, shown))
 
     def offer_download(self, filename: str, content: bytes) -> None:
         self._safe(lambda: self.client.send_file_download(filename, content))

@@ -18,6 +18,7 @@ import html
 
 from splattalk.viewer.audio_sync import _handler
 from splattalk.viewer.live_audio import LIVE_LABEL
+from splattalk.viewer.page_input import INPUT_JS
 
 STATUS_ID = "splattalk-live"
 CHUNK_SAMPLES = 1024
@@ -32,22 +33,8 @@ only needs the newest, and a message stays under ``LiveLimits.max_message_chars`
 LIVE_JS = """
 var L = window.__splattalkLive || (window.__splattalkLive = {on: false, seq: 0, cmd: -1, lags: [], history: []});
 L.label = '%(label)s'; L.statusId = '%(status_id)s'; L.chunk = %(chunk)d;
-L.input = function() {
-  if (L.el && L.el.isConnected) return L.el;
-  var label = null, labels = document.querySelectorAll('label');
-  for (var i = 0; i < labels.length; i++) if (labels[i].textContent === L.label) { label = labels[i]; break; }
-  if (!label) return null;
-  var box = label; while (box && !box.querySelector('input')) box = box.parentElement;
-  if (!box) return null;
-  var panel = box.closest('.mantine-Paper-root') || box.parentElement;
-  if (panel && panel.style.visibility !== 'hidden') panel.style.visibility = 'hidden';
-  L.el = box.querySelector('input'); return L.el;
-};
-L.send = function(text) {
-  var input = L.input(); if (!input) return;
-  var setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
-  setter.call(input, text); input.dispatchEvent(new Event('input', {bubbles: true}));
-};
+L.input = function() { L.el = window.__splattalkInput.find(L.label); return L.el; };  // page_input.py
+L.send = function(text) { window.__splattalkInput.send(L.label, text); };
 L.b64 = function(i16) {
   var u8 = new Uint8Array(i16.buffer, i16.byteOffset, i16.byteLength), s = '';
   for (var i = 0; i < u8.length; i += 4096) s += String.fromCharCode.apply(null, u8.subarray(i, i + 4096));
@@ -133,7 +120,7 @@ if (!L.installed) { L.installed = true; requestAnimationFrame(L.draw); }
 
 
 def live_js() -> str:
-    return LIVE_JS % {
+    return INPUT_JS + LIVE_JS % {
         "label": LIVE_LABEL,
         "status_id": STATUS_ID,
         "chunk": CHUNK_SAMPLES,

@@ -43,12 +43,13 @@ TRACKED_STYLE = "this person (tracked)"
 """The style list's name for the run's own tracked motion (:func:`splattalk.models.run_style`)."""
 
 
-def load_resources(cmd: ViewConfig, log=print, driver=None):
+def load_resources(cmd: ViewConfig, log=print, driver=None, mirror=None):
     """Everything the sessions share, loaded once.
 
     ``driver(avatar, base, log)`` makes the clip ``--drive`` plays (audio, motion, extras, label): the application's
     ``splattalk view`` passes :func:`splattalk.reenact.view_drive`, which tracks the driving video — the viewer itself
-    knows nothing of tracking.
+    knows nothing of tracking. ``mirror(avatar, base)`` likewise makes the factory of "Mirror me"'s per-tab
+    trackers (:class:`splattalk.mirror.Mirror`); without it the button says it is not available.
     """
     base = None
     if cmd.run is None:
@@ -111,6 +112,7 @@ def load_resources(cmd: ViewConfig, log=print, driver=None):
         export_resolution=cmd.export_resolution,
         limits=limits,
         drive=drive,
+        mirror=mirror(avatar, base) if mirror is not None else None,
         light_stream=cmd.light_stream,
         stream_tolerance_m=cmd.stream_tolerance_mm / 1000.0,
     )
@@ -191,8 +193,8 @@ class ViewServer:
         shutil.rmtree(self.tmp_root, ignore_errors=True)
 
 
-def run(cmd: ViewConfig, driver=None) -> int:
-    """Serve until Ctrl+C (``driver``: see :func:`load_resources`)."""
+def run(cmd: ViewConfig, driver=None, mirror=None) -> int:
+    """Serve until Ctrl+C (``driver``, ``mirror``: see :func:`load_resources`)."""
 
     def log(*args, **kw):
         print(*args, **kw, flush=True)
@@ -201,7 +203,7 @@ def run(cmd: ViewConfig, driver=None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
-    server = ViewServer(cmd, resources=load_resources(cmd, log, driver), log=log).start()
+    server = ViewServer(cmd, resources=load_resources(cmd, log, driver, mirror), log=log).start()
     host = "localhost" if cmd.host in ("127.0.0.1", "localhost") else cmd.host
     log(f"splattalk viewer: http://{host}:{server.port}  (Ctrl+C to stop)")
     try:

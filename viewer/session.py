@@ -32,6 +32,7 @@ from splattalk.viewer import idle, uploads
 from splattalk.viewer.audio_sync import audio_data_url, parse_report
 from splattalk.viewer.live_audio import LiveMic
 from splattalk.viewer.live_readout import readout_factory
+from splattalk.viewer.live_video import LiveVideo
 from splattalk.viewer.loudness import mouth_open_channel
 from splattalk.viewer.playback import Desired, Player
 from splattalk.viewer.speech_text import speak
@@ -81,6 +82,9 @@ class Resources:
     drive: object = None
     """A driven clip's (audio [S], motion [T, D], extras [T, 12], label) from ``splattalk view --drive``,
     played on connect."""
+    mirror: object = None
+    """Mirror me: a factory ``() → live_video.MirrorTracker`` (``splattalk view`` passes one that tracks with the
+    avatar's head model), or None (the button says it is not available)."""
 
 
 class _Cancelled(Exception):
@@ -165,6 +169,14 @@ class Session:
             readout=readout_factory(resources.talk_model),
         )
         """Talk live: the page's microphone drives the mouth over the idle motion (``live_audio.py``)."""
+        self.mirror = LiveVideo(
+            resources.mirror,
+            view.notify,
+            getattr(view, "mirror_command", lambda action: None),
+            getattr(view, "mirror_status", lambda text, shown: None),
+            clock=clock,
+        )
+        """Mirror me: the page's webcam drives the whole face and head (``live_video.py``)."""
         self.frames_sent = 0
         self.fps = 0.0
         self._t0 = clock()
@@ -192,6 +204,7 @@ class Session:
             if self.worker is not None:
                 self.worker.cancel()
         self.live.close()
+        self.mirror.close(timeout)
         for thread in (self.thread, self.worker, self.exporter):
             if thread is not None and thread.is_alive() and thread is not threading.current_thread():
                 thread.join(timeout)
@@ -290,6 +303,11 @@ class Session:
         """Start the microphone (a playing clip pauses: the mouth follows the person now)."""
         self.pause()
         self.live.start()
+
+    def mirror_me(self) -> None:
+        """Start the webcam mirror (a playing clip pauses: the avatar copies the person now)."""
+        self.pause()
+        self.mirror.start()
 
     # ------------------------------------------------------------------ playback controls
     def play(self) -> None:
@@ -440,8 +458,13 @@ class Session:
         if desired != self._sent_desired:
             self._sent_desired = desired
             self.view.set_audio_state(desired)
-        live = self.live.frame(now) if frame is None else None
-        if frame is None:
+        mirror = self.mirror.frame(now) if frame is None else None
+        live = self.live.frame(now) if frame is None and mirror is None else None
+        if mirror is not None:  # the webcam drives everything: expression, jaw, eyes, head
+            key = ("mirror", mirror[0], self.expr_scale, self.head_scale)
+            row = None if key == self._last_key else mirror[1]
+            extras = mirror[2]
+        elif frame is None:
             t = now - self._t0
             # While the microphone streams, a frame goes out with each new mouth frame (~16/s) carrying the idle
             # motion of that moment: no extra frames in between for the page to decode.
@@ -467,6 +490,8 @@ class Session:
             self._count_frame(now)
             if live is not None:
                 self.live.shown(live[2])
+            if mirror is not None:
+                self.mirror.shown(mirror[0], mirror[3])
         readout = (frame, total, ready, state)
         if row is not None or readout != self._last_readout:
             self._last_readout = readout
@@ -476,7 +501,7 @@ class Session:
     def _state_name(self) -> str:
         p = self.player
         if p.clip is None:
-            return "live" if self.live.active else "idle"
+            return "mirror" if self.mirror.active else "live" if self.live.active else "idle"
         if p.stalled:
             return "generating"
         if p.playing:
