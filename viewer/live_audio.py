@@ -1,27 +1,24 @@
 """Talk live: the page's microphone drives the avatar's mouth, server side.
 
-The page (``live_page.py``) captures the microphone, resamples it to 16 kHz
-mono int16 and writes a message about every 64 ms into a hidden viser text
-input of its own panel (viser sends each panel's newest value at most every
-50 ms, so a message can be overwritten before it leaves: each message carries
-the newest *two* chunks, with the page's index of its first sample, and the
-server keeps only samples it has not had yet).
+The page (``live_page.py``) captures the microphone, resamples it to 16 kHz mono int16 and writes a message
+every 40 ms (one talk-model frame) into one of two hidden viser text inputs, each in a panel of its own, in
+turn (``page_transport.py``: viser sends each panel's newest value at most every 50 ms, so a message can still
+be overwritten before it leaves when the page falls behind: each message carries the newest *two* chunks,
+with the page's index of its first sample, and the server keeps only samples it has not had yet; messages of
+the two lanes may be handled out of order, which the index also sorts out).
 
     a <seq> <first sample> <page ms of the last sample> <page lag ms or -1> <base64 int16 LE>
     e <error name>        the microphone could not start (denied, absent, …)
     s                     the page stopped capturing
 
-:class:`LiveMic` (one per tab session) checks each message against
-:class:`LiveLimits` (size, message rate, audio rate: a client cannot make the
-server buffer more than a couple of seconds; nothing is written to disk), and
-turns the newest complete 40-ms frame into a mouth opening with
-:class:`LiveMouth`: the jaw follows the frame's loudness above an adaptive
-noise gate (2× a noise floor that follows quieter frames at once and rises
-slowly), so silence and
-steady background noise keep the mouth closed while speech opens it. Only the
-newest frame is shown — a live mouth cannot wait for a 4-s talk-model window
-(see docs/viewer.md, "Talk live", for the measured latency and why the talk
-model's read-out is not used here).
+:class:`LiveMic` (one per tab session) checks each message against :class:`LiveLimits` (size, message rate,
+audio rate: a client cannot make the server buffer more than a couple of seconds; nothing is written to disk)
+and turns the newest complete 40-ms frame into a mouth: the talk model's read-out
+(``live_readout.ReadoutMouth``) when there is one, gated by :class:`LiveMouth`'s voice activity, else the jaw
+following the frame's loudness above :class:`LiveMouth`'s adaptive noise gate (2× a noise floor that follows
+quieter frames at once and rises slowly), so silence and steady background noise keep the mouth closed while
+speech opens it. As soon as a message gives a new frame, ``on_frame()`` wakes the session's playback thread,
+which sends it (docs/live.md has the measured latency).
 """
 
 from __future__ import annotations
@@ -40,8 +37,8 @@ from splattalk.talk.config import SAMPLE_RATE, SAMPLES_PER_FRAME
 from splattalk.viewer.live_readout import speech_gain
 from splattalk.viewer.loudness import JAW_MAX_RAD
 
-LIVE_LABEL = "live audio"
-"""Label of the hidden text input the page writes its microphone messages into."""
+LIVE_LABELS = ("live audio", "live audio 2")
+"""Labels of the hidden text inputs the page writes its microphone messages into, in turn."""
 STALE_SECONDS = 0.3
 """No audio for this long: the mouth closes (the page stopped, lagged or is gone)."""
 FLOOR_RISE = 1.10
@@ -72,8 +69,8 @@ class LiveLimits:
 
     max_message_chars: int = 24_000
     """Longest message accepted (0.5 s of int16 audio in base64 is 21 336 characters)."""
-    max_messages_per_second: int = 30
-    """The page sends ~16; more is a misbehaving client."""
+    max_messages_per_second: int = 40
+    """The page sends 25 (one per 40-ms frame) and fewer when it falls behind; more is a misbehaving client."""
     max_audio_ratio: float = 1.5
     """New audio accepted per second of wall time (over the last 2 s), in seconds."""
     buffer_seconds: float = 2.0
@@ -190,6 +187,7 @@ class LiveMic:
         limits: LiveLimits = LiveLimits(),
         clock=time.monotonic,
         readout=None,
+        on_frame=lambda: None,
     ):
         self.motion_dim = motion_dim
         self.readout = readout() if readout is not None else None
@@ -198,6 +196,13 @@ class LiveMic:
         self.notify, self.command, self.status = notify, command, status
         self.limits = limits
         self.clock = clock
+        self.on_frame = on_frame
+        """Called (no lock held) when a message gave a new mouth frame: the session sends it at once."""
+        self.trace: list | None = None
+        """Set to a list to record ``(page ms of the newest frame, page ms of the chunk's end, received,
+        mouth ready)`` per message with new frames, wall-clock seconds (``scripts/bench_live.py``); then
+        ``shown_trace`` gets ``(page ms of the frame, sent)`` per frame the session sent."""
+        self.shown_trace: list = []
         self.lock = threading.Lock()
         self.active = False
         self._reset()
@@ -206,6 +211,10 @@ class LiveMic:
         self.mouth = LiveMouth()
         self.lips: np.ndarray | None = None
         """The read-out's mouth ``[D]`` for the newest frame (None: none yet, or no read-out)."""
+        self._lips_frames = 0
+        self.lips_newest: tuple[int, float] | None = None
+        """``newest`` of the frame behind ``lips``: a frame is shown once its lips are read out, not before."""
+        self._chunk_ms = 0.0
         if getattr(self, "readout", None) is not None:
             self.readout.reset()
         self.received = 0
@@ -258,6 +267,7 @@ class LiveMic:
             self._mic_failed(m.group(1))
             return 0
         now = self.clock()
+        received = time.time() if self.trace is not None else 0.0
         with self.lock:
             if not self.active:
                 return 0
@@ -271,6 +281,7 @@ class LiveMic:
                     reason = str(err)
                 n = None
             readout = self.readout
+            newest, chunk_ms, frames_at = self.newest, self._chunk_ms, self.frames
         if n is None:
             if tell:
                 self.notify(
@@ -280,8 +291,15 @@ class LiveMic:
         if n and readout is not None:
             lips, speech = readout.mouth()  # ~20 ms: outside the lock, so the playback thread keeps its pace
             with self.lock:
-                if self.readout is readout and self.active:
-                    self.lips = lips * speech_gain(speech)
+                # two lanes' messages can be read out at once: the later audio wins
+                if self.readout is readout and self.active and frames_at >= self._lips_frames:
+                    self.lips, self._lips_frames = lips * speech_gain(speech), frames_at
+                    self.lips_newest = newest
+        if n:
+            if self.trace is not None and newest is not None:
+                self.trace.append((newest[1], chunk_ms, received, time.time()))
+                del self.trace[:-5000]
+            self.on_frame()
         return n
 
     def _mic_failed(self, name: str) -> None:
@@ -317,6 +335,7 @@ class LiveMic:
         self._audio_in.append((now, fresh))
         while self._audio_in and now - self._audio_in[0][0] > window:
             self._audio_in.popleft()
+        self._chunk_ms = chunk.page_ms
         audio = chunk.samples.astype(np.float32) / 32768.0
         if chunk.start > self.received:  # a message was lost: start the frames afresh at this one
             self.pending = self.pending[:0]
@@ -349,9 +368,10 @@ class LiveMic:
         with self.lock:
             if not self.active:
                 return None
-            if self.newest is None:
+            newest = self.newest if self.readout is None else self.lips_newest
+            if newest is None:
                 return None, np.zeros(self.motion_dim, np.float32), None
-            number, page_ms = self.newest
+            number, page_ms = newest
             if now - self.last_audio_at > STALE_SECONDS:
                 self.mouth.opening = 0.0
                 return None, np.zeros(self.motion_dim, np.float32), None
@@ -361,9 +381,12 @@ class LiveMic:
         return ("live", number), mouth_row(opening, self.motion_dim, self.open_channel), page_ms
 
     def shown(self, page_ms: float | None) -> None:
-        """The session sent the frame of ``frame()``: tell the page which audio it shows."""
-        lag = "" if self.page_lag_ms is None else f" · mouth lag {self.page_lag_ms:.0f} ms"
-        self.status(f"microphone: live{lag}", page_ms)
+        """The session sent the frame of ``frame()``: tell the page which audio it shows (the page measures and
+        shows the lag itself, ``live_page.METER_ID``)."""
+        if self.trace is not None and page_ms is not None:
+            self.shown_trace.append((page_ms, time.time()))
+            del self.shown_trace[:-5000]
+        self.status("microphone: live", page_ms)
 
     @property
     def opening(self) -> float:

@@ -145,6 +145,7 @@ class Session:
         self.player = Player(resources.latency)
         self.lock = threading.RLock()
         self.closed = threading.Event()
+        self._wake = threading.Event()
         self.worker: MotionWorker | None = None
         self.current: Clip | None = None
         """The clip most recently asked for (the player gets it once its audio is in the page)."""
@@ -163,6 +164,7 @@ class Session:
             getattr(view, "live_status", lambda text, ms: None),
             clock=clock,
             readout=readout_factory(resources.talk_model),
+            on_frame=self._wake_up,
         )
         """Talk live: the page's microphone drives the mouth over the idle motion (``live_audio.py``)."""
         self.frames_sent = 0
@@ -180,6 +182,10 @@ class Session:
         self._fps_window: list[float] = []
         self.thread = threading.Thread(target=self._run, name="viewer-playback", daemon=True)
 
+    def _wake_up(self) -> None:
+        """A new live mouth frame: the playback thread sends it now, not at its next tick."""
+        self._wake.set()
+
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Session:
         self.thread.start()
@@ -189,6 +195,7 @@ class Session:
         """Stop every thread of this session and delete its temp folder (the tab is gone)."""
         with self.lock:
             self.closed.set()
+            self._wake.set()
             if self.worker is not None:
                 self.worker.cancel()
         self.live.close()
@@ -422,7 +429,11 @@ class Session:
 
     # ------------------------------------------------------------------ the playback thread
     def _run(self) -> None:
-        while not self.closed.wait(TICK_SECONDS):
+        while not self.closed.is_set():
+            self._wake.wait(TICK_SECONDS)
+            self._wake.clear()
+            if self.closed.is_set():
+                break
             try:
                 self.step(self.clock())
             except Exception as err:  # noqa: BLE001 - keep the tab alive; say what broke
