@@ -150,7 +150,7 @@ class ViserView:
         self.clock_input.on_update(user(lambda e: session.clock_report(e.target.value)))
         self.live.talk.on_click(user(lambda e: session.talk_live()))
         self.live.stop.on_click(user(lambda e: session.live.stop()))
-        self.live.input.on_update(user(lambda e: session.live.receive(e.target.value)))
+        self.live.on_message(user(lambda e: session.live.receive(e.target.value)))
 
     def close(self) -> None:
         self._closed = True

@@ -7,7 +7,7 @@ be overwritten before it leaves when the page falls behind: each message carries
 with the page's index of its first sample, and the server keeps only samples it has not had yet; messages of
 the two lanes may be handled out of order, which the index also sorts out).
 
-    a <seq> <first sample> <page ms of the last sample> <page lag ms or -1> <base64 int16 LE>
+    a <seq> <first sample> <page ms of the last sample> <page lag ms or -1> <drawn audio ms or -1> <base64 int16 LE>
     e <error name>        the microphone could not start (denied, absent, …)
     s                     the page stopped capturing
 
@@ -18,7 +18,8 @@ and turns the newest complete 40-ms frame into a mouth: the talk model's read-ou
 following the frame's loudness above :class:`LiveMouth`'s adaptive noise gate (2× a noise floor that follows
 quieter frames at once and rises slowly), so silence and steady background noise keep the mouth closed while
 speech opens it. As soon as a message gives a new frame, ``on_frame()`` wakes the session's playback thread,
-which sends it (docs/live.md has the measured latency).
+which sends it — unless the page has not drawn the previous one yet (``may_send``: each message acks the newest
+mouth the page drew; docs/live.md has the measured latency).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ LIVE_LABELS = ("live audio", "live audio 2")
 """Labels of the hidden text inputs the page writes its microphone messages into, in turn."""
 STALE_SECONDS = 0.3
 """No audio for this long: the mouth closes (the page stopped, lagged or is gone)."""
+ACK_TIMEOUT = 0.25
+"""Longest wait for the page to draw the previous mouth frame before the next one is sent anyway."""
+STALE_FPS = 8.0
+"""Frames a second while live but without fresh audio (a page that fell behind gets time to catch up)."""
 FLOOR_RISE = 1.10
 """The noise floor follows a quieter frame at once and rises by at most 10 % a frame: a new steady noise is
 learnt in about a second (0.01 after silence: ~0.3 s), while speech's dips between syllables hold it down."""
@@ -59,7 +64,9 @@ VOICE_RELEASE = 0.75
 OPEN_CHANNEL_GAIN = 0.6
 """Opening of the head's ``mouth_open`` expression at full level (as ``loudness.LoudnessStream``)."""
 
-_AUDIO = re.compile(r"^a (\d{1,9}) (\d{1,12}) (\d{1,12}(?:\.\d+)?) (-1|\d{1,6}) ([A-Za-z0-9+/]*={0,2})$")
+_AUDIO = re.compile(
+    r"^a (\d{1,9}) (\d{1,12}) (\d{1,12}(?:\.\d+)?) (-1|\d{1,6}) (-1|\d{1,12}(?:\.\d+)?) ([A-Za-z0-9+/]*={0,2})$"
+)
 _ERROR = re.compile(r"^e ([A-Za-z]{1,40})$")
 
 
@@ -86,6 +93,8 @@ class LiveChunk:
     """``performance.now()`` in the page when the last sample was captured."""
     page_lag_ms: float | None
     """The page's measured mic→mouth lag (median of its last draws), None before it has one."""
+    drawn_ms: float | None
+    """Audio ms (``frame()``'s third value) of the newest mouth the page has drawn, None before any."""
     samples: np.ndarray
     """``[n]`` int16."""
 
@@ -98,14 +107,22 @@ class LiveRefused(ValueError):
     """A message broke a limit or the format (the reason is user-facing)."""
 
 
-def encode_chunk(samples: np.ndarray, start: int, page_ms: float, seq: int = 0, lag_ms: float | None = None) -> str:
+def encode_chunk(
+    samples: np.ndarray,
+    start: int,
+    page_ms: float,
+    seq: int = 0,
+    lag_ms: float | None = None,
+    drawn_ms: float | None = None,
+) -> str:
     """Float or int16 audio ``[n]`` → a message as the page writes it (tests and benchmarks)."""
     x = np.asarray(samples)
     if x.dtype != np.int16:
         x = np.round(np.clip(x, -1, 1) * 32767).astype(np.int16)
     b64 = base64.b64encode(x.astype("<i2").tobytes()).decode("ascii")
     lag = -1 if lag_ms is None else round(lag_ms)
-    return f"a {seq} {start} {page_ms:.1f} {lag} {b64}"
+    drawn = -1 if drawn_ms is None else f"{drawn_ms:.1f}"
+    return f"a {seq} {start} {page_ms:.1f} {lag} {drawn} {b64}"
 
 
 def decode_chunk(text: str, limits: LiveLimits = LiveLimits()) -> LiveChunk:
@@ -117,7 +134,7 @@ def decode_chunk(text: str, limits: LiveLimits = LiveLimits()) -> LiveChunk:
     m = _AUDIO.match(text)
     if m is None:
         raise LiveRefused("a malformed audio message")
-    seq, start, page_ms, lag, b64 = m.groups()
+    seq, start, page_ms, lag, drawn, b64 = m.groups()
     try:
         raw = base64.b64decode(b64, validate=True)
     except binascii.Error as err:
@@ -125,7 +142,14 @@ def decode_chunk(text: str, limits: LiveLimits = LiveLimits()) -> LiveChunk:
     if len(raw) % 2:
         raise LiveRefused("an odd number of audio bytes (int16 expected)")
     samples = np.frombuffer(raw, "<i2").astype(np.int16)
-    return LiveChunk(int(seq), int(start), float(page_ms), None if lag == "-1" else float(lag), samples)
+    return LiveChunk(
+        int(seq),
+        int(start),
+        float(page_ms),
+        None if lag == "-1" else float(lag),
+        None if drawn == "-1" else float(drawn),
+        samples,
+    )
 
 
 class LiveMouth:
@@ -226,6 +250,12 @@ class LiveMic:
         """(frame number, page ms of its centre) of the newest mouth frame."""
         self.last_audio_at = -1e9
         self.page_lag_ms: float | None = None
+        self.drawn_ms = -1.0
+        """The page's ack: audio ms of the newest mouth it has drawn (``may_send``)."""
+        self.sent: tuple[float, float] | None = None
+        """(audio ms, clock) of the newest mouth frame sent and not yet drawn by the page."""
+        self.sent_at = -1e9
+        """Clock of the newest frame sent while live (with or without a mouth)."""
         self.refused = 0
         self._told_refused = False
         self._times: deque[float] = deque()
@@ -357,6 +387,8 @@ class LiveMic:
         self.pending = audio[n * SAMPLES_PER_FRAME :].copy()
         if chunk.page_lag_ms is not None:
             self.page_lag_ms = chunk.page_lag_ms
+        if chunk.drawn_ms is not None:
+            self.drawn_ms = max(self.drawn_ms, chunk.drawn_ms)
         return n
 
     # ------------------------------------------------------------------ the session's playback thread
@@ -380,9 +412,32 @@ class LiveMic:
             return ("live", number), voice * lips, page_ms
         return ("live", number), mouth_row(opening, self.motion_dim, self.open_channel), page_ms
 
+    def may_send(self, now: float) -> bool:
+        """Whether the session may send a frame now (pacing a page that draws slower than frames come).
+
+        A mouth frame sent is *in flight* until the page acks drawing it (each message carries the audio ms of
+        the newest mouth it drew); frames sent faster than the page draws would queue up on its main thread,
+        and the microphone's messages behind them. In flight: wait, at most :data:`ACK_TIMEOUT` seconds. While
+        no mouth is in flight but the audio went stale (the page fell behind), at most :data:`STALE_FPS`.
+        """
+        with self.lock:
+            if self.sent is not None:
+                page_ms, at = self.sent
+                if self.drawn_ms + 0.05 < page_ms and now - at < ACK_TIMEOUT:
+                    return False
+                self.sent = None
+            if now - self.last_audio_at > STALE_SECONDS:
+                return now - self.sent_at >= 1.0 / STALE_FPS
+            return True
+
     def shown(self, page_ms: float | None) -> None:
         """The session sent the frame of ``frame()``: tell the page which audio it shows (the page measures and
         shows the lag itself, ``live_page.METER_ID``)."""
+        now = self.clock()
+        with self.lock:
+            self.sent_at = now
+            if page_ms is not None:
+                self.sent = (page_ms, now)
         if self.trace is not None and page_ms is not None:
             self.shown_trace.append((page_ms, time.time()))
             del self.shown_trace[:-5000]

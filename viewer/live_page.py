@@ -8,14 +8,14 @@ and decimates to 16 kHz int16 and posts every 640 samples — one talk-model fra
 server's frames, so a frame leaves the audio thread the moment its last sample is captured — dated by the
 audio clock. (Without ``audioWorklet`` it falls back to a ``ScriptProcessorNode`` on the main thread.) The
 main thread writes each chunk as a message (``live_audio.py``'s format: the new samples and the previous
-message's) into one of :data:`LIVE_LABELS`' hidden inputs, in turn (``page_transport.py``: viser throttles
+message's, and the audio ms of the newest mouth drawn, by which the server paces its frames) into one of :data:`LIVE_LABELS`' hidden inputs, in turn (``page_transport.py``: viser throttles
 each panel to one message per 50 ms; two lanes carry one message per 40 ms without waiting).
 
 At each drawn page frame it looks at the status element's ``data-audio-ms`` (page time of the audio behind the
 mouth the server last sent): when it changes, now minus that is one mic→mouth lag. The page's own readout
 (:data:`METER_ID`, written by the page, never by the server) shows the median lag of the last second and the
-frames per second the page draws; ``history`` keeps ``[page ms, lag]`` pairs and ``sent`` ``[capture ms, send
-ms]`` pairs for the browser test and ``scripts/bench_live.py``.
+frames per second the page draws; ``history`` keeps ``[page ms, lag, data-audio-ms]`` and ``sent`` ``[capture ms,
+send ms]`` for the browser test and ``scripts/bench_live.py``.
 """
 
 from __future__ import annotations
@@ -94,13 +94,14 @@ L.flush = function() {  // one message with all that is pending; all lanes busy:
   if (cur.length > %(most)d) { cur = cur.slice(-%(most)d); L.prev = new Int16Array(0); }  // not contiguous
   var both = new Int16Array(L.prev.length + cur.length); both.set(L.prev); both.set(cur, L.prev.length);
   var start = L.total - both.length, ms = L.captured.toFixed(1); L.prev = cur;
-  L.send(['a', L.seq++, start, ms, L.lag(), window.__splattalkTransport.b64(both)].join(' '));
+  L.send(['a', L.seq++, start, ms, L.lag(), L.seen || -1, window.__splattalkTransport.b64(both)].join(' '));
   L.sent.push([parseFloat(ms), performance.now()]); if (L.sent.length > 5000) L.sent.shift();
 };
 L.worklet = function(ctx, src) {
-  var url = URL.createObjectURL(new Blob([%(worklet)s], {type: 'application/javascript'}));
+  // window.URL: in an inline handler, a bare URL is document.URL
+  var url = window.URL.createObjectURL(new Blob([%(worklet)s], {type: 'application/javascript'}));
   return ctx.audioWorklet.addModule(url).then(function() {
-    URL.revokeObjectURL(url);
+    window.URL.revokeObjectURL(url);
     var node = new AudioWorkletNode(ctx, 'splattalk-mic', {numberOfInputs: 1, numberOfOutputs: 1,
       channelCount: 1, channelCountMode: 'explicit', processorOptions: {chunk: L.chunk}});
     node.port.onmessage = function(e) { L.push(e.data.s, L.toPage(e.data.t)); };
@@ -138,12 +139,17 @@ L.start = function() {
       L.buf = []; L.n = 0; L.prev = new Int16Array(0); L.total = 0; L.lags = []; L.stream = stream; L.ctx = ctx;
       L.mode = (ctx.audioWorklet && window.AudioWorkletNode && !L.forceScript) ? 'worklet' : 'script';
       stream.getTracks().forEach(function(t) { t.onended = function() { L.stop(); }; });
-      return (L.mode === 'worklet' ? L.worklet(ctx, src) : L.script(ctx, src)).then(function(node) {
+      var made = L.mode === 'worklet' ? L.worklet(ctx, src).catch(function(err) {
+        if (window.console) console.warn('splattalk: no AudioWorklet, capturing on the main thread', err);
+        L.mode = 'script'; return L.script(ctx, src);
+      }) : L.script(ctx, src);
+      return made.then(function(node) {
         if (L.ctx !== ctx) { node.port.postMessage('stop'); return; }
         L.node = node; ctx.resume();
       });
     })
     .catch(function(err) {
+      if (window.console) console.warn('splattalk: the microphone did not start', err);
       var was = L.on; L.stop(true);
       if (was) L.sendNow('e ' + ((err && err.name) || 'Error').replace(/[^A-Za-z]/g, ''));
     });
@@ -181,7 +187,7 @@ L.draw = function() {
     if (ms && ms !== L.seen) {
       var lag = now - parseFloat(ms); L.seen = ms;
       L.lags.push([now, lag]);
-      L.history.push([now, lag]); if (L.history.length > 5000) L.history.shift();
+      L.history.push([now, lag, ms]); if (L.history.length > 5000) L.history.shift();
     }
   }
   if (!L.meterAt || now - L.meterAt > %(meter_ms)d) { L.meterAt = now; L.meter(now); }
@@ -244,6 +250,11 @@ class LiveControls:
     def add_input_panel(self) -> None:
         """The hidden inputs the page's messages come through (``page_transport.add_hidden_inputs``)."""
         self.inputs = add_hidden_inputs(self.gui, LIVE_LABELS)
+
+    def on_message(self, callback) -> None:
+        """``callback(event)`` for each message the page writes, whichever lane it came through."""
+        for handle in self.inputs:
+            handle.on_update(callback)
 
     def command(self, action: str) -> None:
         self._seq += 1

@@ -458,7 +458,8 @@ class Session:
             # motion of that moment: no extra frames in between for the page to decode.
             tick = int(t * FPS) if live is None or live[0] is None else live[0]
             key = ("idle", tick, self.expr_scale, self.head_scale)
-            row = None if key == self._last_key else idle.idle_motion(t, self.poser.motion_dim, self.blink_ids)
+            paced = live is not None and not self.live.may_send(now)  # the page has not drawn the last one yet
+            row = None if key == self._last_key or paced else idle.idle_motion(t, self.poser.motion_dim, self.blink_ids)
             extras = None
             if row is not None and live is not None:
                 row = row + live[1]
