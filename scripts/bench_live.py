@@ -104,7 +104,7 @@ def measure_live(seconds: float, gaussians: int, wav: Path, loudness_only: bool,
             page.goto(f"http://127.0.0.1:{server.port}")
             page.wait_for_selector("#splattalk-live", timeout=60_000)
             if script_processor:
-                page.evaluate("window.__splattalkLive.forceScript = true")
+                page.evaluate("window.__splattalkLive.useWorklet = true")
             deadline = time.monotonic() + 30
             while not server.sessions and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -222,16 +222,16 @@ def main() -> None:
     )
     ap.add_argument("--wav", type=Path, default=SPEECH, help="what the fake microphone plays (looped)")
     ap.add_argument(
-        "--script-processor",
+        "--worklet",
         action="store_true",
-        help="capture with the ScriptProcessorNode fallback (main thread) instead of the AudioWorklet",
+        help="capture with an AudioWorklet instead of the default ScriptProcessorNode",
     )
     ap.add_argument("--no-extras", action="store_true", help="skip the payload and webcam measurements")
     args = ap.parse_args()
     if not os.path.exists(CHROMIUM):
         raise SystemExit(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     load = os.getloadavg()[0]
-    live = measure_live(args.seconds, args.gaussians, args.wav, args.loudness_only, args.script_processor)
+    live = measure_live(args.seconds, args.gaussians, args.wav, args.loudness_only, args.worklet)
     lags = live["lags"]
     if lags.size == 0:
         raise SystemExit("the page measured no mic→mouth lag (no mouth frame was drawn)")

@@ -2,11 +2,13 @@
 
 Installed like the audio controller (``audio_sync.py``: an ``<img onerror=…>`` inserted with
 ``gui.add_html``). ``window.__splattalkLive`` captures the microphone (``getUserMedia``, echo
-cancellation, noise suppression and gain control off: the mouth follows the voice as it is) with an
-**AudioWorklet** (its module comes from a ``blob:`` URL made in the page): on the audio thread it box-filters
+cancellation, noise suppression and gain control off: the mouth follows the voice as it is) with a
+``ScriptProcessorNode`` (by default: measured faster to reach the main thread than an AudioWorklet's messages
+on a slow page, docs/live.md) or, with ``window.__splattalkLive.useWorklet``, an **AudioWorklet** (its module
+from a ``blob:`` URL made in the page). Either box-filters
 and decimates to 16 kHz int16 and posts every 640 samples — one talk-model frame, 40 ms, aligned with the
 server's frames, so a frame leaves the audio thread the moment its last sample is captured — dated by the
-audio clock. (Without ``audioWorklet`` it falls back to a ``ScriptProcessorNode`` on the main thread.) The
+audio clock. The
 main thread writes each chunk as a message (``live_audio.py``'s format: the new samples and the previous
 message's, and the audio ms of the newest mouth drawn, by which the server paces its frames) into one of :data:`LIVE_LABELS`' hidden inputs, in turn (``page_transport.py``: viser throttles
 each panel to one message per 50 ms; two lanes carry one message per 40 ms without waiting).
@@ -137,7 +139,9 @@ L.start = function() {
       var ctx = new (window.AudioContext || window.webkitAudioContext)();
       var src = ctx.createMediaStreamSource(stream);
       L.buf = []; L.n = 0; L.prev = new Int16Array(0); L.total = 0; L.lags = []; L.stream = stream; L.ctx = ctx;
-      L.mode = (ctx.audioWorklet && window.AudioWorkletNode && !L.forceScript) ? 'worklet' : 'script';
+      // measured (scripts/bench_live.py, headless Chromium): the worklet's chunks reached the main thread ~290 ms
+      // later than a ScriptProcessorNode's callbacks on a page drawing 4 fps: the main-thread capture is the default
+      L.mode = (L.useWorklet && ctx.audioWorklet && window.AudioWorkletNode) ? 'worklet' : 'script';
       stream.getTracks().forEach(function(t) { t.onended = function() { L.stop(); }; });
       var made = L.mode === 'worklet' ? L.worklet(ctx, src).catch(function(err) {
         if (window.console) console.warn('splattalk: no AudioWorklet, capturing on the main thread', err);
