@@ -6,12 +6,11 @@ cancellation, noise suppression and gain control off: the mouth follows the voic
 ``ScriptProcessorNode`` (by default: measured faster to reach the main thread than an AudioWorklet's messages
 on a slow page, docs/live.md) or, with ``window.__splattalkLive.useWorklet``, an **AudioWorklet** (its module
 from a ``blob:`` URL made in the page). Either box-filters
-and decimates to 16 kHz int16 and posts every 640 samples — one talk-model frame, 40 ms, aligned with the
-server's frames, so a frame leaves the audio thread the moment its last sample is captured — dated by the
-audio clock. The
-main thread writes each chunk as a message (``live_audio.py``'s format: the new samples and the previous
-message's, and the audio ms of the newest mouth drawn, by which the server paces its frames) into one of :data:`LIVE_LABELS`' hidden inputs, in turn (``page_transport.py``: viser throttles
-each panel to one message per 50 ms; two lanes carry one message per 40 ms without waiting).
+and decimates to 16 kHz int16 and hands over every 640 samples (one talk-model frame, 40 ms, aligned with the
+server's frames), dated by the audio clock. The main thread writes each chunk as a message (``live_audio.py``'s
+format: the new samples and the previous message's, and the audio ms of the newest mouth drawn, by which the
+server paces its frames) into one of :data:`LIVE_LABELS`' hidden inputs, in turn (``page_transport.py``: viser
+throttles each panel to one message per 50 ms; two lanes carry one message per 40 ms without waiting).
 
 At each drawn page frame it looks at the status element's ``data-audio-ms`` (page time of the audio behind the
 mouth the server last sent): when it changes, now minus that is one mic→mouth lag. The page's own readout
