@@ -153,7 +153,7 @@ class ViserView:
         self.clock_input.on_update(user(lambda e: session.clock_report(e.target.value)))
         self.live.talk.on_click(user(lambda e: session.talk_live()))
         self.live.stop.on_click(user(lambda e: session.live.stop()))
-        self.live.input.on_update(user(lambda e: session.live.receive(e.target.value)))
+        self.live.on_message(user(lambda e: session.live.receive(e.target.value)))
         self.mirror.mirror.on_click(user(lambda e: session.mirror_me()))
         self.mirror.stop.on_click(user(lambda e: session.mirror.stop()))
         for handle in self.mirror.inputs:

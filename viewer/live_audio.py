@@ -1,27 +1,25 @@
 """Talk live: the page's microphone drives the avatar's mouth, server side.
 
-The page (``live_page.py``) captures the microphone, resamples it to 16 kHz
-mono int16 and writes a message about every 64 ms into a hidden viser text
-input of its own panel (viser sends each panel's newest value at most every
-50 ms, so a message can be overwritten before it leaves: each message carries
-the newest *two* chunks, with the page's index of its first sample, and the
-server keeps only samples it has not had yet).
+The page (``live_page.py``) captures the microphone, resamples it to 16 kHz mono int16 and writes a message
+every 40 ms (one talk-model frame) into one of two hidden viser text inputs, each in a panel of its own, in
+turn (``page_transport.py``: viser sends each panel's newest value at most every 50 ms, so a message can still
+be overwritten before it leaves when the page falls behind: each message carries the newest *two* chunks,
+with the page's index of its first sample, and the server keeps only samples it has not had yet; messages of
+the two lanes may be handled out of order, which the index also sorts out).
 
-    a <seq> <first sample> <page ms of the last sample> <page lag ms or -1> <base64 int16 LE>
+    a <seq> <first sample> <page ms of the last sample> <page lag ms or -1> <drawn audio ms or -1> <base64 int16 LE>
     e <error name>        the microphone could not start (denied, absent, …)
     s                     the page stopped capturing
 
-:class:`LiveMic` (one per tab session) checks each message against
-:class:`LiveLimits` (size, message rate, audio rate: a client cannot make the
-server buffer more than a couple of seconds; nothing is written to disk), and
-turns the newest complete 40-ms frame into a mouth opening with
-:class:`LiveMouth`: the jaw follows the frame's loudness above an adaptive
-noise gate (2× a noise floor that follows quieter frames at once and rises
-slowly), so silence and
-steady background noise keep the mouth closed while speech opens it. Only the
-newest frame is shown — a live mouth cannot wait for a 4-s talk-model window
-(see docs/viewer.md, "Talk live", for the measured latency and why the talk
-model's read-out is not used here).
+:class:`LiveMic` (one per tab session) checks each message against :class:`LiveLimits` (size, message rate,
+audio rate: a client cannot make the server buffer more than a couple of seconds; nothing is written to disk)
+and turns the newest complete 40-ms frame into a mouth: the talk model's read-out
+(``live_readout.ReadoutMouth``) when there is one, gated by :class:`LiveMouth`'s voice activity, else the jaw
+following the frame's loudness above :class:`LiveMouth`'s adaptive noise gate (2× a noise floor that follows
+quieter frames at once and rises slowly), so silence and steady background noise keep the mouth closed while
+speech opens it. As soon as a message gives a new frame, ``on_frame()`` wakes the session's playback thread,
+which sends it — unless the page has not drawn the previous one yet (``may_send``: each message acks the newest
+mouth the page drew; docs/live.md has the measured latency).
 """
 
 from __future__ import annotations
@@ -40,10 +38,14 @@ from splattalk.talk.config import SAMPLE_RATE, SAMPLES_PER_FRAME
 from splattalk.viewer.live_readout import speech_gain
 from splattalk.viewer.loudness import JAW_MAX_RAD
 
-LIVE_LABEL = "live audio"
-"""Label of the hidden text input the page writes its microphone messages into."""
+LIVE_LABELS = ("live audio", "live audio 2")
+"""Labels of the hidden text inputs the page writes its microphone messages into, in turn."""
 STALE_SECONDS = 0.3
 """No audio for this long: the mouth closes (the page stopped, lagged or is gone)."""
+ACK_TIMEOUT = 0.25
+"""Longest wait for the page to draw the previous mouth frame before the next one is sent anyway."""
+STALE_FPS = 8.0
+"""Frames a second while live but without fresh audio (a page that fell behind gets time to catch up)."""
 FLOOR_RISE = 1.10
 """The noise floor follows a quieter frame at once and rises by at most 10 % a frame: a new steady noise is
 learnt in about a second (0.01 after silence: ~0.3 s), while speech's dips between syllables hold it down."""
@@ -62,7 +64,9 @@ VOICE_RELEASE = 0.75
 OPEN_CHANNEL_GAIN = 0.6
 """Opening of the head's ``mouth_open`` expression at full level (as ``loudness.LoudnessStream``)."""
 
-_AUDIO = re.compile(r"^a (\d{1,9}) (\d{1,12}) (\d{1,12}(?:\.\d+)?) (-1|\d{1,6}) ([A-Za-z0-9+/]*={0,2})$")
+_AUDIO = re.compile(
+    r"^a (\d{1,9}) (\d{1,12}) (\d{1,12}(?:\.\d+)?) (-1|\d{1,6}) (-1|\d{1,12}(?:\.\d+)?) ([A-Za-z0-9+/]*={0,2})$"
+)
 _ERROR = re.compile(r"^e ([A-Za-z]{1,40})$")
 
 
@@ -72,8 +76,8 @@ class LiveLimits:
 
     max_message_chars: int = 24_000
     """Longest message accepted (0.5 s of int16 audio in base64 is 21 336 characters)."""
-    max_messages_per_second: int = 30
-    """The page sends ~16; more is a misbehaving client."""
+    max_messages_per_second: int = 40
+    """The page sends 25 (one per 40-ms frame) and fewer when it falls behind; more is a misbehaving client."""
     max_audio_ratio: float = 1.5
     """New audio accepted per second of wall time (over the last 2 s), in seconds."""
     buffer_seconds: float = 2.0
@@ -89,6 +93,8 @@ class LiveChunk:
     """``performance.now()`` in the page when the last sample was captured."""
     page_lag_ms: float | None
     """The page's measured mic→mouth lag (median of its last draws), None before it has one."""
+    drawn_ms: float | None
+    """Audio ms (``frame()``'s third value) of the newest mouth the page has drawn, None before any."""
     samples: np.ndarray
     """``[n]`` int16."""
 
@@ -101,14 +107,22 @@ class LiveRefused(ValueError):
     """A message broke a limit or the format (the reason is user-facing)."""
 
 
-def encode_chunk(samples: np.ndarray, start: int, page_ms: float, seq: int = 0, lag_ms: float | None = None) -> str:
+def encode_chunk(
+    samples: np.ndarray,
+    start: int,
+    page_ms: float,
+    seq: int = 0,
+    lag_ms: float | None = None,
+    drawn_ms: float | None = None,
+) -> str:
     """Float or int16 audio ``[n]`` → a message as the page writes it (tests and benchmarks)."""
     x = np.asarray(samples)
     if x.dtype != np.int16:
         x = np.round(np.clip(x, -1, 1) * 32767).astype(np.int16)
     b64 = base64.b64encode(x.astype("<i2").tobytes()).decode("ascii")
     lag = -1 if lag_ms is None else round(lag_ms)
-    return f"a {seq} {start} {page_ms:.1f} {lag} {b64}"
+    drawn = -1 if drawn_ms is None else f"{drawn_ms:.1f}"
+    return f"a {seq} {start} {page_ms:.1f} {lag} {drawn} {b64}"
 
 
 def decode_chunk(text: str, limits: LiveLimits = LiveLimits()) -> LiveChunk:
@@ -120,7 +134,7 @@ def decode_chunk(text: str, limits: LiveLimits = LiveLimits()) -> LiveChunk:
     m = _AUDIO.match(text)
     if m is None:
         raise LiveRefused("a malformed audio message")
-    seq, start, page_ms, lag, b64 = m.groups()
+    seq, start, page_ms, lag, drawn, b64 = m.groups()
     try:
         raw = base64.b64decode(b64, validate=True)
     except binascii.Error as err:
@@ -128,7 +142,14 @@ def decode_chunk(text: str, limits: LiveLimits = LiveLimits()) -> LiveChunk:
     if len(raw) % 2:
         raise LiveRefused("an odd number of audio bytes (int16 expected)")
     samples = np.frombuffer(raw, "<i2").astype(np.int16)
-    return LiveChunk(int(seq), int(start), float(page_ms), None if lag == "-1" else float(lag), samples)
+    return LiveChunk(
+        int(seq),
+        int(start),
+        float(page_ms),
+        None if lag == "-1" else float(lag),
+        None if drawn == "-1" else float(drawn),
+        samples,
+    )
 
 
 class LiveMouth:
@@ -190,6 +211,7 @@ class LiveMic:
         limits: LiveLimits = LiveLimits(),
         clock=time.monotonic,
         readout=None,
+        on_frame=lambda: None,
     ):
         self.motion_dim = motion_dim
         self.readout = readout() if readout is not None else None
@@ -198,6 +220,13 @@ class LiveMic:
         self.notify, self.command, self.status = notify, command, status
         self.limits = limits
         self.clock = clock
+        self.on_frame = on_frame
+        """Called (no lock held) when a message gave a new mouth frame: the session sends it at once."""
+        self.trace: list | None = None
+        """Set to a list to record ``(page ms of the newest frame, page ms of the chunk's end, received,
+        mouth ready)`` per message with new frames, wall-clock seconds (``scripts/bench_live.py``); then
+        ``shown_trace`` gets ``(page ms of the frame, sent)`` per frame the session sent."""
+        self.shown_trace: list = []
         self.lock = threading.Lock()
         self.active = False
         self._reset()
@@ -206,6 +235,10 @@ class LiveMic:
         self.mouth = LiveMouth()
         self.lips: np.ndarray | None = None
         """The read-out's mouth ``[D]`` for the newest frame (None: none yet, or no read-out)."""
+        self._lips_frames = 0
+        self.lips_newest: tuple[int, float] | None = None
+        """``newest`` of the frame behind ``lips``: a frame is shown once its lips are read out, not before."""
+        self._chunk_ms = 0.0
         if getattr(self, "readout", None) is not None:
             self.readout.reset()
         self.received = 0
@@ -217,6 +250,12 @@ class LiveMic:
         """(frame number, page ms of its centre) of the newest mouth frame."""
         self.last_audio_at = -1e9
         self.page_lag_ms: float | None = None
+        self.drawn_ms = -1.0
+        """The page's ack: audio ms of the newest mouth it has drawn (``may_send``)."""
+        self.sent: tuple[float, float] | None = None
+        """(audio ms, clock) of the newest mouth frame sent and not yet drawn by the page."""
+        self.sent_at = -1e9
+        """Clock of the newest frame sent while live (with or without a mouth)."""
         self.refused = 0
         self._told_refused = False
         self._times: deque[float] = deque()
@@ -258,6 +297,7 @@ class LiveMic:
             self._mic_failed(m.group(1))
             return 0
         now = self.clock()
+        received = time.time() if self.trace is not None else 0.0
         with self.lock:
             if not self.active:
                 return 0
@@ -271,6 +311,7 @@ class LiveMic:
                     reason = str(err)
                 n = None
             readout = self.readout
+            newest, chunk_ms, frames_at = self.newest, self._chunk_ms, self.frames
         if n is None:
             if tell:
                 self.notify(
@@ -280,8 +321,15 @@ class LiveMic:
         if n and readout is not None:
             lips, speech = readout.mouth()  # ~20 ms: outside the lock, so the playback thread keeps its pace
             with self.lock:
-                if self.readout is readout and self.active:
-                    self.lips = lips * speech_gain(speech)
+                # two lanes' messages can be read out at once: the later audio wins
+                if self.readout is readout and self.active and frames_at >= self._lips_frames:
+                    self.lips, self._lips_frames = lips * speech_gain(speech), frames_at
+                    self.lips_newest = newest
+        if n:
+            if self.trace is not None and newest is not None:
+                self.trace.append((newest[1], chunk_ms, received, time.time()))
+                del self.trace[:-5000]
+            self.on_frame()
         return n
 
     def _mic_failed(self, name: str) -> None:
@@ -317,6 +365,7 @@ class LiveMic:
         self._audio_in.append((now, fresh))
         while self._audio_in and now - self._audio_in[0][0] > window:
             self._audio_in.popleft()
+        self._chunk_ms = chunk.page_ms
         audio = chunk.samples.astype(np.float32) / 32768.0
         if chunk.start > self.received:  # a message was lost: start the frames afresh at this one
             self.pending = self.pending[:0]
@@ -338,6 +387,8 @@ class LiveMic:
         self.pending = audio[n * SAMPLES_PER_FRAME :].copy()
         if chunk.page_lag_ms is not None:
             self.page_lag_ms = chunk.page_lag_ms
+        if chunk.drawn_ms is not None:
+            self.drawn_ms = max(self.drawn_ms, chunk.drawn_ms)
         return n
 
     # ------------------------------------------------------------------ the session's playback thread
@@ -349,9 +400,10 @@ class LiveMic:
         with self.lock:
             if not self.active:
                 return None
-            if self.newest is None:
+            newest = self.newest if self.readout is None else self.lips_newest
+            if newest is None:
                 return None, np.zeros(self.motion_dim, np.float32), None
-            number, page_ms = self.newest
+            number, page_ms = newest
             if now - self.last_audio_at > STALE_SECONDS:
                 self.mouth.opening = 0.0
                 return None, np.zeros(self.motion_dim, np.float32), None
@@ -360,10 +412,36 @@ class LiveMic:
             return ("live", number), voice * lips, page_ms
         return ("live", number), mouth_row(opening, self.motion_dim, self.open_channel), page_ms
 
+    def may_send(self, now: float) -> bool:
+        """Whether the session may send a frame now (pacing a page that draws slower than frames come).
+
+        A mouth frame sent is *in flight* until the page acks drawing it (each message carries the audio ms of
+        the newest mouth it drew); frames sent faster than the page draws would queue up on its main thread,
+        and the microphone's messages behind them. In flight: wait, at most :data:`ACK_TIMEOUT` seconds. While
+        no mouth is in flight but the audio went stale (the page fell behind), at most :data:`STALE_FPS`.
+        """
+        with self.lock:
+            if self.sent is not None:
+                page_ms, at = self.sent
+                if self.drawn_ms + 0.05 < page_ms and now - at < ACK_TIMEOUT:
+                    return False
+                self.sent = None
+            if now - self.last_audio_at > STALE_SECONDS:
+                return now - self.sent_at >= 1.0 / STALE_FPS
+            return True
+
     def shown(self, page_ms: float | None) -> None:
-        """The session sent the frame of ``frame()``: tell the page which audio it shows."""
-        lag = "" if self.page_lag_ms is None else f" · mouth lag {self.page_lag_ms:.0f} ms"
-        self.status(f"microphone: live{lag}", page_ms)
+        """The session sent the frame of ``frame()``: tell the page which audio it shows (the page measures and
+        shows the lag itself, ``live_page.METER_ID``)."""
+        now = self.clock()
+        with self.lock:
+            self.sent_at = now
+            if page_ms is not None:
+                self.sent = (page_ms, now)
+        if self.trace is not None and page_ms is not None:
+            self.shown_trace.append((page_ms, time.time()))
+            del self.shown_trace[:-5000]
+        self.status("microphone: live", page_ms)
 
     @property
     def opening(self) -> float:

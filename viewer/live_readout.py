@@ -2,11 +2,11 @@
 
 The built-in talk model's mouth comes mostly from its read-out (``talk/readout.py``: a small MLP over the
 audio front-end's phone posteriors, ±12 frames, the edge frame repeated past a window's end). Run live, the
-front-end encodes the newest ``context + window`` seconds of microphone audio (5 s: the positions it was
-trained on, the newest frame last) and the read-out reads the last frame, whose "future" is the edge frame
-repeated — no lookahead, so no added latency. Measured on ``sample_en_1.wav`` against the model's offline
-motion: jaw correlation 0.80 (the loudness jaw: 0.40), mean over the mouth channels that move 0.56; 23 ms a run on one
-loaded core (docs/live.md).
+front-end encodes the newest 3 s of microphone audio (its 1-s context and :data:`WINDOW_FRAMES` frames, the
+newest frame last; it was trained on a 4-s window) and the read-out reads the last frame, whose "future" is the
+edge frame repeated — no lookahead, so no added latency. Measured on ``sample_en_1.wav`` against the model's
+offline motion, one 40-ms message at a time: jaw correlation 0.78 (5 s: 0.79; 2 s: 0.78, but noise right after
+silence then reads as speech for a frame or two; the loudness jaw: 0.40), ~20 % cheaper than 5 s (docs/live.md).
 
 The read-out knows no silence from quiet speech well, so its mouth is scaled by a voice-activity level from
 the loudness gate (``live_audio.LiveMouth``) and by how unlike silence the front-end finds the frame (its
@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from splattalk.talk.config import SAMPLES_PER_FRAME
+
+WINDOW_FRAMES = 50
+"""Frames encoded after the front-end's 1-s context (2 s; fewer cost less but let a noise onset through)."""
 SIL_INDEX = 0
 """Index of silence in the front-end's phone posteriors (``talk.dataset.PHONE_SET[0]``)."""
 SPEECH_RANGE = (0.3, 0.7)
@@ -34,7 +38,7 @@ class ReadoutMouth:
         cfg = model.cfg
         self.motion_dim = cfg.motion_dim
         self.channels = list(model.readout.channels)
-        self.need = cfg.context_samples + cfg.window_samples
+        self.need = cfg.context_samples + min(cfg.window_samples, WINDOW_FRAMES * SAMPLES_PER_FRAME)
         self.buffer = np.zeros(self.need, np.float32)
         self.twist = slice(cfg.expr_dim + 4, None) if cfg.jaw_open_only else None
 

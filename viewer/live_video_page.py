@@ -6,7 +6,7 @@ Installed like the microphone's (``live_page.py``: an ``<img onerror=…>`` inse
 Chromium calls it only for videos it composites, and this one is not shown) draws the current frame on a
 canvas of ``INPUT_SIDE`` px on its longer side, JPEG-encodes it (lower quality when over the size cap,
 skipped when still over) and writes ``v <seq> <page ms> <base64>`` through the shared hidden-input
-transport (``page_input.py``), alternating between the panels of ``VIDEO_LABELS``. At each drawn page frame
+transport (``page_transport.py``'s lanes over the panels of ``VIDEO_LABELS``). At each drawn page frame
 it reads the status element's ``data-seq``/``data-page-ms`` (the camera frame behind the pose the server
 last sent): each new one is one mirrored frame shown, and now minus its capture time is one
 camera→avatar lag (``history`` keeps ``[page ms, seq, lag]`` for the browser test and
@@ -19,7 +19,7 @@ import html
 
 from splattalk.viewer.audio_sync import _handler
 from splattalk.viewer.live_video import INPUT_SIDE, JPEG_QUALITY, SEND_FPS, VIDEO_LABELS, VideoLimits
-from splattalk.viewer.page_input import INPUT_JS, PANEL_MIN_GAP_MS
+from splattalk.viewer.page_transport import LANE_GAP_MS, TRANSPORT_JS, add_hidden_inputs
 
 STATUS_ID = "splattalk-mirror"
 
@@ -27,9 +27,9 @@ MIRROR_JS = """
 var M = window.__splattalkMirror || (window.__splattalkMirror = {on: false, seq: 0, cmd: -1});
 M.history = M.history || []; M.captureMs = M.captureMs || [];
 M.labels = %(labels)s; M.statusId = '%(status_id)s';
-M.send = function(text) {  // frames alternate between the panels: each carries at most one per %(gap)d ms
-  var label = M.labels[M.panel || 0]; M.panel = ((M.panel || 0) + 1) %% M.labels.length;
-  return window.__splattalkInput.send(label, text);
+M.lanes = M.lanes || window.__splattalkTransport.lanes(M.labels, %(gap)d);  // each panel: one per %(gap)d ms
+M.send = function(text) {  // a control message: through the first free lane, as soon as one is free
+  if (!M.lanes.send(text)) setTimeout(function() { M.send(text); }, M.lanes.wait() + 1);
 };
 M.start = function() {
   if (M.on) return;
@@ -51,7 +51,7 @@ M.start = function() {
 M.tick = function() {
   if (!M.on || !M.video) return;
   var wait = M.sentAt + 1000 / %(fps)d - performance.now();
-  if (wait <= 0 && M.video.readyState >= 2 && M.video.videoWidth) M.capture();
+  if (wait <= 0 && M.lanes.wait() <= 0 && M.video.readyState >= 2 && M.video.videoWidth) M.capture();
   M.timer = setTimeout(M.tick, Math.max(4, Math.min(wait, 1000 / %(fps)d)));
 };
 M.capture = function() {
@@ -64,7 +64,7 @@ M.capture = function() {
   while (url.length > %(most)d && q > 0.35) { q -= 0.2; url = M.canvas.toDataURL('image/jpeg', q); }
   if (url.length > %(most)d) return;  // over the cap even at low quality: skip this frame
   M.sentAt = now;
-  M.send(['v', M.seq++, now.toFixed(1), url.slice(url.indexOf(',') + 1)].join(' '));
+  M.lanes.send(['v', M.seq++, now.toFixed(1), url.slice(url.indexOf(',') + 1)].join(' '));  // a lane is free (tick)
   M.captureMs.push(performance.now() - now); if (M.captureMs.length > 100) M.captureMs.shift();
 };
 M.stop = function() {
@@ -80,7 +80,7 @@ M.command = function(seq, action) {
   if (action === 'start') M.start(); else if (action === 'stop') M.stop();
 };
 M.draw = function() {
-  for (var i = 0; i < M.labels.length; i++) window.__splattalkInput.find(M.labels[i]);  // hides the panels early
+  M.lanes.find();  // hides the panels early
   var el = document.getElementById(M.statusId);
   if (el && el.dataset.seq && el.dataset.seq !== M.seen) {
     M.seen = el.dataset.seq; var now = performance.now();
@@ -95,10 +95,10 @@ if (!M.installed) { M.installed = true; requestAnimationFrame(M.draw); }
 
 def mirror_js() -> str:
     most = VideoLimits().max_message_chars - 40  # room for the message's header
-    return INPUT_JS + MIRROR_JS % {
+    return TRANSPORT_JS + MIRROR_JS % {
         "labels": "[" + ", ".join(f"'{label}'" for label in VIDEO_LABELS) + "]",
         "status_id": STATUS_ID,
-        "gap": PANEL_MIN_GAP_MS,
+        "gap": LANE_GAP_MS,
         "fps": SEND_FPS,
         "side": INPUT_SIDE,
         "quality": JPEG_QUALITY,
@@ -135,13 +135,7 @@ class MirrorControls:
 
     def add_input_panels(self) -> None:
         """Floating panels outside any folder, one input each: viser throttles each panel to 20 messages a second."""
-        self.panels = []
-        for label in VIDEO_LABELS:
-            panel = self.gui.add_panel()
-            with panel.add_tab("video"):
-                self.inputs.append(self.gui.add_text(label, initial_value=""))
-            panel.float()
-            self.panels.append(panel)
+        self.inputs = add_hidden_inputs(self.gui, VIDEO_LABELS)
 
     def command(self, action: str) -> None:
         self._seq += 1

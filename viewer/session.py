@@ -149,6 +149,7 @@ class Session:
         self.player = Player(resources.latency)
         self.lock = threading.RLock()
         self.closed = threading.Event()
+        self._wake = threading.Event()
         self.worker: MotionWorker | None = None
         self.current: Clip | None = None
         """The clip most recently asked for (the player gets it once its audio is in the page)."""
@@ -167,6 +168,7 @@ class Session:
             getattr(view, "live_status", lambda text, ms: None),
             clock=clock,
             readout=readout_factory(resources.talk_model),
+            on_frame=self._wake_up,
         )
         """Talk live: the page's microphone drives the mouth over the idle motion (``live_audio.py``)."""
         self.mirror = LiveVideo(
@@ -192,6 +194,10 @@ class Session:
         self._fps_window: list[float] = []
         self.thread = threading.Thread(target=self._run, name="viewer-playback", daemon=True)
 
+    def _wake_up(self) -> None:
+        """A new live mouth frame: the playback thread sends it now, not at its next tick."""
+        self._wake.set()
+
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Session:
         self.thread.start()
@@ -201,6 +207,7 @@ class Session:
         """Stop every thread of this session and delete its temp folder (the tab is gone)."""
         with self.lock:
             self.closed.set()
+            self._wake.set()
             if self.worker is not None:
                 self.worker.cancel()
         self.live.close()
@@ -440,7 +447,11 @@ class Session:
 
     # ------------------------------------------------------------------ the playback thread
     def _run(self) -> None:
-        while not self.closed.wait(TICK_SECONDS):
+        while not self.closed.is_set():
+            self._wake.wait(TICK_SECONDS)
+            self._wake.clear()
+            if self.closed.is_set():
+                break
             try:
                 self.step(self.clock())
             except Exception as err:  # noqa: BLE001 - keep the tab alive; say what broke
@@ -470,7 +481,8 @@ class Session:
             # motion of that moment: no extra frames in between for the page to decode.
             tick = int(t * FPS) if live is None or live[0] is None else live[0]
             key = ("idle", tick, self.expr_scale, self.head_scale)
-            row = None if key == self._last_key else idle.idle_motion(t, self.poser.motion_dim, self.blink_ids)
+            paced = live is not None and not self.live.may_send(now)  # the page has not drawn the last one yet
+            row = None if key == self._last_key or paced else idle.idle_motion(t, self.poser.motion_dim, self.blink_ids)
             extras = None
             if row is not None and live is not None:
                 row = row + live[1]

@@ -55,6 +55,30 @@ def _session_of(server, known: set):
     return cid, server.sessions[cid]
 
 
+def _per_frame(session, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Over ``seconds``: the loudness opening of every audio frame, and |mouth| / jaw of every mouth frame shown.
+
+    Returns ``(openings [frames], mouths [N, D])``: one row per distinct frame key of ``LiveMic.frame``.
+    """
+    mouth = session.live.mouth
+    openings = []
+    frame = mouth.frame
+    mouth.frame = lambda samples: openings.append(frame(samples)) or openings[-1]
+    rows, last = [], None
+    t_end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < t_end:
+            live = session.live.frame(time.monotonic())
+            key = None if live is None else live[0]
+            if key is not None and key != last:
+                rows.append(live[1])
+            last = key
+            time.sleep(0.005)
+    finally:
+        del mouth.frame
+    return np.array(openings), np.array(rows)
+
+
 def test_talk_live_in_chromium(playwright_api, server):
     browser = playwright_api.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
     try:
@@ -66,24 +90,20 @@ def test_talk_live_in_chromium(playwright_api, server):
 
         page.get_by_role("button", name="Talk live").click()
         _wait(lambda: session.live.frames > 25, "no microphone audio reached the server", 20)
+        assert page.evaluate("window.__splattalkLive.mode") == "script"  # the default capture (docs/live.md)
 
         # The mouth follows the speech: over 8 s (the file loops every 6.6 s) it opens wide and shuts in the pauses.
-        openings, jaws = [], []
-        t_end = time.monotonic() + 8.0
-        while time.monotonic() < t_end:
-            openings.append(session.live.opening)
-            live = session.live.frame(time.monotonic())
-            jaws.append(0.0 if live is None else float(live[1][-3]))
-            time.sleep(0.02)
-        openings, jaws = np.array(openings), np.array(jaws)
+        # Judged per 40-ms audio frame, not per wall-clock sample: a loaded machine delivers the page's audio in
+        # bursts, and a mouth held between bursts would count many times.
+        openings, rows = _per_frame(session, 8.0)
+        assert len(rows) > 20, f"only {len(rows)} mouth frames in 8 s"
+        jaws = rows[:, -3]
         assert session.live.readout is not None, "the default talk model's read-out is not used"
-        # "Shuts in the pauses" is checked loosely (5 % of the samples): on a loaded machine the page's audio
-        # arrives in bursts and the mouth holds between them; tests/viewer/test_viewer_live.py checks closure exactly.
-        assert jaws.max() > 0.08 and (np.abs(jaws) < 0.02).mean() > 0.05, (
+        assert jaws.max() > 0.08 and (np.abs(jaws) < 0.02).mean() > 0.1, (
             f"the jaw did not open and close: {np.percentile(jaws, [5, 50, 95])}"
         )
         assert openings.max() > 0.6, f"the mouth never opened (max {openings.max():.2f})"
-        assert (openings < 0.1).mean() > 0.05, "the mouth never closed in the speech's pauses"
+        assert (openings < 0.1).mean() > 0.1, "the mouth never closed in the speech's pauses"
         assert (openings > 0.3).mean() > 0.15, "the mouth was open too rarely"
         assert session.live.refused == 0
 
@@ -105,15 +125,16 @@ def test_talk_live_in_chromium(playwright_api, server):
 
         # The page's own mic→mouth lag (audio captured → the status of the frame drawn).
         history = page.evaluate("window.__splattalkLive.history")
-        lags = np.array([lag for _, lag in history])
+        lags = np.array([entry[1] for entry in history])
         assert len(lags) >= 20, f"the page measured only {len(lags)} lags"
         print(
             f"\nmic→mouth lag in the page: median {np.median(lags):.0f} ms over {len(lags)} frames "
             f"(p10 {np.percentile(lags, 10):.0f}, p90 {np.percentile(lags, 90):.0f}); "
             "heavily loaded machine"
         )
-        assert np.median(lags) < 1000, f"mic→mouth lag {np.median(lags):.0f} ms"
-        assert "mouth lag" in page.inner_text("#splattalk-live")
+        assert np.median(lags) < 1500, f"mic→mouth lag {np.median(lags):.0f} ms"
+        meter = page.inner_text("#splattalk-live-meter")  # the page's own readout: what the person sees
+        assert "mouth lag" in meter and " ms" in meter and "fps" in meter, meter
 
         # Stop: the page stops capturing, the server stops moving the mouth.
         page.get_by_role("button", name="Stop talking").click()
@@ -145,21 +166,15 @@ def test_silence_and_low_noise_keep_the_mouth_closed(playwright_api, server, tmp
         _, (session, _) = _session_of(server, known)
         page.get_by_role("button", name="Talk live").click()
         _wait(lambda: session.live.frames > 25, "no microphone audio reached the server", 20)
-        mouths = []
-        t_end = time.monotonic() + 7.0
-        while time.monotonic() < t_end:
-            live = session.live.frame(time.monotonic())
-            mouths.append(0.0 if live is None else float(np.abs(live[1]).max()))
-            time.sleep(0.02)
-        assert session.live.frames > 60
-        mouths = np.array(mouths)
+        _, rows = _per_frame(session, 7.0)
+        assert session.live.frames > 60 and len(rows) > 20
+        mouths = np.abs(rows).max(axis=1)
         print(
-            f"\nsilence/noise: |mouth| p95 {np.percentile(mouths, 95):.3f}, max {mouths.max():.3f}, "
-            f"above 0.1: {(mouths > 0.1).mean():.1%}"
+            f"\nsilence/noise over {len(mouths)} mouth frames: |mouth| p95 {np.percentile(mouths, 95):.3f}, "
+            f"max {mouths.max():.3f}, above 0.1: {(mouths > 0.1).mean():.1%}"
         )
-        # nearly closed: a new noise right after silence can twitch it for a frame or two while the floor is learnt.
-        # Speech opens it past 0.6 (the test above); silence/noise gave p95 0.02-0.051 over CI runs on a loaded 2-core
-        # box (the offline gate is checked exactly in tests/viewer/test_viewer_live.py).
-        assert np.percentile(mouths, 95) < 0.1 and (mouths > 0.1).mean() < 0.05, "the mouth moved for silence/noise"
+        # nearly closed (speech opens it past 0.6, the test above): a new noise right after silence can twitch it for
+        # a frame or two while the floor is learnt (tests/viewer/test_viewer_live.py checks the gate exactly)
+        assert np.percentile(mouths, 95) < 0.03 and (mouths > 0.1).mean() < 0.03, "the mouth moved for silence/noise"
     finally:
         browser.close()
