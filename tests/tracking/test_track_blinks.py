@@ -77,7 +77,7 @@ def test_openness_closes_with_the_blink_component_and_ignores_scale(model):
     assert open_[1, 0] < 0.3 * open_[0, 0] and abs(open_[1, 1] - open_[0, 1]) < 0.01  # the other eye stays open
     assert open_[1, 0] < open_[2, 0] < open_[0, 0]
     assert np.allclose(eye_openness(points * 7.3 + 40.0), open_)
-    assert eyelid_components(model).sum() == 5 and eyelid_components(model)[BLINK].all()
+    assert eyelid_components(model).sum() == 2 and eyelid_components(model)[BLINK].all()
 
 
 def test_find_blinks_takes_short_dips_only():
