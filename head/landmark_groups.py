@@ -136,3 +136,13 @@ RIGHT_IRIS = tuple(range(468, 473))
 """Subject's right iris: centre 468, then four points on its rim."""
 LEFT_IRIS = tuple(range(473, 478))
 EYE_CORNERS = (33, 133, 362, 263)
+EYE_SURROUND = (
+    *(22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 56, 110, 112, 113, 117, 118, 119, 120, 121, 124, 128, 190),
+    *(221, 222, 223, 224, 225, 228, 229, 230, 231, 232, 233, 244, 247),
+    *(252, 253, 254, 255, 256, 257, 258, 259, 260, 261, 286, 339, 341, 342, 346, 347, 348, 349, 350, 414),
+    *(441, 442, 443, 444, 445, 448, 449, 450, 451, 452, 453, 467),
+)
+"""The face-mesh points on the skin around the eyes, off the lid contours and brows: the two rings of mesh
+around each eye and the upper-lid crease. mediapipe moves them about a third as far as the lids in a blink, while
+the default head's blink component drags them with the lids (each moves more than 2 % of the eye's width at
+``blink`` = 1), so the tracker weighs them little (:mod:`splattalk.tracking.regions`)."""

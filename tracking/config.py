@@ -27,6 +27,9 @@ class LandmarkFitConfig:
     weight_lips: float = 2.0
     weight_eyes: float = 2.0
     """Eyelid landmarks (blinks, squints)."""
+    weight_eye_surround: float = 0.1
+    """The skin around the eyes off the lid contours (:data:`splattalk.head.landmark_groups.EYE_SURROUND`): at
+    ``weight_other`` these points held the tracked lids half open in a blink (docs/tracking.md, "Blinks")."""
     weight_iris: float = 1.0
     """Iris landmarks: they only move the eye rotations."""
     weight_brows: float = 1.0
@@ -37,6 +40,12 @@ class LandmarkFitConfig:
     """L2 prior on identity coefficients (against the per-frame mean of the per-landmark pixel loss)."""
     expr_prior: float = 1.0
     """L2 prior on expression coefficients (10× on negative values: components are one-sided activations)."""
+    eyelid_prior: float = 0.03
+    """``expr_prior`` for the eyelid components (blink, squint, eyes_wide on a head that names them,
+    :data:`splattalk.tracking.eyes.EYELID_COMPONENTS`): with the general prior a real blink closed the tracked
+    lids only a third of the way (docs/tracking.md, "Blinks")."""
+    eyelid_range: float = 10.0
+    """Penalty on eyelid components above 1.0 (fully closed; past it the lids would cross), per unit²."""
     jaw_prior: float = 0.2
     """L2 prior on jaw rotation (radians); sideways/twist components and closing past rest get 50× this."""
     eyes_prior: float = 0.5
@@ -58,6 +67,9 @@ class LandmarkFitConfig:
     """Penalty on eye-rotation acceleration, per (degree/frame²)² (saccades are fast)."""
     smooth_expr: float = 0.5
     """Penalty on expression-coefficient acceleration."""
+    smooth_eyelids: float = 0.0
+    """``smooth_expr`` for the eyelid components: a blink closes and reopens in 2–5 frames at 25 fps, which an
+    acceleration penalty flattens; the lid landmarks themselves are steady enough."""
     velocity_fraction: float = 0.1
     """Velocity penalty, as a fraction of the acceleration penalty of each group."""
     chunk_frames: int = 1500

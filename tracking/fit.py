@@ -34,6 +34,7 @@ from tqdm import tqdm
 from splattalk.camera import intrinsics
 from splattalk.tracking import camera
 from splattalk.tracking.config import LandmarkFitConfig
+from splattalk.tracking.eyes import eyelid_components
 from splattalk.tracking.landmark_model import LandmarkModel
 from splattalk.tracking.regions import LEFT_IRIS, RIGHT_IRIS, landmark_weights, stable_landmarks
 from splattalk.tracking.smooth import interpolate_missing
@@ -112,6 +113,7 @@ def _fit_tracks(model, points, valid, width, height, cfg, focal_init, fix_focal,
         cfg,
         focal_init,
         offset_mask=~np.isin(lmk_ids, IRIS),
+        eyelid_mask=eyelid_components(model),
     )
     num_frames = len(obs)
     start = problem.pnp_start()
@@ -173,8 +175,11 @@ class Problem:
         cfg: LandmarkFitConfig,
         focal_init,
         offset_mask=None,
+        eyelid_mask=None,
     ):
         self.lm, self.cfg = lm, cfg
+        # expression components that move only the eyelids: their own prior and smoothness (blinks are fast)
+        self.eyelid_mask = np.zeros(lm.num_expr, bool) if eyelid_mask is None else np.asarray(eyelid_mask, bool)
         self.offset_mask = np.ones(lm.num_landmarks, bool) if offset_mask is None else np.asarray(offset_mask, bool)
         self.obs, self.valid = obs, valid
         self.weights = np.asarray(weights, np.float64)
@@ -301,7 +306,17 @@ class Problem:
             return float((w * values**2).sum())
 
         expr = x[:, sl["expr"]]
-        cost += diagonal("expr", cfg.expr_prior * (1 + 10 * (expr < 0)))
+        expr_prior = np.where(self.eyelid_mask, cfg.eyelid_prior, cfg.expr_prior)
+        cost += diagonal("expr", expr_prior * (1 + 10 * (expr < 0)))
+        # eyelid components past a full activation: the lids would pass each other (a closed eye is 1.0)
+        over = np.where(self.eyelid_mask, np.maximum(expr - 1.0, 0.0), 0.0)
+        if over.any():
+            w = cfg.eyelid_range / n
+            cost += float(w * (over**2).sum())
+            if normal is not None:
+                i = np.arange(sl["expr"].start, sl["expr"].stop)
+                normal.blocks[:, i, i] += 2 * w * (over > 0)
+                normal.grad_frames[:, sl["expr"]] += 2 * w * over
         jaw = x[:, sl["jaw"]]
         cost += diagonal("jaw", cfg.jaw_prior * np.concatenate([1 + 50 * (jaw[:, :1] < 0), np.full((n, 2), 50.0)], 1))
         cost += diagonal("eyes", np.full(6, cfg.eyes_prior))
@@ -322,7 +337,7 @@ class Problem:
             weights[sl["transl"]] = cfg.smooth_translation * 1e6
             weights[sl["jaw"]] = cfg.smooth_jaw * deg2
             weights[sl["eyes"]] = cfg.smooth_eyes * deg2
-            weights[sl["expr"]] = cfg.smooth_expr
+            weights[sl["expr"]] = np.where(self.eyelid_mask, cfg.smooth_eyelids, cfg.smooth_expr)
             for stencil, w in ((ACCELERATION, weights / n), (VELOCITY, cfg.velocity_fraction * weights / n)):
                 cost += normal.add_stencil(x, stencil, w) if normal is not None else stencil_cost(x, stencil, w)
         return cost

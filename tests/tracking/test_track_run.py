@@ -42,6 +42,24 @@ def test_sample_clip_meets_the_accuracy_targets(sample_run):
     assert m["jitter_ratio"] <= 1.2
 
 
+def test_sample_blink_is_tracked_at_its_frames(sample_run):
+    """The sample closes its eyes once in these frames: mediapipe's lids and the tracked mesh show that blink at
+    its frames (±1) and no other, and the tracked blink coefficients pass 0.5 (more in test_track_blinks.py)."""
+    from splattalk.head.default import EXPR_NAMES
+    from splattalk.tracking.eyes import eye_openness, find_blinks, tracked_openness
+
+    run, _ = sample_run
+    tracks = Tracks.load(run / "tracking" / "tracks.npz")
+    blink = [EXPR_NAMES.index("blink_left"), EXPR_NAMES.index("blink_right")]
+    with np.load(SAMPLE_GT) as data:
+        closed = np.nonzero(data["expr"][:CLIP_FRAMES, blink].mean(1) > 0.5)[0]
+    assert closed.min() > 0 and closed.max() < CLIP_FRAMES - 1 and np.ptp(closed) < 6  # one blink inside the clip
+    for curve in (eye_openness(tracks.landmarks2d), tracked_openness(load_default_head(), tracks)):
+        found = find_blinks(curve)
+        assert len(found) == 1 and closed.min() - 1 <= found[0].start and found[0].end <= closed.max() + 1, found
+    assert tracks.expr[closed.min() : closed.max() + 1, blink].mean(1).max() > 0.5
+
+
 def test_run_folder_layout(sample_run):
     import cv2
 
