@@ -20,20 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from viewer_helpers import CHROMIUM, ROOT
+from viewer_helpers import AUTOPLAY_ARGS, CHROMIUM, CHROMIUM_ARGS, ROOT
 
 pytestmark = pytest.mark.browser
 
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-angle=swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
+ARGS = CHROMIUM_ARGS + AUTOPLAY_ARGS
 SETTLE_S = 4.0
 """Seconds of playback before the sync is measured: the server's lead adapts to the page meanwhile."""
 MEASURE_S = (5.0, 15.0)

@@ -16,23 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from viewer_helpers import CHROMIUM, ROOT
+from viewer_helpers import AUTOPLAY_ARGS, CHROMIUM, CHROMIUM_ARGS, FAKE_MEDIA_ARGS, ROOT
 
 pytestmark = pytest.mark.browser
 
 SPEECH = ROOT / "splattalk" / "data" / "speech" / "sample_en_1.wav"
-BASE_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-angle=swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
+BASE_ARGS = CHROMIUM_ARGS + AUTOPLAY_ARGS + FAKE_MEDIA_ARGS
 ARGS = [*BASE_ARGS, f"--use-file-for-fake-audio-capture={SPEECH}"]
 VIEWPORT = {"width": 900, "height": 480}
 SHOTS = Path(os.environ["SPLATTALK_SCREENSHOTS"]) if os.environ.get("SPLATTALK_SCREENSHOTS") else None

@@ -18,24 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from viewer_helpers import CHROMIUM, ROOT, small_avatar
+from viewer_helpers import CHROMIUM, CHROMIUM_ARGS, FAKE_MEDIA_ARGS, ROOT, small_avatar
 
 pytestmark = pytest.mark.browser
 
 SAMPLE = ROOT / "splattalk" / "data" / "sample" / "sample.mp4"
 SECONDS = 8
 """Length of the y4m the fake camera loops (200 frames at 25 fps)."""
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-angle=swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
+ARGS = CHROMIUM_ARGS + FAKE_MEDIA_ARGS
 VIEWPORT = {"width": 900, "height": 480}
 SHOTS = Path(os.environ["SPLATTALK_SCREENSHOTS"]) if os.environ.get("SPLATTALK_SCREENSHOTS") else None
 DENY_JS = (

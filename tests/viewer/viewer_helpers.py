@@ -13,6 +13,20 @@ from splattalk.avatar.painted import build_default_avatar
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-angle=swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+"""Headless Chromium as the browser tests run it: software WebGL (SwiftShader), nothing fetched from outside."""
+AUTOPLAY_ARGS = ["--autoplay-policy=no-user-gesture-required"]
+FAKE_MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+"""Grant getUserMedia without a prompt and capture from Chromium's fake devices (or the files named by
+``--use-file-for-fake-audio-capture`` / ``--use-file-for-fake-video-capture``)."""
 """Debian's chromium, which the browser tests drive (skipped where it is absent)."""
 
 
