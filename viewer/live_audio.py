@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from splattalk.talk.config import SAMPLE_RATE, SAMPLES_PER_FRAME
-from splattalk.viewer.live_readout import speech_gain
+from splattalk.viewer.live_readout import SPEECH_RANGE, speech_gain
 from splattalk.viewer.loudness import JAW_MAX_RAD
 
 LIVE_LABELS = ("live audio", "live audio 2")
@@ -236,6 +236,8 @@ class LiveMic:
         self.lips: np.ndarray | None = None
         """The read-out's mouth ``[D]`` for the newest frame (None: none yet, or no read-out)."""
         self._lips_frames = 0
+        self._speech = 0.0
+        """The front-end's speech level of the previous read-out (a noise onset reads as speech for one frame)."""
         self.lips_newest: tuple[int, float] | None = None
         """``newest`` of the frame behind ``lips``: a frame is shown once its lips are read out, not before."""
         self._chunk_ms = 0.0
@@ -323,7 +325,9 @@ class LiveMic:
             with self.lock:
                 # two lanes' messages can be read out at once: the later audio wins
                 if self.readout is readout and self.active and frames_at >= self._lips_frames:
-                    self.lips, self._lips_frames = lips * speech_gain(speech), frames_at
+                    # speech must hold for two read-outs to start the mouth (a noise onset reads as speech for one)
+                    gain = speech_gain(speech if self._speech >= SPEECH_RANGE[0] else min(speech, self._speech))
+                    self.lips, self._lips_frames, self._speech = lips * gain, frames_at, speech
                     self.lips_newest = newest
         if n:
             if self.trace is not None and newest is not None:

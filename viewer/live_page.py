@@ -14,9 +14,9 @@ throttles each panel to one message per 50 ms; two lanes carry one message per 4
 
 At each drawn page frame it looks at the status element's ``data-audio-ms`` (page time of the audio behind the
 mouth the server last sent): when it changes, now minus that is one mic→mouth lag. The page's own readout
-(:data:`METER_ID`, written by the page, never by the server) shows the median lag of the last second and the
-frames per second the page draws; ``history`` keeps ``[page ms, lag, data-audio-ms]`` and ``sent`` ``[capture ms,
-send ms]`` for the browser test and ``scripts/bench_live.py``.
+(:data:`METER_ID`, written by the page, never by the server) shows the median lag of the last 3 s, the mouth updates
+of the last second and the frames per second the page draws; ``history`` keeps ``[page ms, lag, data-audio-ms]`` and
+``sent`` ``[capture ms, send ms]`` for the browser test and ``scripts/bench_live.py``.
 """
 
 from __future__ import annotations
@@ -173,10 +173,12 @@ L.command = function(seq, action) {
 L.meter = function(now) {
   var el = document.getElementById(L.meterId); if (!el) return;
   while (L.draws.length && now - L.draws[0] > 1000) L.draws.shift();
-  while (L.lags.length && now - L.lags[0][0] > 1000) L.lags.shift();
+  // the lag over the last 3 s (a slow page updates the mouth less than once a second), updates over the last 1 s
+  while (L.lags.length && now - L.lags[0][0] > 3000) L.lags.shift();
+  var updates = L.lags.filter(function(p) { return now - p[0] <= 1000; }).length;
   var fps = L.draws.length > 1 ? 1000 * (L.draws.length - 1) / (L.draws[L.draws.length - 1] - L.draws[0]) : 0;
   var text = 'page ' + fps.toFixed(0) + ' fps';
-  if (L.on) text = 'mouth lag ' + (L.lags.length ? L.lag() + ' ms' : '–') + ' · ' + L.lags.length
+  if (L.on) text = 'mouth lag ' + (L.lags.length ? L.lag() + ' ms' : '–') + ' · ' + updates
     + ' mouth updates/s · ' + text;
   el.textContent = text; el.dataset.lagMs = L.lag(); el.dataset.fps = fps.toFixed(1);
 };

@@ -6,7 +6,8 @@ front-end encodes the newest 3 s of microphone audio (its 1-s context and :data:
 newest frame last; it was trained on a 4-s window) and the read-out reads the last frame, whose "future" is the
 edge frame repeated — no lookahead, so no added latency. Measured on ``sample_en_1.wav`` against the model's
 offline motion, one 40-ms message at a time: jaw correlation 0.78 (5 s: 0.79; 2 s: 0.78, but noise right after
-silence then reads as speech for a frame or two; the loudness jaw: 0.40), ~20 % cheaper than 5 s (docs/live.md).
+silence then reads as speech for a frame or two; the loudness jaw: 0.40; 0.75 with the two-read-out speech onset
+of ``live_audio.LiveMic``), ~20 % cheaper than 5 s (docs/live.md).
 
 The read-out knows no silence from quiet speech well, so its mouth is scaled by a voice-activity level from
 the loudness gate (``live_audio.LiveMouth``) and by how unlike silence the front-end finds the frame (its

@@ -88,12 +88,14 @@ def test_talk_live_in_chromium(playwright_api, server):
         assert len(rows) > 20, f"only {len(rows)} mouth frames in 8 s"
         jaws = rows[:, -3]
         assert session.live.readout is not None, "the default talk model's read-out is not used"
-        assert jaws.max() > 0.08 and (np.abs(jaws) < 0.02).mean() > 0.1, (
+        # Counts, not shares: the file's own pauses are ~13 % of its frames (0.6 s of silence at the loop, two short
+        # pauses), and a page that falls behind loses whole messages, so a share near that would be a coin toss.
+        assert jaws.max() > 0.08 and (np.abs(jaws) < 0.02).sum() >= 3, (
             f"the jaw did not open and close: {np.percentile(jaws, [5, 50, 95])}"
         )
         assert openings.max() > 0.6, f"the mouth never opened (max {openings.max():.2f})"
-        assert (openings < 0.1).mean() > 0.1, "the mouth never closed in the speech's pauses"
-        assert (openings > 0.3).mean() > 0.15, "the mouth was open too rarely"
+        assert (openings < 0.1).sum() >= 4, "the mouth never closed in the speech's pauses"
+        assert (openings > 0.3).mean() > 0.3, "the mouth was open too rarely"
         assert session.live.refused == 0
 
         folder = SHOTS or Path(tempfile.gettempdir()) / "splattalk-browser-test"
@@ -122,8 +124,12 @@ def test_talk_live_in_chromium(playwright_api, server):
             "heavily loaded machine"
         )
         assert np.median(lags) < 1500, f"mic→mouth lag {np.median(lags):.0f} ms"
-        meter = page.inner_text("#splattalk-live-meter")  # the page's own readout: what the person sees
-        assert "mouth lag" in meter and " ms" in meter and "fps" in meter, meter
+        # the page's own readout, what the person sees (it shows "–" until a drawn frame's lag is known)
+        page.wait_for_function(
+            "() => /mouth lag \\d+ ms/.test(document.querySelector('#splattalk-live-meter').innerText)", timeout=15_000
+        )
+        meter = page.inner_text("#splattalk-live-meter")
+        assert "fps" in meter, meter
 
         # Stop: the page stops capturing, the server stops moving the mouth.
         page.get_by_role("button", name="Stop talking").click()
@@ -162,8 +168,11 @@ def test_silence_and_low_noise_keep_the_mouth_closed(playwright_api, server, tmp
             f"\nsilence/noise over {len(mouths)} mouth frames: |mouth| p95 {np.percentile(mouths, 95):.3f}, "
             f"max {mouths.max():.3f}, above 0.1: {(mouths > 0.1).mean():.1%}"
         )
-        # nearly closed (speech opens it past 0.6, the test above): a new noise right after silence can twitch it for
-        # a frame or two while the floor is learnt (tests/viewer/test_viewer_live.py checks the gate exactly)
-        assert np.percentile(mouths, 95) < 0.03 and (mouths > 0.1).mean() < 0.03, "the mouth moved for silence/noise"
+        # Nearly closed (speech opens it past 0.6, the test above). The file loops every 6 s, so 7 s hold one or two
+        # noise onsets right after silence, where the mouth may twitch for a few frames while the gate learns the
+        # floor (after the browser's resampling the front-end reads such noise as speech for up to ~5 frames;
+        # test_viewer_live.py checks the gate exactly). A loaded page shows few frames, so twitches are counted.
+        assert (mouths > 0.1).sum() <= 4 and mouths.max() < 0.6, "the mouth moved for silence/noise"
+        assert (mouths > 0.03).mean() < 0.15, "the mouth moved for silence/noise"
     finally:
         browser.close()
