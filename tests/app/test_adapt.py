@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from talk_helpers import save_tracked_run
 
 from splattalk.adapt import AdaptCommand, run
 from splattalk.assets import data_path
-from splattalk.camera import intrinsics
 from splattalk.errors import SplattalkError
 from splattalk.models import DEFAULT_MODEL, adapted_model, paths, resolve_model
-from splattalk.run import Tracks
 from splattalk.talk.audio import load_audio
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="the built-in talk model is not built")
@@ -27,24 +26,7 @@ def _run(tmp_path, audio_path, head_model="default-head-v1", T=None):
     jaw = np.zeros((T, 3), np.float32)
     jaw[:, 0] = 0.1 * env
     folder = tmp_path / "run"
-    (folder / "tracking").mkdir(parents=True)
-    zeros = np.zeros((T, 3), np.float32)
-    Tracks(
-        expr=expr,
-        jaw=jaw,
-        neck=zeros,
-        rot=zeros,
-        transl=zeros,
-        eyes=np.zeros((T, 6), np.float32),
-        shape=np.zeros(16, np.float32),
-        K=intrinsics(500.0, 256, 256),
-        viewmat=np.eye(4),
-        width=256,
-        height=256,
-        head_model=head_model,
-        fps=25.0,
-        static_offset=np.zeros((4666, 3), np.float32),
-    ).save(folder / "tracking" / "tracks.npz")
+    save_tracked_run(folder, expr, jaw, head_model=head_model, static_offset=np.zeros((4666, 3), np.float32))
     (folder / "tracking" / "config.json").write_text(json.dumps({"video": str(audio_path)}))
     return folder
 

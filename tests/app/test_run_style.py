@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from talk_helpers import one_thread, random_model, speechlike  # noqa: F401
+from talk_helpers import one_thread, random_model, save_tracked_run, speechlike  # noqa: F401
 
-from splattalk.camera import intrinsics
 from splattalk.cli import main
 from splattalk.models import run_style, style_window
 from splattalk.run import Tracks
@@ -25,25 +24,7 @@ def _tracked_run(folder, T=150, head_model="default-head-v1", E=26, talk_from=60
     jaw = np.zeros((T, 3), np.float32)
     jaw[talk_from : talk_from + 50, 0] = 0.15 * np.abs(np.sin(np.arange(len(jaw[talk_from : talk_from + 50])) * 0.7))
     rot = (0.02 * rng.standard_normal((T, 3))).astype(np.float32)
-    z = np.zeros((T, 3), np.float32)
-    (folder / "tracking").mkdir(parents=True)
-    Tracks(
-        expr=expr,
-        jaw=jaw,
-        neck=z,
-        rot=rot,
-        transl=z,
-        eyes=np.zeros((T, 6), np.float32),
-        shape=np.zeros(16, np.float32),
-        K=intrinsics(500.0, 256, 256),
-        viewmat=np.eye(4),
-        width=256,
-        height=256,
-        head_model=head_model,
-        fps=25.0,
-        valid=valid,
-    ).save(folder / "tracking" / "tracks.npz")
-    return folder
+    return save_tracked_run(folder, expr, jaw, rot=rot, head_model=head_model, valid=valid)
 
 
 def test_the_window_where_the_jaw_moves_most_is_chosen_among_valid_frames():

@@ -7,6 +7,8 @@ import dataclasses
 import numpy as np
 import torch
 
+from splattalk.camera import intrinsics
+from splattalk.run import Tracks
 from splattalk.talk.config import TINY, TalkConfig
 from splattalk.talk.generator import TalkModel
 
@@ -56,3 +58,29 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def save_tracked_run(folder, expr, jaw, rot=None, head_model="default-head-v1", fps=25.0, **extra):
+    """Write ``folder/tracking/tracks.npz`` for a synthetic run: the given expression ``[T, E]``, jaw ``[T, 3]`` and
+    head rotation (zeros if None); neck, translation and eyes still; a 256² camera. ``extra`` goes to ``Tracks``
+    (``valid``, ``static_offset``, …). Returns ``folder``."""
+    T = expr.shape[0]
+    zeros = np.zeros((T, 3), np.float32)
+    (folder / "tracking").mkdir(parents=True, exist_ok=True)
+    Tracks(
+        expr=expr,
+        jaw=jaw,
+        neck=zeros,
+        rot=zeros if rot is None else rot,
+        transl=zeros,
+        eyes=np.zeros((T, 6), np.float32),
+        shape=np.zeros(16, np.float32),
+        K=intrinsics(500.0, 256, 256),
+        viewmat=np.eye(4),
+        width=256,
+        height=256,
+        head_model=head_model,
+        fps=fps,
+        **extra,
+    ).save(folder / "tracking" / "tracks.npz")
+    return folder

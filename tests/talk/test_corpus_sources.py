@@ -8,11 +8,10 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from talk_helpers import save_tracked_run
 from talk_toy_corpus import make_toy_corpus
 
-from splattalk.camera import intrinsics
 from splattalk.errors import SplattalkError
-from splattalk.run import Tracks
 from splattalk.talk.config import TINY
 from splattalk.talk.corpus import tracks as tracks_mod
 from splattalk.talk.corpus.layout import read_manifest
@@ -28,23 +27,14 @@ def _run(folder, seconds=9.0, seed=0, head_model="default-head-v1", fps=25.0):
     env = np.clip(np.sin(2 * np.pi * 3.0 * t + seed), 0, None) ** 2
     jaw = np.zeros((n, 3), np.float32)
     jaw[:, 0] = 0.2 * env
-    z = np.zeros((n, 3), np.float32)
-    (folder / "tracking").mkdir(parents=True)
-    Tracks(
-        expr=(0.02 * rng.standard_normal((n, 26))).astype(np.float32),
-        jaw=jaw,
-        neck=z,
+    save_tracked_run(
+        folder,
+        (0.02 * rng.standard_normal((n, 26))).astype(np.float32),
+        jaw,
         rot=(0.01 * rng.standard_normal((n, 3))).astype(np.float32),
-        transl=z,
-        eyes=np.zeros((n, 6), np.float32),
-        shape=np.zeros(16, np.float32),
-        K=intrinsics(500.0, 256, 256),
-        viewmat=np.eye(4),
-        width=256,
-        height=256,
         head_model=head_model,
         fps=fps,
-    ).save(folder / "tracking" / "tracks.npz")
+    )
     media = folder.parent / f"{folder.name}.wav"
     s = np.arange(int(16000 * seconds)) / 16000
     sf.write(media, (0.2 * np.sin(2 * np.pi * 180 * s) * np.interp(s, t, env)).astype(np.float32), 16000)
