@@ -23,12 +23,13 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from splattalk.assets import file_sha256
 from splattalk.atomic import atomic_path, write_json
 from splattalk.commands import AdaptCommand
 from splattalk.errors import SplattalkError
 from splattalk.head.default import load_default_head
 from splattalk.head.mouth import mouth_gap
-from splattalk.models import FORMAT_TAG, base_checkpoint, file_sha256, paths, resolve_model
+from splattalk.models import FORMAT_TAG, base_checkpoint, paths, resolve_model
 from splattalk.run import RunLayout, Tracks
 from splattalk.talk.audio import load_audio
 from splattalk.talk.corpus.pitch import speech_features

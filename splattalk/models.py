@@ -8,7 +8,6 @@ the talk model's code (torch) at the top: only commands that run a model import 
 from __future__ import annotations
 
 import copy
-import hashlib
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -71,15 +70,6 @@ def paths(run: Path) -> dict[str, Path]:
     }
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file (ties an adapted read-out to the base model it was fitted on)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def base_checkpoint(checkpoint: Path | None) -> Path:
     """The talk model file a command uses: ``checkpoint``, else the built-in model."""
     return Path(checkpoint) if checkpoint is not None else DEFAULT_MODEL
@@ -94,7 +84,7 @@ def adapted_model(run: Path, model, checkpoint: Path | None = None):
     with safe_open(str(path), "pt") as f:
         meta = dict(f.metadata() or {})
     base = base_checkpoint(checkpoint)
-    if meta.get("format") != FORMAT_TAG or not base.is_file() or meta.get("base_sha256") != file_sha256(base):
+    if meta.get("format") != FORMAT_TAG or not base.is_file() or meta.get("base_sha256") != assets.file_sha256(base):
         print(
             f"splattalk: {path} was adapted from another talk model; "
             f"using {base.name} as it is (rerun `splattalk adapt {run}`)"

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from splattalk.assets import file_sha256
 from splattalk.atomic import write_json
 from splattalk.errors import SplattalkError
 from splattalk.run import RunLayout, Tracks
@@ -107,17 +108,9 @@ def tracked_video(run: Path) -> Path:
     return video
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def run_key(tracks: Path, media: Path, clip_seconds: float, heldout_every: int) -> str:
     """What makes a run's clips: its tracks, its media and the cut (a change in any converts it again)."""
-    parts = [_sha256(tracks), _sha256(media), f"{clip_seconds:g}", str(heldout_every)]
+    parts = [file_sha256(tracks), file_sha256(media), f"{clip_seconds:g}", str(heldout_every)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
