@@ -41,8 +41,9 @@ from splattalk.avatar.io import load_head_model, save_avatar, save_ply
 from splattalk.avatar.losses import binding_regularizer, photometric
 from splattalk.avatar.model import Avatar, animate
 from splattalk.avatar.optim import GaussianParams
-from splattalk.avatar.pyramid import is_coarse, training_view
+from splattalk.avatar.pyramid import COARSE_FACTOR, MIN_COARSE_SIDE, coarse_camera, is_coarse, training_view
 from splattalk.avatar.refine import FrameCorrections
+from splattalk.avatar.retrack import RetrackSettings, frame_rows, refine_frames
 from splattalk.avatar.view import Camera, render_gaussians
 from splattalk.errors import SplattalkError
 from splattalk.head.params import HeadParams
@@ -55,9 +56,12 @@ LR_DECAY = {"local_means": 0.01}
 SH_DEGREE_EVERY = 500
 """Iterations between raising the active SH degree by one (3DGS warms colours up from degree 0)."""
 RESULT_FIELDS = tuple(
-    f.name for f in dataclasses.fields(FitConfig) if f.name not in ("checkpoint_every", "eval_every", "preview_every")
+    f.name
+    for f in dataclasses.fields(FitConfig)
+    if f.name not in ("checkpoint_every", "eval_every", "preview_every", "retrack_steps")
 )
-"""Settings a checkpoint must share to be resumed (bookkeeping cadence may change between runs)."""
+"""Settings a checkpoint must share to be resumed (bookkeeping cadence and the after-fit held-out refinement,
+which leaves the Gaussians alone, may change between runs)."""
 
 
 def resolve_device(cfg: FitConfig) -> torch.device:
@@ -192,7 +196,7 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
     generator = torch.Generator().manual_seed(cfg.seed)
     corrections = FrameCorrections(f.data.params, cfg.lr_tracking, cfg.tracking_weight) if cfg.refine_tracking else None
     if state is not None and state["iteration"] >= cfg.iterations:
-        done = _finished_summary(out, key)
+        done = _finished_summary(out, key, cfg.retrack_steps)
         if done is not None:  # nothing left to do: the outputs of this very fit are on disk
             return done
     strategy = DensifyStrategy(
@@ -298,7 +302,47 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
             raise KeyboardInterrupt(f"stopped after iteration {it}")
     bar.close()
     elapsed += time.perf_counter() - t_resume
-    return finish(f, params, corrections, history, elapsed, time.perf_counter() - start_wall, out, key)
+    return finish(f, params, corrections, history, elapsed, time.perf_counter() - start_wall, out, key, progress)
+
+
+def retrack_heldout(
+    f: Fitting, params: GaussianParams, background: torch.Tensor, out: Path, progress: bool = False
+) -> dict:
+    """Refine the held-out frames' tracks against their images (the avatar frozen), save them to
+    ``out/retracked.npz`` and score the held-out frames with them; returns that score."""
+    start = time.perf_counter()
+    data, cfg = f.data, f.cfg
+    coarse = min(f.camera.width, f.camera.height) // COARSE_FACTOR >= MIN_COARSE_SIDE
+    camera = coarse_camera(f.camera) if coarse else f.camera
+
+    def target(i: int) -> torch.Tensor:
+        return training_view(f.camera, data.target(i, f.device), coarse)[1]
+
+    refined = refine_frames(
+        f.head,
+        data.shape.to(f.device),
+        params.bound(),
+        data.params,
+        data.test_ids,
+        camera,
+        target,
+        background,
+        RetrackSettings(steps=cfg.retrack_steps),
+        cfg.backend,
+        cfg.sh_degree,
+        progress=progress,
+    )
+    save_npz(out / "retracked.npz", **frame_rows(refined, data.test_ids))
+    with torch.no_grad():
+        rows = refined.slice(np.asarray(data.test_ids))
+        vertices = f.vertices.clone()
+        vertices[torch.as_tensor(data.test_ids)] = f.head(
+            shape=data.shape.to(f.device), **rows.torch_kwargs(device=f.device)
+        ).vertices.to(vertices.dtype)
+    score = evaluate(dataclasses.replace(f, vertices=vertices), params, background, data.test_ids, per_frame=True)
+    score["steps"] = cfg.retrack_steps
+    score["seconds"] = round(time.perf_counter() - start, 2)
+    return score
 
 
 def fit_run(run_dir: str | Path, cfg: FitConfig = FitConfig(), progress: bool = True) -> dict:
@@ -306,24 +350,39 @@ def fit_run(run_dir: str | Path, cfg: FitConfig = FitConfig(), progress: bool = 
     return fit(run_dir, cfg, progress=progress)
 
 
-def _finished_summary(out: Path, key: str) -> dict | None:
+def _finished_summary(out: Path, key: str, retrack_steps: int) -> dict | None:
     try:
         summary = json.loads((out / "config.json").read_text())
         summary["metrics"] = json.loads((out / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
+    if summary.get("config", {}).get("retrack_steps", 0) != retrack_steps:
+        return None  # the same Gaussians, another held-out refinement: only finish() runs again
     if summary.get("key") != key or not (out / "avatar.safetensors").is_file() or not (out / "canonical.ply").is_file():
         return None  # written by another fit (or this one was killed before writing them)
     return summary
 
 
 def finish(
-    f: Fitting, params: GaussianParams, corrections, history: list, elapsed: float, wall: float, out: Path, key: str
+    f: Fitting,
+    params: GaussianParams,
+    corrections,
+    history: list,
+    elapsed: float,
+    wall: float,
+    out: Path,
+    key: str,
+    progress: bool = False,
 ) -> dict:
     """Final held-out evaluation and the avatar files."""
     cfg, data = f.cfg, f.data
     background = data.background.to(f.device)
     heldout = evaluate(f, params, background, frames=data.test_ids, per_frame=True)
+    retracked = None
+    if cfg.retrack_steps and len(data.test_ids):
+        retracked = retrack_heldout(f, params, background, out, progress)
+    else:
+        (out / "retracked.npz").unlink(missing_ok=True)  # an earlier finish's rows would not match this summary
     if corrections is not None:  # training frames as trained: with their corrected parameters
         with torch.no_grad():
             kw = corrections.corrected().torch_kwargs(device=f.device)
@@ -350,6 +409,7 @@ def finish(
     metrics = {
         "resolution": [data.width, data.height],
         "heldout": heldout,
+        "heldout_retracked": retracked,
         "train_sample": {k: train[k] for k in ("psnr", "ssim")},
         "lpips": None,
         "lpips_note": "not computed: the lpips package ships only linear heads; its backbones need a download",

@@ -14,11 +14,10 @@ and then every triangle carries). Triangles touching a vertex of no region (eye 
 class FitConfig:
     """Fit Gaussians bound to the head mesh to a tracked video (see shared/DESIGN.md, run folder)."""
 
-    resolution: int = 256
-    """Side of the square training images in pixels (frames, masks and intrinsics are rescaled); 512 (with
-    --coarse-fraction 0.5 --head-only) renders sharper at the 512² that exports and the viewer show, at about twice
-    the fit time: not yet the default, see docs/avatar.md."""
-    coarse_fraction: float = 0.0
+    resolution: int = 512
+    """Side of the square training images in pixels (frames, masks and intrinsics are rescaled): the 512² that
+    exports and the viewer show (256 fits about twice as fast and renders softer)."""
+    coarse_fraction: float = 0.5
     """The first this fraction of the iterations trains at half resolution (2×2-averaged targets), the rest at
     ``resolution``: coarse-to-fine, so the early work costs a quarter of the pixels (0: full resolution throughout)."""
     iterations: int = 1500
@@ -39,10 +38,11 @@ class FitConfig:
     """Colour behind the head, as 'r,g,b' in [0, 1], or 'auto': the median of the pixels the masks call background.
     Targets are the frames composited onto it through the masks; renders use it too."""
 
-    head_only: bool = False
+    head_only: bool = True
     """Cut each frame's foreground mask to the tracked head mesh's silhouette (grown for hair): shoulders and
     clothes go to the background instead of pulling the neck's Gaussians down into streaks (on real clips with
-    suits; it also leaves out the lower neck, which the synthetic sample shows)."""
+    suits). It also leaves out the lower neck (about a collar's height under the chin); --no-head-only keeps the
+    whole matte (the demo does, for the synthetic sample whose neck is part of the head)."""
 
     # -- initialisation --------------------------------------------------------------------
     init_gaussians: int = 12000
@@ -102,6 +102,12 @@ class FitConfig:
     """Learning rate of the per-frame parameter corrections."""
     tracking_weight: float = 1.0
     """Penalty on the squared per-frame corrections (expression coefficients, radians, decimetres)."""
+
+    # -- photometric tracking refinement of the held-out frames ------------------------------
+    retrack_steps: int = 20
+    """After the fit, refine each held-out frame's tracked parameters against its image with the avatar frozen
+    (``avatar/retrack.py``; Adam steps per frame, 0: off). The held-out score is then reported twice: with the
+    tracks and with the refined tracks (``RUN/avatar/retracked.npz``). The Gaussians never see those frames."""
 
     # -- bookkeeping -----------------------------------------------------------------------
     checkpoint_every: int = 200

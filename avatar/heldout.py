@@ -30,6 +30,7 @@ from splattalk.avatar.metrics import psnr, ssim_map
 from splattalk.avatar.model import animate
 from splattalk.avatar.view import Camera, render_gaussians
 from splattalk.errors import SplattalkError
+from splattalk.head.params import HeadParams
 
 MARGIN = 0.15
 """Each part's hull is grown by this fraction of the distance between the eye centres (eyelids, lip edges)."""
@@ -104,12 +105,15 @@ def score_heldout(
     frames: list[int] | None = None,
     keep: list[int] | None = None,
     head_only: bool = True,
+    render_params: HeadParams | None = None,
 ) -> tuple[HeldoutScore, dict]:
     """Render ``avatar_path`` (default RUN/avatar/avatar.safetensors) for the held-out frames of ``run`` at
     ``resolution`` and score it. ``frames`` overrides which frames; ``keep``: frames whose truth, render and
     face mask are returned as float arrays in the second value (for contact sheets). ``head_only``: the truth
     is cut to the tracked head as ``FitConfig.head_only`` does (whatever the avatar was fitted with), so
-    avatars fitted either way are judged on the same pixels: the head, not the shoulders it never models."""
+    avatars fitted either way are judged on the same pixels: the head, not the shoulders it never models.
+    ``render_params``: per-frame parameters (all the run's frames) to render with instead of the tracks, e.g.
+    photometrically refined ones; the truth's cut and the face region still come from the tracks."""
 
     run = Path(run)
     avatar = load_avatar(avatar_path or run / "avatar" / "avatar.safetensors")
@@ -141,7 +145,8 @@ def score_heldout(
     with torch.no_grad():
         for i in ids:
             p = data.params.slice(slice(i, i + 1))
-            g = animate(avatar, p).frame(0)
+            shown = p if render_params is None else render_params.slice(slice(i, i + 1))
+            g = animate(avatar, shown).frame(0)
             rgb, _ = render_gaussians(g, camera, bg, cfg.get("backend", "auto"))
             rgb = rgb.clamp(0, 1)
             target = data.target(i)

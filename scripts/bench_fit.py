@@ -79,6 +79,12 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=None)
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--backend", default=None)
+    parser.add_argument("--coarse-fraction", type=float, default=None)
+    parser.add_argument("--head-only", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--retrack-steps", type=int, default=None)
+    parser.add_argument(
+        "--demo", action="store_true", help="the demo's settings (splattalk.demo.DEMO_FIT) instead of FitConfig()'s"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args()
@@ -91,12 +97,22 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     ensure_tracked(args.run)
-    overrides = {
-        k: v
-        for k, v in (("resolution", args.resolution), ("iterations", args.iterations), ("backend", args.backend))
-        if v is not None
-    }
-    cfg = dataclasses.replace(FitConfig(), **overrides)
+    given = (
+        ("resolution", args.resolution),
+        ("iterations", args.iterations),
+        ("backend", args.backend),
+        ("coarse_fraction", args.coarse_fraction),
+        ("head_only", args.head_only),
+        ("retrack_steps", args.retrack_steps),
+    )
+    overrides = {k: v for k, v in given if v is not None}
+    if args.demo:
+        from splattalk.demo import DEMO_FIT
+
+        base = DEMO_FIT
+    else:
+        base = FitConfig()
+    cfg = dataclasses.replace(base, **overrides)
     print(f"load before: {load_average()}", flush=True)
     start = time.perf_counter()
     summary = fit(args.run, cfg, restart=True, progress=not args.quiet)

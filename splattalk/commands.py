@@ -112,7 +112,8 @@ class DemoCommand:
     view: bool = True
     """Open the live viewer at the end (--no-view stops after the mp4)."""
     fit_iterations: int | None = None
-    """Avatar-fit iterations (default: `splattalk fit`'s); fewer gives a quicker, blurrier preview."""
+    """Avatar-fit iterations (default: `splattalk fit`'s); fewer gives a quicker, blurrier preview. The demo fits
+    the synthetic sample at 256² with its whole matte (``splattalk.demo.DEMO_FIT``) to stay within minutes."""
     host: str = "127.0.0.1"
     """Viewer address (loopback by default)."""
     port: int = DEFAULT_PORT
