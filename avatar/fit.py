@@ -259,8 +259,12 @@ def _fit(run_dir: Path, cfg: FitConfig, restart: bool, progress: bool, stop_afte
         degree = min(cfg.sh_degree, (it - 1) // SH_DEGREE_EVERY)
         coarse = is_coarse(it, cfg.iterations, cfg.coarse_fraction, f.camera.width, f.camera.height)
         camera, target = training_view(f.camera, f.data.target(frame, f.device), coarse)
-        rgb, _, info = render_gaussians(g, camera, background, cfg.backend, degree, return_info=True)
+        rgb, alpha, info = render_gaussians(g, camera, background, cfg.backend, degree, return_info=True)
         loss = photometric(rgb, target, cfg.ssim_weight)
+        if cfg.alpha_weight:
+            matte = f.data.masks[frame].to(f.device, torch.float32)[..., None] / 255.0
+            matte = training_view(f.camera, matte, coarse)[1]
+            loss = loss + cfg.alpha_weight * (alpha - matte).abs().mean()
         loss_total = loss + binding_regularizer(
             params.bound(), cfg.offset_weight, cfg.offset_threshold, cfg.scale_weight, cfg.scale_threshold
         )

@@ -68,6 +68,10 @@ class FitConfig:
     """Learning rate of the degree-0 colour; higher degrees get 1/20 of it."""
     ssim_weight: float = 0.2
     """Weight of D-SSIM in the photometric loss (the rest is L1)."""
+    alpha_weight: float = 0.1
+    """Weight of the matte term: L1 between the render's opacity and the frame's (head-cut) mask, so Gaussians
+    at and outside the matte's edge become transparent instead of taking the backdrop's colour, and the head is
+    opaque where the video saw it: fewer backdrop patches and see-through speckles when the head turns (0: off)."""
     offset_weight: float = 0.01
     """Penalty on local offsets beyond ``offset_threshold`` triangle sizes (keeps Gaussians near their triangle)."""
     offset_threshold: float = 1.0

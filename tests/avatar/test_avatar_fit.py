@@ -38,6 +38,7 @@ TINY = FitConfig(
     grad_threshold=0.002,
     max_gaussians=2500,
     refine_tracking=False,
+    alpha_weight=0.0,
     background="0.7,0.72,0.75",
 )
 
@@ -284,3 +285,24 @@ def test_refined_rows_round_trip_and_are_checked(fitted):
     assert np.array_equal(back.jaw[[2, 7]], moved.jaw[[2, 7]]) and np.array_equal(back.jaw[3], data.params.jaw[3])
     with pytest.raises(ValueError, match="outside"):
         apply_rows(data.params, {**rows, "frames": np.array([2, 99])})
+
+
+def test_matte_term_makes_the_render_follow_the_mask(fitted, tiny_run, tmp_path):
+    """With the matte term the render's opacity matches the frames' masks more closely than without it."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    fit(run, FitConfig(**{**TINY.__dict__, "alpha_weight": 1.0}), progress=False)
+
+    def matte_error(avatar_run):
+        avatar = load_avatar(avatar_run / "avatar" / "avatar.safetensors")
+        data = load_run(avatar_run, TINY.resolution, TINY.holdout_fraction, TINY.background)
+        camera = Camera(data.viewmat, data.K, data.width, data.height)
+        errors = []
+        with torch.no_grad():
+            for i in data.train_ids:
+                _, alpha = render_gaussians(animate(avatar, data.params.slice(int(i))).frame(0), camera, data.background)
+                errors.append(float((alpha[..., 0] - data.masks[int(i)].float() / 255).abs().mean()))
+        return float(np.mean(errors))
+
+    without, with_term = matte_error(fitted[0]), matte_error(run)
+    assert with_term < 0.8 * without, (without, with_term)
