@@ -300,7 +300,8 @@ def test_matte_term_makes_the_render_follow_the_mask(fitted, tiny_run, tmp_path)
         errors = []
         with torch.no_grad():
             for i in data.train_ids:
-                _, alpha = render_gaussians(animate(avatar, data.params.slice(int(i))).frame(0), camera, data.background)
+                g = animate(avatar, data.params.slice(int(i))).frame(0)
+                _, alpha = render_gaussians(g, camera, data.background)
                 errors.append(float((alpha[..., 0] - data.masks[int(i)].float() / 255).abs().mean()))
         return float(np.mean(errors))
 
