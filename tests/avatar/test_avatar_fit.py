@@ -204,6 +204,8 @@ def test_killed_process_resumes(tiny_run, tmp_path):
         "--max-gaussians",
         "2500",
         "--no-refine-tracking",
+        "--alpha-weight",
+        "0",
         "--background",
         "0.7,0.72,0.75",
     ]
