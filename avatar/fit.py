@@ -41,7 +41,7 @@ from splattalk.avatar.io import load_head_model, save_avatar, save_ply
 from splattalk.avatar.losses import binding_regularizer, photometric
 from splattalk.avatar.model import Avatar, animate
 from splattalk.avatar.optim import GaussianParams
-from splattalk.avatar.pyramid import COARSE_FACTOR, MIN_COARSE_SIDE, coarse_camera, is_coarse, training_view
+from splattalk.avatar.pyramid import coarse_camera, has_coarse_level, is_coarse, training_view
 from splattalk.avatar.refine import FrameCorrections
 from splattalk.avatar.retrack import RetrackSettings, frame_rows, refine_frames
 from splattalk.avatar.view import Camera, render_gaussians
@@ -316,7 +316,7 @@ def retrack_heldout(
     ``out/retracked.npz`` and score the held-out frames with them; returns that score."""
     start = time.perf_counter()
     data, cfg = f.data, f.cfg
-    coarse = min(f.camera.width, f.camera.height) // COARSE_FACTOR >= MIN_COARSE_SIDE
+    coarse = has_coarse_level(f.camera.width, f.camera.height)
     camera = coarse_camera(f.camera) if coarse else f.camera
 
     def target(i: int) -> torch.Tensor:

@@ -20,11 +20,14 @@ MIN_COARSE_SIDE = 128
 """No coarse level when it would be smaller than this (tiny test runs fit at their own resolution)."""
 
 
+def has_coarse_level(width: int, height: int) -> bool:
+    """Whether images of this size have a coarse level (it would not be smaller than ``MIN_COARSE_SIDE``)."""
+    return min(width, height) // COARSE_FACTOR >= MIN_COARSE_SIDE
+
+
 def is_coarse(iteration: int, iterations: int, coarse_fraction: float, width: int, height: int) -> bool:
     """Whether ``iteration`` (1-based) trains at the coarse level."""
-    if min(width, height) // COARSE_FACTOR < MIN_COARSE_SIDE:
-        return False
-    return iteration <= coarse_fraction * iterations
+    return has_coarse_level(width, height) and iteration <= coarse_fraction * iterations
 
 
 def coarse_camera(camera: Camera, factor: int = COARSE_FACTOR) -> Camera:
