@@ -104,24 +104,44 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
-def lagged_pearson(pred: np.ndarray, truth: np.ndarray, max_lag: int = 2) -> tuple[float, int]:
-    """The best Pearson r of ``pred: [T]`` against ``truth: [T]`` over lags −max_lag…max_lag frames, and that lag.
+def lagged_pearson(pred: np.ndarray, truth: np.ndarray, max_lag: int = 2, centre: int = 0) -> tuple[float, int]:
+    """The best Pearson r of ``pred: [T]`` against ``truth: [T]`` over lags centre−max_lag…centre+max_lag frames,
+    and that lag.
 
     Lag ``k > 0`` pairs ``pred[t]`` with ``truth[t + k]`` (the prediction leads the truth by k frames); only the
-    overlapping frames are compared, so every lag sees T − |k| frames.
+    overlapping frames are compared, so every lag sees T − |k| frames. ``centre`` is a known offset between the
+    two (a clip whose audio and video are out of sync, :func:`av_offset`); ties go to the lag nearest it.
     """
     pred, truth = np.asarray(pred, np.float64).reshape(-1), np.asarray(truth, np.float64).reshape(-1)
     if pred.shape != truth.shape:
         raise ValueError(f"sequences of different lengths: {pred.shape[0]} and {truth.shape[0]}")
-    if max_lag < 0 or len(pred) <= 2 * max_lag + 1:
-        raise ValueError(f"need more than {2 * max_lag + 1} frames for a lag search of ±{max_lag}, got {len(pred)}")
-    best = (float("nan"), 0)
-    for k in range(-max_lag, max_lag + 1):
+    reach = abs(centre) + max_lag
+    if max_lag < 0 or len(pred) <= 2 * reach + 1:
+        raise ValueError(
+            f"need more than {2 * reach + 1} frames for a lag search of {centre:+d} ±{max_lag}, got {len(pred)}"
+        )
+    best = (float("nan"), centre)
+    for k in range(centre - max_lag, centre + max_lag + 1):
         p, t = (pred[: len(pred) - k], truth[k:]) if k >= 0 else (pred[-k:], truth[: len(truth) + k])
         r = pearson(p, t)
-        if np.isfinite(r) and (not np.isfinite(best[0]) or r > best[0] or (r == best[0] and abs(k) < abs(best[1]))):
+        if np.isfinite(r) and (
+            not np.isfinite(best[0]) or r > best[0] or (r == best[0] and abs(k - centre) < abs(best[1] - centre))
+        ):
             best = (r, k)
     return best
+
+
+def av_offset(audio_signal: np.ndarray, mouth: np.ndarray, search: int = 8) -> tuple[int, float]:
+    """A clip's audio/video offset in frames, found without any model: the lag within ±``search`` at which the
+    loudness envelope ``audio_signal: [T]`` best correlates with the tracked mouth opening ``mouth: [T]`` (as
+    :func:`lagged_pearson` reports lags: negative when the video's mouth moves before its sound), and that r.
+    A source whose sound was muxed late shows here as a large negative offset; speech itself (lips part a
+    little before the sound) accounts for 0 to −1 frame on the synchronised clips we have. A best lag at the
+    edge of the search is no peak (a short clip's loudness wanders): then the offset is 0."""
+    r, lag = lagged_pearson(audio_signal, mouth, search)
+    if abs(lag) == search:  # still rising at the edge: no peak found within the search, so no offset claimed
+        return 0, lagged_pearson(audio_signal, mouth, 0)[0]
+    return lag, r
 
 
 def shifted(x: np.ndarray, lag: int) -> np.ndarray:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from splattalk.talk.metrics import closed_agreement, lagged_pearson, loudness_envelope, pearson, shifted
+from splattalk.talk.metrics import av_offset, closed_agreement, lagged_pearson, loudness_envelope, pearson, shifted
 
 
 def _signal(T=200, seed=0):
@@ -33,6 +33,21 @@ def test_lag_outside_the_window_is_not_found():
     truth = _signal(seed=2)
     r, _ = lagged_pearson(np.roll(truth, -4), truth, max_lag=2)
     assert r < 0.9
+
+
+def test_an_out_of_sync_clip_is_found_and_searched_around():
+    # a clip whose sound was muxed 5 frames late: the mouth (truth) moves 5 frames before its audio
+    mouth = _signal(seed=4)
+    audio = np.roll(mouth, 5) + 0.3 * _signal(seed=5)  # loudness follows the mouth, late, with noise
+    model = np.roll(mouth, 5)  # a model that is right about the sound it hears
+    offset, r_sync = av_offset(audio, mouth, search=8)
+    assert offset == -5 and r_sync > 0.8
+    assert lagged_pearson(model, mouth, max_lag=2)[0] < 0.5  # ±2 around 0 misses it
+    r, lag = lagged_pearson(model, mouth, max_lag=2, centre=offset)
+    assert lag == -5 and r == pytest.approx(1.0, abs=1e-9)
+    assert av_offset(audio, mouth, search=5)[0] == 0  # the peak at the search's edge is not claimed
+    with pytest.raises(ValueError):  # the search must fit in the clip
+        lagged_pearson(model[:20], mouth[:20], max_lag=2, centre=9)
 
 
 def test_pearson_ignores_nan_frames_and_constant_is_nan():
