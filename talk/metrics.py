@@ -140,7 +140,7 @@ def av_offset(audio_signal: np.ndarray, mouth: np.ndarray, search: int = 8) -> t
     edge of the search is no peak (a short clip's loudness wanders): then the offset is 0."""
     r, lag = lagged_pearson(audio_signal, mouth, search)
     if abs(lag) == search:  # still rising at the edge: no peak found within the search, so no offset claimed
-        return 0, lagged_pearson(audio_signal, mouth, 0)[0]
+        return 0, pearson(audio_signal, mouth)
     return lag, r
 
 
