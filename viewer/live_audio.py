@@ -18,8 +18,8 @@ and turns the newest complete 40-ms frame into a mouth: the talk model's read-ou
 following the frame's loudness above :class:`LiveMouth`'s adaptive noise gate (2× a noise floor that follows
 quieter frames at once and rises slowly), so silence and steady background noise keep the mouth closed while
 speech opens it. As soon as a message gives a new frame, ``on_frame()`` wakes the session's playback thread,
-which sends it — unless the page has not drawn the previous one yet (``may_send``: each message acks the newest
-mouth the page drew; docs/live.md has the measured latency).
+which sends it — unless :data:`IN_FLIGHT` frames sent are not drawn by the page yet (``may_send``: each message
+acks the newest mouth the page drew; docs/live.md has the measured latency).
 """
 
 from __future__ import annotations
@@ -43,7 +43,12 @@ LIVE_LABELS = ("live audio", "live audio 2")
 STALE_SECONDS = 0.3
 """No audio for this long: the mouth closes (the page stopped, lagged or is gone)."""
 ACK_TIMEOUT = 0.25
-"""Longest wait for the page to draw the previous mouth frame before the next one is sent anyway."""
+"""Longest wait for the page to draw a mouth frame sent: after it, the frame no longer counts as in flight."""
+IN_FLIGHT = 3
+"""Mouth frames sent and not yet drawn by the page, at most. One at a time left the page idle while an ack
+travelled back and the next frame came (median mic→mouth 376 ms in headless Chromium); three keep one on the
+wire, one being handled and one being drawn (186–208 ms); more only queue (4: 261, unlimited: 260;
+``scripts/bench_live.py``, docs/live.md)."""
 STALE_FPS = 8.0
 """Frames a second while live but without fresh audio (a page that fell behind gets time to catch up)."""
 FLOOR_RISE = 1.10
@@ -254,8 +259,8 @@ class LiveMic:
         self.page_lag_ms: float | None = None
         self.drawn_ms = -1.0
         """The page's ack: audio ms of the newest mouth it has drawn (``may_send``)."""
-        self.sent: tuple[float, float] | None = None
-        """(audio ms, clock) of the newest mouth frame sent and not yet drawn by the page."""
+        self.sent: list[tuple[float, float]] = []
+        """(audio ms, clock) of each mouth frame sent and not yet drawn by the page (oldest first, ``may_send``)."""
         self.sent_at = -1e9
         """Clock of the newest frame sent while live (with or without a mouth)."""
         self.refused = 0
@@ -420,16 +425,15 @@ class LiveMic:
         """Whether the session may send a frame now (pacing a page that draws slower than frames come).
 
         A mouth frame sent is *in flight* until the page acks drawing it (each message carries the audio ms of
-        the newest mouth it drew); frames sent faster than the page draws would queue up on its main thread,
-        and the microphone's messages behind them. In flight: wait, at most :data:`ACK_TIMEOUT` seconds. While
-        no mouth is in flight but the audio went stale (the page fell behind), at most :data:`STALE_FPS`.
+        the newest mouth it drew) or :data:`ACK_TIMEOUT` seconds pass; frames sent much faster than the page
+        draws would queue up on its main thread, and the microphone's messages behind them. With
+        :data:`IN_FLIGHT` frames in flight: wait. While the audio is stale (the page fell behind), at most
+        :data:`STALE_FPS` frames a second.
         """
         with self.lock:
-            if self.sent is not None:
-                page_ms, at = self.sent
-                if self.drawn_ms + 0.05 < page_ms and now - at < ACK_TIMEOUT:
-                    return False
-                self.sent = None
+            self.sent = [(ms, at) for ms, at in self.sent if self.drawn_ms + 0.05 < ms and now - at < ACK_TIMEOUT]
+            if len(self.sent) >= IN_FLIGHT:
+                return False
             if now - self.last_audio_at > STALE_SECONDS:
                 return now - self.sent_at >= 1.0 / STALE_FPS
             return True
@@ -441,7 +445,7 @@ class LiveMic:
         with self.lock:
             self.sent_at = now
             if page_ms is not None:
-                self.sent = (page_ms, now)
+                self.sent.append((page_ms, now))
         if self.trace is not None and page_ms is not None:
             self.shown_trace.append((page_ms, time.time()))
             del self.shown_trace[:-5000]

@@ -121,30 +121,42 @@ def test_a_new_mouth_frame_wakes_the_playback_thread(tmp_path):
 
 
 def test_frames_are_paced_by_what_the_page_has_drawn():
-    from splattalk.viewer.live_audio import ACK_TIMEOUT, STALE_FPS, decode_chunk
+    from splattalk.viewer.live_audio import ACK_TIMEOUT, IN_FLIGHT, STALE_FPS, decode_chunk
 
     assert decode_chunk(encode_chunk(np.zeros(640, np.int16), 0, 40.0, drawn_ms=1234.5)).drawn_ms == 1234.5
     assert decode_chunk(encode_chunk(np.zeros(640, np.int16), 0, 40.0)).drawn_ms is None
+    assert IN_FLIGHT >= 2  # one at a time left the page idle while the ack travelled back (docs/live.md)
     clock = FakeClock()
     mic = LiveMic(56, None, lambda *a: None, clock=clock)
     mic.start()
     audio = speech_like(1.0)
     msgs = list(_messages(audio))
-    mic.receive(msgs[0])
-    key, _, page_ms = mic.frame(clock.t)
+    sent = []
+    for i in range(IN_FLIGHT):  # the page draws nothing yet: IN_FLIGHT frames go, then the session waits
+        mic.receive(msgs[i])
+        key, _, page_ms = mic.frame(clock.t)
+        assert mic.may_send(clock.t), i
+        mic.shown(page_ms)  # sent: in flight until the page says it drew it
+        sent.append(page_ms)
+        clock.t += 0.04
+    assert len(set(sent)) == IN_FLIGHT
+    assert not mic.may_send(clock.t)
+
+    def ack(i: int, drawn_ms: float) -> None:
+        first = int(msgs[i].split()[2])
+        chunk = audio[first : first + 2 * CHUNK]
+        mic.receive(encode_chunk(chunk, first, 1000.0 * (first + 2 * CHUNK) / 16000, seq=i, drawn_ms=drawn_ms))
+
+    ack(IN_FLIGHT, sent[0])  # the oldest drawn: one more may go
     assert mic.may_send(clock.t)
-    mic.shown(page_ms)  # sent: in flight until the page says it drew it
-    assert not mic.may_send(clock.t)
-    clock.t += 0.04
-    mic.receive(msgs[1])  # the page has not drawn it yet (no ack in this message)
-    assert not mic.may_send(clock.t)
-    clock.t += 0.04
-    first = int(msgs[2].split()[2])
-    chunk = audio[first : first + 2 * CHUNK]
-    mic.receive(encode_chunk(chunk, first, 1000.0 * (first + 2 * CHUNK) / 16000, seq=2, drawn_ms=page_ms))
-    assert mic.may_send(clock.t)  # drawn: the next frame may go
     mic.shown(mic.frame(clock.t)[2])
-    assert not mic.may_send(clock.t) and mic.may_send(clock.t + ACK_TIMEOUT + 0.01)  # a lost ack does not stall it
+    assert not mic.may_send(clock.t)
+    clock.t += 0.04
+    ack(IN_FLIGHT + 1, mic.frame(clock.t)[2])  # the newest drawn: everything sent before it was drawn too
+    assert mic.may_send(clock.t)
+    for _ in range(IN_FLIGHT):
+        mic.shown(mic.frame(clock.t)[2])
+    assert not mic.may_send(clock.t) and mic.may_send(clock.t + ACK_TIMEOUT + 0.01)  # lost acks do not stall it
     # no audio for a while (a page that fell behind): frames at most STALE_FPS a second
     clock.t += 1.0
     assert mic.frame(clock.t)[0] is None and mic.may_send(clock.t)
