@@ -14,7 +14,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import tyro
 
 from splattalk.errors import SplattalkError
@@ -43,43 +42,25 @@ class FinetuneReal:
     """New read-out share of the mouth (None: the model's)."""
     seed: int = 0
     """Seed of the frame order and the dropout."""
-    align_max_lag: int = 0
-    """Before learning, shift each clip's tracked motion by its audio/video offset: the lag (within ±this many
-    frames) at which the starting model's mouth gap best follows the tracked one (0: no shift). Some clips'
-    audio is several frames off their video; learning from them unshifted teaches the read-out that delay."""
-
-
-def av_offset(model, audio: np.ndarray, tracks: dict, max_lag: int) -> int:
-    """Frames by which ``model``'s mouth gap on ``audio`` leads the tracked one (best lagged Pearson r)."""
-    from splattalk.head.default import load_default_head
-    from splattalk.head.mouth import mouth_gap
-    from splattalk.talk.inference import generate
-    from splattalk.talk.metrics import lagged_pearson
-
-    head, E = load_default_head(), len(tracks["expr"][0])
-    identity = {"shape": tracks["shape"], "static_offset": tracks["static_offset"]}
-    motion = generate(model, audio)
-    T = min(len(motion), len(tracks["expr"]))
-    truth = mouth_gap(head, tracks["expr"][:T], tracks["jaw"][:T], **identity)
-    pred = mouth_gap(head, motion[:T, :E], motion[:T, E + 3 : E + 6], **identity)
-    return lagged_pearson(pred, truth, max_lag)[1]
-
-
-def shifted(motion: np.ndarray, lag: int) -> np.ndarray:
-    """``motion: [T, D]`` with ``out[t + lag] = motion[t]`` (edges held)."""
-    return motion[np.clip(np.arange(len(motion)) - lag, 0, len(motion) - 1)]
+    align: bool = False
+    """Before learning, take each clip's audio/video offset out of its pairs (found from its loudness alone,
+    ``splattalk.adapt.sync_offset``, as ``splattalk adapt`` does). Some clips' sound is several frames off their
+    picture; learning from them unshifted teaches the read-out that delay."""
 
 
 def main(cfg: FinetuneReal) -> None:
     import torch
 
+    from splattalk.adapt import sync_offset
+    from splattalk.head.default import load_default_head
     from splattalk.models import resolve_model
     from splattalk.talk.audio import load_audio
     from splattalk.talk.checkpoint import save_talk_checkpoint
+    from splattalk.talk.metrics import shifted
     from splattalk.talk.training.readout_finetune import finetune_readout, tracked_motion
 
     torch.set_num_threads(1)
-    model = resolve_model(cfg.checkpoint)
+    model, head = resolve_model(cfg.checkpoint), load_default_head()
     clips = []
     for name in cfg.train_clips:
         path = cfg.runs_dir / Path(name).stem / "tracking" / "tracks.npz"
@@ -93,8 +74,8 @@ def main(cfg: FinetuneReal) -> None:
                 f"{name} was tracked with {tracks['head_model']!s}; the talk model speaks {model.cfg.head_model}"
             )
         audio, motion = load_audio(cfg.real / name, max_bytes=None), tracked_motion(tracks)
-        if cfg.align_max_lag:
-            lag = av_offset(model, audio, tracks, cfg.align_max_lag)
+        if cfg.align:
+            lag = sync_offset(head, audio, tracks, min(len(motion), len(audio) // 640))
             motion = shifted(motion, -lag)
             print(f"{name}: audio/video offset {lag:+d} frames")
         clips.append((audio, motion))

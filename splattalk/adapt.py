@@ -6,6 +6,13 @@ jaw. The mouth read-out (phone posteriors → mouth, ``talk/readout.py``) contin
 inner-lip gap (``head/mouth.py``, best lag within ±2 frames) of the model against the tracked mouth on the
 held-out seconds, before and after (the model hears only the held-out part's audio).
 
+Audio/video sync: some videos carry their sound a few frames off the picture (the Obama addresses of
+../shared/real: 2–6 frames, 80–240 ms). Learned as is, the read-out would learn that delay along with the mouth,
+and every avatar it drives from new speech would move its lips off the words. So the video's offset is found from
+its loudness alone (:func:`splattalk.talk.metrics.av_offset` on the part adapt learns from) and, beyond the lips'
+own lead on the sound (:data:`NATURAL_LEAD` frames), taken out of the training pairs; the held-out r, before and
+after, is then searched around the same offset (the held-out video carries it too).
+
 Written to ``RUN/talk/``: ``readout_adapted.safetensors`` (the read-out's weights; metadata: the base
 model's SHA-256 and the figures) and ``adapt.json``; while training, ``adapt_state.pt`` after every epoch,
 so a killed run resumes where it stopped. :func:`adapted_model` applies the result to the base model.
@@ -34,7 +41,7 @@ from splattalk.run import RunLayout, Tracks
 from splattalk.talk.audio import load_audio
 from splattalk.talk.corpus.pitch import speech_features
 from splattalk.talk.inference import generate
-from splattalk.talk.metrics import lagged_pearson
+from splattalk.talk.metrics import av_offset, lagged_pearson, loudness_envelope, shifted
 from splattalk.talk.training.readout_finetune import finetune_readout, tracked_motion
 
 MIN_VOICED_FRACTION = 0.1
@@ -42,6 +49,9 @@ MIN_VOICED_FRACTION = 0.1
 ../shared/real: 0.22–0.56; noise: 0)."""
 MIN_LEVEL_DBFS = -55.0
 """Quieter than this (RMS over the whole video, dB full scale) counts as silence (the real clips: −32 to −19)."""
+NATURAL_LEAD = 1
+"""Frames of audio/video offset that speech itself shows (the lips part a little before the sound: 0 to −1 frame
+on the lab-synchronised clips of ../shared/real): offsets this small are left in the training pairs."""
 
 
 def _load_tracks(run: Path) -> dict:
@@ -75,15 +85,29 @@ def _speech(cmd: AdaptCommand):
     return audio if np.mean(speech_features(audio).voiced) >= MIN_VOICED_FRACTION else None
 
 
-def mouth_r(model, head, audio, tracks: dict, frames: slice) -> float:
-    """Lagged Pearson r (±2 frames) of ``model``'s inner-lip gap on the audio of ``frames`` vs the tracked gap."""
+def tracked_gap(head, tracks: dict, frames: slice) -> np.ndarray:
+    """The tracked inner-lip gap ``[T]`` of ``frames`` (``head.mouth.mouth_gap``, the person's identity)."""
+    identity = {"shape": tracks["shape"], "static_offset": tracks["static_offset"]}
+    return mouth_gap(head, tracks["expr"][frames], tracks["jaw"][frames], **identity)
+
+
+def mouth_r(model, head, audio, tracks: dict, frames: slice, centre: int = 0) -> float:
+    """Lagged Pearson r (±2 frames around ``centre``) of ``model``'s inner-lip gap on the audio of ``frames`` vs
+    the tracked gap."""
     E = head.num_expr
     identity = {"shape": tracks["shape"], "static_offset": tracks["static_offset"]}
-    truth = mouth_gap(head, tracks["expr"][frames], tracks["jaw"][frames], **identity)
+    truth = tracked_gap(head, tracks, frames)
     motion = generate(model, audio[frames.start * 640 : frames.stop * 640])
     n = min(len(truth), len(motion))
     pred = mouth_gap(head, motion[:n, :E], motion[:n, E + 3 : E + 6], **identity)
-    return lagged_pearson(pred, truth[:n], 2)[0]
+    return lagged_pearson(pred, truth[:n], 2, centre=centre)[0]
+
+
+def sync_offset(head, audio: np.ndarray, tracks: dict, frames: int) -> int:
+    """The video's audio/video offset in frames over its first ``frames`` (as ``talk.metrics.av_offset`` reports
+    it: negative when the mouth moves before its sound), 0 when within :data:`NATURAL_LEAD`."""
+    offset, _ = av_offset(loudness_envelope(audio, frames), tracked_gap(head, tracks, slice(0, frames)))
+    return offset if abs(offset) > NATURAL_LEAD else 0
 
 
 def run(cmd: AdaptCommand) -> int:
@@ -119,6 +143,14 @@ def run(cmd: AdaptCommand) -> int:
     cut = round((1.0 - cmd.holdout) * T)
     if cut < 50:
         raise SplattalkError(f"only {cut / 25:.1f} s of speech to learn from in {cmd.run}: adapt needs at least 2 s")
+    head = load_default_head()
+    offset = sync_offset(head, audio, tracks, cut)
+    if offset:
+        print(
+            f"splattalk adapt: the sound of {cmd.run}'s video is {abs(offset) * 40} ms "
+            f"{'behind' if offset < 0 else 'ahead of'} its picture; learning from the re-synchronised pairs"
+        )
+        motion = shifted(motion, -offset)  # motion[t] now the mouth that goes with the sound at t
     tuned, summary = finetune_readout(
         model, [(audio[: cut * 640], motion[:cut])], cmd.epochs, cmd.lr, seed=cmd.seed, state_path=out["state"]
     )
@@ -127,12 +159,12 @@ def run(cmd: AdaptCommand) -> int:
         "training": summary,
         "frames_trained": cut,
         "frames_held_out": T - cut,
+        "av_offset_frames": offset,
     }
     if T - cut >= 25:
-        head = load_default_head()
         held = slice(cut, T)
-        report["heldout_r_before"] = mouth_r(model, head, audio, tracks, held)
-        report["heldout_r_after"] = mouth_r(tuned, head, audio, tracks, held)
+        report["heldout_r_before"] = mouth_r(model, head, audio, tracks, held, offset)
+        report["heldout_r_after"] = mouth_r(tuned, head, audio, tracks, held, offset)
     base = base_checkpoint(cmd.checkpoint)
     meta = {"format": FORMAT_TAG, "base_sha256": file_sha256(base), "report": json.dumps(report)}
     tensors = {k: v.detach().contiguous() for k, v in tuned.readout.state_dict().items()}

@@ -61,3 +61,40 @@ def test_adapt_refuses_another_head_model(tmp_path):
     folder = _run(tmp_path, data_path("speech", "sample_en_1.wav"), head_model="flame2023")
     with pytest.raises(SplattalkError, match="head model"):
         run(AdaptCommand(folder, epochs=1))
+
+
+def test_adapt_takes_the_videos_audio_offset_out_of_what_it_learns(tmp_path, monkeypatch, capsys):
+    """A video whose sound comes 5 frames (200 ms) after its mouth: the offset is found from the loudness, the
+    pairs adapt learns from are back in sync, and the held-out r is searched around the offset."""
+    import splattalk.adapt as adapt
+    from splattalk.talk.metrics import loudness_envelope, pearson, shifted
+
+    wav = data_path("speech", "sample_en_1.wav")
+    audio = load_audio(wav)
+    T = len(audio) // 640
+    loud = loudness_envelope(audio, T)
+    loud = (loud / loud.max()).astype(np.float32)
+    late = shifted(loud, -5)  # mouth[t] = loudness[t + 5]: the mouth moves 5 frames before its sound
+    folder = tmp_path / "run"
+    expr = np.zeros((T, 26), np.float32)
+    expr[:, 0] = late
+    jaw = np.zeros((T, 3), np.float32)
+    jaw[:, 0] = 0.2 * late
+    save_tracked_run(folder, expr, jaw, static_offset=np.zeros((4666, 3), np.float32))
+    (folder / "tracking" / "config.json").write_text(json.dumps({"video": str(wav)}))
+    learned = []
+    real_finetune = adapt.finetune_readout
+    monkeypatch.setattr(
+        adapt,
+        "finetune_readout",
+        lambda model, clips, *a, **k: (learned.extend(clips), real_finetune(model, clips, *a, **k))[1],
+    )
+    assert run(AdaptCommand(folder, epochs=1)) == 0
+    assert "200 ms behind its picture" in capsys.readouterr().out
+    report = json.loads(paths(folder)["report"].read_text())
+    assert report["av_offset_frames"] == -5
+    ((clip_audio, motion),) = learned
+    n = len(motion)
+    jaw_learned = motion[:, -3]  # tracked_motion's layout: expression, head rotation, jaw
+    assert pearson(jaw_learned, loud[:n]) > 0.99  # back in sync with the sound
+    assert pearson(late[:n], loud[:n]) < 0.9  # as tracked it was not
