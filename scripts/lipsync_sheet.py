@@ -7,7 +7,8 @@ RUN is a fitted run of a real talking-head clip (``splattalk track`` + ``splatta
 model exactly as ``splattalk export RUN`` would: the run's adapted mouth read-out when ``splattalk adapt RUN`` made
 one, the style from the run's own tracked motion. The avatar is posed with the model's expression + jaw and the
 tracked head pose and camera of each frame, so real and rendered tiles show the same view; tiles are cut around
-the mouth from the tracked landmarks.
+the mouth from the tracked landmarks. A video whose sound is off its picture (``splattalk.adapt.sync_offset``) has ours
+moved by that offset to the picture's time (our mouth follows the sound).
 
 Row 1: the real frames; row 2: our avatar at the same instants. Below: the inner-lip gap over time
 (``head.mouth.mouth_gap``, over the eye-corner span; the benchmark's measure) of the tracked truth and of ours,
@@ -70,6 +71,7 @@ def main(cfg: SheetConfig) -> None:
     import torch
     from PIL import Image
 
+    from splattalk.adapt import sync_offset
     from splattalk.avatar.io import load_avatar
     from splattalk.avatar.sequence import render_frames
     from splattalk.head.default import load_default_head
@@ -80,6 +82,7 @@ def main(cfg: SheetConfig) -> None:
     from splattalk.talk.audio import load_audio
     from splattalk.talk.corpus.tracks import tracked_video
     from splattalk.talk.inference import generate
+    from splattalk.talk.metrics import shifted
 
     torch.set_num_threads(1)
     layout = RunLayout(cfg.run)
@@ -95,6 +98,9 @@ def main(cfg: SheetConfig) -> None:
     T = min(len(tracks), len(motion))
 
     head = load_default_head()
+    # a video whose sound is off its picture: ours follows the sound, so it is moved to the picture's time
+    offset = sync_offset(head, audio, arrays, T)
+    motion = shifted(motion, offset)
     identity = {"shape": arrays["shape"], "static_offset": arrays.get("static_offset")}
     truth = mouth_gap(head, arrays["expr"][:T], arrays["jaw"][:T], **identity)
     ours = mouth_gap(head, motion[:T, :E], motion[:T, E + 3 : E + 6], **identity)
@@ -141,7 +147,8 @@ def main(cfg: SheetConfig) -> None:
     t = np.arange(T) / 25
     ax.axvspan(t[first], t[T - 1], color="0.93", label="held out by adapt")
     ax.plot(t, truth, color="black", lw=1.0, label="real (tracked)")
-    ax.plot(t, ours, color="tab:red", lw=1.0, label="ours")
+    moved = f" (moved {abs(offset) * 40} ms: the video's sound is off its picture)" if offset else ""
+    ax.plot(t, ours, color="tab:red", lw=1.0, label="ours" + moved)
     ax.axhline(closed, color="tab:blue", lw=0.8, ls="--", label="lips together below")
     for i in instants:
         ax.axvline(i / 25, color="0.5", lw=0.6, ls=":")
@@ -149,13 +156,14 @@ def main(cfg: SheetConfig) -> None:
     ax.set_xlabel("seconds", fontsize=8)
     ax.set_ylabel("inner-lip gap / eye span", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, ncol=4, loc="upper right")
+    ax.legend(fontsize=7, ncol=2 if offset else 4, loc="upper right")
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(cfg.out, bbox_inches="tight")
     agree = (ours[truth < closed] < closed).mean() if (truth < closed).any() else float("nan")
     r = float(np.corrcoef(truth[first:T], ours[first:T])[0, 1])
     print(
-        f"wrote {cfg.out}: instants {instants.tolist()}; held-out r {r:.2f} (no lag search); lips together: real "
+        f"wrote {cfg.out}: instants {instants.tolist()}; audio/video offset {offset:+d} frames (ours moved by it); "
+        f"held-out r {r:.2f} (no further lag search); lips together: real "
         f"{(truth < closed).mean():.2f}, ours {(ours < closed).mean():.2f} of frames, agreement {agree:.2f}"
     )
 
