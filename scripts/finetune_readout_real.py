@@ -51,7 +51,7 @@ class FinetuneReal:
 def main(cfg: FinetuneReal) -> None:
     import torch
 
-    from splattalk.adapt import sync_offset
+    from splattalk.adapt import sync_offset, tracked_gap
     from splattalk.head.default import load_default_head
     from splattalk.models import resolve_model
     from splattalk.talk.audio import load_audio
@@ -75,7 +75,7 @@ def main(cfg: FinetuneReal) -> None:
             )
         audio, motion = load_audio(cfg.real / name, max_bytes=None), tracked_motion(tracks)
         if cfg.align:
-            lag = sync_offset(head, audio, tracks, min(len(motion), len(audio) // 640))
+            lag = sync_offset(audio, tracked_gap(head, tracks, slice(0, min(len(motion), len(audio) // 640))))
             motion = shifted(motion, -lag)
             print(f"{name}: audio/video offset {lag:+d} frames")
         clips.append((audio, motion))

@@ -98,11 +98,11 @@ def main(cfg: SheetConfig) -> None:
     T = min(len(tracks), len(motion))
 
     head = load_default_head()
-    # a video whose sound is off its picture: ours follows the sound, so it is moved to the picture's time
-    offset = sync_offset(head, audio, arrays, T)
-    motion = shifted(motion, offset)
     identity = {"shape": arrays["shape"], "static_offset": arrays.get("static_offset")}
     truth = mouth_gap(head, arrays["expr"][:T], arrays["jaw"][:T], **identity)
+    # a video whose sound is off its picture: ours follows the sound, so it is moved to the picture's time
+    offset = sync_offset(audio, truth)
+    motion = shifted(motion, offset)
     ours = mouth_gap(head, motion[:T, :E], motion[:T, E + 3 : E + 6], **identity)
     neutral = float(mouth_gap(head, np.zeros((1, E)), np.zeros((1, 3)), **identity)[0])
     closed = neutral + cfg.closed_margin

@@ -103,10 +103,11 @@ def mouth_r(model, head, audio, tracks: dict, frames: slice, centre: int = 0) ->
     return lagged_pearson(pred, truth[:n], 2, centre=centre)[0]
 
 
-def sync_offset(head, audio: np.ndarray, tracks: dict, frames: int) -> int:
-    """The video's audio/video offset in frames over its first ``frames`` (as ``talk.metrics.av_offset`` reports
-    it: negative when the mouth moves before its sound), 0 when within :data:`NATURAL_LEAD`."""
-    offset, _ = av_offset(loudness_envelope(audio, frames), tracked_gap(head, tracks, slice(0, frames)))
+def sync_offset(audio: np.ndarray, gap: np.ndarray) -> int:
+    """The video's audio/video offset in frames, from ``audio`` and the tracked inner-lip gap ``gap: [T]`` of its
+    first T frames (as ``talk.metrics.av_offset`` reports it: negative when the mouth moves before its sound),
+    0 when within :data:`NATURAL_LEAD`."""
+    offset, _ = av_offset(loudness_envelope(audio, len(gap)), gap)
     return offset if abs(offset) > NATURAL_LEAD else 0
 
 
@@ -144,7 +145,7 @@ def run(cmd: AdaptCommand) -> int:
     if cut < 50:
         raise SplattalkError(f"only {cut / 25:.1f} s of speech to learn from in {cmd.run}: adapt needs at least 2 s")
     head = load_default_head()
-    offset = sync_offset(head, audio, tracks, cut)
+    offset = sync_offset(audio, tracked_gap(head, tracks, slice(0, cut)))
     if offset:
         print(
             f"splattalk adapt: the sound of {cmd.run}'s video is {abs(offset) * 40} ms "
