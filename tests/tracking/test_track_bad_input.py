@@ -166,17 +166,21 @@ def test_cut_short_file_without_its_index_is_a_clear_error(tmp_path):
 
 
 def test_damaged_packets_are_skipped_not_fatal(tmp_path):
+    import av
+
     whole = _noise_video(tmp_path / "whole.mp4", 2.0, faststart=True)
     data = bytearray(whole.read_bytes())
-    start = data.index(b"mdat") + 8
-    rng = np.random.default_rng(5)
-    for i in rng.integers(start + (len(data) - start) // 4, len(data), 400):
-        data[i] = int(rng.integers(0, 256))
+    with av.open(str(whole)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size]
+    # Every 8th packet of the second half gets a NAL length past its end: undecodable, whatever the decoder's
+    # threading (random bytes in the slice data were often concealed without an error, so the test was flaky).
+    for pos, _ in packets[len(packets) // 2 :: 8]:
+        data[pos : pos + 4] = b"\xff\xff\xff\xff"
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
     warnings: list[str] = []
     count = sum(1 for _ in iter_frames(open_source(damaged), 25, warnings=warnings))
-    assert count > 40  # the old decoder stopped at the first bad packet, before a quarter of the clip
+    assert count > 40  # the old decoder stopped at the first bad packet, halfway through the clip
     assert any("damaged" in w and "could not be decoded" in w for w in warnings), warnings
 
 
