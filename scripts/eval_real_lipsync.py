@@ -110,8 +110,9 @@ class RealLipsyncConfig:
     """Only these clip files (default: every clip of :data:`CLIPS` found)."""
     out: Path = Path("runs/eval_real_lipsync")
     """Where the per-clip table (results.json) goes."""
-    close_in_pauses: bool = False
-    """Close the model's lips in the audio's pauses (talk/training/closure.py) before measuring."""
+    pause_closure: bool | None = None
+    """Close the model's lips in the audio's pauses (talk/pauses.py); None: the model's setting (the built-in
+    model: on)."""
     max_lag: int = MAX_LAG
     """Frames of audio/video offset the correlation search allows (the issue's figures: 2)."""
     threads: int = 1
@@ -176,7 +177,7 @@ def evaluate_clip(
     tracks: dict,
     model,
     head,
-    close_in_pauses: bool = False,
+    pause_closure: bool | None = None,
     max_lag: int = MAX_LAG,
     style: np.ndarray | None = None,
     jaw_offset: float = 0.0,
@@ -204,13 +205,7 @@ def evaluate_clip(
     truth = mouth_gap(head, tracks["expr"], tracks["jaw"], **identity)
     truth[~tracks["valid"].astype(bool)] = np.nan
     audio = load_audio(clip, max_bytes=None)
-    motion = generate(model, audio, style=style)
-    if close_in_pauses:
-        from splattalk.talk.training.closure import close_in_pauses as gate
-
-        E3 = head.num_expr + 3
-        motion = gate(motion, audio, model.cfg.readout_channels or range(E3, E3 + 3))
-    motion = np.array(motion, np.float32)
+    motion = np.array(generate(model, audio, style=style, pause_closure=pause_closure), np.float32)
     motion[:, head.num_expr + 3] += jaw_offset
     T = min(len(truth), len(motion))
     truth = truth[:T]
@@ -274,7 +269,7 @@ def main(cfg: RealLipsyncConfig) -> list[dict]:
             track(folder / name, run),
             model,
             head,
-            cfg.close_in_pauses,
+            cfg.pause_closure,
             cfg.max_lag,
             run_style(run, model, log=lambda *a, **k: None) if cfg.run_style else None,
             cfg.jaw_offset,

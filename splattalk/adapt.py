@@ -39,9 +39,9 @@ from splattalk.head.mouth import mouth_gap
 from splattalk.models import FORMAT_TAG, base_checkpoint, paths, resolve_model
 from splattalk.run import RunLayout, Tracks
 from splattalk.talk.audio import load_audio
-from splattalk.talk.corpus.pitch import speech_features
 from splattalk.talk.inference import generate
 from splattalk.talk.metrics import av_offset, lagged_pearson, loudness_envelope, shifted
+from splattalk.talk.pitch import speech_features
 from splattalk.talk.training.readout_finetune import finetune_readout, tracked_motion
 
 MIN_VOICED_FRACTION = 0.1

@@ -133,6 +133,17 @@ class TalkConfig:
     """Width of the read-out's hidden layer."""
     readout_weight: float = 0.0
     """Share of the read-out in those columns; the generator's decoding gives the rest (0 = generator only)."""
+    pause_closure: bool = True
+    """Close the lips in the audio's pauses (``talk/pauses.py``): the ``closure_channels`` are gated to rest in
+    frames away from voice activity. Our models learned closure from synthetic pauses and seldom close on real
+    recordings; off reproduces ARTalk's decoding."""
+    closure_channels: tuple[int, ...] = (0, 11, 12, 29)
+    """The motion columns that part the lips, gated by ``pause_closure``: for the default head mouth_open,
+    upper_lip_raise, lower_lip_depress and the jaw's opening (its expression order; ``talk`` does not import
+    ``head``, a test checks the names). The mouth's shape (smile, pucker…) is left as the model made it."""
+    closure_rest: tuple[float, ...] = (0.0, 0.0, 0.0, 0.012)
+    """Where each of ``closure_channels`` rests in a pause: the lips together, the jaw a hair open (the corpus'
+    silence target, ``talk/corpus/visemes.py``: 0.012 rad; the default head's lips meet there)."""
     jaw_open_only: bool = True
     """Zero the jaw's 2nd/3rd axis-angle components after generation, as ARTalk does."""
     smooth_window: int = 5
@@ -177,7 +188,7 @@ class TalkConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown talk config fields {unknown}")
-        for key in ("scales", "expected_channels", "readout_channels"):
+        for key in ("scales", "expected_channels", "readout_channels", "closure_channels", "closure_rest"):
             if key in data:
                 data[key] = tuple(data[key])
         return TalkConfig(**data)
@@ -199,6 +210,9 @@ OFFICIAL = TalkConfig(
     audio_encoder="wav2vec2",
     audio_dim=1024,
     audio_context_frames=0,
+    pause_closure=False,
+    closure_channels=(103,),  # FLAME: the jaw's opening (its expression coefficients have no names)
+    closure_rest=(0.0,),
 )
 SMALL = TalkConfig()
 TINY = TalkConfig(

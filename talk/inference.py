@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from splattalk.talk.config import SAMPLES_PER_FRAME, TalkConfig
 from splattalk.talk.generator import TalkModel
+from splattalk.talk.pauses import window_gate
 from splattalk.talk.smoothing import smooth_motion
 
 
@@ -47,6 +48,10 @@ class Session:
     """Decodings averaged for the mouth (``TalkConfig.mouth_samples``; 1 = none)."""
     readout_weight: float = 0.0
     """Share of the mouth read-out in the mouth (``TalkConfig.readout_weight``; 0 = generator only)."""
+    pause_closure: bool = False
+    """Gate the mouth to rest in the audio's pauses (``TalkConfig.pause_closure``)."""
+    speech_level_db: float = -math.inf
+    """Loudest speech level (dB) of the windows so far, for the pause gate."""
 
 
 def _device(model: TalkModel) -> torch.device:
@@ -66,10 +71,12 @@ def start_session(
     *,
     mouth_samples: int | None = None,
     readout_weight: float | None = None,
+    pause_closure: bool | None = None,
 ) -> Session:
     """State before the first window: the prefix is the encoding of a still (all-zero) motion window.
 
-    ``expected_codes`` / ``audio_cfg_scale`` / ``mouth_samples`` / ``readout_weight`` None take the model's config."""
+    ``expected_codes`` / ``audio_cfg_scale`` / ``mouth_samples`` / ``readout_weight`` / ``pause_closure`` None
+    take the model's config."""
     cfg, dev = model.cfg, _device(model)
     clip = None
     if style is not None:
@@ -86,6 +93,15 @@ def start_session(
     samples = cfg.mouth_samples if mouth_samples is None else int(mouth_samples)
     if samples < 1:
         raise ValueError(f"mouth_samples must be at least 1, got {samples}")
+    closing = cfg.pause_closure if pause_closure is None else bool(pause_closure)
+    if closing and (
+        not all(0 <= c < cfg.motion_dim for c in cfg.closure_channels)
+        or len(cfg.closure_rest) != len(cfg.closure_channels)
+    ):
+        raise ValueError(
+            f"closure_channels {cfg.closure_channels} must lie in the {cfg.motion_dim} motion columns, with one "
+            f"closure_rest each (got {cfg.closure_rest})"
+        )
     readout = cfg.readout_weight if readout_weight is None else float(readout_weight)
     if not 0.0 <= readout <= 1.0 or (readout > 0 and model.readout is None):
         raise ValueError(f"readout_weight must be in [0, 1] and needs a model with a mouth read-out, got {readout}")
@@ -100,6 +116,7 @@ def start_session(
         audio_scale,
         samples,
         readout,
+        closing,
     )
 
 
@@ -131,6 +148,15 @@ def step_window(model: TalkModel, session: Session, audio: torch.Tensor) -> torc
     session.prev_bits, _ = model.basic_vae.encode(motion)
     tokens = model.window_tokens(session.prev_bits, session.style)
     session.prefix_tokens = torch.cat([session.prefix_tokens[:, tokens.shape[1] :], tokens], dim=1)
+    if s.pause_closure:  # on what is shown only: the next window still continues from the generator's mouth
+        # Gated towards each channel's rest: rest + gate·(motion − rest), the gate 0 deep in a pause.
+        motion = motion.clone()
+        gate, s.speech_level_db = window_gate(
+            audio.cpu().numpy(), motion.shape[1], model.cfg.context_samples, s.speech_level_db
+        )
+        cols, rest = list(model.cfg.closure_channels), torch.tensor(model.cfg.closure_rest).to(motion)
+        g = torch.from_numpy(gate).to(motion)[:, None]
+        motion[0, :, cols] = rest + g * (motion[0, :, cols] - rest)
     return motion[0]
 
 
@@ -176,12 +202,14 @@ def generate(
     *,
     mouth_samples: int | None = None,
     readout_weight: float | None = None,
+    pause_closure: bool | None = None,
 ) -> np.ndarray:
     """Motion ``[T, D]`` float32 at 25 fps for ``audio: [S]`` float32 16 kHz mono; T = ⌈S / 640⌉.
 
     ``style``: a clip ``[style_frames, D]`` or None (the model's neutral style).
     ``temperature`` 0 is ARTalk's greedy decoding (``seed`` then does not matter).
-    ``expected_codes`` / ``audio_cfg_scale`` / ``mouth_samples`` / ``readout_weight`` None: the model's config.
+    ``expected_codes`` / ``audio_cfg_scale`` / ``mouth_samples`` / ``readout_weight`` / ``pause_closure`` None:
+    the model's config.
     """
     cfg = model.cfg
     audio = np.asarray(audio, np.float32).reshape(-1)
@@ -201,6 +229,7 @@ def generate(
         audio_cfg_scale,
         mouth_samples=mouth_samples,
         readout_weight=readout_weight,
+        pause_closure=pause_closure,
     )
     windows = range(n_windows)
     if progress and n_windows > 1:

@@ -52,6 +52,7 @@ class TalkStream:
         audio_cfg_scale: float | None = None,
         *,
         mouth_samples: int | None = None,
+        pause_closure: bool | None = None,
     ):
         self.model = model
         self.cfg = model.cfg
@@ -66,6 +67,7 @@ class TalkStream:
             expected_codes,
             audio_cfg_scale,
             mouth_samples=mouth_samples,
+            pause_closure=pause_closure,
         )
         self.smoother = StreamSmoother(self.cfg) if smooth else None
         # Pending audio, starting with the left context of the next window (zeros before the start).

@@ -14,10 +14,10 @@ from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 from splattalk.talk.config import FPS, SAMPLE_RATE, SIL
 from splattalk.talk.corpus.layout import EXPR, EXPR_NAMES, JAW, MOTION_DIM, ROTATION, n_frames
 from splattalk.talk.corpus.phones import Segmentation
-from splattalk.talk.corpus.pitch import RATE, SpeechFeatures, speech_features
 from splattalk.talk.corpus.prosody import blinks, face_expression, head_rotation, pitch_accents
 from splattalk.talk.corpus.styles import MotionStyle
 from splattalk.talk.corpus.visemes import articulate, rate_gain
+from splattalk.talk.pitch import RATE, SpeechFeatures, speech_features
 
 
 def frame_times(n: int) -> np.ndarray:

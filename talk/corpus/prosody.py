@@ -17,8 +17,8 @@ from scipy.signal import find_peaks
 
 from splattalk.talk.config import FPS
 from splattalk.talk.corpus.layout import EXPR_NAMES, N_EXPR
-from splattalk.talk.corpus.pitch import RATE, SpeechFeatures, voice_activity
 from splattalk.talk.corpus.styles import MotionStyle
+from splattalk.talk.pitch import RATE, SpeechFeatures, voice_activity
 
 _DEG = np.pi / 180.0
 

@@ -11,7 +11,7 @@ from scipy.ndimage import binary_dilation, gaussian_filter1d
 
 from splattalk.talk.config import FPS, SAMPLE_RATE
 from splattalk.talk.corpus.layout import EXPR_NAMES, JAW
-from splattalk.talk.corpus.pitch import RATE, speech_features, voice_activity
+from splattalk.talk.pauses import frame_activity
 
 CLOSED_JAW = 0.05
 """Jaw opening (rad) below which the mouth counts as closed (with lips not parted)."""
@@ -26,14 +26,6 @@ def frame_envelope(audio: np.ndarray, n_frames: int) -> np.ndarray:
     m = min(len(audio), len(x))
     x[:m] = audio[:m]
     return np.sqrt((x.reshape(n_frames, hop) ** 2).mean(1))
-
-
-def frame_activity(audio: np.ndarray, n_frames: int) -> np.ndarray:
-    """[T] bool voice activity per motion frame (energy/voicing VAD, see ``pitch.voice_activity``)."""
-    act = voice_activity(speech_features(audio))
-    t = (np.arange(n_frames) + 0.5) / FPS
-    idx = np.clip((t * RATE).astype(int), 0, len(act) - 1)
-    return act[idx]
 
 
 def pause_frames(audio: np.ndarray, n_frames: int, margin: float = 0.15) -> np.ndarray:

@@ -161,7 +161,7 @@ def test_flite_voices_give_timed_phones():
 
 
 def test_yin_finds_the_pitch_of_a_tone():
-    from splattalk.talk.corpus.pitch import yin
+    from splattalk.talk.pitch import yin
 
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     for f in (90.0, 180.0, 320.0):

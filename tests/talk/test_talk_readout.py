@@ -67,10 +67,11 @@ def test_readout_learns_and_generate_blends_it(posterior_model, tmp_path):
     )
 
     audio, motion = clips[3]
-    alone = generate(fitted, audio, smooth=False, readout_weight=0.0)
-    reads = generate(fitted, audio, smooth=False, readout_weight=1.0)
-    half = generate(fitted, audio, smooth=False)  # the model's weight: 0.5
-    assert np.allclose(alone, generate(model, audio, smooth=False), atol=1e-5)  # weight 0: the generator as before
+    raw = {"smooth": False, "pause_closure": False}  # the blend itself, not the pause gate after it
+    alone = generate(fitted, audio, readout_weight=0.0, **raw)
+    reads = generate(fitted, audio, readout_weight=1.0, **raw)
+    half = generate(fitted, audio, **raw)  # the model's weight: 0.5
+    assert np.allclose(alone, generate(model, audio, **raw), atol=1e-5)  # weight 0: the generator as before
     with torch.no_grad():
         predicted = (
             fitted.readout(window_features(fitted, audio, len(motion)))
