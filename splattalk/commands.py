@@ -164,6 +164,8 @@ class TalkCommand:
     readout_weight: float | None = None
     """Share of the mouth read-out in the mouth (models that have one); default: the model's;
     0 = the generator alone."""
+    pause_closure: bool | None = None
+    """Rest the lips together in the audio's pauses; default: the model's (built-in: on; official: off, as ARTalk)."""
     smooth: bool = True
     """Savitzky–Golay post-smoothing as ARTalk."""
     threads: int | None = None

@@ -59,6 +59,7 @@ def run(cmd: TalkCommand) -> int:
         audio_cfg_scale=cmd.audio_cfg_scale,
         mouth_samples=cmd.mouth_samples,
         readout_weight=cmd.readout_weight,
+        pause_closure=cmd.pause_closure,
     )
     elapsed = time.perf_counter() - start
     config = {"command": dataclasses.asdict(cmd), "model": dataclasses.asdict(cfg)}

@@ -128,3 +128,24 @@ def test_style_clip_files(tmp_path):
     torch.save({"motion": torch.zeros(50, 32)}, pickled)
     with pytest.raises(SplattalkError, match="expected one tensor"):
         load_style_clip(pickled, 32)
+
+
+def test_pause_closure_option(tmp_path, capsys):
+    """The model's pause gate by default; ``--pause-closure False`` leaves the pause's lips as the model made them."""
+    speech = tmp_path / "pause.wav"
+    sf.write(speech, np.concatenate([speechlike(3.0), np.zeros(24000, np.float32), speechlike(3.0, seed=1)]), 16000)
+    model_path = tmp_path / "tiny.safetensors"
+    ckpt.save_talk_checkpoint(random_model(TINY), model_path)
+    shut, free = tmp_path / "shut.npz", tmp_path / "free.npz"
+    assert _run([speech, "--out", shut, "--checkpoint", model_path, "--no-smooth"], capsys)[0] == 0
+    assert (
+        _run([speech, "--out", free, "--checkpoint", model_path, "--no-smooth", "--pause-closure", "False"], capsys)[0]
+        == 0
+    )
+    cols = list(TINY.closure_channels)
+    with np.load(shut) as a, np.load(free) as b:
+        pause = slice(80, 105)  # 3.2–4.2 s, inside the 3.0–4.5 s pause
+        assert np.abs(a["motion"][pause][:, cols] - np.array(TINY.closure_rest)).max() < 1e-3
+        assert np.abs(b["motion"][pause][:, cols] - np.array(TINY.closure_rest)).max() > 1e-2
+        others = [c for c in range(TINY.motion_dim) if c not in cols]
+        np.testing.assert_array_equal(a["motion"][:, others], b["motion"][:, others])
