@@ -2,9 +2,9 @@
 
 On real recordings the built-in model seldom closes its lips (docs/talk.md, "Real speech"): room noise and
 codecs keep its phone posteriors away from silence, and it learned closure from synthetic pauses. The gate
-scales the mouth and jaw channels towards zero in the motion frames that lie at least ``margin`` seconds
-from any voice activity (``pitch.voice_activity``: loud relative to the speech level, or voiced), with a
-short Gaussian ramp so the lips do not snap shut.
+brings the columns that part the lips (``TalkConfig.closure_channels``) to their rest (``closure_rest``) in
+the motion frames that lie at least ``margin`` seconds from any voice activity (``pitch.voice_activity``: loud
+relative to the speech level, or voiced), with a short Gaussian ramp so the lips do not snap shut.
 
 :func:`window_gate` works on one generation window (its audio, left context included), with the speech
 level carried from window to window, so ``inference.generate`` and ``stream.TalkStream`` — which run the
@@ -17,7 +17,7 @@ import numpy as np
 from scipy.ndimage import binary_dilation, gaussian_filter1d
 
 from splattalk.talk.config import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
-from splattalk.talk.pitch import RATE, energy_db, speech_features, speech_level, voice_activity
+from splattalk.talk.pitch import RATE, speech_features, voice_activity
 
 MARGIN = 0.05
 """Seconds a frame must lie from voice activity to count as a pause."""
@@ -25,12 +25,18 @@ RAMP_FRAMES = 1.0
 """Standard deviation (frames) of the Gaussian that softens the gate's edges."""
 
 
-def frame_activity(audio: np.ndarray, n_frames: int, first_sample: int = 0, level_db: float | None = None):
-    """[n_frames] bool voice activity of 25 fps motion frames whose first one starts at sample ``first_sample``
-    of ``audio: [S]`` (16 kHz); ``level_db`` None: the speech level is estimated from ``audio``."""
-    act = voice_activity(speech_features(audio, speech_level_db=level_db))
+def frame_activity(audio: np.ndarray, n_frames: int) -> np.ndarray:
+    """[n_frames] bool voice activity of the 25 fps motion frames of ``audio: [S]`` (16 kHz)."""
+    return _activity(audio, n_frames, 0, -np.inf)[0]
+
+
+def _activity(audio: np.ndarray, n_frames: int, first_sample: int, level_floor: float) -> tuple[np.ndarray, float]:
+    """Voice activity of ``n_frames`` motion frames whose first starts at sample ``first_sample``, and the speech
+    level (dB) it was judged against (``pitch.speech_features``)."""
+    feat = speech_features(audio, level_floor=level_floor)
+    act = voice_activity(feat)
     t = (first_sample + (np.arange(n_frames) + 0.5) * SAMPLES_PER_FRAME) / SAMPLE_RATE
-    return act[np.clip((t * RATE).astype(int), 0, len(act) - 1)]
+    return act[np.clip((t * RATE).astype(int), 0, len(act) - 1)], feat.speech_level_db
 
 
 def gate_from_activity(active: np.ndarray, margin: float = MARGIN, ramp_frames: float = RAMP_FRAMES) -> np.ndarray:
@@ -47,5 +53,5 @@ def window_gate(audio: np.ndarray, n_frames: int, first_sample: int, level_db: f
     ``audio``: the window's samples (left context first), ``first_sample``: where its first motion frame
     starts, ``level_db``: the loudest speech level of the windows before (−inf at the start). A window of
     room noise alone then does not take its own noise for speech."""
-    level = max(level_db, speech_level(energy_db(audio)))
-    return gate_from_activity(frame_activity(audio, n_frames, first_sample, level)), level
+    active, level = _activity(audio, n_frames, first_sample, level_db)
+    return gate_from_activity(active), level

@@ -101,21 +101,15 @@ def yin(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, threshold: float = 0.
     return f0, mid
 
 
-def speech_level(level_db: np.ndarray) -> float:
-    """Typical speech level (dB) of frame levels ``level_db: [N]``: the median of those within 40 dB of the loudest."""
-    loud = level_db[level_db > level_db.max() - 40.0] if len(level_db) else level_db
-    return float(np.median(loud)) if len(loud) else -100.0
-
-
-def speech_features(
-    audio: np.ndarray, sample_rate: int = SAMPLE_RATE, speech_level_db: float | None = None
-) -> SpeechFeatures:
-    """Loudness, F0 and voicing of ``audio: [S]``; ``speech_level_db`` None: estimated from this audio."""
+def speech_features(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, level_floor: float = -np.inf) -> SpeechFeatures:
+    """Loudness, F0 and voicing of ``audio: [S]``; the speech level is this audio's, or ``level_floor`` dB if that
+    is higher (a stream carries the level of its louder past, so a stretch of room noise is not taken for speech)."""
     level = energy_db(audio, sample_rate)
     f0, aperiodicity = yin(audio, sample_rate)
     n = min(len(level), len(f0))
     level, f0, aperiodicity = level[:n], f0[:n], aperiodicity[:n]
-    typical = speech_level(level) if speech_level_db is None else float(speech_level_db)
+    loud = level[level > level.max() - 40.0] if n else level
+    typical = max(float(np.median(loud)) if len(loud) else -100.0, level_floor)
     voiced = (aperiodicity < 0.3) & (level > typical - 25.0) & (f0 >= F0_MIN) & (f0 <= F0_MAX)
     voiced = median_filter(voiced.astype(np.uint8), size=5).astype(bool)
     f0 = np.where(voiced, median_filter(f0, size=5), 0.0)
