@@ -23,6 +23,9 @@ MARGIN = 0.05
 """Seconds a frame must lie from voice activity to count as a pause."""
 RAMP_FRAMES = 1.0
 """Standard deviation (frames) of the Gaussian that softens the gate's edges."""
+QUIETEST_SPEECH_DB = -50.0
+"""The speech level is taken to be at least this (dBFS): a window of digital silence or faint hiss at the start of
+a stream, with no louder past to compare with, is a pause, not speech at its own level."""
 
 
 def frame_activity(audio: np.ndarray, n_frames: int) -> np.ndarray:
@@ -53,5 +56,5 @@ def window_gate(audio: np.ndarray, n_frames: int, first_sample: int, level_db: f
     ``audio``: the window's samples (left context first), ``first_sample``: where its first motion frame
     starts, ``level_db``: the loudest speech level of the windows before (−inf at the start). A window of
     room noise alone then does not take its own noise for speech."""
-    active, level = _activity(audio, n_frames, first_sample, level_db)
+    active, level = _activity(audio, n_frames, first_sample, max(level_db, QUIETEST_SPEECH_DB))
     return gate_from_activity(active), level

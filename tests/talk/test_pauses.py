@@ -37,7 +37,10 @@ def test_a_window_of_room_noise_after_speech_stays_shut():
     carried, _ = window_gate(noise, 100, 0, level)
     alone, _ = window_gate(noise, 100, 0, -np.inf)
     assert carried.max() < 0.05
-    assert alone.mean() > 0.5
+    assert alone.mean() > 0.5  # −50 dBFS hiss alone could be quiet speech
+    silent, level = window_gate(np.zeros(16000 * 4, np.float32), 100, 0, -np.inf)
+    faint, _ = window_gate(noise * 0.03, 100, 0, -np.inf)  # ≈ −80 dBFS
+    assert silent.max() < 0.05 and faint.max() < 0.05 and level == -50.0
 
 
 def test_generate_and_stream_close_the_same_frames():
