@@ -42,11 +42,15 @@ def _activity(audio: np.ndarray, n_frames: int, first_sample: int, level_floor: 
     return act[np.clip((t * RATE).astype(int), 0, len(act) - 1)], feat.speech_level_db
 
 
+def near_speech(active: np.ndarray, margin: float) -> np.ndarray:
+    """[T] bool frames within ``margin`` seconds of voice activity ``active: [T]`` (the rest are pauses)."""
+    grow = int(round(margin * FPS))
+    return binary_dilation(active, structure=np.ones(2 * grow + 1)) if grow else active.copy()
+
+
 def gate_from_activity(active: np.ndarray, margin: float = MARGIN, ramp_frames: float = RAMP_FRAMES) -> np.ndarray:
     """[T] float gate in [0, 1]: 0 in frames ≥ ``margin`` s from activity, 1 near speech, edges ramped."""
-    grow = int(round(margin * FPS))
-    speech = binary_dilation(active, structure=np.ones(2 * grow + 1)) if grow else active.copy()
-    speech = speech.astype(np.float64)
+    speech = near_speech(active, margin).astype(np.float64)
     return gaussian_filter1d(speech, ramp_frames, mode="nearest") if ramp_frames > 0 else speech
 
 

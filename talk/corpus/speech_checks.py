@@ -7,11 +7,11 @@ training/eval can report the same numbers on real recordings.
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import binary_dilation, gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d
 
 from splattalk.talk.config import FPS, SAMPLE_RATE
 from splattalk.talk.corpus.layout import EXPR_NAMES, JAW
-from splattalk.talk.pauses import frame_activity
+from splattalk.talk.pauses import frame_activity, near_speech
 
 CLOSED_JAW = 0.05
 """Jaw opening (rad) below which the mouth counts as closed (with lips not parted)."""
@@ -30,9 +30,7 @@ def frame_envelope(audio: np.ndarray, n_frames: int) -> np.ndarray:
 
 def pause_frames(audio: np.ndarray, n_frames: int, margin: float = 0.15) -> np.ndarray:
     """[T] bool frames inside pauses, at least ``margin`` seconds from any speech."""
-    active = frame_activity(audio, n_frames)
-    grow = int(round(margin * FPS))
-    return ~binary_dilation(active, structure=np.ones(2 * grow + 1)) if grow else ~active
+    return ~near_speech(frame_activity(audio, n_frames), margin)
 
 
 def mouth_closed(motion: np.ndarray) -> np.ndarray:
